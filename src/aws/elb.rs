@@ -1,0 +1,694 @@
+//! The ELBv2 reader: every Describe call lbrecon makes, with pagination and batching done
+//! here, answers mapped into [`crate::live`] types.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2 as elbv2;
+use elbv2::types::{Action, Listener, LoadBalancer, Rule, RuleCondition, TargetGroup};
+use serde_json::{Map, Value, json};
+
+use super::{Api, AwsError};
+use crate::live::{LiveListener, LiveLoadBalancer, LiveRule, LiveTargetGroup};
+
+/// The largest page the Describe calls accept.
+pub const PAGE_SIZE: i32 = 400;
+/// The most resources one `DescribeTags` call accepts.
+pub const TAGS_PER_CALL: usize = 20;
+/// A guard against an API that keeps answering with a next page.
+const MAX_PAGES: usize = 100_000;
+
+const SERVICE: &str = "elasticloadbalancing";
+
+/// An ELBv2 client that answers in plain data.
+#[derive(Debug, Clone)]
+pub struct Elb {
+    client: elbv2::Client,
+    api: Api,
+}
+
+/// Follows `NextMarker` pages until there are none, refusing a marker that repeats.
+async fn paginate<T, F, Fut>(operation: &'static str, mut page: F) -> Result<Vec<T>, AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), AwsError>>,
+{
+    let mut items = Vec::new();
+    let mut marker: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let (mut batch, next) = page(marker.clone()).await?;
+        items.append(&mut batch);
+        match next.filter(|next| !next.is_empty()) {
+            None => return Ok(items),
+            Some(next) if Some(&next) == marker.as_ref() => {
+                return Err(AwsError::unexpected(
+                    SERVICE,
+                    operation,
+                    format!("the API answered the same page marker twice ({next})"),
+                ));
+            }
+            Some(next) => marker = Some(next),
+        }
+    }
+    Err(AwsError::unexpected(
+        SERVICE,
+        operation,
+        format!("more than {MAX_PAGES} pages"),
+    ))
+}
+
+impl Elb {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Elb {
+            client: elbv2::Client::new(config),
+            api: Api::new(SERVICE),
+        }
+    }
+
+    /// Every load balancer, all pages of `DescribeLoadBalancers`.
+    pub async fn load_balancers(&self) -> Result<Vec<LiveLoadBalancer>, AwsError> {
+        const OP: &str = "DescribeLoadBalancers";
+        paginate(OP, |marker| async move {
+            let out = self
+                .api
+                .call(
+                    OP,
+                    self.client
+                        .describe_load_balancers()
+                        .page_size(PAGE_SIZE)
+                        .set_marker(marker)
+                        .send(),
+                )
+                .await?;
+            let items = out
+                .load_balancers()
+                .iter()
+                .filter_map(load_balancer)
+                .collect();
+            Ok((items, out.next_marker().map(str::to_string)))
+        })
+        .await
+    }
+
+    /// Every target group, all pages of `DescribeTargetGroups`.
+    pub async fn target_groups(&self) -> Result<Vec<LiveTargetGroup>, AwsError> {
+        const OP: &str = "DescribeTargetGroups";
+        paginate(OP, |marker| async move {
+            let out = self
+                .api
+                .call(
+                    OP,
+                    self.client
+                        .describe_target_groups()
+                        .page_size(PAGE_SIZE)
+                        .set_marker(marker)
+                        .send(),
+                )
+                .await?;
+            let items = out
+                .target_groups()
+                .iter()
+                .filter_map(target_group)
+                .collect();
+            Ok((items, out.next_marker().map(str::to_string)))
+        })
+        .await
+    }
+
+    /// The listeners of one load balancer.
+    pub async fn listeners(&self, load_balancer_arn: &str) -> Result<Vec<LiveListener>, AwsError> {
+        const OP: &str = "DescribeListeners";
+        paginate(OP, |marker| async move {
+            let out = self
+                .api
+                .call(
+                    OP,
+                    self.client
+                        .describe_listeners()
+                        .load_balancer_arn(load_balancer_arn)
+                        .page_size(PAGE_SIZE)
+                        .set_marker(marker)
+                        .send(),
+                )
+                .await?;
+            let items = out.listeners().iter().filter_map(listener).collect();
+            Ok((items, out.next_marker().map(str::to_string)))
+        })
+        .await
+    }
+
+    /// The rules of one listener, its default rule included (flagged).
+    pub async fn rules(&self, listener_arn: &str) -> Result<Vec<LiveRule>, AwsError> {
+        const OP: &str = "DescribeRules";
+        paginate(OP, |marker| async move {
+            let out = self
+                .api
+                .call(
+                    OP,
+                    self.client
+                        .describe_rules()
+                        .listener_arn(listener_arn)
+                        .page_size(PAGE_SIZE)
+                        .set_marker(marker)
+                        .send(),
+                )
+                .await?;
+            let items = out.rules().iter().map(rule).collect();
+            Ok((items, out.next_marker().map(str::to_string)))
+        })
+        .await
+    }
+
+    /// A listener's non-default certificates.
+    pub async fn additional_certificates(
+        &self,
+        listener_arn: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        const OP: &str = "DescribeListenerCertificates";
+        paginate(OP, |marker| async move {
+            let out = self
+                .api
+                .call(
+                    OP,
+                    self.client
+                        .describe_listener_certificates()
+                        .listener_arn(listener_arn)
+                        .page_size(PAGE_SIZE)
+                        .set_marker(marker)
+                        .send(),
+                )
+                .await?;
+            let items = out
+                .certificates()
+                .iter()
+                .filter(|cert| !cert.is_default().unwrap_or(false))
+                .filter_map(|cert| cert.certificate_arn().map(str::to_string))
+                .collect();
+            Ok((items, out.next_marker().map(str::to_string)))
+        })
+        .await
+    }
+
+    /// A load balancer's attributes.
+    pub async fn load_balancer_attributes(
+        &self,
+        arn: &str,
+    ) -> Result<Map<String, Value>, AwsError> {
+        let out = self
+            .api
+            .call(
+                "DescribeLoadBalancerAttributes",
+                self.client
+                    .describe_load_balancer_attributes()
+                    .load_balancer_arn(arn)
+                    .send(),
+            )
+            .await?;
+        Ok(out
+            .attributes()
+            .iter()
+            .filter_map(|a| Some((a.key()?.to_string(), json!(a.value().unwrap_or("")))))
+            .collect())
+    }
+
+    /// A target group's attributes.
+    pub async fn target_group_attributes(&self, arn: &str) -> Result<Map<String, Value>, AwsError> {
+        let out = self
+            .api
+            .call(
+                "DescribeTargetGroupAttributes",
+                self.client
+                    .describe_target_group_attributes()
+                    .target_group_arn(arn)
+                    .send(),
+            )
+            .await?;
+        Ok(out
+            .attributes()
+            .iter()
+            .filter_map(|a| Some((a.key()?.to_string(), json!(a.value().unwrap_or("")))))
+            .collect())
+    }
+
+    /// The tags of up to [`TAGS_PER_CALL`] resources in one `DescribeTags` call, by ARN.
+    pub async fn tags(
+        &self,
+        arns: &[String],
+    ) -> Result<BTreeMap<String, Map<String, Value>>, AwsError> {
+        const OP: &str = "DescribeTags";
+        if arns.len() > TAGS_PER_CALL {
+            return Err(AwsError::unexpected(
+                SERVICE,
+                OP,
+                format!(
+                    "{} resources in one call; the API takes at most {TAGS_PER_CALL}",
+                    arns.len()
+                ),
+            ));
+        }
+        let out = self
+            .api
+            .call(
+                OP,
+                self.client
+                    .describe_tags()
+                    .set_resource_arns(Some(arns.to_vec()))
+                    .send(),
+            )
+            .await?;
+        let mut tags = BTreeMap::new();
+        for description in out.tag_descriptions() {
+            let Some(arn) = description.resource_arn() else {
+                continue;
+            };
+            let map: Map<String, Value> = description
+                .tags()
+                .iter()
+                .filter_map(|tag| Some((tag.key()?.to_string(), json!(tag.value().unwrap_or("")))))
+                .collect();
+            tags.insert(arn.to_string(), map);
+        }
+        Ok(tags)
+    }
+
+    /// The targets registered in a target group, as `{id, port}`.
+    pub async fn targets(&self, target_group_arn: &str) -> Result<Vec<Value>, AwsError> {
+        let out = self
+            .api
+            .call(
+                "DescribeTargetHealth",
+                self.client
+                    .describe_target_health()
+                    .target_group_arn(target_group_arn)
+                    .send(),
+            )
+            .await?;
+        Ok(out
+            .target_health_descriptions()
+            .iter()
+            .filter_map(|description| {
+                let target = description.target()?;
+                let mut map = Map::new();
+                map.insert("id".into(), json!(target.id()?));
+                if let Some(port) = target.port() {
+                    map.insert("port".into(), json!(port));
+                }
+                Some(Value::Object(map))
+            })
+            .collect())
+    }
+}
+
+fn insert_str(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
+    if let Some(value) = value {
+        map.insert(key.to_string(), Value::String(value.to_string()));
+    }
+}
+
+fn insert_num(map: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
+    if let Some(value) = value {
+        map.insert(key.to_string(), value.into());
+    }
+}
+
+fn strings(values: &[String]) -> Value {
+    Value::Array(values.iter().cloned().map(Value::String).collect())
+}
+
+/// Skips a load balancer without a name or ARN: nothing could identify it.
+fn load_balancer(lb: &LoadBalancer) -> Option<LiveLoadBalancer> {
+    let mut fields = Map::new();
+    insert_str(&mut fields, "type", lb.r#type().map(|t| t.as_str()));
+    insert_str(&mut fields, "scheme", lb.scheme().map(|s| s.as_str()));
+    insert_str(
+        &mut fields,
+        "ip_address_type",
+        lb.ip_address_type().map(|t| t.as_str()),
+    );
+    let subnets: Vec<String> = lb
+        .availability_zones()
+        .iter()
+        .filter_map(|zone| zone.subnet_id().map(str::to_string))
+        .collect();
+    fields.insert("subnets".into(), strings(&subnets));
+    fields.insert("security_groups".into(), strings(lb.security_groups()));
+    Some(LiveLoadBalancer {
+        arn: lb.load_balancer_arn()?.to_string(),
+        name: lb.load_balancer_name()?.to_string(),
+        created_time: lb.created_time().map(|time| time.secs()),
+        fields,
+    })
+}
+
+fn target_group(group: &TargetGroup) -> Option<LiveTargetGroup> {
+    let mut fields = Map::new();
+    insert_str(
+        &mut fields,
+        "protocol",
+        group.protocol().map(|p| p.as_str()),
+    );
+    insert_str(&mut fields, "protocol_version", group.protocol_version());
+    insert_num(&mut fields, "port", group.port());
+    insert_str(
+        &mut fields,
+        "target_type",
+        group.target_type().map(|t| t.as_str()),
+    );
+    insert_str(&mut fields, "vpc_id", group.vpc_id());
+    let mut health = Map::new();
+    if let Some(enabled) = group.health_check_enabled() {
+        health.insert("enabled".into(), Value::Bool(enabled));
+    }
+    insert_str(
+        &mut health,
+        "protocol",
+        group.health_check_protocol().map(|p| p.as_str()),
+    );
+    insert_str(&mut health, "port", group.health_check_port());
+    insert_str(&mut health, "path", group.health_check_path());
+    insert_num(
+        &mut health,
+        "interval_seconds",
+        group.health_check_interval_seconds(),
+    );
+    insert_num(
+        &mut health,
+        "timeout_seconds",
+        group.health_check_timeout_seconds(),
+    );
+    insert_num(
+        &mut health,
+        "healthy_threshold_count",
+        group.healthy_threshold_count(),
+    );
+    insert_num(
+        &mut health,
+        "unhealthy_threshold_count",
+        group.unhealthy_threshold_count(),
+    );
+    if let Some(matcher) = group.matcher() {
+        let mut map = Map::new();
+        insert_str(&mut map, "http_code", matcher.http_code());
+        insert_str(&mut map, "grpc_code", matcher.grpc_code());
+        health.insert("matcher".into(), Value::Object(map));
+    }
+    fields.insert("health_check".into(), Value::Object(health));
+    Some(LiveTargetGroup {
+        arn: group.target_group_arn()?.to_string(),
+        name: group.target_group_name()?.to_string(),
+        load_balancer_arns: group.load_balancer_arns().to_vec(),
+        fields,
+    })
+}
+
+fn listener(listener: &Listener) -> Option<LiveListener> {
+    let mut fields = Map::new();
+    insert_num(&mut fields, "port", listener.port());
+    insert_str(
+        &mut fields,
+        "protocol",
+        listener.protocol().map(|p| p.as_str()),
+    );
+    insert_str(&mut fields, "ssl_policy", listener.ssl_policy());
+    let certificates: Vec<String> = listener
+        .certificates()
+        .iter()
+        .filter_map(|cert| cert.certificate_arn().map(str::to_string))
+        .collect();
+    fields.insert("certificates".into(), strings(&certificates));
+    if !listener.alpn_policy().is_empty() {
+        fields.insert("alpn_policy".into(), strings(listener.alpn_policy()));
+    }
+    fields.insert(
+        "default_actions".into(),
+        Value::Array(listener.default_actions().iter().map(action).collect()),
+    );
+    Some(LiveListener {
+        arn: listener.listener_arn()?.to_string(),
+        fields,
+    })
+}
+
+fn rule(rule: &Rule) -> LiveRule {
+    let is_default = rule.is_default().unwrap_or(false) || rule.priority() == Some("default");
+    let mut fields = Map::new();
+    if let Some(priority) = rule.priority().and_then(|p| p.parse::<i64>().ok()) {
+        fields.insert("priority".into(), json!(priority));
+    }
+    fields.insert(
+        "conditions".into(),
+        Value::Array(rule.conditions().iter().map(condition).collect()),
+    );
+    fields.insert(
+        "actions".into(),
+        Value::Array(rule.actions().iter().map(action).collect()),
+    );
+    LiveRule { is_default, fields }
+}
+
+/// An action as the document writes it, but with target groups still named by ARN
+/// (`target_group_arn`), for [`crate::live::assemble`] to map to names.
+fn action(action: &Action) -> Value {
+    let mut map = Map::new();
+    insert_str(&mut map, "type", action.r#type().map(|t| t.as_str()));
+    insert_num(&mut map, "order", action.order());
+    insert_str(&mut map, "target_group_arn", action.target_group_arn());
+    if let Some(forward) = action.forward_config() {
+        let groups: Vec<Value> = forward
+            .target_groups()
+            .iter()
+            .map(|tuple| {
+                let mut map = Map::new();
+                insert_str(&mut map, "target_group_arn", tuple.target_group_arn());
+                insert_num(&mut map, "weight", tuple.weight());
+                Value::Object(map)
+            })
+            .collect();
+        let mut config = Map::new();
+        config.insert("target_groups".into(), Value::Array(groups));
+        if let Some(stickiness) = forward.target_group_stickiness_config() {
+            let mut map = Map::new();
+            if let Some(enabled) = stickiness.enabled() {
+                map.insert("enabled".into(), Value::Bool(enabled));
+            }
+            insert_num(&mut map, "duration_seconds", stickiness.duration_seconds());
+            config.insert("target_group_stickiness_config".into(), Value::Object(map));
+        }
+        map.insert("forward_config".into(), Value::Object(config));
+    }
+    if let Some(redirect) = action.redirect_config() {
+        let mut config = Map::new();
+        insert_str(&mut config, "protocol", redirect.protocol());
+        insert_str(&mut config, "port", redirect.port());
+        insert_str(&mut config, "host", redirect.host());
+        insert_str(&mut config, "path", redirect.path());
+        insert_str(&mut config, "query", redirect.query());
+        insert_str(
+            &mut config,
+            "status_code",
+            redirect.status_code().map(|s| s.as_str()),
+        );
+        map.insert("redirect_config".into(), Value::Object(config));
+    }
+    if let Some(fixed) = action.fixed_response_config() {
+        let mut config = Map::new();
+        insert_str(&mut config, "message_body", fixed.message_body());
+        insert_str(&mut config, "status_code", fixed.status_code());
+        insert_str(&mut config, "content_type", fixed.content_type());
+        map.insert("fixed_response_config".into(), Value::Object(config));
+    }
+    if let Some(oidc) = action.authenticate_oidc_config() {
+        let mut config = Map::new();
+        insert_str(&mut config, "issuer", oidc.issuer());
+        insert_str(
+            &mut config,
+            "authorization_endpoint",
+            oidc.authorization_endpoint(),
+        );
+        insert_str(&mut config, "token_endpoint", oidc.token_endpoint());
+        insert_str(&mut config, "user_info_endpoint", oidc.user_info_endpoint());
+        insert_str(&mut config, "client_id", oidc.client_id());
+        insert_str(
+            &mut config,
+            "session_cookie_name",
+            oidc.session_cookie_name(),
+        );
+        insert_str(&mut config, "scope", oidc.scope());
+        insert_num(&mut config, "session_timeout", oidc.session_timeout());
+        if let Some(params) = oidc.authentication_request_extra_params() {
+            config.insert(
+                "authentication_request_extra_params".into(),
+                string_map(params),
+            );
+        }
+        insert_str(
+            &mut config,
+            "on_unauthenticated_request",
+            oidc.on_unauthenticated_request().map(|b| b.as_str()),
+        );
+        if let Some(existing) = oidc.use_existing_client_secret() {
+            config.insert("use_existing_client_secret".into(), Value::Bool(existing));
+        }
+        map.insert("authenticate_oidc_config".into(), Value::Object(config));
+    }
+    if let Some(cognito) = action.authenticate_cognito_config() {
+        let mut config = Map::new();
+        insert_str(&mut config, "user_pool_arn", cognito.user_pool_arn());
+        insert_str(
+            &mut config,
+            "user_pool_client_id",
+            cognito.user_pool_client_id(),
+        );
+        insert_str(&mut config, "user_pool_domain", cognito.user_pool_domain());
+        insert_str(
+            &mut config,
+            "session_cookie_name",
+            cognito.session_cookie_name(),
+        );
+        insert_str(&mut config, "scope", cognito.scope());
+        insert_num(&mut config, "session_timeout", cognito.session_timeout());
+        if let Some(params) = cognito.authentication_request_extra_params() {
+            config.insert(
+                "authentication_request_extra_params".into(),
+                string_map(params),
+            );
+        }
+        insert_str(
+            &mut config,
+            "on_unauthenticated_request",
+            cognito.on_unauthenticated_request().map(|b| b.as_str()),
+        );
+        map.insert("authenticate_cognito_config".into(), Value::Object(config));
+    }
+    Value::Object(map)
+}
+
+fn string_map(map: &std::collections::HashMap<String, String>) -> Value {
+    Value::Object(
+        map.iter()
+            .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+            .collect(),
+    )
+}
+
+fn values_block(values: &[String]) -> Value {
+    json!({ "values": strings(values) })
+}
+
+/// A condition as the API gives it: `field`, the legacy `values` where present, and the
+/// field's configuration block where present.
+fn condition(condition: &RuleCondition) -> Value {
+    let mut map = Map::new();
+    insert_str(&mut map, "field", condition.field());
+    if !condition.values().is_empty() {
+        map.insert("values".into(), strings(condition.values()));
+    }
+    if let Some(config) = condition.host_header_config() {
+        map.insert("host_header_config".into(), values_block(config.values()));
+    }
+    if let Some(config) = condition.path_pattern_config() {
+        map.insert("path_pattern_config".into(), values_block(config.values()));
+    }
+    if let Some(config) = condition.http_header_config() {
+        let mut block = Map::new();
+        insert_str(&mut block, "http_header_name", config.http_header_name());
+        block.insert("values".into(), strings(config.values()));
+        map.insert("http_header_config".into(), Value::Object(block));
+    }
+    if let Some(config) = condition.query_string_config() {
+        let pairs: Vec<Value> = config
+            .values()
+            .iter()
+            .map(|pair| {
+                let mut map = Map::new();
+                insert_str(&mut map, "key", pair.key());
+                insert_str(&mut map, "value", pair.value());
+                Value::Object(map)
+            })
+            .collect();
+        map.insert("query_string_config".into(), json!({ "values": pairs }));
+    }
+    if let Some(config) = condition.http_request_method_config() {
+        map.insert(
+            "http_request_method_config".into(),
+            values_block(config.values()),
+        );
+    }
+    if let Some(config) = condition.source_ip_config() {
+        map.insert("source_ip_config".into(), values_block(config.values()));
+    }
+    Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elbv2::types::{
+        ActionTypeEnum, ForwardActionConfig, PathPatternConditionConfig, TargetGroupTuple,
+    };
+
+    #[test]
+    fn actions_and_conditions_map_to_snake_case() {
+        let sdk_action = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .order(1)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn("arn:tg/a")
+                            .weight(2)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        assert_eq!(
+            action(&sdk_action),
+            json!({"type": "forward", "order": 1,
+                   "forward_config": {"target_groups": [{"target_group_arn": "arn:tg/a", "weight": 2}]}})
+        );
+        let sdk_condition = RuleCondition::builder()
+            .field("path-pattern")
+            .path_pattern_config(PathPatternConditionConfig::builder().values("/a/*").build())
+            .build();
+        assert_eq!(
+            condition(&sdk_condition),
+            json!({"field": "path-pattern", "path_pattern_config": {"values": ["/a/*"]}})
+        );
+    }
+
+    #[test]
+    fn the_default_rule_is_flagged_and_priorities_are_numbers() {
+        let default = Rule::builder().priority("default").is_default(true).build();
+        assert!(rule(&default).is_default);
+        let ten = rule(&Rule::builder().priority("10").is_default(false).build());
+        assert!(!ten.is_default);
+        assert_eq!(ten.fields["priority"], json!(10));
+    }
+
+    #[tokio::test]
+    async fn pagination_refuses_a_repeating_marker() {
+        let err = paginate("DescribeRules", |_marker| async {
+            Ok((vec![1], Some("same".to_string())))
+        })
+        .await
+        .unwrap_err();
+        assert!(err.message.contains("same page marker"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn pagination_follows_markers_to_the_end() {
+        let pages = std::sync::Mutex::new(vec![
+            (vec![3], None),
+            (vec![2], Some("b")),
+            (vec![1], Some("a")),
+        ]);
+        let items: Vec<i32> = paginate("DescribeTargetGroups", |_marker| {
+            let (items, next) = pages.lock().unwrap().pop().unwrap();
+            async move { Ok((items, next.map(str::to_string))) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(items, vec![1, 2, 3]);
+    }
+}

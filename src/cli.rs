@@ -1,0 +1,115 @@
+//! The command line (SPEC 6): arguments, and each command's entry point.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::ignore::IgnoreRules;
+use crate::report::exit;
+
+/// lbrecon: reconcile recorded load-balancer state with live ELBv2 state.
+#[derive(Debug, Parser)]
+#[command(name = "lbrecon", version, about, long_about = None)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "LBRECON_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One presence pass and one full deep pass per target, read-only; prints the report.
+    Check {
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Parse and check the config, print it resolved; no AWS call.
+    Validate,
+}
+
+/// Parses the arguments. Help and version print and exit 0; any other problem is a usage
+/// error, exit 64.
+pub fn parse_args() -> Result<Cli, i32> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(err) => {
+            let code = match err.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
+                _ => exit::USAGE,
+            };
+            let _ = err.print();
+            Err(code)
+        }
+    }
+}
+
+/// Loads the config, printing the problem and returning exit 78 when it cannot be used.
+pub fn load_config(path: &std::path::Path) -> Result<Config, i32> {
+    Config::load(path).map_err(|err| {
+        eprintln!("lbrecon: {err}");
+        exit::CONFIG
+    })
+}
+
+/// `lbrecon validate`: print the resolved config.
+pub fn validate(config: &Config) -> i32 {
+    match toml::to_string_pretty(config) {
+        Ok(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        Err(err) => {
+            eprintln!("lbrecon: cannot print the config: {err}");
+            exit::ERROR
+        }
+    }
+}
+
+/// `lbrecon check`.
+pub async fn check(config: &Config, target: Option<&str>, format: Format) -> i32 {
+    if let Some(name) = target
+        && config.target(name).is_none()
+    {
+        let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+        eprintln!(
+            "lbrecon: no target named {name:?} in the config; targets are: {}",
+            names.join(", ")
+        );
+        return exit::USAGE;
+    }
+    let ignore = match IgnoreRules::new(&config.ignore) {
+        Ok(ignore) => ignore,
+        Err(problems) => {
+            eprintln!("lbrecon: {}", problems.join("; "));
+            return exit::CONFIG;
+        }
+    };
+    let report = crate::check::check(config, target, &ignore).await;
+    match format {
+        Format::Json => println!("{}", report.to_json()),
+        Format::Table => print!("{}", report.to_table()),
+    }
+    for target in &report.targets {
+        if let Some(error) = &target.error {
+            eprintln!("lbrecon: target {}: {error}", target.target);
+        }
+    }
+    report.exit_code()
+}

@@ -1,0 +1,839 @@
+//! The configuration file (TOML): parsing, defaults and validation.
+//!
+//! Parsing rejects unknown keys. Validation then collects every problem it finds, each naming
+//! the offending key, so an operator fixes a config in one pass rather than one error at a time.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ignore::IgnoreRules;
+
+/// Where the config is read from when `--config` is not given and `LBRECON_CONFIG` is unset.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/lbrecon/lbrecon.toml";
+
+/// The whole configuration file, as parsed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+    #[serde(default)]
+    pub guard: GuardConfig,
+    #[serde(default)]
+    pub snapshots: SnapshotsConfig,
+    #[serde(default)]
+    pub aws: AwsConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub leader_election: Option<LeaderElectionConfig>,
+    #[serde(default)]
+    pub ignore: Vec<IgnoreConfig>,
+}
+
+/// `[daemon]`: the reconciliation loop.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Time between the starts of two cycles of one target.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Each cycle starts up to this fraction of `interval` late, so replicas and targets spread
+    /// their calls instead of hitting the API in step.
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+    /// The longest one cycle may run before it is abandoned as incomplete; also the longest a
+    /// shutdown waits for the cycle in flight.
+    #[serde(default = "default_cycle_deadline", with = "humantime_serde")]
+    pub cycle_deadline: Duration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            interval: default_interval(),
+            jitter: default_jitter(),
+            cycle_deadline: default_cycle_deadline(),
+        }
+    }
+}
+
+/// `[http]`: the metrics and health listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// `[[targets]]`: one account and region to reconcile.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub name: String,
+    pub region: String,
+    pub state_table: String,
+    pub control_table: String,
+    /// An IAM role to assume for every call of this target (cross-account fleets).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+}
+
+/// `[guard]`: when missing state data pauses scaling workflows.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    #[serde(default = "default_min_missing")]
+    pub min_missing: u64,
+    #[serde(default = "default_max_missing_ratio")]
+    pub max_missing_ratio: f64,
+    #[serde(default = "default_confirm_cycles")]
+    pub confirm_cycles: u32,
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub new_load_balancer_grace: Duration,
+    #[serde(default = "default_mass_loss_ratio")]
+    pub mass_loss_ratio: f64,
+    #[serde(default = "default_mass_loss_window", with = "humantime_serde")]
+    pub mass_loss_window: Duration,
+    /// Resume by itself once nothing has been missing for this many complete cycles.
+    #[serde(default)]
+    pub auto_resume_after: Option<u32>,
+    #[serde(default)]
+    pub pausers: Vec<PauserConfig>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            min_missing: default_min_missing(),
+            max_missing_ratio: default_max_missing_ratio(),
+            confirm_cycles: default_confirm_cycles(),
+            new_load_balancer_grace: default_grace(),
+            mass_loss_ratio: default_mass_loss_ratio(),
+            mass_loss_window: default_mass_loss_window(),
+            auto_resume_after: None,
+            pausers: Vec::new(),
+        }
+    }
+}
+
+/// `[[guard.pausers]]`: one way of pausing the operator's workflows.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauserConfig {
+    #[serde(rename = "type")]
+    pub kind: PauserKind,
+    /// `autoscaling`: `affected` (the default) or `all`.
+    #[serde(default)]
+    pub scope: Option<PauseScope>,
+    /// `autoscaling`: the processes to suspend instead of the default list.
+    #[serde(default)]
+    pub processes: Option<Vec<String>>,
+    /// `command`: the program and its arguments.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// `command`: how long the program may run.
+    #[serde(default, with = "humantime_serde::option")]
+    pub timeout: Option<Duration>,
+}
+
+/// The kinds of pauser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauserKind {
+    DynamodbFlag,
+    Autoscaling,
+    Command,
+}
+
+/// Which load balancers' Auto Scaling groups an `autoscaling` pauser suspends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseScope {
+    Affected,
+    All,
+}
+
+/// `[snapshots]`: where point-in-time snapshots of the state table are kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotsConfig {
+    #[serde(default = "default_snapshot_dir")]
+    pub dir: PathBuf,
+    #[serde(default)]
+    pub s3: Option<S3Config>,
+    /// Snapshots older than this are pruned (never while a record is missing).
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
+    /// At most this many snapshots are kept per target.
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+}
+
+impl Default for SnapshotsConfig {
+    fn default() -> Self {
+        SnapshotsConfig {
+            dir: default_snapshot_dir(),
+            s3: None,
+            retention: default_retention(),
+            keep: default_keep(),
+        }
+    }
+}
+
+/// `[snapshots.s3]`: keep snapshots in S3 instead of a local directory.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// `[aws]`: the API budget, concurrency, timeouts and retries of every AWS client.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// ELB Describe calls a second, per account and region, shared by every target there.
+    #[serde(default = "default_elb_rps")]
+    pub elb_requests_per_second: f64,
+    /// The ELB bucket's burst.
+    #[serde(default = "default_elb_burst")]
+    pub elb_burst: u32,
+    /// DynamoDB calls a second, per account and region.
+    #[serde(default = "default_dynamodb_rps")]
+    pub dynamodb_requests_per_second: f64,
+    /// Requests in flight at once per target.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Attempts per call, the first included (the SDK's standard retry mode).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The longest one attempt may take.
+    #[serde(default = "default_attempt_timeout", with = "humantime_serde")]
+    pub attempt_timeout: Duration,
+    /// The longest one call may take, retries included.
+    #[serde(default = "default_operation_timeout", with = "humantime_serde")]
+    pub operation_timeout: Duration,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig {
+            elb_requests_per_second: default_elb_rps(),
+            elb_burst: default_elb_burst(),
+            dynamodb_requests_per_second: default_dynamodb_rps(),
+            concurrency: default_concurrency(),
+            max_attempts: default_max_attempts(),
+            attempt_timeout: default_attempt_timeout(),
+            operation_timeout: default_operation_timeout(),
+        }
+    }
+}
+
+/// `[metrics]`: what `/metrics` exports.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Export `lbrecon_load_balancer_drift{name,kind}`, one series per drifted load balancer.
+    #[serde(default = "default_true")]
+    pub per_load_balancer: bool,
+    /// At most this many per-load-balancer series per target (bounded cardinality).
+    #[serde(default = "default_per_lb_cap")]
+    pub per_load_balancer_limit: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            per_load_balancer: true,
+            per_load_balancer_limit: default_per_lb_cap(),
+        }
+    }
+}
+
+/// `[leader_election]`: several replicas, one acting per target.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderElectionConfig {
+    pub table: String,
+    #[serde(default = "default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+/// `[[ignore]]`: changes never reported.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoreConfig {
+    /// A glob over load-balancer names; every load balancer when absent.
+    #[serde(default = "default_glob")]
+    pub load_balancers: String,
+    /// Globs over change paths (`*` stays within one segment, `**` crosses segments).
+    pub paths: Vec<String>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_jitter() -> f64 {
+    0.1
+}
+fn default_cycle_deadline() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_listen() -> String {
+    "127.0.0.1:9477".to_string()
+}
+fn default_min_missing() -> u64 {
+    1
+}
+fn default_max_missing_ratio() -> f64 {
+    0.05
+}
+fn default_confirm_cycles() -> u32 {
+    2
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_mass_loss_ratio() -> f64 {
+    0.2
+}
+fn default_mass_loss_window() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_snapshot_dir() -> PathBuf {
+    PathBuf::from("/var/lib/lbrecon/snapshots")
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_keep() -> u32 {
+    500
+}
+fn default_elb_rps() -> f64 {
+    2.0
+}
+fn default_elb_burst() -> u32 {
+    10
+}
+fn default_dynamodb_rps() -> f64 {
+    25.0
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_attempt_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_operation_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_per_lb_cap() -> usize {
+    1000
+}
+fn default_lease() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_glob() -> String {
+    "*".to_string()
+}
+
+/// Why a config could not be used. Every variant maps to exit code 78.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read config file {path}: {source} (pass --config PATH or set LBRECON_CONFIG; \
+         config/lbrecon.example.toml is a commented example)"
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path} has {} problem(s):\n{}", .problems.len(), Problems(.problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+struct Problems<'a>(&'a [String]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    /// A short, fixed label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConfigError::Read { .. } => "read",
+            ConfigError::Parse { .. } => "parse",
+            ConfigError::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: err.to_string().trim_end().to_string(),
+        })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// Every semantic problem of a parsed config, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, message: String| {
+            if !ok {
+                problems.push(message);
+            }
+        };
+
+        check(
+            !self.daemon.interval.is_zero(),
+            "daemon.interval: must be longer than 0s".into(),
+        );
+        check(
+            (0.0..=1.0).contains(&self.daemon.jitter),
+            format!(
+                "daemon.jitter: {} is not a fraction between 0 and 1",
+                self.daemon.jitter
+            ),
+        );
+        check(
+            !self.daemon.cycle_deadline.is_zero(),
+            "daemon.cycle_deadline: must be longer than 0s".into(),
+        );
+        check(
+            self.http.listen.parse::<std::net::SocketAddr>().is_ok(),
+            format!(
+                "http.listen: {:?} is not an address and port such as \"127.0.0.1:9477\"",
+                self.http.listen
+            ),
+        );
+
+        check(
+            !self.targets.is_empty(),
+            "targets: at least one [[targets]] table is needed".into(),
+        );
+        let mut names = BTreeSet::new();
+        for (i, target) in self.targets.iter().enumerate() {
+            let key = format!("targets[{i}]");
+            check(
+                !target.name.trim().is_empty(),
+                format!("{key}.name: must not be empty"),
+            );
+            check(
+                names.insert(target.name.clone()),
+                format!("{key}.name: {:?} is used by another target", target.name),
+            );
+            check(
+                !target.region.trim().is_empty(),
+                format!("{key}.region: must not be empty"),
+            );
+            check(
+                valid_table_name(&target.state_table),
+                format!(
+                    "{key}.state_table: {:?} is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)",
+                    target.state_table
+                ),
+            );
+            check(
+                valid_table_name(&target.control_table),
+                format!(
+                    "{key}.control_table: {:?} is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)",
+                    target.control_table
+                ),
+            );
+            check(
+                target.state_table != target.control_table,
+                format!(
+                    "{key}.control_table: must differ from state_table ({:?})",
+                    target.state_table
+                ),
+            );
+            if let Some(role) = &target.role_arn {
+                check(
+                    role.starts_with("arn:") && role.contains(":role/"),
+                    format!("{key}.role_arn: {role:?} is not an IAM role ARN"),
+                );
+            }
+        }
+
+        let guard = &self.guard;
+        check(
+            guard.min_missing >= 1,
+            "guard.min_missing: must be at least 1".into(),
+        );
+        check(
+            guard.max_missing_ratio >= 0.0 && guard.max_missing_ratio <= 1.0,
+            format!(
+                "guard.max_missing_ratio: {} is not between 0 and 1",
+                guard.max_missing_ratio
+            ),
+        );
+        check(
+            guard.confirm_cycles >= 1,
+            "guard.confirm_cycles: must be at least 1".into(),
+        );
+        check(
+            guard.mass_loss_ratio > 0.0 && guard.mass_loss_ratio <= 1.0,
+            format!(
+                "guard.mass_loss_ratio: {} is not above 0 and at most 1",
+                guard.mass_loss_ratio
+            ),
+        );
+        if let Some(cycles) = guard.auto_resume_after {
+            check(
+                cycles >= 1,
+                "guard.auto_resume_after: must be at least 1 cycle".into(),
+            );
+        }
+        for (i, pauser) in guard.pausers.iter().enumerate() {
+            let key = format!("guard.pausers[{i}]");
+            match pauser.kind {
+                PauserKind::Command => {
+                    check(
+                        pauser.command.as_ref().is_some_and(|c| !c.is_empty()),
+                        format!("{key}.command: a command pauser needs the program to run"),
+                    );
+                }
+                _ => check(
+                    pauser.command.is_none(),
+                    format!("{key}.command: only a command pauser takes a command"),
+                ),
+            }
+            if pauser.kind != PauserKind::Autoscaling {
+                check(
+                    pauser.scope.is_none() && pauser.processes.is_none(),
+                    format!("{key}: scope and processes are for an autoscaling pauser only"),
+                );
+            }
+            if let Some(processes) = &pauser.processes {
+                for process in processes {
+                    check(
+                        AUTOSCALING_PROCESSES.contains(&process.as_str()),
+                        format!(
+                            "{key}.processes: {process:?} is not an Auto Scaling process (one of {})",
+                            AUTOSCALING_PROCESSES.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+
+        check(
+            self.snapshots.dir.is_absolute(),
+            format!(
+                "snapshots.dir: {:?} must be an absolute path",
+                self.snapshots.dir
+            ),
+        );
+        if let Some(s3) = &self.snapshots.s3 {
+            check(
+                !s3.bucket.is_empty(),
+                "snapshots.s3.bucket: must not be empty".into(),
+            );
+        }
+        check(
+            self.snapshots.keep >= 1,
+            "snapshots.keep: must be at least 1".into(),
+        );
+
+        let aws = &self.aws;
+        check(
+            aws.elb_requests_per_second > 0.0,
+            "aws.elb_requests_per_second: must be above 0".into(),
+        );
+        check(
+            aws.elb_burst >= 1,
+            "aws.elb_burst: must be at least 1".into(),
+        );
+        check(
+            aws.dynamodb_requests_per_second > 0.0,
+            "aws.dynamodb_requests_per_second: must be above 0".into(),
+        );
+        check(
+            aws.concurrency >= 1,
+            "aws.concurrency: must be at least 1".into(),
+        );
+        check(
+            (1..=10).contains(&aws.max_attempts),
+            "aws.max_attempts: must be between 1 and 10".into(),
+        );
+        check(
+            !aws.attempt_timeout.is_zero() && aws.attempt_timeout <= aws.operation_timeout,
+            "aws.attempt_timeout: must be above 0s and at most aws.operation_timeout".into(),
+        );
+
+        if let Some(election) = &self.leader_election {
+            check(
+                valid_table_name(&election.table),
+                format!(
+                    "leader_election.table: {:?} is not a DynamoDB table name",
+                    election.table
+                ),
+            );
+            check(
+                election.lease >= Duration::from_secs(3),
+                "leader_election.lease: must be at least 3s".into(),
+            );
+        }
+
+        if let Err(errors) = IgnoreRules::new(&self.ignore) {
+            problems.extend(errors);
+        }
+        problems
+    }
+
+    /// The target named `name`, or an error listing the names there are.
+    pub fn target(&self, name: &str) -> Option<&TargetConfig> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+/// The Auto Scaling processes a pauser may suspend.
+pub const AUTOSCALING_PROCESSES: &[&str] = &[
+    "Launch",
+    "Terminate",
+    "AddToLoadBalancer",
+    "AlarmNotification",
+    "AZRebalance",
+    "HealthCheck",
+    "InstanceRefresh",
+    "ReplaceUnhealthy",
+    "ScheduledActions",
+];
+
+fn valid_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Serde support for durations written as strings such as `"30s"` or `"5m"`.
+mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|err| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration such as \"30s\" or \"5m\" ({err})"
+            ))
+        })
+    }
+
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(
+            value: &Option<Duration>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(duration) => super::serialize(duration, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(deserializer).map(Some)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[daemon]
+interval = "30s"
+
+[http]
+listen = "127.0.0.1:9477"
+
+[[targets]]
+name = "prod-use1"
+region = "us-east-1"
+state_table = "lb-state"
+control_table = "lb-state-control"
+
+[guard]
+min_missing = 1
+max_missing_ratio = 0.05
+
+[[guard.pausers]]
+type = "dynamodb_flag"
+
+[snapshots]
+dir = "/var/lib/lbrecon/snapshots"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn the_minimal_config_parses_with_the_spec_defaults() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.daemon.interval, Duration::from_secs(30));
+        assert_eq!(config.targets[0].name, "prod-use1");
+        assert_eq!(config.targets[0].role_arn, None);
+        assert_eq!(config.guard.confirm_cycles, 2);
+        assert_eq!(
+            config.guard.new_load_balancer_grace,
+            Duration::from_secs(300)
+        );
+        assert_eq!(config.guard.mass_loss_ratio, 0.2);
+        assert_eq!(config.guard.mass_loss_window, Duration::from_secs(3600));
+        assert_eq!(config.guard.auto_resume_after, None);
+        assert_eq!(config.aws.elb_requests_per_second, 2.0);
+        assert_eq!(config.aws.dynamodb_requests_per_second, 25.0);
+        assert!(config.leader_election.is_none());
+        assert_eq!(config.guard.pausers[0].kind, PauserKind::DynamodbFlag);
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../config/lbrecon.example.toml");
+        let config = parse(text).unwrap();
+        assert!(config.targets.len() >= 2);
+        assert!(!config.ignore.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let text = MINIMAL.replace("[http]", "[http]\nlisten_port = 9477");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_collected_with_its_key() {
+        let text = r#"
+[daemon]
+interval = "0s"
+[http]
+listen = "nowhere"
+[[targets]]
+name = "a"
+region = ""
+state_table = "x"
+control_table = "ctl-table"
+role_arn = "not-an-arn"
+[guard]
+max_missing_ratio = 2.0
+[[ignore]]
+paths = ["/tags/[", "/ok"]
+"#;
+        let err = parse(text).unwrap_err();
+        let ConfigError::Invalid { problems, .. } = &err else {
+            panic!("expected an invalid config, got {err}");
+        };
+        let joined = problems.join("\n");
+        for key in [
+            "daemon.interval",
+            "http.listen",
+            "targets[0].region",
+            "targets[0].state_table",
+            "targets[0].role_arn",
+            "guard.max_missing_ratio",
+            "ignore[0].paths[0]",
+        ] {
+            assert!(joined.contains(key), "{key} not named in:\n{joined}");
+        }
+        assert_eq!(err.kind(), "invalid");
+    }
+
+    #[test]
+    fn a_bad_duration_says_what_is_expected() {
+        let err = parse(&MINIMAL.replace("\"30s\"", "\"soon\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a duration"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_target_names_are_rejected() {
+        let text = format!(
+            "{MINIMAL}\n[[targets]]\nname = \"prod-use1\"\nregion = \"eu-west-1\"\nstate_table = \"lb-state\"\ncontrol_table = \"lb-ctl\"\n"
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("targets[1].name"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_names_the_path_and_what_to_do() {
+        let err = Config::load(Path::new("/nonexistent/lbrecon.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("/nonexistent/lbrecon.toml"), "{text}");
+        assert!(text.contains("--config"), "{text}");
+    }
+}

@@ -1,0 +1,539 @@
+//! The load-balancer document (SPEC 4): its schema, validation, and its keyed form.
+//!
+//! One schema describes every field: its type, for validating records, and how it compares,
+//! for the diff. [`Document::parse`] checks a `config` map against it and turns every
+//! identity-keyed list (listeners, rules, target groups) into a map keyed by port, priority or
+//! name, the form the diff walks and change paths point into. The live side goes through the
+//! same function, so both sides always have the same shape.
+
+use serde_json::{Map, Value};
+
+/// How one field is typed and compared.
+#[derive(Debug)]
+pub enum Shape {
+    /// A string, compared by equality.
+    Str,
+    /// A number, compared by value.
+    Num,
+    /// A boolean.
+    Bool,
+    /// A list compared without order, as one value. A single string is accepted where the
+    /// elements are strings.
+    Set(&'static Shape),
+    /// A map of strings; only the keys the record holds are compared.
+    Map,
+    /// A map of tags: as `Map`, but keys under `aws:` are never compared.
+    Tags,
+    /// An object; only the fields the record holds are compared, each at its own path.
+    Object(&'static [Field]),
+    /// A list of objects keyed by identity and compared whole: a live item the record does not
+    /// hold is drift.
+    Keyed(&'static [Field], Key),
+    /// An action list, compared in `order` as one value.
+    Actions,
+    /// A condition list, compared without order as one value.
+    Conditions,
+    /// An ordered list, compared as part of the value that holds it.
+    List(&'static Shape),
+}
+
+/// A named field of an object shape.
+pub type Field = (&'static str, Shape);
+
+/// What identifies an item of a keyed list.
+#[derive(Debug, Clone, Copy)]
+pub enum Key {
+    /// Listeners: the port; a gateway load balancer's listener has none and is keyed `gateway`.
+    Port,
+    /// Rules: the priority.
+    Priority,
+    /// Target groups: the name.
+    Name,
+}
+
+/// The key under which a gateway load balancer's port-less listener is kept.
+pub const GATEWAY_LISTENER_KEY: &str = "gateway";
+
+const STRINGS: Shape = Shape::Set(&Shape::Str);
+
+/// The fields of a load-balancer document.
+pub const LOAD_BALANCER: &[Field] = &[
+    ("name", Shape::Str),
+    ("type", Shape::Str),
+    ("scheme", Shape::Str),
+    ("ip_address_type", Shape::Str),
+    ("subnets", STRINGS),
+    ("security_groups", STRINGS),
+    ("attributes", Shape::Map),
+    ("tags", Shape::Tags),
+    ("listeners", Shape::Keyed(LISTENER, Key::Port)),
+    ("target_groups", Shape::Keyed(TARGET_GROUP, Key::Name)),
+];
+
+const LISTENER: &[Field] = &[
+    ("port", Shape::Num),
+    ("protocol", Shape::Str),
+    ("ssl_policy", Shape::Str),
+    ("certificates", STRINGS),
+    ("additional_certificates", STRINGS),
+    ("alpn_policy", STRINGS),
+    ("default_actions", Shape::Actions),
+    ("rules", Shape::Keyed(RULE, Key::Priority)),
+];
+
+const RULE: &[Field] = &[
+    ("priority", Shape::Num),
+    ("conditions", Shape::Conditions),
+    ("actions", Shape::Actions),
+];
+
+const TARGET_GROUP: &[Field] = &[
+    ("name", Shape::Str),
+    ("protocol", Shape::Str),
+    ("protocol_version", Shape::Str),
+    ("port", Shape::Num),
+    ("target_type", Shape::Str),
+    ("vpc_id", Shape::Str),
+    ("health_check", Shape::Object(HEALTH_CHECK)),
+    ("attributes", Shape::Map),
+    ("tags", Shape::Tags),
+    ("targets", Shape::Set(&Shape::Object(TARGET))),
+];
+
+const HEALTH_CHECK: &[Field] = &[
+    ("enabled", Shape::Bool),
+    ("protocol", Shape::Str),
+    ("port", Shape::Str),
+    ("path", Shape::Str),
+    ("interval_seconds", Shape::Num),
+    ("timeout_seconds", Shape::Num),
+    ("healthy_threshold_count", Shape::Num),
+    ("unhealthy_threshold_count", Shape::Num),
+    (
+        "matcher",
+        Shape::Object(&[("http_code", Shape::Str), ("grpc_code", Shape::Str)]),
+    ),
+];
+
+const TARGET: &[Field] = &[("id", Shape::Str), ("port", Shape::Num)];
+
+/// The fields of one action.
+pub const ACTION: &[Field] = &[
+    ("type", Shape::Str),
+    ("order", Shape::Num),
+    ("target_group", Shape::Str),
+    (
+        "forward_config",
+        Shape::Object(&[
+            (
+                "target_groups",
+                Shape::List(&Shape::Object(&[
+                    ("target_group", Shape::Str),
+                    ("weight", Shape::Num),
+                ])),
+            ),
+            (
+                "target_group_stickiness_config",
+                Shape::Object(&[("enabled", Shape::Bool), ("duration_seconds", Shape::Num)]),
+            ),
+        ]),
+    ),
+    (
+        "redirect_config",
+        Shape::Object(&[
+            ("protocol", Shape::Str),
+            ("port", Shape::Str),
+            ("host", Shape::Str),
+            ("path", Shape::Str),
+            ("query", Shape::Str),
+            ("status_code", Shape::Str),
+        ]),
+    ),
+    (
+        "fixed_response_config",
+        Shape::Object(&[
+            ("message_body", Shape::Str),
+            ("status_code", Shape::Str),
+            ("content_type", Shape::Str),
+        ]),
+    ),
+    (
+        "authenticate_oidc_config",
+        Shape::Object(&[
+            ("issuer", Shape::Str),
+            ("authorization_endpoint", Shape::Str),
+            ("token_endpoint", Shape::Str),
+            ("user_info_endpoint", Shape::Str),
+            ("client_id", Shape::Str),
+            ("client_secret", Shape::Str),
+            ("session_cookie_name", Shape::Str),
+            ("scope", Shape::Str),
+            ("session_timeout", Shape::Num),
+            ("authentication_request_extra_params", Shape::Map),
+            ("on_unauthenticated_request", Shape::Str),
+            ("use_existing_client_secret", Shape::Bool),
+        ]),
+    ),
+    (
+        "authenticate_cognito_config",
+        Shape::Object(&[
+            ("user_pool_arn", Shape::Str),
+            ("user_pool_client_id", Shape::Str),
+            ("user_pool_domain", Shape::Str),
+            ("session_cookie_name", Shape::Str),
+            ("scope", Shape::Str),
+            ("session_timeout", Shape::Num),
+            ("authentication_request_extra_params", Shape::Map),
+            ("on_unauthenticated_request", Shape::Str),
+        ]),
+    ),
+];
+
+const VALUES: &[Field] = &[("values", STRINGS)];
+
+/// The fields of one rule condition.
+pub const CONDITION: &[Field] = &[
+    ("field", Shape::Str),
+    ("values", STRINGS),
+    ("host_header_config", Shape::Object(VALUES)),
+    ("path_pattern_config", Shape::Object(VALUES)),
+    (
+        "http_header_config",
+        Shape::Object(&[("http_header_name", Shape::Str), ("values", STRINGS)]),
+    ),
+    (
+        "query_string_config",
+        Shape::Object(&[(
+            "values",
+            Shape::List(&Shape::Object(&[
+                ("key", Shape::Str),
+                ("value", Shape::Str),
+            ])),
+        )]),
+    ),
+    ("http_request_method_config", Shape::Object(VALUES)),
+    ("source_ip_config", Shape::Object(VALUES)),
+];
+
+/// Fields of the load balancer that the presence pass reads (`DescribeLoadBalancers`,
+/// `DescribeTargetGroups`); everything else needs a deep read.
+const PRESENCE_FIELDS: &[&str] = &[
+    "name",
+    "type",
+    "scheme",
+    "ip_address_type",
+    "subnets",
+    "security_groups",
+    "target_groups",
+];
+
+/// Fields of a target group that need a deep read.
+const DEEP_TARGET_GROUP_FIELDS: &[&str] = &["attributes", "tags", "targets"];
+
+/// A load-balancer document in keyed form, checked against the schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The document with listeners, rules and target groups as maps keyed by identity.
+    pub keyed: Map<String, Value>,
+}
+
+/// A document parsed from a record, with warnings about fields lbrecon does not know.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub document: Document,
+    /// One line per unknown field, naming where it is.
+    pub warnings: Vec<String>,
+}
+
+impl Document {
+    /// Checks a document against the schema and returns its keyed form. The error names the
+    /// first field that is wrong and why (`listeners[0].port: expected a number, found a string`).
+    pub fn parse(value: &Value) -> Result<Parsed, String> {
+        let mut warnings = Vec::new();
+        let keyed = check_object(value, LOAD_BALANCER, "config", &mut warnings)?;
+        Ok(Parsed {
+            document: Document { keyed },
+            warnings,
+        })
+    }
+
+    /// The document restricted to what the presence pass reads, for a load balancer whose
+    /// deep read failed: drift in these fields is known for certain, the rest is not.
+    pub fn presence_only(&self) -> Document {
+        let mut keyed: Map<String, Value> = self
+            .keyed
+            .iter()
+            .filter(|(key, _)| PRESENCE_FIELDS.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        if let Some(Value::Object(groups)) = keyed.get_mut("target_groups") {
+            for group in groups.values_mut() {
+                if let Value::Object(fields) = group {
+                    fields.retain(|key, _| !DEEP_TARGET_GROUP_FIELDS.contains(&key.as_str()));
+                }
+            }
+        }
+        Document { keyed }
+    }
+
+    /// Whether the document names `field` at its top level.
+    pub fn holds(&self, field: &str) -> bool {
+        self.keyed.contains_key(field)
+    }
+}
+
+/// A short description of a JSON value's type, for messages.
+fn type_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+fn expected(path: &str, what: &str, found: &Value) -> String {
+    format!("{path}: expected {what}, found {}", type_of(found))
+}
+
+fn check_object(
+    value: &Value,
+    fields: &'static [Field],
+    path: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Map<String, Value>, String> {
+    let Value::Object(map) = value else {
+        return Err(expected(path, "a map", value));
+    };
+    let mut out = Map::new();
+    for (key, value) in map {
+        let child = format!("{path}.{key}");
+        match fields.iter().find(|(name, _)| name == key) {
+            Some((_, shape)) => {
+                out.insert(key.clone(), check(value, shape, &child, warnings)?);
+            }
+            None => warnings.push(format!("{child}: unknown field, ignored")),
+        }
+    }
+    Ok(out)
+}
+
+fn check(
+    value: &Value,
+    shape: &'static Shape,
+    path: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Value, String> {
+    // A null names a field as having no value (an HTTP listener's `ssl_policy`, say).
+    if value.is_null() {
+        return Ok(Value::Null);
+    }
+    match shape {
+        Shape::Str => match value {
+            Value::String(_) => Ok(value.clone()),
+            _ => Err(expected(path, "a string", value)),
+        },
+        Shape::Num => match value {
+            Value::Number(_) => Ok(value.clone()),
+            _ => Err(expected(path, "a number", value)),
+        },
+        Shape::Bool => match value {
+            Value::Bool(_) => Ok(value.clone()),
+            _ => Err(expected(path, "a boolean", value)),
+        },
+        Shape::Set(Shape::Str) if value.is_string() => Ok(Value::Array(vec![value.clone()])),
+        Shape::Set(element) | Shape::List(element) => check_list(value, path, |item, item_path| {
+            check(item, element, item_path, warnings)
+        }),
+        Shape::Map | Shape::Tags => {
+            let Value::Object(map) = value else {
+                return Err(expected(path, "a map of strings", value));
+            };
+            for (key, item) in map {
+                if !item.is_string() {
+                    return Err(expected(&format!("{path}.{key}"), "a string", item));
+                }
+            }
+            Ok(value.clone())
+        }
+        Shape::Object(fields) => Ok(Value::Object(check_object(value, fields, path, warnings)?)),
+        Shape::Actions => check_list(value, path, |item, item_path| {
+            check_object(item, ACTION, item_path, warnings).map(Value::Object)
+        }),
+        Shape::Conditions => check_list(value, path, |item, item_path| {
+            check_object(item, CONDITION, item_path, warnings).map(Value::Object)
+        }),
+        Shape::Keyed(fields, key) => {
+            let Value::Array(items) = value else {
+                return Err(expected(path, "a list", value));
+            };
+            let mut out = Map::new();
+            for (i, item) in items.iter().enumerate() {
+                let item_path = format!("{path}[{i}]");
+                let object = check_object(item, fields, &item_path, warnings)?;
+                let id = key_of(&object, *key, &item_path)?;
+                if out.insert(id.clone(), Value::Object(object)).is_some() {
+                    return Err(format!("{path}: two items are keyed {id:?}"));
+                }
+            }
+            Ok(Value::Object(out))
+        }
+    }
+}
+
+fn check_list(
+    value: &Value,
+    path: &str,
+    mut each: impl FnMut(&Value, &str) -> Result<Value, String>,
+) -> Result<Value, String> {
+    let Value::Array(items) = value else {
+        return Err(expected(path, "a list", value));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| each(item, &format!("{path}[{i}]")))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Value::Array)
+}
+
+/// The identity of one item of a keyed list, as it appears in change paths.
+fn key_of(object: &Map<String, Value>, key: Key, path: &str) -> Result<String, String> {
+    match key {
+        Key::Port => match object.get("port") {
+            None | Some(Value::Null) => Ok(GATEWAY_LISTENER_KEY.to_string()),
+            Some(port) => Ok(number_key(port)),
+        },
+        Key::Priority => match object.get("priority") {
+            Some(priority @ Value::Number(_)) => Ok(number_key(priority)),
+            _ => Err(format!("{path}: a rule needs a numeric priority")),
+        },
+        Key::Name => match object.get("name") {
+            Some(Value::String(name)) if !name.is_empty() => Ok(name.clone()),
+            _ => Err(format!("{path}: a target group needs a name")),
+        },
+    }
+}
+
+fn number_key(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lists_become_keyed_maps() {
+        let parsed = Document::parse(&json!({
+            "name": "web",
+            "listeners": [
+                {"port": 443, "rules": [{"priority": 10, "actions": []}, {"priority": 20}]},
+                {"protocol": "GENEVE"}
+            ],
+            "target_groups": [{"name": "api", "port": 8080}]
+        }))
+        .unwrap();
+        let keyed = Value::Object(parsed.document.keyed);
+        assert_eq!(keyed["listeners"]["443"]["rules"]["10"]["priority"], 10);
+        assert_eq!(keyed["listeners"]["443"]["rules"]["20"]["priority"], 20);
+        assert_eq!(keyed["listeners"]["gateway"]["protocol"], "GENEVE");
+        assert_eq!(keyed["target_groups"]["api"]["port"], 8080);
+        assert!(parsed.warnings.is_empty());
+    }
+
+    #[test]
+    fn wrong_types_are_invalid_with_the_path() {
+        let cases = [
+            (
+                json!({"listeners": [{"port": "443"}]}),
+                "config.listeners[0].port: expected a number, found a string",
+            ),
+            (
+                json!({"subnets": "a,b", "tags": []}),
+                "config.tags: expected a map of strings, found a list",
+            ),
+            (
+                json!({"tags": {"team": 1}}),
+                "config.tags.team: expected a string, found a number",
+            ),
+            (
+                json!({"listeners": {"443": {}}}),
+                "config.listeners: expected a list, found a map",
+            ),
+            (
+                json!({"listeners": [{"port": 1, "rules": [{"actions": []}]}]}),
+                "config.listeners[0].rules[0]: a rule needs a numeric priority",
+            ),
+            (
+                json!({"target_groups": [{"port": 1}]}),
+                "config.target_groups[0]: a target group needs a name",
+            ),
+            (
+                json!({"listeners": [{"port": 80}, {"port": 80}]}),
+                "config.listeners: two items are keyed \"80\"",
+            ),
+            (
+                json!({"listeners": [{"port": 80, "default_actions": [{"type": 1}]}]}),
+                "config.listeners[0].default_actions[0].type: expected a string, found a number",
+            ),
+            (
+                json!({"target_groups": [{"name": "a", "health_check": {"enabled": "yes"}}]}),
+                "config.target_groups[0].health_check.enabled: expected a boolean, found a string",
+            ),
+            (json!("web"), "config: expected a map, found a string"),
+        ];
+        for (doc, message) in cases {
+            assert_eq!(Document::parse(&doc).unwrap_err(), message, "{doc}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_warnings_not_errors() {
+        let parsed = Document::parse(&json!({
+            "name": "web", "owner": "team-a",
+            "listeners": [{"port": 80, "future_field": true}]
+        }))
+        .unwrap();
+        assert_eq!(
+            parsed.warnings,
+            vec![
+                "config.listeners[0].future_field: unknown field, ignored",
+                "config.owner: unknown field, ignored",
+            ]
+        );
+        assert!(!parsed.document.keyed.contains_key("owner"));
+    }
+
+    #[test]
+    fn a_single_string_is_a_set_of_one() {
+        let parsed = Document::parse(
+            &json!({"listeners": [{"port": 443, "alpn_policy": "HTTP2Preferred"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.document.keyed["listeners"]["443"]["alpn_policy"],
+            json!(["HTTP2Preferred"])
+        );
+    }
+
+    #[test]
+    fn presence_only_drops_deep_fields() {
+        let parsed = Document::parse(&json!({
+            "name": "web", "scheme": "internal", "tags": {"a": "b"}, "listeners": [],
+            "target_groups": [{"name": "api", "port": 80, "tags": {}, "attributes": {}}]
+        }))
+        .unwrap();
+        let presence = Value::Object(parsed.document.presence_only().keyed);
+        assert_eq!(
+            presence,
+            json!({"name": "web", "scheme": "internal", "target_groups": {"api": {"name": "api", "port": 80}}})
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! DynamoDB items as plain data, independent of the SDK.
+//!
+//! An [`Item`] keeps every attribute with its exact DynamoDB type, so snapshots and restore can
+//! write an item back verbatim. It serializes as DynamoDB JSON (`{"S": "web"}`), the format the
+//! AWS CLI and DynamoDB exports use. [`to_json`] turns an attribute value into plain JSON for the
+//! load-balancer document, refusing what a document cannot hold.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Number, Value};
+
+/// One DynamoDB item: attribute name to value.
+pub type Item = BTreeMap<String, AttrValue>;
+
+/// One DynamoDB attribute value with its type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AttrValue {
+    #[serde(rename = "S")]
+    S(String),
+    /// A number, kept as DynamoDB's decimal string so no precision is lost.
+    #[serde(rename = "N")]
+    N(String),
+    #[serde(rename = "B", with = "base64_bytes")]
+    B(Vec<u8>),
+    #[serde(rename = "BOOL")]
+    Bool(bool),
+    #[serde(rename = "NULL")]
+    Null(bool),
+    #[serde(rename = "M")]
+    M(BTreeMap<String, AttrValue>),
+    #[serde(rename = "L")]
+    L(Vec<AttrValue>),
+    #[serde(rename = "SS")]
+    Ss(Vec<String>),
+    #[serde(rename = "NS")]
+    Ns(Vec<String>),
+    #[serde(rename = "BS", with = "base64_list")]
+    Bs(Vec<Vec<u8>>),
+}
+
+impl AttrValue {
+    /// The DynamoDB type name (`S`, `N`, `M`, ...), for messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            AttrValue::S(_) => "S",
+            AttrValue::N(_) => "N",
+            AttrValue::B(_) => "B",
+            AttrValue::Bool(_) => "BOOL",
+            AttrValue::Null(_) => "NULL",
+            AttrValue::M(_) => "M",
+            AttrValue::L(_) => "L",
+            AttrValue::Ss(_) => "SS",
+            AttrValue::Ns(_) => "NS",
+            AttrValue::Bs(_) => "BS",
+        }
+    }
+
+    /// The string of an `S` value.
+    pub fn as_s(&self) -> Option<&str> {
+        match self {
+            AttrValue::S(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a DynamoDB number into a JSON number: an integer where it is one, else a float.
+pub fn parse_number(text: &str) -> Option<Number> {
+    let text = text.trim();
+    if let Ok(int) = text.parse::<i64>() {
+        return Some(Number::from(int));
+    }
+    let float: f64 = text.parse().ok()?;
+    if !float.is_finite() {
+        return None;
+    }
+    if float.fract() == 0.0 && float.abs() < 9.0e15 {
+        return Some(Number::from(float as i64));
+    }
+    Number::from_f64(float)
+}
+
+/// Converts an attribute value into plain JSON. `path` names the value in the error, which says
+/// why the value cannot be part of a document (binary data, a malformed number).
+pub fn to_json(value: &AttrValue, path: &str) -> Result<Value, String> {
+    Ok(match value {
+        AttrValue::S(s) => Value::String(s.clone()),
+        AttrValue::N(n) => {
+            Value::Number(parse_number(n).ok_or_else(|| format!("{path}: {n:?} is not a number"))?)
+        }
+        AttrValue::Bool(b) => Value::Bool(*b),
+        AttrValue::Null(_) => Value::Null,
+        AttrValue::M(map) => {
+            let mut out = Map::new();
+            for (key, value) in map {
+                out.insert(key.clone(), to_json(value, &format!("{path}.{key}"))?);
+            }
+            Value::Object(out)
+        }
+        AttrValue::L(list) => Value::Array(
+            list.iter()
+                .enumerate()
+                .map(|(i, value)| to_json(value, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        AttrValue::Ss(list) => Value::Array(list.iter().cloned().map(Value::String).collect()),
+        AttrValue::Ns(list) => Value::Array(
+            list.iter()
+                .map(|n| {
+                    parse_number(n)
+                        .map(Value::Number)
+                        .ok_or_else(|| format!("{path}: {n:?} is not a number"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        AttrValue::B(_) | AttrValue::Bs(_) => {
+            return Err(format!(
+                "{path}: binary data ({}) has no place in a load-balancer document",
+                value.type_name()
+            ));
+        }
+    })
+}
+
+/// Converts plain JSON into an attribute value (maps as `M`, lists as `L`), as `adopt` writes a
+/// document into the `config` attribute.
+pub fn from_json(value: &Value) -> AttrValue {
+    match value {
+        Value::Null => AttrValue::Null(true),
+        Value::Bool(b) => AttrValue::Bool(*b),
+        Value::Number(n) => AttrValue::N(n.to_string()),
+        Value::String(s) => AttrValue::S(s.clone()),
+        Value::Array(list) => AttrValue::L(list.iter().map(from_json).collect()),
+        Value::Object(map) => AttrValue::M(
+            map.iter()
+                .map(|(key, value)| (key.clone(), from_json(value)))
+                .collect(),
+        ),
+    }
+}
+
+mod base64_bytes {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+mod base64_list {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(list: &[Vec<u8>], serializer: S) -> Result<S::Ok, S::Error> {
+        let encoded: Vec<String> = list
+            .iter()
+            .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
+            .collect();
+        encoded.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Vec<u8>>, D::Error> {
+        let list = Vec::<String>::deserialize(deserializer)?;
+        list.into_iter()
+            .map(|text| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_keep_integers_as_integers() {
+        assert_eq!(parse_number("443"), Some(Number::from(443)));
+        assert_eq!(parse_number("10.0"), Some(Number::from(10)));
+        assert_eq!(parse_number("1e2"), Some(Number::from(100)));
+        assert_eq!(parse_number("0.5"), Number::from_f64(0.5));
+        assert_eq!(parse_number("abc"), None);
+        assert_eq!(parse_number("NaN"), None);
+    }
+
+    #[test]
+    fn json_conversion_names_the_bad_value() {
+        let value = AttrValue::M(BTreeMap::from([(
+            "listeners".to_string(),
+            AttrValue::L(vec![AttrValue::B(vec![1, 2])]),
+        )]));
+        let err = to_json(&value, "config").unwrap_err();
+        assert!(err.starts_with("config.listeners[0]"), "{err}");
+    }
+
+    #[test]
+    fn items_round_trip_through_dynamodb_json() {
+        let item: Item = BTreeMap::from([
+            ("name".to_string(), AttrValue::S("web".into())),
+            ("blob".to_string(), AttrValue::B(vec![0, 255])),
+            (
+                "set".to_string(),
+                AttrValue::Ns(vec!["1".into(), "2.5".into()]),
+            ),
+            ("nothing".to_string(), AttrValue::Null(true)),
+        ]);
+        let text = serde_json::to_string(&item).unwrap();
+        assert!(text.contains(r#""name":{"S":"web"}"#), "{text}");
+        let back: Item = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, item);
+    }
+
+    #[test]
+    fn json_round_trips_through_attribute_values() {
+        let doc =
+            json!({"name": "web", "listeners": [{"port": 443, "ssl_policy": null}], "ok": true});
+        assert_eq!(to_json(&from_json(&doc), "config").unwrap(), doc);
+    }
+}

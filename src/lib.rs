@@ -1,0 +1,35 @@
+//! lbrecon guards load-balancer state data. It reads the configuration a control plane
+//! recorded in DynamoDB and the live Elastic Load Balancing v2 state, diffs them, and reports
+//! drift.
+//!
+//! The modules, from the edge inwards:
+//!
+//! - [`config`]: the TOML configuration, validated as a whole (exit 78 on any problem).
+//! - [`aws`]: SDK clients; the only module that sees SDK types. It maps ELBv2 and DynamoDB
+//!   answers into plain data ([`live`], [`item`]) and classifies errors.
+//! - [`reader`]: one target's presence pass and deep reads, with bounded concurrency.
+//! - [`item`], [`record`]: state-table items, kept verbatim, and read as documents.
+//! - [`document`]: the load-balancer document's schema, validation and keyed form.
+//! - [`live`]: the live side as plain data and its assembly into documents.
+//! - [`diff`]: the pure diff of a recorded and a live document.
+//! - [`ignore`]: `[[ignore]]` rules applied to changes.
+//! - [`reconcile`]: matching records with load balancers and classifying each.
+//! - [`report`]: the report's JSON and table forms, and exit codes.
+//! - [`control`]: the control item that workflows read before acting.
+//! - [`check`]: the `check` command.
+//! - [`cli`]: the command line.
+
+pub mod aws;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod diff;
+pub mod document;
+pub mod ignore;
+pub mod item;
+pub mod live;
+pub mod reader;
+pub mod reconcile;
+pub mod record;
+pub mod report;

@@ -1,0 +1,335 @@
+//! Reading one target: the presence pass and deep reads (SPEC 12).
+//!
+//! The presence pass reads every page of the load balancers and target groups, then scans the
+//! state table, so a record written before its load balancer was created is always seen. Deep
+//! reads fetch listeners, rules, attributes and tags for chosen load balancers with bounded
+//! concurrency; a failure there marks only the load balancers it touched as stale.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::StreamExt;
+use futures::stream;
+
+use crate::aws::AwsError;
+use crate::aws::dynamodb::Dynamo;
+use crate::aws::elb::{Elb, TAGS_PER_CALL};
+use crate::item::Item;
+
+/// A map of document fields (attributes, tags).
+type Fields = serde_json::Map<String, serde_json::Value>;
+
+/// One `DescribeTags` call: the ARNs asked for, and the tags by ARN.
+type TagsRead = (Vec<String>, Result<BTreeMap<String, Fields>, AwsError>);
+use crate::live::{DeepState, ListenerState, LiveLoadBalancer, LiveTargetGroup, TargetGroupState};
+
+/// What the presence pass read. Each part is kept on its own, so a report can count what was
+/// read in full even when another part failed.
+#[derive(Debug)]
+pub struct PresenceRead {
+    pub load_balancers: Result<Vec<LiveLoadBalancer>, AwsError>,
+    pub target_groups: Result<Vec<LiveTargetGroup>, AwsError>,
+    pub records: Result<Vec<Item>, AwsError>,
+}
+
+impl PresenceRead {
+    /// The first failure, if any part failed.
+    pub fn error(&self) -> Option<&AwsError> {
+        self.load_balancers
+            .as_ref()
+            .err()
+            .or(self.target_groups.as_ref().err())
+            .or(self.records.as_ref().err())
+    }
+}
+
+/// What to deep-read for one load balancer.
+#[derive(Debug, Clone)]
+pub struct DeepPlan<'a> {
+    pub load_balancer: &'a LiveLoadBalancer,
+    pub target_groups: Vec<&'a LiveTargetGroup>,
+    /// Listener keys (port, or `gateway`) whose record holds `additional_certificates`.
+    pub additional_certificates: BTreeSet<String>,
+    /// Target-group names whose record holds `targets`.
+    pub targets: BTreeSet<String>,
+}
+
+/// The result of deep-reading one load balancer.
+#[derive(Debug, Clone)]
+pub enum DeepOutcome {
+    Read(DeepState),
+    /// The load balancer was deleted since the presence pass listed it.
+    Gone,
+    /// A read failed: the load balancer's deep state is stale.
+    Failed(DeepFailure),
+}
+
+/// A failed deep read, with the resource it was for.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error} (for {resource})")]
+pub struct DeepFailure {
+    pub resource: String,
+    #[source]
+    pub error: AwsError,
+}
+
+/// Reads one target's AWS state.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    pub elb: Elb,
+    pub dynamodb: Dynamo,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+}
+
+impl Reader {
+    /// The presence pass: load balancers and target groups (together), then the state table.
+    pub async fn presence(&self, state_table: &str) -> PresenceRead {
+        let (load_balancers, target_groups) =
+            tokio::join!(self.elb.load_balancers(), self.elb.target_groups());
+        let records = self.dynamodb.scan(state_table).await;
+        PresenceRead {
+            load_balancers,
+            target_groups,
+            records,
+        }
+    }
+
+    /// Deep-reads the planned load balancers: listeners, rules, attributes, tags (20 ARNs a
+    /// call, load balancers and target groups together), and certificates and targets where a
+    /// record holds them. Keyed by load-balancer ARN.
+    pub async fn deep(&self, plans: &[DeepPlan<'_>]) -> HashMap<String, DeepOutcome> {
+        let concurrency = self.concurrency.max(1);
+
+        let load_balancer_reads: Vec<(String, Result<LoadBalancerRead, DeepFailure>)> =
+            stream::iter(plans)
+                .map(|plan| async move {
+                    (
+                        plan.load_balancer.arn.clone(),
+                        self.read_load_balancer(plan).await,
+                    )
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+
+        let mut groups: BTreeMap<&str, (&LiveTargetGroup, bool)> = BTreeMap::new();
+        for plan in plans {
+            for group in &plan.target_groups {
+                let wants_targets = plan.targets.contains(&group.name);
+                let entry = groups.entry(&group.arn).or_insert((group, false));
+                entry.1 |= wants_targets;
+            }
+        }
+        let group_reads: HashMap<String, Result<GroupRead, DeepFailure>> =
+            stream::iter(groups.values())
+                .map(|(group, wants_targets)| async move {
+                    (
+                        group.arn.clone(),
+                        self.read_target_group(group, *wants_targets).await,
+                    )
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+
+        let mut arns: Vec<String> = plans
+            .iter()
+            .map(|plan| plan.load_balancer.arn.clone())
+            .collect();
+        arns.extend(groups.keys().map(|arn| arn.to_string()));
+        let tag_reads: Vec<TagsRead> = stream::iter(arns.chunks(TAGS_PER_CALL))
+            .map(|chunk| async move { (chunk.to_vec(), self.elb.tags(chunk).await) })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let mut tags: HashMap<String, Result<Fields, AwsError>> = HashMap::new();
+        for (chunk, result) in tag_reads {
+            match result {
+                Ok(mut found) => {
+                    for arn in chunk {
+                        // A resource without tags may be left out of the answer.
+                        let map = found.remove(&arn).unwrap_or_default();
+                        tags.insert(arn, Ok(map));
+                    }
+                }
+                Err(err) => {
+                    for arn in chunk {
+                        tags.insert(arn, Err(err.clone()));
+                    }
+                }
+            }
+        }
+
+        let mut outcomes = HashMap::new();
+        let by_arn: HashMap<&str, &DeepPlan<'_>> = plans
+            .iter()
+            .map(|plan| (plan.load_balancer.arn.as_str(), plan))
+            .collect();
+        for (arn, read) in load_balancer_reads {
+            let plan = by_arn[arn.as_str()];
+            let outcome = match read {
+                Err(failure) => DeepOutcome::Failed(failure),
+                Ok(LoadBalancerRead::Gone) => DeepOutcome::Gone,
+                Ok(LoadBalancerRead::Read {
+                    attributes,
+                    listeners,
+                }) => combine(plan, attributes, listeners, &group_reads, &tags),
+            };
+            outcomes.insert(arn, outcome);
+        }
+        outcomes
+    }
+
+    async fn read_load_balancer(
+        &self,
+        plan: &DeepPlan<'_>,
+    ) -> Result<LoadBalancerRead, DeepFailure> {
+        let lb = plan.load_balancer;
+        let fail = |error: AwsError| DeepFailure {
+            resource: format!("load balancer {}", lb.name),
+            error,
+        };
+        let listeners = match self.elb.listeners(&lb.arn).await {
+            Ok(listeners) => listeners,
+            Err(err) if err.is_not_found() => return Ok(LoadBalancerRead::Gone),
+            Err(err) => return Err(fail(err)),
+        };
+        let attributes = match self.elb.load_balancer_attributes(&lb.arn).await {
+            Ok(attributes) => attributes,
+            Err(err) if err.is_not_found() => return Ok(LoadBalancerRead::Gone),
+            Err(err) => return Err(fail(err)),
+        };
+        let mut states = Vec::with_capacity(listeners.len());
+        for listener in listeners {
+            let key = match listener.fields.get("port") {
+                Some(port) if !port.is_null() => port.to_string(),
+                _ => crate::document::GATEWAY_LISTENER_KEY.to_string(),
+            };
+            let rules = match self.elb.rules(&listener.arn).await {
+                Ok(rules) => rules,
+                // Deleted since it was listed: it is not live any more.
+                Err(err) if err.is_not_found() => continue,
+                Err(err) => return Err(fail(err)),
+            };
+            let additional_certificates = if plan.additional_certificates.contains(&key) {
+                match self.elb.additional_certificates(&listener.arn).await {
+                    Ok(certificates) => Some(certificates),
+                    Err(err) if err.is_not_found() => continue,
+                    Err(err) => return Err(fail(err)),
+                }
+            } else {
+                None
+            };
+            states.push(ListenerState {
+                listener,
+                rules,
+                additional_certificates,
+            });
+        }
+        Ok(LoadBalancerRead::Read {
+            attributes,
+            listeners: states,
+        })
+    }
+
+    async fn read_target_group(
+        &self,
+        group: &LiveTargetGroup,
+        wants_targets: bool,
+    ) -> Result<GroupRead, DeepFailure> {
+        let fail = |error: AwsError| DeepFailure {
+            resource: format!("target group {}", group.name),
+            error,
+        };
+        let attributes = match self.elb.target_group_attributes(&group.arn).await {
+            Ok(attributes) => attributes,
+            Err(err) if err.is_not_found() => return Ok(GroupRead::Gone),
+            Err(err) => return Err(fail(err)),
+        };
+        let targets = if wants_targets {
+            match self.elb.targets(&group.arn).await {
+                Ok(targets) => Some(targets),
+                Err(err) if err.is_not_found() => return Ok(GroupRead::Gone),
+                Err(err) => return Err(fail(err)),
+            }
+        } else {
+            None
+        };
+        Ok(GroupRead::Read {
+            attributes,
+            targets,
+        })
+    }
+}
+
+enum LoadBalancerRead {
+    Read {
+        attributes: Fields,
+        listeners: Vec<ListenerState>,
+    },
+    Gone,
+}
+
+enum GroupRead {
+    Read {
+        attributes: Fields,
+        targets: Option<Vec<serde_json::Value>>,
+    },
+    Gone,
+}
+
+fn combine(
+    plan: &DeepPlan<'_>,
+    attributes: Fields,
+    listeners: Vec<ListenerState>,
+    groups: &HashMap<String, Result<GroupRead, DeepFailure>>,
+    tags: &HashMap<String, Result<Fields, AwsError>>,
+) -> DeepOutcome {
+    let lb = plan.load_balancer;
+    let tags_of = |arn: &str, resource: String| -> Result<Fields, DeepFailure> {
+        match tags.get(arn) {
+            Some(Ok(map)) => Ok(map.clone()),
+            Some(Err(error)) => Err(DeepFailure {
+                resource,
+                error: error.clone(),
+            }),
+            None => Ok(Default::default()),
+        }
+    };
+    let mut state = DeepState {
+        attributes,
+        listeners,
+        ..Default::default()
+    };
+    match tags_of(&lb.arn, format!("load balancer {}", lb.name)) {
+        Ok(map) => state.tags = map,
+        Err(failure) => return DeepOutcome::Failed(failure),
+    }
+    for group in &plan.target_groups {
+        match groups.get(&group.arn) {
+            Some(Ok(GroupRead::Read {
+                attributes,
+                targets,
+            })) => {
+                let group_tags = match tags_of(&group.arn, format!("target group {}", group.name)) {
+                    Ok(map) => map,
+                    Err(failure) => return DeepOutcome::Failed(failure),
+                };
+                state.target_groups.insert(
+                    group.arn.clone(),
+                    TargetGroupState {
+                        attributes: attributes.clone(),
+                        tags: group_tags,
+                        targets: targets.clone(),
+                    },
+                );
+            }
+            Some(Ok(GroupRead::Gone)) => {
+                state.gone_target_groups.insert(group.arn.clone());
+            }
+            Some(Err(failure)) => return DeepOutcome::Failed(failure.clone()),
+            None => {}
+        }
+    }
+    DeepOutcome::Read(state)
+}

@@ -1,0 +1,284 @@
+//! Matching records with live load balancers by name and classifying each (SPEC 5).
+//!
+//! Pure: takes what was read, returns one entry per load balancer named on either side.
+
+use std::collections::BTreeMap;
+
+use crate::diff::{Change, diff};
+use crate::document::Document;
+use crate::ignore::IgnoreRules;
+use crate::record::{Record, RecordContent};
+use crate::report::{DriftKind, LoadBalancerReport, Summary};
+
+/// One live load balancer as the diff sees it.
+#[derive(Debug, Clone)]
+pub struct LiveEntry {
+    pub name: String,
+    pub arn: String,
+    /// `CreatedTime`, seconds since the Unix epoch.
+    pub created_time: Option<i64>,
+    pub document: Document,
+    /// Whether `document` holds a successful deep read; otherwise only presence fields are
+    /// known and only they are compared.
+    pub deep_fresh: bool,
+}
+
+/// One load balancer's classification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub name: String,
+    /// `None` when the deep read failed and the presence fields agree: neither in sync nor
+    /// changed can be said.
+    pub kind: Option<DriftKind>,
+    pub changes: Vec<Change>,
+    /// Why the record is invalid.
+    pub reason: Option<String>,
+    /// Whether a live load balancer of this name exists.
+    pub live: bool,
+    pub created_time: Option<i64>,
+}
+
+/// The classification of a whole target.
+#[derive(Debug, Clone, Default)]
+pub struct Reconciled {
+    /// By name.
+    pub entries: Vec<Entry>,
+    pub live: u64,
+    pub recorded: u64,
+}
+
+impl Reconciled {
+    /// The counts of the report's `summary`.
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary {
+            live: self.live,
+            recorded: self.recorded,
+            ..Summary::default()
+        };
+        for entry in &self.entries {
+            if let Some(kind) = entry.kind {
+                summary.add(kind);
+            }
+        }
+        summary
+    }
+
+    /// The report lines: every load balancer not in sync, by name.
+    pub fn not_in_sync(&self) -> Vec<LoadBalancerReport> {
+        self.entries
+            .iter()
+            .filter(|entry| matches!(entry.kind, Some(kind) if kind != DriftKind::InSync))
+            .map(|entry| LoadBalancerReport {
+                name: entry.name.clone(),
+                kind: entry.kind.expect("filtered"),
+                changes: entry.changes.clone(),
+                reason: entry.reason.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Classifies every load balancer named by a record or live.
+pub fn reconcile(records: &[Record], live: &[LiveEntry], ignore: &IgnoreRules) -> Reconciled {
+    let records_by_name: BTreeMap<&str, &Record> = records
+        .iter()
+        .map(|record| (record.name.as_str(), record))
+        .collect();
+    let live_by_name: BTreeMap<&str, &LiveEntry> = live
+        .iter()
+        .map(|entry| (entry.name.as_str(), entry))
+        .collect();
+    let mut names: Vec<&str> = records_by_name
+        .keys()
+        .chain(live_by_name.keys())
+        .copied()
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+
+    let entries = names
+        .into_iter()
+        .map(|name| {
+            let record = records_by_name.get(name).copied();
+            let live = live_by_name.get(name).copied();
+            classify(name, record, live, ignore)
+        })
+        .collect();
+    Reconciled {
+        entries,
+        live: live.len() as u64,
+        recorded: records.len() as u64,
+    }
+}
+
+fn classify(
+    name: &str,
+    record: Option<&Record>,
+    live: Option<&LiveEntry>,
+    ignore: &IgnoreRules,
+) -> Entry {
+    let mut entry = Entry {
+        name: name.to_string(),
+        kind: None,
+        changes: Vec::new(),
+        reason: None,
+        live: live.is_some(),
+        created_time: live.and_then(|live| live.created_time),
+    };
+    match (record.map(|record| &record.content), live) {
+        (None, None) => unreachable!("a name comes from one side"),
+        (Some(RecordContent::Invalid(reason)), _) => {
+            entry.kind = Some(DriftKind::InvalidRecord);
+            entry.reason = Some(reason.clone());
+        }
+        (None, Some(_)) => entry.kind = Some(DriftKind::MissingRecord),
+        (Some(RecordContent::Valid(_)), None) => entry.kind = Some(DriftKind::MissingLive),
+        (Some(RecordContent::Valid(recorded)), Some(live)) => {
+            let recorded = if live.deep_fresh {
+                recorded.clone()
+            } else {
+                recorded.presence_only()
+            };
+            let mut changes = diff(&recorded, &live.document);
+            ignore.retain(name, &mut changes);
+            entry.kind = if !changes.is_empty() {
+                Some(DriftKind::Changed)
+            } else if live.deep_fresh {
+                Some(DriftKind::InSync)
+            } else {
+                None
+            };
+            entry.changes = changes;
+        }
+    }
+    entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::IgnoreConfig;
+    use crate::item::{AttrValue, Item, from_json};
+    use serde_json::{Value, json};
+
+    fn record(name: &str, config: Value) -> Record {
+        let item: Item = [
+            ("name".to_string(), AttrValue::S(name.into())),
+            ("config".to_string(), from_json(&config)),
+        ]
+        .into_iter()
+        .collect();
+        Record::from_item(&item, 0)
+    }
+
+    fn live(name: &str, doc: Value, deep_fresh: bool) -> LiveEntry {
+        LiveEntry {
+            name: name.into(),
+            arn: format!("arn:{name}"),
+            created_time: Some(0),
+            document: Document::parse(&doc).unwrap().document,
+            deep_fresh,
+        }
+    }
+
+    #[test]
+    fn every_kind_is_classified_and_counted() {
+        let records = vec![
+            record("same", json!({"name": "same", "scheme": "internal"})),
+            record("moved", json!({"name": "moved", "scheme": "internal"})),
+            record("gone", json!({"name": "gone"})),
+            record("broken", json!({"listeners": "not a list"})),
+        ];
+        let live = vec![
+            live("same", json!({"name": "same", "scheme": "internal"}), true),
+            live(
+                "moved",
+                json!({"name": "moved", "scheme": "internet-facing"}),
+                true,
+            ),
+            live("new", json!({"name": "new"}), true),
+            live("broken", json!({"name": "broken"}), true),
+        ];
+        let reconciled = reconcile(&records, &live, &IgnoreRules::default());
+        let kinds: Vec<(&str, Option<DriftKind>)> = reconciled
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("broken", Some(DriftKind::InvalidRecord)),
+                ("gone", Some(DriftKind::MissingLive)),
+                ("moved", Some(DriftKind::Changed)),
+                ("new", Some(DriftKind::MissingRecord)),
+                ("same", Some(DriftKind::InSync)),
+            ]
+        );
+        let summary = reconciled.summary();
+        assert_eq!((summary.live, summary.recorded), (4, 4));
+        assert_eq!(
+            (
+                summary.in_sync,
+                summary.changed,
+                summary.missing_record,
+                summary.missing_live,
+                summary.invalid_record
+            ),
+            (1, 1, 1, 1, 1)
+        );
+        assert_eq!(reconciled.not_in_sync().len(), 4);
+        assert_eq!(
+            reconciled.entries[0].reason.as_deref(),
+            Some("config.listeners: expected a list, found a string")
+        );
+    }
+
+    #[test]
+    fn a_stale_deep_read_never_looks_in_sync() {
+        let records = vec![
+            record(
+                "a",
+                json!({"name": "a", "scheme": "internal", "tags": {"t": "1"}}),
+            ),
+            record(
+                "b",
+                json!({"name": "b", "scheme": "internal", "tags": {"t": "1"}}),
+            ),
+        ];
+        let live = vec![
+            live("a", json!({"name": "a", "scheme": "internal"}), false),
+            live(
+                "b",
+                json!({"name": "b", "scheme": "internet-facing"}),
+                false,
+            ),
+        ];
+        let reconciled = reconcile(&records, &live, &IgnoreRules::default());
+        assert_eq!(reconciled.entries[0].kind, None);
+        assert_eq!(reconciled.entries[1].kind, Some(DriftKind::Changed));
+        // Only the presence field is reported; the tags were not read.
+        assert_eq!(reconciled.entries[1].changes.len(), 1);
+        assert_eq!(reconciled.summary().in_sync, 0);
+    }
+
+    #[test]
+    fn ignored_changes_are_neither_reported_nor_counted() {
+        let ignore = IgnoreRules::new(&[IgnoreConfig {
+            load_balancers: "a*".into(),
+            paths: vec!["/scheme".into()],
+        }])
+        .unwrap();
+        let records = vec![
+            record("a1", json!({"scheme": "internal"})),
+            record("b1", json!({"scheme": "internal"})),
+        ];
+        let live = vec![
+            live("a1", json!({"scheme": "internet-facing"}), true),
+            live("b1", json!({"scheme": "internet-facing"}), true),
+        ];
+        let reconciled = reconcile(&records, &live, &ignore);
+        assert_eq!(reconciled.entries[0].kind, Some(DriftKind::InSync));
+        assert_eq!(reconciled.entries[1].kind, Some(DriftKind::Changed));
+    }
+}

@@ -1,0 +1,181 @@
+//! Records: the state table's items read as load-balancer documents (SPEC 3).
+
+use crate::document::Document;
+use crate::item::{AttrValue, Item, to_json};
+
+/// The state table's partition key.
+pub const NAME_ATTRIBUTE: &str = "name";
+/// The attribute that holds the load-balancer document.
+pub const CONFIG_ATTRIBUTE: &str = "config";
+
+/// One item of the state table, read.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The load balancer's name (the item's key).
+    pub name: String,
+    /// The control plane's `version` of the item, where it is a number.
+    pub version: Option<String>,
+    /// The document, or why the item cannot be read as one.
+    pub content: RecordContent,
+    /// Unknown fields inside `config`, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// A record's document, or the reason it is an `invalid_record`.
+#[derive(Debug, Clone)]
+pub enum RecordContent {
+    Valid(Document),
+    Invalid(String),
+}
+
+impl Record {
+    /// Reads one item. It never fails: an item that is not a document is an invalid record
+    /// with the reason, and an item without a string `name` is named by what it has.
+    pub fn from_item(item: &Item, position: usize) -> Record {
+        let name = match item.get(NAME_ATTRIBUTE) {
+            Some(AttrValue::S(name)) => name.clone(),
+            Some(AttrValue::N(number)) => number.clone(),
+            _ => format!("(item {position} has no string name)"),
+        };
+        let version = match item.get("version") {
+            Some(AttrValue::N(version)) => Some(version.clone()),
+            _ => None,
+        };
+        let mut warnings = Vec::new();
+        let content = match parse_config(item) {
+            Ok(parsed) => {
+                warnings = parsed.warnings;
+                RecordContent::Valid(parsed.document)
+            }
+            Err(reason) => RecordContent::Invalid(reason),
+        };
+        Record {
+            name,
+            version,
+            content,
+            warnings,
+        }
+    }
+
+    /// The document, where the record is valid.
+    pub fn document(&self) -> Option<&Document> {
+        match &self.content {
+            RecordContent::Valid(document) => Some(document),
+            RecordContent::Invalid(_) => None,
+        }
+    }
+}
+
+fn parse_config(item: &Item) -> Result<crate::document::Parsed, String> {
+    match item.get(NAME_ATTRIBUTE) {
+        Some(AttrValue::S(_)) => {}
+        Some(other) => {
+            return Err(format!(
+                "name is of type {}, not a string (S)",
+                other.type_name()
+            ));
+        }
+        None => return Err("the item has no name attribute".into()),
+    }
+    let config = match item.get(CONFIG_ATTRIBUTE) {
+        None => return Err("config is missing".into()),
+        Some(value @ AttrValue::M(_)) => value,
+        Some(other) => {
+            return Err(format!(
+                "config is of type {}, not a map (M)",
+                other.type_name()
+            ));
+        }
+    };
+    let json = to_json(config, CONFIG_ATTRIBUTE)?;
+    Document::parse(&json)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn item(pairs: Vec<(&str, AttrValue)>) -> Item {
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    fn s(text: &str) -> AttrValue {
+        AttrValue::S(text.into())
+    }
+
+    fn reason(record: &Record) -> &str {
+        match &record.content {
+            RecordContent::Invalid(reason) => reason,
+            RecordContent::Valid(_) => panic!("{} should be invalid", record.name),
+        }
+    }
+
+    #[test]
+    fn a_valid_item_is_a_document() {
+        let record = Record::from_item(
+            &item(vec![
+                ("name", s("web")),
+                ("version", AttrValue::N("7".into())),
+                ("updated_at", s("2026-01-01T00:00:00Z")),
+                ("owner", s("kept and ignored")),
+                (
+                    "config",
+                    AttrValue::M(BTreeMap::from([
+                        ("name".to_string(), s("web")),
+                        ("scheme".to_string(), s("internal")),
+                    ])),
+                ),
+            ]),
+            0,
+        );
+        assert_eq!(record.name, "web");
+        assert_eq!(record.version.as_deref(), Some("7"));
+        assert_eq!(record.document().unwrap().keyed["scheme"], "internal");
+    }
+
+    #[test]
+    fn bad_items_are_invalid_with_a_reason() {
+        let cases = vec![
+            (item(vec![("name", s("a"))]), "config is missing"),
+            (
+                item(vec![("name", s("a")), ("config", s("{}"))]),
+                "config is of type S, not a map (M)",
+            ),
+            (
+                item(vec![
+                    ("name", s("a")),
+                    (
+                        "config",
+                        AttrValue::M(BTreeMap::from([("listeners".to_string(), s("x"))])),
+                    ),
+                ]),
+                "config.listeners: expected a list, found a string",
+            ),
+            (
+                item(vec![
+                    ("name", s("a")),
+                    (
+                        "config",
+                        AttrValue::M(BTreeMap::from([(
+                            "subnets".to_string(),
+                            AttrValue::Bs(vec![vec![1]]),
+                        )])),
+                    ),
+                ]),
+                "config.subnets: binary data (BS) has no place in a load-balancer document",
+            ),
+        ];
+        for (item, expected) in cases {
+            assert_eq!(reason(&Record::from_item(&item, 0)), expected);
+        }
+    }
+
+    #[test]
+    fn an_item_without_a_string_name_is_still_reported() {
+        let record = Record::from_item(&item(vec![("config", AttrValue::M(BTreeMap::new()))]), 3);
+        assert_eq!(record.name, "(item 3 has no string name)");
+        assert_eq!(reason(&record), "the item has no name attribute");
+    }
+}
