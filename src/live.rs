@@ -101,7 +101,11 @@ impl<'a> TargetGroupIndex<'a> {
         for group in groups {
             index.by_arn.insert(&group.arn, group);
             for lb in &group.load_balancer_arns {
-                index.by_load_balancer.entry(lb).or_default().push(group);
+                let groups = index.by_load_balancer.entry(lb).or_default();
+                // The API may name one load balancer once per listener or rule using the group.
+                if !groups.iter().any(|known| known.arn == group.arn) {
+                    groups.push(group);
+                }
             }
         }
         index
@@ -254,7 +258,8 @@ mod tests {
         let groups = vec![LiveTargetGroup {
             arn: "arn:tg/api".into(),
             name: "api".into(),
-            load_balancer_arns: vec!["arn:lb/web".into()],
+            // Named once per listener or rule that uses the group, as the API may do.
+            load_balancer_arns: vec!["arn:lb/web".into(), "arn:lb/web".into()],
             fields: object(json!({"port": 80, "protocol": "HTTP"})),
         }];
         let index = TargetGroupIndex::new(&groups);

@@ -408,7 +408,14 @@ fn listener(listener: &Listener) -> Option<LiveListener> {
         "protocol",
         listener.protocol().map(|p| p.as_str()),
     );
-    insert_str(&mut fields, "ssl_policy", listener.ssl_policy());
+    // A security policy applies to HTTPS and TLS listeners only; an answer that names one for
+    // another protocol carries no meaning and is not compared.
+    if matches!(
+        listener.protocol().map(|p| p.as_str()),
+        Some("HTTPS" | "TLS")
+    ) {
+        insert_str(&mut fields, "ssl_policy", listener.ssl_policy());
+    }
     let certificates: Vec<String> = listener
         .certificates()
         .iter()
