@@ -366,15 +366,18 @@ def test_ignore_rules_drop_changes_before_counting(lbrecon, fleet):
     assert target["summary"]["in_sync"] == 1
 
 
-def test_more_than_one_page_of_load_balancers(lbrecon, fleet):
+def test_more_than_one_page_of_load_balancers(lbrecon, fleet, proxy):
     count = 450
     for i in range(count):
         fleet.bare(f"lb-{i:04d}")
     create_state_table(fleet.endpoint, fleet.region, "lb-state")
     fleet.write_records("lb-state")
     fleet.delete_record("lb-state", "lb-0449")
+    lbrecon.endpoint = proxy.endpoint
     lbrecon.write_config(MINIMAL_CONFIG + FAST_AWS)
     _, report = lbrecon.check_json(expect=2)
+    # Pages of 400: two calls for 450 load balancers (moto honours PageSize here).
+    assert proxy.operations()[("elasticloadbalancing", "DescribeLoadBalancers")] == 2
     target = only_target(report)
     assert target["complete"] is True
     assert target["summary"]["live"] == count

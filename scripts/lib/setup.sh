@@ -1,0 +1,17 @@
+# Shared set-up for scripts/test.sh and scripts/demo.sh: installs what they need, once.
+
+# Python packages for the emulator and the tests, in a virtual environment at .venv.
+setup_python() {
+  if [ ! -x .venv/bin/python ]; then
+    echo "== creating .venv"
+    if ! python3 -m venv .venv; then
+      echo "python3 -m venv failed: install your distribution's venv package (Debian: apt-get install python3-venv)" >&2
+      exit 1
+    fi
+  fi
+  if ! .venv/bin/python -c 'import moto, boto3, pytest, requests' 2>/dev/null; then
+    echo "== installing Python packages (tests/requirements.txt)"
+    .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  fi
+  export PATH="$PWD/.venv/bin:$PATH"
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, then integration tests against a local AWS emulator
+# (the moto server) that the harness starts on a free loopback port. Installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/setup.sh
+
+setup_python
+
+echo "== build"
+cargo build --locked --all-targets
+echo "== unit tests"
+cargo test --locked
+echo "== integration tests"
+python -m pytest tests/integration -q -p no:cacheprovider "$@"
