@@ -16,6 +16,7 @@
 //! - [`reconcile`]: matching records with load balancers and classifying each.
 //! - [`report`]: the report's JSON and table forms, and exit codes.
 //! - [`control`]: the control item that workflows read before acting.
+//! - [`cycle`]: one reconciliation of one target: presence pass, deep reads, diff.
 //! - [`check`]: the `check` command.
 //! - [`cli`]: the command line.
 
@@ -24,6 +25,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod cycle;
 pub mod diff;
 pub mod document;
 pub mod ignore;

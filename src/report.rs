@@ -150,9 +150,12 @@ pub struct TargetReport {
 }
 
 impl TargetReport {
-    /// Sets the exit code from what the report holds: an error is 1, drift 2, else 0.
+    /// Sets the exit code from what the report holds: an error is 1, drift 2, else 0; a
+    /// configuration error (78) already set stays.
     pub fn with_exit_code(mut self) -> Self {
-        self.exit_code = if self.error.is_some() || !self.complete {
+        self.exit_code = if self.exit_code == exit::CONFIG {
+            exit::CONFIG
+        } else if self.error.is_some() || !self.complete {
             exit::ERROR
         } else if !self.load_balancers.is_empty() {
             exit::DRIFT
