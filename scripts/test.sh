@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/setup.sh
 
 setup_python
+setup_debian_packages
 
 echo "== build"
 cargo build --locked --all-targets

@@ -30,6 +30,10 @@ pub enum Format {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon: reconcile every target each interval, serve /metrics, /healthz, /readyz,
+    /// /drift. The first SIGTERM or SIGINT finishes the cycle in flight and exits 0; a second
+    /// exits at once.
+    Run,
     /// One presence pass and one full deep pass per target, read-only; prints the report.
     Check {
         /// Only this target.

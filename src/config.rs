@@ -295,7 +295,7 @@ fn default_jitter() -> f64 {
     0.1
 }
 fn default_cycle_deadline() -> Duration {
-    Duration::from_secs(300)
+    Duration::from_secs(60)
 }
 fn default_listen() -> String {
     "127.0.0.1:9477".to_string()

@@ -15,9 +15,12 @@
 //! - [`ignore`]: `[[ignore]]` rules applied to changes.
 //! - [`reconcile`]: matching records with load balancers and classifying each.
 //! - [`report`]: the report's JSON and table forms, and exit codes.
+//! - [`telemetry`]: metric names, and one function per event for its metrics and log line.
 //! - [`control`]: the control item that workflows read before acting.
 //! - [`cycle`]: one reconciliation of one target: presence pass, deep reads, diff.
 //! - [`check`]: the `check` command.
+//! - [`daemon`]: `run`: one loop per target, shutdown, systemd notification.
+//! - [`http`]: the listener: `/metrics`, `/healthz`, `/readyz`, `/drift`.
 //! - [`cli`]: the command line.
 
 pub mod aws;
@@ -26,8 +29,10 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod cycle;
+pub mod daemon;
 pub mod diff;
 pub mod document;
+pub mod http;
 pub mod ignore;
 pub mod item;
 pub mod live;
@@ -35,3 +40,4 @@ pub mod reader;
 pub mod reconcile;
 pub mod record;
 pub mod report;
+pub mod telemetry;

@@ -33,7 +33,50 @@ fn run() -> i32 {
         Command::Check { target, format } => {
             runtime.block_on(cli::check(&config, target.as_deref(), format))
         }
+        Command::Run => runtime.block_on(run_daemon(config)),
     }
+}
+
+async fn run_daemon(config: lbrecon::config::Config) -> i32 {
+    let recorder = lbrecon::telemetry::recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        eprintln!("lbrecon: a metrics recorder is already installed");
+        return 1;
+    }
+    lbrecon::telemetry::describe();
+    match lbrecon::daemon::run(config, handle, shutdown_signal()).await {
+        Ok(()) => 0,
+        Err(err) => {
+            tracing::error!(kind = err.kind(), "{err}");
+            eprintln!("lbrecon: {err}");
+            err.exit_code()
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits the process at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop lbrecon with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(130);
+    });
 }
 
 /// Logs go to stderr, so reports on stdout stay machine-readable. `LBRECON_LOG` is an

@@ -100,9 +100,12 @@ impl Reader {
     pub async fn deep(&self, plans: &[DeepPlan<'_>]) -> HashMap<String, DeepOutcome> {
         let concurrency = self.concurrency.max(1);
 
+        // Streams over owned items (indices, owned chunks): closures over borrowed items make
+        // the future unusable in a spawned task.
         let load_balancer_reads: Vec<(String, Result<LoadBalancerRead, DeepFailure>)> =
-            stream::iter(plans)
-                .map(|plan| async move {
+            stream::iter(0..plans.len())
+                .map(|i| async move {
+                    let plan = &plans[i];
                     (
                         plan.load_balancer.arn.clone(),
                         self.read_load_balancer(plan).await,
@@ -120,13 +123,17 @@ impl Reader {
                 entry.1 |= wants_targets;
             }
         }
+        let group_list: Vec<(&LiveTargetGroup, bool)> = groups.values().copied().collect();
         let group_reads: HashMap<String, Result<GroupRead, DeepFailure>> =
-            stream::iter(groups.values())
-                .map(|(group, wants_targets)| async move {
-                    (
-                        group.arn.clone(),
-                        self.read_target_group(group, *wants_targets).await,
-                    )
+            stream::iter(0..group_list.len())
+                .map(|i| {
+                    let (group, wants_targets) = group_list[i];
+                    async move {
+                        (
+                            group.arn.clone(),
+                            self.read_target_group(group, wants_targets).await,
+                        )
+                    }
                 })
                 .buffer_unordered(concurrency)
                 .collect()
@@ -137,8 +144,12 @@ impl Reader {
             .map(|plan| plan.load_balancer.arn.clone())
             .collect();
         arns.extend(groups.keys().map(|arn| arn.to_string()));
-        let tag_reads: Vec<TagsRead> = stream::iter(arns.chunks(TAGS_PER_CALL))
-            .map(|chunk| async move { (chunk.to_vec(), self.elb.tags(chunk).await) })
+        let chunks: Vec<Vec<String>> = arns.chunks(TAGS_PER_CALL).map(<[String]>::to_vec).collect();
+        let tag_reads: Vec<TagsRead> = stream::iter(chunks)
+            .map(|chunk| async move {
+                let result = self.elb.tags(&chunk).await;
+                (chunk, result)
+            })
             .buffer_unordered(concurrency)
             .collect()
             .await;

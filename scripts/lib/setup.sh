@@ -9,9 +9,23 @@ setup_python() {
       exit 1
     fi
   fi
-  if ! .venv/bin/python -c 'import moto, boto3, pytest, requests' 2>/dev/null; then
+  if ! .venv/bin/python -c 'import moto, boto3, pytest, requests, prometheus_client' 2>/dev/null; then
     echo "== installing Python packages (tests/requirements.txt)"
     .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
   fi
   export PATH="$PWD/.venv/bin:$PATH"
+}
+
+# Debian packages: Prometheus and promtool (the alert-rule tests and the end-to-end alert test)
+# and systemd-analyze (the unit checks).
+setup_debian_packages() {
+  local missing=()
+  command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "== installing Debian packages: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }

@@ -6,6 +6,7 @@ use aws_sdk_dynamodb as dynamodb;
 use aws_smithy_types::Blob;
 use dynamodb::types::AttributeValue;
 
+use super::interceptor::MetricsInterceptor;
 use super::{Api, AwsError};
 use crate::item::{AttrValue, Item};
 
@@ -19,9 +20,12 @@ pub struct Dynamo {
 }
 
 impl Dynamo {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, target: &str) -> Self {
+        let config = dynamodb::config::Builder::from(config)
+            .interceptor(MetricsInterceptor::new(target, SERVICE))
+            .build();
         Dynamo {
-            client: dynamodb::Client::new(config),
+            client: dynamodb::Client::from_conf(config),
             api: Api::new(SERVICE),
         }
     }
@@ -63,6 +67,22 @@ impl Dynamo {
                 }
                 _ => return Ok(items),
             }
+        }
+    }
+
+    /// Whether `table` exists (`DescribeTable`).
+    pub async fn table_exists(&self, table: &str) -> Result<bool, AwsError> {
+        match self
+            .api
+            .call(
+                "DescribeTable",
+                self.client.describe_table().table_name(table).send(),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if err.is_not_found() => Ok(false),
+            Err(err) => Err(err),
         }
     }
 

@@ -7,6 +7,7 @@ use aws_sdk_elasticloadbalancingv2 as elbv2;
 use elbv2::types::{Action, Listener, LoadBalancer, Rule, RuleCondition, TargetGroup};
 use serde_json::{Map, Value, json};
 
+use super::interceptor::MetricsInterceptor;
 use super::{Api, AwsError};
 use crate::live::{LiveListener, LiveLoadBalancer, LiveRule, LiveTargetGroup};
 
@@ -57,9 +58,12 @@ where
 }
 
 impl Elb {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, target: &str) -> Self {
+        let config = elbv2::config::Builder::from(config)
+            .interceptor(MetricsInterceptor::new(target, SERVICE))
+            .build();
         Elb {
-            client: elbv2::Client::new(config),
+            client: elbv2::Client::from_conf(config),
             api: Api::new(SERVICE),
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod dynamodb;
 pub mod elb;
+pub mod interceptor;
 
 use std::future::Future;
 use std::time::Duration;
@@ -87,7 +88,8 @@ impl AwsError {
     }
 }
 
-const THROTTLING_CODES: &[&str] = &[
+/// Error codes that mean "slow down", across the services lbrecon calls.
+pub const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
@@ -228,12 +230,13 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Builds the clients of one target.
+    /// Builds the clients of one target; every request attempt they make is counted under the
+    /// target's name.
     pub async fn connect(target: &TargetConfig, aws: &AwsConfig) -> Clients {
         let config = sdk_config(target, aws).await;
         Clients {
-            elb: elb::Elb::new(&config),
-            dynamodb: dynamodb::Dynamo::new(&config),
+            elb: elb::Elb::new(&config, &target.name),
+            dynamodb: dynamodb::Dynamo::new(&config, &target.name),
         }
     }
 }

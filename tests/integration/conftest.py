@@ -159,3 +159,121 @@ def proxy(moto):
     server = FaultProxy(moto.endpoint)
     yield server
     server.stop()
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels.items())): value} of a Prometheus text page, samples as
+    exposed (histogram buckets as `_bucket`)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {}
+    types = {}
+    for family in text_string_to_metric_families(text):
+        types[family.name] = family.type
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples, types
+
+
+def metric(samples, metric_name, **labels):
+    return samples.get((metric_name, frozenset(labels.items())))
+
+
+class Daemon:
+    """An `lbrecon run` process started by a test, stopped by its PID."""
+
+    def __init__(self, lbrecon, port, env=None, log_name="daemon.log"):
+        self.port = port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = lbrecon.tmp_path / log_name
+        self.log = open(self.log_path, "w")
+        if env is None:
+            env = aws_env(lbrecon.endpoint)
+            env["LBRECON_LOG"] = "info"
+        self.process = subprocess.Popen(
+            [str(lbrecon.binary), "--config", str(lbrecon.config_path), "run"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def get(self, path, method="GET", timeout=5):
+        return requests.request(method, self.url + path, timeout=timeout)
+
+    def wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"lbrecon exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                if self.get("/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"lbrecon not ready after {timeout}s:\n{self.output()}")
+
+    def metrics(self):
+        return parse_metrics(self.get("/metrics").text)
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text()
+
+    def signal(self, sig):
+        self.process.send_signal(sig)
+
+    def wait(self, timeout):
+        return self.process.wait(timeout=timeout)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def daemons():
+    """Starts daemons with `daemons.start(lbrecon)`; stops every one at the end of the test."""
+    started = []
+
+    class Starter:
+        def start(self, lbrecon, port, **kw):
+            daemon = Daemon(lbrecon, port, **kw)
+            started.append(daemon)
+            return daemon
+
+    yield Starter()
+    for daemon in started:
+        daemon.stop()
+
+
+def daemon_config(port, interval="1s", extra=""):
+    return f"""
+[daemon]
+interval = "{interval}"
+jitter = 0.0
+cycle_deadline = "20s"
+
+[http]
+listen = "127.0.0.1:{port}"
+
+[[targets]]
+name = "prod-use1"
+region = "us-east-1"
+state_table = "lb-state"
+control_table = "lb-state-control"
+
+[aws]
+elb_requests_per_second = 1000
+elb_burst = 1000
+dynamodb_requests_per_second = 1000
+concurrency = 8
+{extra}
+"""

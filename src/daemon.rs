@@ -1,0 +1,436 @@
+//! `lbrecon run`: one loop per target, a cycle every interval (with jitter), the HTTP listener,
+//! and systemd integration.
+//!
+//! Targets are independent: each has its own loop and clients, so a slow or failing target never
+//! delays another. The first shutdown signal lets every cycle in flight finish (each is bounded
+//! by `daemon.cycle_deadline`), starts no new one, and returns; `main` exits at once on a second.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+
+use crate::aws::Clients;
+use crate::config::{Config, TargetConfig};
+use crate::control;
+use crate::cycle::{DeepCache, DeepScope, run_cycle};
+use crate::http::{Status, router};
+use crate::ignore::IgnoreRules;
+use crate::reader::Reader;
+use crate::report::GuardView;
+use crate::telemetry::{self, CycleEvent, DriftSeries};
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {address}: {source} (set http.listen to a free address)")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "state table {table} of target {target} does not exist in region {region}, and lbrecon \
+         has never seen it: create it, or fix targets.state_table in the config"
+    )]
+    StateTableMissing {
+        target: String,
+        table: String,
+        region: String,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+impl DaemonError {
+    /// The process exit code: configuration problems are 78.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Listen { .. } => crate::report::exit::ERROR,
+            DaemonError::StateTableMissing { .. } | DaemonError::Config(_) => {
+                crate::report::exit::CONFIG
+            }
+        }
+    }
+
+    /// A short, fixed label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DaemonError::Listen { .. } => "listen",
+            DaemonError::StateTableMissing { .. } => "state_table_missing",
+            DaemonError::Config(_) => "config",
+        }
+    }
+}
+
+/// Calls the presence pass needs beyond the deep reads, as a first estimate (one page each of
+/// load balancers and target groups).
+const PRESENCE_CALLS: f64 = 2.0;
+/// ELB calls one load balancer's deep read takes, as a first estimate: listeners, attributes,
+/// two listeners' rules, a target group's attributes, a share of tags.
+const DEEP_CALLS_PER_LOAD_BALANCER: f64 = 6.0;
+
+/// How many load balancers one cycle of a target deep-reads: what the target's share of the
+/// account's ELB budget allows in one interval.
+pub fn deep_limit(config: &Config, target: &TargetConfig) -> usize {
+    let sharing = config
+        .targets
+        .iter()
+        .filter(|other| other.region == target.region && other.role_arn == target.role_arn)
+        .count()
+        .max(1) as f64;
+    let calls = config.aws.elb_requests_per_second * config.daemon.interval.as_secs_f64() / sharing;
+    ((calls - PRESENCE_CALLS) / DEEP_CALLS_PER_LOAD_BALANCER)
+        .floor()
+        .max(1.0) as usize
+}
+
+/// Runs the daemon until `shutdown` resolves; then lets the cycles in flight finish and returns.
+pub async fn run(
+    config: Config,
+    metrics: PrometheusHandle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    let ignore = Arc::new(
+        IgnoreRules::new(&config.ignore)
+            .map_err(|problems| DaemonError::Config(problems.join("; ")))?,
+    );
+    let listener = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            address: config.http.listen.clone(),
+            source,
+        })?;
+    tracing::info!(address = %config.http.listen, "listening for /metrics, /healthz, /readyz, /drift");
+
+    let mut runtimes = Vec::new();
+    for target in &config.targets {
+        let clients = Clients::connect(target, &config.aws).await;
+        runtimes.push((target.clone(), clients));
+    }
+    startup_checks(&runtimes).await?;
+
+    let stall_after =
+        config.daemon.interval + config.daemon.cycle_deadline + Duration::from_secs(30);
+    let status = Arc::new(Status::new(
+        config.targets.iter().map(|t| t.name.as_str()),
+        stall_after,
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let server = {
+        let mut stop = stop_rx.clone();
+        let app = router(status.clone(), metrics);
+        tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await;
+            if let Err(err) = result {
+                tracing::error!(error = %err, "the HTTP listener failed");
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let mut loops = Vec::new();
+    for (target, clients) in runtimes {
+        telemetry::target_started(&target.name);
+        let looper = TargetLoop {
+            limit: deep_limit(&config, &target),
+            reader: Reader {
+                elb: clients.elb.clone(),
+                dynamodb: clients.dynamodb.clone(),
+                concurrency: config.aws.concurrency,
+            },
+            target,
+            config: config.clone(),
+            ignore: ignore.clone(),
+            status: status.clone(),
+            started,
+        };
+        loops.push(tokio::spawn(looper.run(stop_rx.clone())));
+    }
+
+    notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = spawn_watchdog(status.clone(), stop_rx.clone());
+
+    shutdown.await;
+    tracing::info!("shutting down: finishing the cycles in flight, starting no new one");
+    notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    for handle in loops {
+        let _ = handle.await;
+    }
+    let _ = server.await;
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A state table that does not exist is a configuration error at start-up, unless lbrecon has
+/// seen it before (then every record is missing, which the cycles report).
+async fn startup_checks(runtimes: &[(TargetConfig, Clients)]) -> Result<(), DaemonError> {
+    for (target, clients) in runtimes {
+        match clients.dynamodb.table_exists(&target.state_table).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let seen =
+                    control::read_view(&clients.dynamodb, &target.control_table, &target.name)
+                        .await
+                        .map(|view| view.state_table_seen)
+                        .unwrap_or(false);
+                if !seen {
+                    return Err(DaemonError::StateTableMissing {
+                        target: target.name.clone(),
+                        table: target.state_table.clone(),
+                        region: target.region.clone(),
+                    });
+                }
+            }
+            Err(err) => {
+                // Not a reason to refuse to start: the cycles report it as staleness.
+                tracing::warn!(target_name = %target.name, error = %err, "cannot check that the state table exists");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(err) = sd_notify::notify(states)
+    {
+        tracing::warn!(error = %err, "cannot notify systemd");
+    }
+}
+
+/// Under systemd with `WatchdogSec=`, pings the watchdog only while every target's loop makes
+/// progress, so a hung loop gets the service restarted.
+fn spawn_watchdog(
+    status: Arc<Status>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let timeout = sd_notify::watchdog_enabled().filter(|timeout| !timeout.is_zero())?;
+    let period = timeout / 2;
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => return,
+                _ = ticks.tick() => {
+                    if status.alive() {
+                        notify(&[sd_notify::NotifyState::Watchdog]);
+                    } else {
+                        tracing::error!("a reconciliation loop is stalled: not pinging the systemd watchdog");
+                    }
+                }
+            }
+        }
+    }))
+}
+
+struct TargetLoop {
+    target: TargetConfig,
+    config: Arc<Config>,
+    ignore: Arc<IgnoreRules>,
+    reader: Reader,
+    status: Arc<Status>,
+    limit: usize,
+    started: Instant,
+}
+
+impl TargetLoop {
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        let interval = self.config.daemon.interval;
+        let mut cache = DeepCache::default();
+        let mut series = DriftSeries::default();
+        let mut next = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => break,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            let cycle_start = tokio::time::Instant::now();
+            self.status.progress(&self.target.name);
+            self.cycle(&mut cache, &mut series).await;
+            if *stop.borrow() {
+                break;
+            }
+            next = cycle_start + interval + jitter(interval, self.config.daemon.jitter);
+            let now = tokio::time::Instant::now();
+            if next < now {
+                tracing::warn!(target_name = %self.target.name, "a cycle took longer than the interval");
+                next = now;
+            }
+        }
+    }
+
+    async fn cycle(&self, cache: &mut DeepCache, series: &mut DriftSeries) {
+        let target = &self.target;
+        let started = Instant::now();
+        let deadline = self.config.daemon.cycle_deadline;
+        let work = async {
+            let control =
+                control::read_view(&self.reader.dynamodb, &target.control_table, &target.name)
+                    .await;
+            let (view, guard) = match control {
+                Ok(view) => {
+                    let guard = view.guard.clone();
+                    (Some(view), guard)
+                }
+                Err(err) => {
+                    tracing::error!(target_name = %target.name, error = %err, "cannot read the control table");
+                    (
+                        None,
+                        GuardView {
+                            paused: false,
+                            reason: Some(format!("control table unreadable ({})", err.kind())),
+                        },
+                    )
+                }
+            };
+            let cycle = run_cycle(
+                target,
+                &self.reader,
+                &self.ignore,
+                view.as_ref(),
+                DeepScope::Oldest(self.limit),
+                cache,
+            )
+            .await;
+            (cycle, guard)
+        };
+        let (cycle, guard) = match tokio::time::timeout(deadline, work).await {
+            Ok(done) => done,
+            Err(_) => {
+                let report = crate::report::TargetReport {
+                    target: target.name.clone(),
+                    complete: false,
+                    error: Some(format!(
+                        "the cycle did not finish within daemon.cycle_deadline ({})",
+                        humantime::format_duration(deadline)
+                    )),
+                    summary: Default::default(),
+                    load_balancers: Vec::new(),
+                    guard: GuardView {
+                        paused: false,
+                        reason: None,
+                    },
+                    exit_code: crate::report::exit::ERROR,
+                };
+                self.finish(report, false, started, 0, None, false, series);
+                return;
+            }
+        };
+        let report = cycle.report(target, guard.clone(), false);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let since_start = self.started.elapsed().as_secs_f64();
+        let deep_age = if cycle.deep_unchecked > 0 {
+            Some(since_start)
+        } else {
+            cycle
+                .oldest_deep_check
+                .map(|at| (now - at).max(0) as f64)
+                .or(Some(0.0))
+        };
+        self.finish(
+            report,
+            cycle.complete,
+            started,
+            cycle.deep_read,
+            deep_age,
+            guard.paused,
+            series,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        report: crate::report::TargetReport,
+        complete: bool,
+        started: Instant,
+        deep_read: usize,
+        deep_check_age: Option<f64>,
+        paused: bool,
+        series: &mut DriftSeries,
+    ) {
+        let metrics_config = &self.config.metrics;
+        telemetry::cycle_finished(
+            &CycleEvent {
+                target: &self.target.name,
+                complete,
+                duration: started.elapsed(),
+                report: &report,
+                deep_read,
+                deep_check_age,
+                paused,
+                per_load_balancer: metrics_config
+                    .per_load_balancer
+                    .then_some(metrics_config.per_load_balancer_limit),
+            },
+            series,
+        );
+        self.status.cycle_done(
+            &self.target.name,
+            report,
+            complete,
+            crate::check::now_rfc3339(),
+        );
+    }
+}
+
+/// A random delay of up to `fraction` of `interval`.
+fn jitter(interval: Duration, fraction: f64) -> Duration {
+    if fraction <= 0.0 {
+        return Duration::ZERO;
+    }
+    interval.mul_f64(fraction * rand::random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "[daemon]\ninterval = \"30s\"\n[[targets]]\nname = \"a\"\nregion = \"us-east-1\"\nstate_table = \"lb-state\"\ncontrol_table = \"lb-ctl\"\n{extra}"
+        );
+        Config::parse(&text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_deep_limit_follows_the_budget() {
+        // 2 calls a second for 30 seconds: 60 calls, 2 for the presence pass, 6 a load balancer.
+        let one = config("");
+        assert_eq!(deep_limit(&one, &one.targets[0]), 9);
+        // A second target in the same region shares the budget.
+        let two = config(
+            "[[targets]]\nname = \"b\"\nregion = \"us-east-1\"\nstate_table = \"lb-state2\"\ncontrol_table = \"lb-ctl2\"\n",
+        );
+        assert_eq!(deep_limit(&two, &two.targets[0]), 4);
+        let fast = config("[aws]\nelb_requests_per_second = 100\n");
+        assert_eq!(deep_limit(&fast, &fast.targets[0]), 499);
+        let tiny = config("[aws]\nelb_requests_per_second = 0.01\n");
+        assert_eq!(deep_limit(&tiny, &tiny.targets[0]), 1);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        for _ in 0..100 {
+            let delay = jitter(Duration::from_secs(10), 0.1);
+            assert!(delay <= Duration::from_secs(1));
+        }
+        assert_eq!(jitter(Duration::from_secs(10), 0.0), Duration::ZERO);
+    }
+}

@@ -1,0 +1,425 @@
+//! Metrics and their log lines (SPEC 10).
+//!
+//! Every metric name lives here, and every event that changes a metric is one function that also
+//! writes its log line, so the two cannot drift apart. Every series carries a `target` label.
+//! Without an installed recorder (`check`) the metric calls do nothing.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+
+use crate::report::{DriftKind, TargetReport};
+
+pub const CYCLES_TOTAL: &str = "lbrecon_cycles_total";
+pub const CYCLE_DURATION_SECONDS: &str = "lbrecon_cycle_duration_seconds";
+pub const LAST_COMPLETE_CYCLE_TIMESTAMP_SECONDS: &str =
+    "lbrecon_last_complete_cycle_timestamp_seconds";
+pub const LOAD_BALANCERS: &str = "lbrecon_load_balancers";
+pub const DRIFT_LOAD_BALANCERS: &str = "lbrecon_drift_load_balancers";
+pub const DRIFT_CHANGES: &str = "lbrecon_drift_changes";
+pub const LOAD_BALANCER_DRIFT: &str = "lbrecon_load_balancer_drift";
+pub const SCALING_PAUSED: &str = "lbrecon_scaling_paused";
+pub const AWS_REQUESTS_TOTAL: &str = "lbrecon_aws_requests_total";
+pub const AWS_REQUEST_DURATION_SECONDS: &str = "lbrecon_aws_request_duration_seconds";
+pub const DEEP_CHECK_AGE_SECONDS: &str = "lbrecon_deep_check_age_seconds";
+pub const LEADER: &str = "lbrecon_leader";
+pub const BUILD_INFO: &str = "lbrecon_build_info";
+
+const CYCLE_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The Prometheus recorder with lbrecon's histogram buckets. Install it with
+/// [`metrics::set_global_recorder`]; its handle renders `/metrics`.
+pub fn recorder() -> PrometheusRecorder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(CYCLE_DURATION_SECONDS.into()), CYCLE_BUCKETS)
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(AWS_REQUEST_DURATION_SECONDS.into()),
+                REQUEST_BUCKETS,
+            )
+        })
+        .expect("the bucket lists are not empty")
+        .build_recorder()
+}
+
+/// Registers each metric's help text.
+pub fn describe() {
+    describe_counter!(
+        CYCLES_TOTAL,
+        "Reconciliation cycles by outcome (complete, incomplete)."
+    );
+    describe_histogram!(
+        CYCLE_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Duration of one cycle."
+    );
+    describe_gauge!(
+        LAST_COMPLETE_CYCLE_TIMESTAMP_SECONDS,
+        metrics::Unit::Seconds,
+        "Unix time of the last complete cycle."
+    );
+    describe_gauge!(
+        LOAD_BALANCERS,
+        "Load balancers by source: live, recorded (state-table items)."
+    );
+    describe_gauge!(
+        DRIFT_LOAD_BALANCERS,
+        "Load balancers by drift kind, in_sync included."
+    );
+    describe_gauge!(DRIFT_CHANGES, "Field changes in changed load balancers.");
+    describe_gauge!(
+        LOAD_BALANCER_DRIFT,
+        "1 per load balancer not in sync, by name and kind."
+    );
+    describe_gauge!(SCALING_PAUSED, "1 while scaling workflows are paused.");
+    describe_counter!(
+        AWS_REQUESTS_TOTAL,
+        "AWS request attempts by service, operation and outcome (ok, throttled, error)."
+    );
+    describe_histogram!(
+        AWS_REQUEST_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Duration of one AWS request attempt."
+    );
+    describe_gauge!(
+        DEEP_CHECK_AGE_SECONDS,
+        metrics::Unit::Seconds,
+        "Age of the oldest deep check of a live load balancer with a record."
+    );
+    describe_gauge!(LEADER, "1 on the replica that acts for the target.");
+    describe_gauge!(BUILD_INFO, "1, labelled with lbrecon's version.");
+}
+
+/// The daemon starts for a target.
+pub fn target_started(target: &str) {
+    gauge!(BUILD_INFO, "target" => target.to_string(), "version" => env!("CARGO_PKG_VERSION"))
+        .set(1.0);
+    // A single replica acts for every target.
+    gauge!(LEADER, "target" => target.to_string()).set(1.0);
+    tracing::info!(
+        target_name = target,
+        version = env!("CARGO_PKG_VERSION"),
+        "target started"
+    );
+}
+
+/// One AWS request attempt finished.
+pub fn aws_request(
+    target: &str,
+    service: &str,
+    operation: &str,
+    outcome: &'static str,
+    duration: Duration,
+) {
+    counter!(
+        AWS_REQUESTS_TOTAL,
+        "target" => target.to_string(),
+        "service" => service.to_string(),
+        "operation" => operation.to_string(),
+        "outcome" => outcome
+    )
+    .increment(1);
+    histogram!(
+        AWS_REQUEST_DURATION_SECONDS,
+        "target" => target.to_string(),
+        "service" => service.to_string(),
+        "operation" => operation.to_string()
+    )
+    .record(duration.as_secs_f64());
+    tracing::debug!(
+        target_name = target,
+        service,
+        operation,
+        outcome,
+        seconds = duration.as_secs_f64(),
+        "aws request"
+    );
+}
+
+/// The per-load-balancer drift series a target currently shows, so those that leave drift are
+/// set to 0 instead of lingering at 1.
+#[derive(Debug, Default)]
+pub struct DriftSeries {
+    shown: BTreeSet<(String, DriftKind)>,
+}
+
+/// What one cycle found, for its summary event.
+#[derive(Debug)]
+pub struct CycleEvent<'a> {
+    pub target: &'a str,
+    pub complete: bool,
+    pub duration: Duration,
+    pub report: &'a TargetReport,
+    /// Deep reads made this cycle.
+    pub deep_read: usize,
+    /// Seconds since the oldest deep check (or since start for one never made).
+    pub deep_check_age: Option<f64>,
+    pub paused: bool,
+    /// Export per-load-balancer series, at most this many.
+    pub per_load_balancer: Option<usize>,
+}
+
+/// One cycle finished: the summary log line and every cycle metric.
+pub fn cycle_finished(event: &CycleEvent<'_>, series: &mut DriftSeries) {
+    let target = event.target.to_string();
+    let outcome = if event.complete {
+        "complete"
+    } else {
+        "incomplete"
+    };
+    counter!(CYCLES_TOTAL, "target" => target.clone(), "outcome" => outcome).increment(1);
+    histogram!(CYCLE_DURATION_SECONDS, "target" => target.clone())
+        .record(event.duration.as_secs_f64());
+    gauge!(SCALING_PAUSED, "target" => target.clone()).set(if event.paused { 1.0 } else { 0.0 });
+    if let Some(age) = event.deep_check_age {
+        gauge!(DEEP_CHECK_AGE_SECONDS, "target" => target.clone()).set(age);
+    }
+    let summary = &event.report.summary;
+    if !event.complete {
+        // A failed read is not a missing record: the drift gauges keep the last complete
+        // cycle's values, and staleness shows in the cycle counter and timestamp.
+        tracing::warn!(
+            target_name = event.target,
+            outcome,
+            seconds = event.duration.as_secs_f64(),
+            error = event.report.error.as_deref().unwrap_or(""),
+            "cycle incomplete"
+        );
+        return;
+    }
+    gauge!(LAST_COMPLETE_CYCLE_TIMESTAMP_SECONDS, "target" => target.clone())
+        .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
+    gauge!(LOAD_BALANCERS, "target" => target.clone(), "source" => "live").set(summary.live as f64);
+    gauge!(LOAD_BALANCERS, "target" => target.clone(), "source" => "recorded")
+        .set(summary.recorded as f64);
+    for kind in DriftKind::ALL {
+        gauge!(DRIFT_LOAD_BALANCERS, "target" => target.clone(), "kind" => kind.as_str())
+            .set(summary.count(kind) as f64);
+    }
+    let changes: usize = event
+        .report
+        .load_balancers
+        .iter()
+        .filter(|lb| lb.kind == DriftKind::Changed)
+        .map(|lb| lb.changes.len())
+        .sum();
+    gauge!(DRIFT_CHANGES, "target" => target.clone()).set(changes as f64);
+
+    let now: BTreeSet<(String, DriftKind)> = match event.per_load_balancer {
+        Some(limit) => event
+            .report
+            .load_balancers
+            .iter()
+            .take(limit)
+            .map(|lb| (lb.name.clone(), lb.kind))
+            .collect(),
+        None => BTreeSet::new(),
+    };
+    for (name, kind) in series.shown.difference(&now) {
+        gauge!(LOAD_BALANCER_DRIFT, "target" => target.clone(), "name" => name.clone(), "kind" => kind.as_str())
+            .set(0.0);
+    }
+    for (name, kind) in &now {
+        gauge!(LOAD_BALANCER_DRIFT, "target" => target.clone(), "name" => name.clone(), "kind" => kind.as_str())
+            .set(1.0);
+    }
+    series.shown = now;
+
+    tracing::info!(
+        target_name = event.target,
+        outcome,
+        seconds = event.duration.as_secs_f64(),
+        live = summary.live,
+        recorded = summary.recorded,
+        in_sync = summary.in_sync,
+        changed = summary.changed,
+        missing_record = summary.missing_record,
+        missing_live = summary.missing_live,
+        invalid_record = summary.invalid_record,
+        changes,
+        deep_read = event.deep_read,
+        deep_errors = event.report.error.is_some(),
+        "cycle complete"
+    );
+    for lb in &event.report.load_balancers {
+        for change in &lb.changes {
+            tracing::debug!(
+                target_name = event.target,
+                load_balancer = %lb.name,
+                path = %change.path,
+                recorded = %change.recorded,
+                live = %change.live,
+                "drift"
+            );
+        }
+        if lb.changes.is_empty() {
+            tracing::debug!(target_name = event.target, load_balancer = %lb.name, kind = lb.kind.as_str(), "drift");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::Change;
+    use crate::report::{GuardView, LoadBalancerReport, Summary};
+    use serde_json::json;
+
+    fn report(lbs: Vec<(&str, DriftKind)>) -> TargetReport {
+        let mut summary = Summary {
+            live: 3,
+            recorded: 2,
+            ..Summary::default()
+        };
+        for (_, kind) in &lbs {
+            summary.add(*kind);
+        }
+        TargetReport {
+            target: "prod".into(),
+            complete: true,
+            error: None,
+            summary,
+            load_balancers: lbs
+                .into_iter()
+                .map(|(name, kind)| LoadBalancerReport {
+                    name: name.into(),
+                    kind,
+                    changes: if kind == DriftKind::Changed {
+                        vec![Change {
+                            path: "/scheme".into(),
+                            recorded: json!("a"),
+                            live: json!("b"),
+                        }]
+                    } else {
+                        vec![]
+                    },
+                    reason: None,
+                })
+                .collect(),
+            guard: GuardView {
+                paused: false,
+                reason: None,
+            },
+            exit_code: 0,
+        }
+    }
+
+    fn render(f: impl FnOnce()) -> String {
+        let recorder = recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            f()
+        });
+        handle.render()
+    }
+
+    #[test]
+    fn a_cycle_exports_the_spec_series() {
+        let text = render(|| {
+            target_started("prod");
+            let mut series = DriftSeries::default();
+            let first = report(vec![
+                ("a", DriftKind::Changed),
+                ("b", DriftKind::MissingRecord),
+            ]);
+            let event = CycleEvent {
+                target: "prod",
+                complete: true,
+                duration: Duration::from_millis(300),
+                report: &first,
+                deep_read: 2,
+                deep_check_age: Some(12.0),
+                paused: false,
+                per_load_balancer: Some(10),
+            };
+            cycle_finished(&event, &mut series);
+            let second = report(vec![("b", DriftKind::MissingRecord)]);
+            cycle_finished(
+                &CycleEvent {
+                    report: &second,
+                    ..event
+                },
+                &mut series,
+            );
+            aws_request(
+                "prod",
+                "elasticloadbalancing",
+                "DescribeLoadBalancers",
+                "ok",
+                Duration::from_millis(20),
+            );
+        });
+        for line in [
+            "lbrecon_cycles_total{target=\"prod\",outcome=\"complete\"} 2",
+            "lbrecon_load_balancers{target=\"prod\",source=\"live\"} 3",
+            "lbrecon_load_balancers{target=\"prod\",source=\"recorded\"} 2",
+            "lbrecon_drift_load_balancers{target=\"prod\",kind=\"missing_record\"} 1",
+            "lbrecon_drift_load_balancers{target=\"prod\",kind=\"changed\"} 0",
+            "lbrecon_drift_load_balancers{target=\"prod\",kind=\"in_sync\"} 0",
+            "lbrecon_drift_changes{target=\"prod\"} 0",
+            "lbrecon_load_balancer_drift{target=\"prod\",name=\"a\",kind=\"changed\"} 0",
+            "lbrecon_load_balancer_drift{target=\"prod\",name=\"b\",kind=\"missing_record\"} 1",
+            "lbrecon_scaling_paused{target=\"prod\"} 0",
+            "lbrecon_deep_check_age_seconds{target=\"prod\"} 12",
+            "lbrecon_leader{target=\"prod\"} 1",
+            "lbrecon_aws_requests_total{target=\"prod\",service=\"elasticloadbalancing\",operation=\"DescribeLoadBalancers\",outcome=\"ok\"} 1",
+            "# TYPE lbrecon_cycle_duration_seconds histogram",
+            "# TYPE lbrecon_aws_request_duration_seconds histogram",
+            "# TYPE lbrecon_cycles_total counter",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        assert!(text.contains(&format!(
+            "lbrecon_build_info{{target=\"prod\",version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+
+    #[test]
+    fn an_incomplete_cycle_keeps_the_drift_gauges() {
+        let text = render(|| {
+            let mut series = DriftSeries::default();
+            let complete = report(vec![("b", DriftKind::MissingRecord)]);
+            let event = CycleEvent {
+                target: "prod",
+                complete: true,
+                duration: Duration::from_millis(300),
+                report: &complete,
+                deep_read: 0,
+                deep_check_age: None,
+                paused: false,
+                per_load_balancer: None,
+            };
+            cycle_finished(&event, &mut series);
+            let mut failed = report(vec![]);
+            failed.summary = Summary::default();
+            cycle_finished(
+                &CycleEvent {
+                    complete: false,
+                    report: &failed,
+                    ..event
+                },
+                &mut series,
+            );
+        });
+        assert!(
+            text.contains("lbrecon_cycles_total{target=\"prod\",outcome=\"incomplete\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "lbrecon_drift_load_balancers{target=\"prod\",kind=\"missing_record\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("lbrecon_load_balancer_drift"), "{text}");
+    }
+}
