@@ -192,3 +192,28 @@ def test_a_state_table_never_seen_is_exit_78_at_start(lbrecon, moto, daemons):
     assert "lb-state" in daemon.output()
     with pytest.raises(requests.RequestException):
         daemon.get("/healthz", timeout=1)
+
+
+def test_systemd_notification_and_watchdog(lbrecon, fleet, daemons, tmp_path):
+    import socket
+
+    from conftest import aws_env
+
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    env = aws_env(lbrecon.endpoint)
+    env.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="2000000", LBRECON_LOG="info")
+    daemon = start(lbrecon, daemons, env=env)
+    messages = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not ({"READY=1", "WATCHDOG=1"} <= set(messages)):
+        messages.extend(sock.recv(4096).decode().split("\n"))
+    assert "READY=1" in messages
+    assert "WATCHDOG=1" in messages
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(timeout=25) == 0
+    while "STOPPING=1" not in messages:
+        messages.extend(sock.recv(4096).decode().split("\n"))
+    sock.close()
