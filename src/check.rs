@@ -3,7 +3,7 @@
 use crate::aws::Clients;
 use crate::config::{Config, TargetConfig};
 use crate::control;
-use crate::cycle::{DeepCache, DeepScope, run_cycle};
+use crate::cycle::{DeepCache, DeepScope, read_presence};
 use crate::ignore::IgnoreRules;
 use crate::reader::Reader;
 use crate::report::{GuardView, Report, TargetReport};
@@ -64,15 +64,10 @@ pub async fn check_target(
         ),
     };
     let mut cache = DeepCache::default();
-    let cycle = run_cycle(
-        target,
-        reader,
-        ignore,
-        view.as_ref(),
-        DeepScope::All,
-        &mut cache,
-    )
-    .await;
+    let presence = read_presence(target, reader, view.as_ref()).await;
+    let cycle = presence
+        .finish(reader, ignore, DeepScope::All, &mut cache)
+        .await;
     let mut report = cycle.report(target, guard, true);
     if let Some(error) = control_error {
         // A full check needs every read, the control item's included.

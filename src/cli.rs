@@ -42,6 +42,37 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Pause state per target: paused or not, since, reason, by whom, what was paused.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Pause a target's scaling workflows by hand, with every configured pauser.
+    Pause {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume what lbrecon paused, and nothing else.
+    Resume {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        reason: String,
+        /// Resume while records are still missing; those load balancers are acknowledged.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create the control table (and the lease table, when configured) if missing.
+    Init {
+        #[arg(long)]
+        target: String,
+        /// The change ticket that approves creating the tables; without it, only say what
+        /// would be done.
+        #[arg(long)]
+        approve: Option<String>,
+    },
     /// Parse and check the config, print it resolved; no AWS call.
     Validate,
 }
@@ -116,4 +147,19 @@ pub async fn check(config: &Config, target: Option<&str>, format: Format) -> i32
         }
     }
     report.exit_code()
+}
+
+/// The target named on the command line, or a usage error naming the targets there are.
+pub fn named_target<'a>(
+    config: &'a crate::config::Config,
+    name: &str,
+) -> Result<&'a crate::config::TargetConfig, i32> {
+    config.target(name).ok_or_else(|| {
+        let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+        eprintln!(
+            "lbrecon: no target named {name:?} in the config; targets are: {}",
+            names.join(", ")
+        );
+        exit::USAGE
+    })
 }

@@ -1,69 +1,345 @@
-//! The control table: the item workflows read before acting (SPEC 8).
+//! The control table: the item workflows read before acting (SPEC 8), and where the guard keeps
+//! its state.
 //!
-//! The table's partition key is `target` (S); each target keeps one control item there, keyed
-//! by the target's name. This module reads what `check` and `status` show of it.
+//! The table's partition key is `target` (S). Each target has one control item, keyed by the
+//! target's name, and one high-water item keyed `<name>#high-water`. Every write is conditional
+//! on the item's `version`, so two replicas, or the daemon and an operator's `pause`, never
+//! overwrite each other: the loser re-reads and tries again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::aws::AwsError;
-use crate::aws::dynamodb::Dynamo;
-use crate::item::{AttrValue, Item};
+use crate::aws::dynamodb::{Condition, Dynamo};
+use crate::guard::{GuardState, HighWater};
+use crate::item::{AttrValue, Item, from_json, to_json};
 use crate::report::GuardView;
 
 /// The control table's partition key.
 pub const KEY_ATTRIBUTE: &str = "target";
-
 /// The guard note shown while the control table does not exist.
 pub const NO_CONTROL_TABLE: &str = "no control table (run lbrecon init)";
+/// Who the guard's own pauses are by.
+pub const GUARD_ACTOR: &str = "lbrecon";
+/// The audit events kept in the item, newest last.
+pub const HISTORY_LIMIT: usize = 50;
+
+/// The control item of one target. Its attributes are the contract workflows read: `paused`
+/// (BOOL), `reason`, `since`, `by` (S), `missing` and `quarantine` (L of S).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ControlItem {
+    pub target: String,
+    /// Increases with every write; writes are conditional on it.
+    #[serde(default)]
+    pub version: i64,
+    /// Workflows must not act on any load balancer of the target while true.
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Eligible load balancers without a valid record, as of the last complete cycle while
+    /// paused.
+    #[serde(default)]
+    pub missing: Vec<String>,
+    /// Load balancers workflows must not act on, paused or not.
+    #[serde(default)]
+    pub quarantine: Vec<String>,
+    /// What each pauser did, by pauser.
+    #[serde(default)]
+    pub pausers: BTreeMap<String, PauserRecord>,
+    /// Audit events, oldest first, at most [`HISTORY_LIMIT`].
+    #[serde(default)]
+    pub history: Vec<Event>,
+    /// lbrecon has seen the state table exist.
+    #[serde(default)]
+    pub state_table_seen: bool,
+    /// The guard's counters (the high-water names live in their own item).
+    #[serde(default)]
+    pub guard: StoredGuard,
+    /// The version this item was read at; `None` when it was not in the table.
+    #[serde(skip)]
+    pub loaded_version: Option<i64>,
+}
+
+/// The guard's state as stored in the control item.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredGuard {
+    #[serde(default)]
+    pub confirm_count: u32,
+    #[serde(default)]
+    pub missing_streaks: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub acknowledged: BTreeSet<String>,
+    #[serde(default)]
+    pub clean_cycles: u32,
+    #[serde(default)]
+    pub trips: u64,
+}
+
+/// One pauser's part of a pause.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PauserRecord {
+    /// `dynamodb_flag`, `autoscaling` or `command`.
+    pub kind: String,
+    /// `planned`, `done` or `failed` (retried next cycle).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `autoscaling`: per group, the processes lbrecon suspended (not those already suspended).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub suspended: BTreeMap<String, BTreeSet<String>>,
+    /// `autoscaling`: per group, processes lbrecon suspended that a person resumed since; never
+    /// suspended again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub undone: BTreeMap<String, BTreeSet<String>>,
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+/// An audit event kept in the control item.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// RFC 3339.
+    pub time: String,
+    /// `pause`, `resume`, `trip`, `pause_undone`, `init`, ...
+    pub event: String,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
 
 /// What `check` needs of the control item.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControlView {
     pub guard: GuardView,
-    /// Whether lbrecon has seen the state table exist, so that its disappearance means every
-    /// record is missing rather than a configuration mistake.
+    /// Whether lbrecon has seen the state table exist.
     pub state_table_seen: bool,
 }
 
-/// Reads the control item of `target`. A control table that does not exist is not an error
-/// here: the view says so.
+/// The control item, or the absence of its table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded {
+    /// The table exists; the item as read (a fresh one when there was none).
+    Item(Box<ControlItem>),
+    /// The control table does not exist.
+    NoTable,
+}
+
+impl ControlItem {
+    /// A fresh item, not yet in the table.
+    pub fn new(target: &str) -> Self {
+        ControlItem {
+            target: target.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Appends an audit event, keeping the newest [`HISTORY_LIMIT`].
+    pub fn record(&mut self, event: Event) {
+        self.history.push(event);
+        if self.history.len() > HISTORY_LIMIT {
+            let excess = self.history.len() - HISTORY_LIMIT;
+            self.history.drain(..excess);
+        }
+    }
+
+    /// The guard's full state, with the high-water mark kept apart.
+    pub fn guard_state(&self, quarantine: &[String], high_water: Option<HighWater>) -> GuardState {
+        GuardState {
+            confirm_count: self.guard.confirm_count,
+            missing_streaks: self.guard.missing_streaks.clone(),
+            quarantine: quarantine.iter().cloned().collect(),
+            acknowledged: self.guard.acknowledged.clone(),
+            clean_cycles: self.guard.clean_cycles,
+            high_water,
+        }
+    }
+
+    /// Stores the guard's state (not the high-water mark).
+    pub fn set_guard_state(&mut self, state: &GuardState) {
+        self.guard.confirm_count = state.confirm_count;
+        self.guard.missing_streaks = state.missing_streaks.clone();
+        self.guard.acknowledged = state.acknowledged.clone();
+        self.guard.clean_cycles = state.clean_cycles;
+        self.quarantine = state.quarantine.iter().cloned().collect();
+    }
+
+    /// What `check` shows of it.
+    pub fn view(&self) -> ControlView {
+        ControlView {
+            guard: GuardView {
+                paused: self.paused,
+                reason: if self.paused {
+                    self.reason.clone()
+                } else {
+                    None
+                },
+            },
+            state_table_seen: self.state_table_seen,
+        }
+    }
+
+    fn to_item(&self) -> Item {
+        let value = serde_json::to_value(self).expect("a control item always serializes");
+        match from_json(&value) {
+            AttrValue::M(map) => map.into_iter().collect(),
+            _ => unreachable!("a struct serializes as a map"),
+        }
+    }
+
+    fn from_item(item: &Item) -> Result<Self, String> {
+        let mut map = serde_json::Map::new();
+        for (key, value) in item {
+            map.insert(key.clone(), to_json(value, key)?);
+        }
+        let mut control: ControlItem = serde_json::from_value(Value::Object(map))
+            .map_err(|err| format!("the control item is not in lbrecon's schema: {err}"))?;
+        control.loaded_version = Some(control.version);
+        Ok(control)
+    }
+}
+
+/// Reads and writes one target's control item.
+#[derive(Debug, Clone, Copy)]
+pub struct ControlStore<'a> {
+    pub dynamodb: &'a Dynamo,
+    pub table: &'a str,
+    pub target: &'a str,
+}
+
+impl ControlStore<'_> {
+    fn high_water_key(&self) -> String {
+        format!("{}#high-water", self.target)
+    }
+
+    /// Reads the control item.
+    pub async fn load(&self) -> Result<Loaded, AwsError> {
+        match self
+            .dynamodb
+            .get(self.table, KEY_ATTRIBUTE, self.target)
+            .await
+        {
+            Ok(Some(item)) => ControlItem::from_item(&item)
+                .map(|item| Loaded::Item(Box::new(item)))
+                .map_err(|message| {
+                    AwsError::unexpected(
+                        "dynamodb",
+                        "GetItem",
+                        format!("table {}: {message}", self.table),
+                    )
+                }),
+            Ok(None) => Ok(Loaded::Item(Box::new(ControlItem::new(self.target)))),
+            Err(err) if err.is_not_found() => Ok(Loaded::NoTable),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Writes the item if nobody wrote it since it was read, and bumps its version. A lost
+    /// race is an error whose `is_condition_failed()` is true; re-read and try again.
+    pub async fn save(&self, control: &mut ControlItem) -> Result<(), AwsError> {
+        let mut next = control.clone();
+        next.version = control.version + 1;
+        let condition = match control.loaded_version {
+            None => Condition {
+                expression: "attribute_not_exists(#key)".into(),
+                names: vec![("#key".into(), KEY_ATTRIBUTE.into())],
+                values: vec![],
+            },
+            Some(version) => Condition {
+                expression: "#version = :version".into(),
+                names: vec![("#version".into(), "version".into())],
+                values: vec![(":version".into(), AttrValue::N(version.to_string()))],
+            },
+        };
+        self.dynamodb
+            .put(self.table, &next.to_item(), Some(&condition))
+            .await?;
+        control.version = next.version;
+        control.loaded_version = Some(next.version);
+        Ok(())
+    }
+
+    /// Reads the high-water mark.
+    pub async fn load_high_water(&self) -> Result<Option<HighWater>, AwsError> {
+        let Some(item) = self
+            .dynamodb
+            .get(self.table, KEY_ATTRIBUTE, &self.high_water_key())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let time = match item.get("time") {
+            Some(AttrValue::N(n)) => n.parse().unwrap_or(0),
+            _ => 0,
+        };
+        let names = match item.get("names") {
+            Some(AttrValue::L(list)) => list
+                .iter()
+                .filter_map(|v| v.as_s().map(str::to_string))
+                .collect(),
+            Some(AttrValue::Ss(list)) => list.iter().cloned().collect(),
+            _ => BTreeSet::new(),
+        };
+        Ok(Some(HighWater { time, names }))
+    }
+
+    /// Writes the high-water mark (only the leader writes it; last writer wins).
+    pub async fn save_high_water(&self, high_water: &HighWater) -> Result<(), AwsError> {
+        let item: Item = [
+            (
+                KEY_ATTRIBUTE.to_string(),
+                AttrValue::S(self.high_water_key()),
+            ),
+            (
+                "time".to_string(),
+                AttrValue::N(high_water.time.to_string()),
+            ),
+            (
+                "names".to_string(),
+                AttrValue::L(high_water.names.iter().cloned().map(AttrValue::S).collect()),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        self.dynamodb.put(self.table, &item, None).await
+    }
+}
+
+/// Reads the control item of `target` for a view. A control table that does not exist is not
+/// an error here: the view says so.
 pub async fn read_view(
     dynamodb: &Dynamo,
     table: &str,
     target: &str,
 ) -> Result<ControlView, AwsError> {
-    match dynamodb.get(table, KEY_ATTRIBUTE, target).await {
-        Ok(item) => Ok(view_of(item.as_ref())),
-        Err(err) if err.is_not_found() => Ok(ControlView {
+    let store = ControlStore {
+        dynamodb,
+        table,
+        target,
+    };
+    Ok(match store.load().await? {
+        Loaded::Item(item) => item.view(),
+        Loaded::NoTable => ControlView {
             guard: GuardView {
                 paused: false,
                 reason: Some(NO_CONTROL_TABLE.to_string()),
             },
             state_table_seen: false,
-        }),
-        Err(err) => Err(err),
-    }
-}
-
-/// The view of a control item; no item means never paused.
-pub fn view_of(item: Option<&Item>) -> ControlView {
-    let Some(item) = item else {
-        return ControlView {
-            guard: GuardView {
-                paused: false,
-                reason: None,
-            },
-            state_table_seen: false,
-        };
-    };
-    let flag = |name: &str| matches!(item.get(name), Some(AttrValue::Bool(true)));
-    let paused = flag("paused");
-    let reason = match item.get("reason") {
-        Some(AttrValue::S(reason)) if paused => Some(reason.clone()),
-        _ => None,
-    };
-    ControlView {
-        guard: GuardView { paused, reason },
-        state_table_seen: flag("state_table_seen"),
-    }
+        },
+    })
 }
 
 #[cfg(test)]
@@ -71,28 +347,87 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_view_reads_the_flag_and_reason() {
-        let item: Item = [
-            ("target".to_string(), AttrValue::S("prod".into())),
-            ("paused".to_string(), AttrValue::Bool(true)),
-            (
-                "reason".to_string(),
-                AttrValue::S("3 records missing".into()),
-            ),
-            ("state_table_seen".to_string(), AttrValue::Bool(true)),
-        ]
-        .into_iter()
-        .collect();
-        let view = view_of(Some(&item));
-        assert!(view.guard.paused);
-        assert_eq!(view.guard.reason.as_deref(), Some("3 records missing"));
-        assert!(view.state_table_seen);
+    fn the_item_round_trips_with_the_documented_attribute_types() {
+        let mut control = ControlItem::new("prod");
+        control.version = 4;
+        control.paused = true;
+        control.reason = Some("state data missing".into());
+        control.missing = vec!["a".into()];
+        control.quarantine = vec!["a".into()];
+        control.pausers.insert(
+            "autoscaling".into(),
+            PauserRecord {
+                kind: "autoscaling".into(),
+                status: "done".into(),
+                suspended: BTreeMap::from([("asg-1".into(), BTreeSet::from(["Launch".into()]))]),
+                ..Default::default()
+            },
+        );
+        control.record(Event {
+            time: "2026-01-01T00:00:00Z".into(),
+            event: "trip".into(),
+            by: GUARD_ACTOR.into(),
+            ..Default::default()
+        });
+        let item = control.to_item();
+        assert_eq!(item["paused"], AttrValue::Bool(true));
+        assert_eq!(item["target"], AttrValue::S("prod".into()));
+        assert_eq!(item["version"], AttrValue::N("4".into()));
         assert_eq!(
-            view_of(None).guard,
+            item["quarantine"],
+            AttrValue::L(vec![AttrValue::S("a".into())])
+        );
+        let back = ControlItem::from_item(&item).unwrap();
+        assert_eq!(back.loaded_version, Some(4));
+        assert_eq!(
+            ControlItem {
+                loaded_version: None,
+                ..back
+            },
+            control
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_newest_events() {
+        let mut control = ControlItem::new("prod");
+        for i in 0..(HISTORY_LIMIT + 5) {
+            control.record(Event {
+                event: format!("e{i}"),
+                ..Default::default()
+            });
+        }
+        assert_eq!(control.history.len(), HISTORY_LIMIT);
+        assert_eq!(control.history[0].event, "e5");
+    }
+
+    #[test]
+    fn the_view_shows_the_reason_only_while_paused() {
+        let mut control = ControlItem::new("prod");
+        control.reason = Some("old".into());
+        assert_eq!(
+            control.view().guard,
             GuardView {
                 paused: false,
                 reason: None
             }
+        );
+        control.paused = true;
+        assert_eq!(control.view().guard.reason.as_deref(), Some("old"));
+    }
+
+    #[test]
+    fn an_item_outside_the_schema_is_an_error_not_a_panic() {
+        let item: Item = [
+            ("target".to_string(), AttrValue::S("prod".into())),
+            ("paused".to_string(), AttrValue::S("yes".into())),
+        ]
+        .into_iter()
+        .collect();
+        assert!(
+            ControlItem::from_item(&item)
+                .unwrap_err()
+                .contains("schema")
         );
     }
 }

@@ -1,8 +1,10 @@
 //! One reconciliation of one target (SPEC 2): a presence pass, deep reads, the diff.
 //!
-//! `check` runs one cycle with a full deep pass; the daemon runs one every interval, deep-reading
-//! the load balancers checked longest ago and keeping what it read in a [`DeepCache`]. Both get
-//! a [`TargetReport`] back; the daemon also keeps the [`Cycle`] for the guard and metrics.
+//! A cycle has two phases. [`read_presence`] reads every load balancer, every target group and
+//! the state table; that alone says what state data is missing, so the guard can act on it at
+//! once. [`PresencePhase::finish`] then deep-reads listeners, rules, attributes and tags and
+//! classifies every load balancer. `check` deep-reads everything; the daemon reads the load
+//! balancers checked longest ago, keeping what it read in a [`DeepCache`].
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -14,10 +16,10 @@ use crate::control::ControlView;
 use crate::document::Document;
 use crate::ignore::IgnoreRules;
 use crate::item::Item;
-use crate::live::{self, DeepState, LiveLoadBalancer, TargetGroupIndex};
-use crate::reader::{DeepOutcome, DeepPlan, PresenceRead, Reader};
+use crate::live::{self, DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
+use crate::reader::{DeepOutcome, DeepPlan, Reader};
 use crate::reconcile::{LiveEntry, Reconciled, reconcile};
-use crate::record::Record;
+use crate::record::{Record, RecordContent};
 use crate::report::{GuardView, Summary, TargetReport, exit};
 
 /// Which load balancers a cycle deep-reads.
@@ -29,223 +31,245 @@ pub enum DeepScope {
     Oldest(usize),
 }
 
-/// What the deep pass last read of each load balancer, by ARN, with when.
+/// What the deep pass last read of each load balancer, by ARN, with when (Unix seconds).
 #[derive(Debug, Default)]
 pub struct DeepCache {
     entries: HashMap<String, (DeepState, i64)>,
 }
 
 impl DeepCache {
-    /// The time (Unix seconds) each listed load balancer was last deep-checked, if ever.
+    /// When a load balancer was last deep-checked, if ever.
     pub fn checked_at(&self, arn: &str) -> Option<i64> {
         self.entries.get(arn).map(|(_, at)| *at)
     }
-
-    fn keep_only(&mut self, live: &BTreeSet<&str>) {
-        self.entries.retain(|arn, _| live.contains(arn.as_str()));
-    }
 }
 
-/// The outcome of one cycle.
+/// The result of the presence pass.
 #[derive(Debug)]
-pub struct Cycle {
+pub struct PresencePhase {
     /// The presence pass succeeded in full (SPEC 2): the guard may act on it.
     pub complete: bool,
-    /// Every read, deep ones included, succeeded (`check`'s notion of complete).
-    pub all_reads_succeeded: bool,
-    /// The presence failure, where there was one.
-    pub presence_error: Option<AwsError>,
-    /// Deep reads that failed, one line each.
-    pub deep_failures: Vec<String>,
+    /// The failure, where there was one.
+    pub error: Option<AwsError>,
     /// The state table does not exist.
     pub state_table_missing: bool,
+    /// It does not exist, and lbrecon never saw it: a configuration error.
+    pub state_table_never_seen: bool,
     /// Every item of the state table, verbatim (empty when the scan failed).
     pub items: Vec<Item>,
+    /// The items, read as records.
+    pub records: Vec<Record>,
     /// The live load balancers (empty when their read failed).
     pub load_balancers: Vec<LiveLoadBalancer>,
+    pub target_groups: Vec<LiveTargetGroup>,
+}
+
+/// The outcome of a whole cycle.
+#[derive(Debug)]
+pub struct Cycle {
+    pub presence: PresencePhase,
+    /// Deep reads that failed, one line each.
+    pub deep_failures: Vec<String>,
     /// The classification, when the presence pass was complete.
     pub reconciled: Option<Reconciled>,
-    /// Load balancers (valid record, live) never deep-checked or whose last deep read failed.
+    /// Live load balancers with a valid record never deep-checked (or whose last deep read
+    /// failed).
     pub deep_unchecked: usize,
-    /// The oldest deep check among live load balancers with a valid record (Unix seconds);
-    /// `None` when one was never checked.
+    /// The oldest deep check among live load balancers with a valid record (Unix seconds).
     pub oldest_deep_check: Option<i64>,
     /// Deep reads made this cycle.
     pub deep_read: usize,
 }
 
-/// Runs one cycle of `target`. `control` is what the control item said, or `None` when it could
-/// not be read.
-pub async fn run_cycle(
+/// Reads the presence of `target`: load balancers and target groups, then the state table.
+/// `control` is what the control item said (whether the state table was seen before).
+pub async fn read_presence(
     target: &TargetConfig,
     reader: &Reader,
-    ignore: &IgnoreRules,
     control: Option<&ControlView>,
-    scope: DeepScope,
-    cache: &mut DeepCache,
-) -> Cycle {
+) -> PresencePhase {
     let presence = reader.presence(&target.state_table).await;
-    run_with_presence(presence, reader, ignore, control, scope, cache).await
-}
-
-async fn run_with_presence(
-    presence: PresenceRead,
-    reader: &Reader,
-    ignore: &IgnoreRules,
-    control: Option<&ControlView>,
-    scope: DeepScope,
-    cache: &mut DeepCache,
-) -> Cycle {
     let state_table_seen = control.is_some_and(|view| view.state_table_seen);
-    let mut cycle = Cycle {
+    let mut phase = PresencePhase {
         complete: false,
-        all_reads_succeeded: false,
-        presence_error: None,
-        deep_failures: Vec::new(),
+        error: None,
         state_table_missing: false,
+        state_table_never_seen: false,
         items: Vec::new(),
+        records: Vec::new(),
         load_balancers: Vec::new(),
-        reconciled: None,
-        deep_unchecked: 0,
-        oldest_deep_check: None,
-        deep_read: 0,
+        target_groups: Vec::new(),
     };
     let items = match presence.records {
         Ok(items) => Some(items),
         Err(err) if err.is_not_found() => {
-            cycle.state_table_missing = true;
-            // A table lbrecon has seen before is gone: every record is missing. One it never saw
-            // is a configuration error, which the caller reports.
+            phase.state_table_missing = true;
+            // A table lbrecon has seen before is gone: every record is missing. One it never
+            // saw is a configuration error.
             if state_table_seen {
                 Some(Vec::new())
             } else {
-                cycle.presence_error = Some(err);
+                phase.state_table_never_seen = true;
+                phase.error = Some(err);
                 None
             }
         }
         Err(err) => {
-            cycle.presence_error = Some(err);
+            phase.error = Some(err);
             None
         }
     };
-    let (lbs, groups) = match (presence.load_balancers, presence.target_groups) {
-        (Ok(lbs), Ok(groups)) => (lbs, groups),
-        (lbs, groups) => {
-            if let Err(err) = &lbs {
-                cycle.presence_error = Some(err.clone());
-            } else if let Err(err) = &groups {
-                cycle.presence_error = Some(err.clone());
+    match presence.load_balancers {
+        Ok(lbs) => phase.load_balancers = lbs,
+        Err(err) => phase.error = Some(err),
+    }
+    match presence.target_groups {
+        Ok(groups) => phase.target_groups = groups,
+        Err(err) => phase.error = phase.error.take().or(Some(err)),
+    }
+    if let Some(items) = items {
+        phase.records = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| Record::from_item(item, i))
+            .collect();
+        phase.items = items;
+    }
+    phase.complete = phase.error.is_none();
+    if phase.complete {
+        for record in &phase.records {
+            for warning in &record.warnings {
+                tracing::warn!(target_name = %target.name, load_balancer = %record.name, "record {}: {warning}", record.name);
             }
-            cycle.load_balancers = lbs.unwrap_or_default();
-            cycle.items = items.unwrap_or_default();
+        }
+    }
+    phase
+}
+
+impl PresencePhase {
+    /// Names of load balancers with a readable record.
+    pub fn valid_record_names(&self) -> BTreeSet<String> {
+        self.records
+            .iter()
+            .filter(|record| matches!(record.content, RecordContent::Valid(_)))
+            .map(|record| record.name.clone())
+            .collect()
+    }
+
+    /// Deep-reads within `scope` and classifies every load balancer.
+    pub async fn finish(
+        self,
+        reader: &Reader,
+        ignore: &IgnoreRules,
+        scope: DeepScope,
+        cache: &mut DeepCache,
+    ) -> Cycle {
+        let mut cycle = Cycle {
+            presence: self,
+            deep_failures: Vec::new(),
+            reconciled: None,
+            deep_unchecked: 0,
+            oldest_deep_check: None,
+            deep_read: 0,
+        };
+        if !cycle.presence.complete {
             return cycle;
         }
-    };
-    cycle.load_balancers = lbs;
-    let Some(items) = items else {
-        return cycle;
-    };
-    cycle.items = items;
-    cycle.complete = true;
-
-    let records: Vec<Record> = cycle
-        .items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| Record::from_item(item, i))
-        .collect();
-    for record in &records {
-        for warning in &record.warnings {
-            tracing::warn!(load_balancer = %record.name, "record {}: {warning}", record.name);
+        let presence = &mut cycle.presence;
+        let index = TargetGroupIndex::new(&presence.target_groups);
+        let live_arns: BTreeSet<&str> = presence
+            .load_balancers
+            .iter()
+            .map(|lb| lb.arn.as_str())
+            .collect();
+        cache
+            .entries
+            .retain(|arn, _| live_arns.contains(arn.as_str()));
+        let mut plans = deep_plans(&presence.load_balancers, &presence.records, &index);
+        let with_record: BTreeSet<String> = plans
+            .iter()
+            .map(|plan| plan.load_balancer.arn.clone())
+            .collect();
+        if let DeepScope::Oldest(limit) = scope {
+            plans.sort_by_key(|plan| {
+                (
+                    cache.checked_at(&plan.load_balancer.arn),
+                    plan.load_balancer.name.clone(),
+                )
+            });
+            plans.truncate(limit);
         }
-    }
+        cycle.deep_read = plans.len();
+        let outcomes = reader.deep(&plans).await;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
 
-    let index = TargetGroupIndex::new(&groups);
-    let live_arns: BTreeSet<&str> = cycle
-        .load_balancers
-        .iter()
-        .map(|lb| lb.arn.as_str())
-        .collect();
-    cache.keep_only(&live_arns);
-    let mut plans = deep_plans(&cycle.load_balancers, &records, &index);
-    let with_record: BTreeSet<String> = plans
-        .iter()
-        .map(|plan| plan.load_balancer.arn.clone())
-        .collect();
-    if let DeepScope::Oldest(limit) = scope {
-        plans.sort_by_key(|plan| {
-            (
-                cache.checked_at(&plan.load_balancer.arn),
-                plan.load_balancer.name.clone(),
-            )
-        });
-        plans.truncate(limit);
-    }
-    cycle.deep_read = plans.len();
-    let outcomes = reader.deep(&plans).await;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-
-    let mut live_entries = Vec::with_capacity(cycle.load_balancers.len());
-    let mut gone = BTreeSet::new();
-    for lb in &cycle.load_balancers {
-        match outcomes.get(&lb.arn) {
-            Some(DeepOutcome::Gone) => {
-                gone.insert(lb.arn.clone());
-                cache.entries.remove(&lb.arn);
-                continue;
-            }
-            Some(DeepOutcome::Read(state)) => {
-                cache.entries.insert(lb.arn.clone(), (state.clone(), now));
-            }
-            Some(DeepOutcome::Failed(failure)) => {
-                cycle.deep_failures.push(failure.to_string());
-                // Stale: never compared as if known, until read again.
-                cache.entries.remove(&lb.arn);
-            }
-            None => {}
-        }
-        let has_record = with_record.contains(&lb.arn);
-        let cached = cache.entries.get(&lb.arn);
-        let (document, deep_fresh) = match cached {
-            Some((state, _)) => (live::assemble(lb, &index, Some(state)), true),
-            // A load balancer without a valid record needs no deep read: nothing compares it.
-            None => (live::assemble(lb, &index, None), !has_record),
-        };
-        if has_record {
-            match cached {
-                Some((_, at)) => {
-                    cycle.oldest_deep_check =
-                        Some(cycle.oldest_deep_check.map_or(*at, |o: i64| o.min(*at)));
+        let mut live_entries = Vec::with_capacity(presence.load_balancers.len());
+        let mut gone = BTreeSet::new();
+        for lb in &presence.load_balancers {
+            match outcomes.get(&lb.arn) {
+                Some(DeepOutcome::Gone) => {
+                    // Deleted since the presence pass listed it: not live any more.
+                    gone.insert(lb.arn.clone());
+                    cache.entries.remove(&lb.arn);
+                    continue;
                 }
-                None => cycle.deep_unchecked += 1,
+                Some(DeepOutcome::Read(state)) => {
+                    cache.entries.insert(lb.arn.clone(), (state.clone(), now));
+                }
+                Some(DeepOutcome::Failed(failure)) => {
+                    cycle.deep_failures.push(failure.to_string());
+                    // Stale: never compared as if known, until read again.
+                    cache.entries.remove(&lb.arn);
+                }
+                None => {}
             }
+            let has_record = with_record.contains(&lb.arn);
+            let cached = cache.entries.get(&lb.arn);
+            let (document, deep_fresh) = match cached {
+                Some((state, _)) => (live::assemble(lb, &index, Some(state)), true),
+                // A load balancer without a valid record needs no deep read: nothing compares it.
+                None => (live::assemble(lb, &index, None), !has_record),
+            };
+            if has_record {
+                match cached {
+                    Some((_, at)) => {
+                        cycle.oldest_deep_check = Some(
+                            cycle
+                                .oldest_deep_check
+                                .map_or(*at, |oldest| oldest.min(*at)),
+                        );
+                    }
+                    None => cycle.deep_unchecked += 1,
+                }
+            }
+            live_entries.push(LiveEntry {
+                name: lb.name.clone(),
+                arn: lb.arn.clone(),
+                created_time: lb.created_time,
+                document,
+                deep_fresh,
+            });
         }
-        live_entries.push(LiveEntry {
-            name: lb.name.clone(),
-            arn: lb.arn.clone(),
-            created_time: lb.created_time,
-            document,
-            deep_fresh,
-        });
+        presence.load_balancers.retain(|lb| !gone.contains(&lb.arn));
+        cycle.deep_failures.sort();
+        cycle.reconciled = Some(reconcile(&presence.records, &live_entries, ignore));
+        cycle
     }
-    cycle.load_balancers.retain(|lb| !gone.contains(&lb.arn));
-    cycle.deep_failures.sort();
-    cycle.all_reads_succeeded = cycle.deep_failures.is_empty();
-    cycle.reconciled = Some(reconcile(&records, &live_entries, ignore));
-    cycle
 }
 
 impl Cycle {
+    /// The presence pass succeeded in full.
+    pub fn complete(&self) -> bool {
+        self.presence.complete
+    }
+
     /// The report of this cycle. `complete` follows `check`'s rule (every read succeeded) when
     /// `strict`, else SPEC 2's (the presence pass succeeded).
     pub fn report(&self, target: &TargetConfig, guard: GuardView, strict: bool) -> TargetReport {
+        let presence = &self.presence;
         let mut report = TargetReport {
             target: target.name.clone(),
-            complete: if strict {
-                self.complete && self.all_reads_succeeded
-            } else {
-                self.complete
-            },
+            complete: presence.complete && (!strict || self.deep_failures.is_empty()),
             error: None,
             summary: Summary::default(),
             load_balancers: Vec::new(),
@@ -259,11 +283,11 @@ impl Cycle {
             }
             None => {
                 // Counts only from what was read in full.
-                report.summary.live = self.load_balancers.len() as u64;
-                report.summary.recorded = self.items.len() as u64;
+                report.summary.live = presence.load_balancers.len() as u64;
+                report.summary.recorded = presence.items.len() as u64;
             }
         }
-        if self.state_table_missing && !self.complete {
+        if presence.state_table_never_seen {
             report.error = Some(format!(
                 "state table {} does not exist in region {}; create it, or fix state_table of \
                  target {} in the config",
@@ -272,7 +296,7 @@ impl Cycle {
             report.exit_code = exit::CONFIG;
             return report;
         }
-        if let Some(err) = &self.presence_error {
+        if let Some(err) = &presence.error {
             report.error = Some(format!("{err}"));
         } else if let Some(first) = self.deep_failures.first() {
             let more = match self.deep_failures.len() {

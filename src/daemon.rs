@@ -13,13 +13,18 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
 use crate::aws::Clients;
+use crate::aws::autoscaling::AutoScaling;
 use crate::config::{Config, TargetConfig};
 use crate::control;
-use crate::cycle::{DeepCache, DeepScope, run_cycle};
+use crate::control::{ControlItem, ControlStore, Loaded};
+use crate::cycle::{DeepCache, DeepScope, read_presence};
+use crate::enforce::Enforcer;
+use crate::guard::HighWater;
 use crate::http::{Status, router};
 use crate::ignore::IgnoreRules;
 use crate::reader::Reader;
 use crate::report::GuardView;
+use crate::report::TargetReport;
 use crate::telemetry::{self, CycleEvent, DriftSeries};
 
 /// Why the daemon could not run.
@@ -147,6 +152,7 @@ pub async fn run(
                 dynamodb: clients.dynamodb.clone(),
                 concurrency: config.aws.concurrency,
             },
+            autoscaling: clients.autoscaling.clone(),
             target,
             config: config.clone(),
             ignore: ignore.clone(),
@@ -242,16 +248,30 @@ struct TargetLoop {
     config: Arc<Config>,
     ignore: Arc<IgnoreRules>,
     reader: Reader,
+    autoscaling: AutoScaling,
     status: Arc<Status>,
     limit: usize,
     started: Instant,
 }
 
+/// What one target's loop carries from cycle to cycle.
+#[derive(Default)]
+struct LoopState {
+    cache: DeepCache,
+    series: DriftSeries,
+    /// The high-water mark, once read from the control table.
+    high_water: Option<Option<HighWater>>,
+    protection_checked: Option<Instant>,
+    warned_no_control_table: bool,
+}
+
+/// How often the state table's protection is read.
+const PROTECTION_EVERY: Duration = Duration::from_secs(3600);
+
 impl TargetLoop {
     async fn run(self, mut stop: watch::Receiver<bool>) {
         let interval = self.config.daemon.interval;
-        let mut cache = DeepCache::default();
-        let mut series = DriftSeries::default();
+        let mut state = LoopState::default();
         let mut next = tokio::time::Instant::now();
         loop {
             tokio::select! {
@@ -261,10 +281,11 @@ impl TargetLoop {
             }
             let cycle_start = tokio::time::Instant::now();
             self.status.progress(&self.target.name);
-            self.cycle(&mut cache, &mut series).await;
+            self.cycle(&mut state).await;
             if *stop.borrow() {
                 break;
             }
+            self.check_protection(&mut state).await;
             next = cycle_start + interval + jitter(interval, self.config.daemon.jitter);
             let now = tokio::time::Instant::now();
             if next < now {
@@ -274,68 +295,120 @@ impl TargetLoop {
         }
     }
 
-    async fn cycle(&self, cache: &mut DeepCache, series: &mut DriftSeries) {
+    fn store(&self) -> ControlStore<'_> {
+        ControlStore {
+            dynamodb: &self.reader.dynamodb,
+            table: &self.target.control_table,
+            target: &self.target.name,
+        }
+    }
+
+    /// One cycle: the control item, the presence pass, the guard, the deep pass, the report.
+    async fn cycle(&self, state: &mut LoopState) {
         let target = &self.target;
         let started = Instant::now();
         let deadline = self.config.daemon.cycle_deadline;
+        let store = self.store();
+        let LoopState {
+            cache,
+            high_water,
+            warned_no_control_table,
+            ..
+        } = state;
         let work = async {
-            let control =
-                control::read_view(&self.reader.dynamodb, &target.control_table, &target.name)
-                    .await;
-            let (view, guard) = match control {
-                Ok(view) => {
-                    let guard = view.guard.clone();
-                    (Some(view), guard)
+            let loaded = store.load().await;
+            let view = match &loaded {
+                Ok(Loaded::Item(item)) => Some(item.view()),
+                _ => None,
+            };
+            let presence = read_presence(target, &self.reader, view.as_ref()).await;
+            let mut guard_error = None;
+            let control = match loaded {
+                Ok(Loaded::Item(mut item)) => {
+                    if presence.complete
+                        && let Err(err) = self.guard(&presence, &mut item, high_water).await
+                    {
+                        if err.is_condition_failed() {
+                            tracing::warn!(target_name = %target.name, "the control item changed under this cycle; the guard acts again next cycle");
+                        } else {
+                            guard_error = Some(err);
+                        }
+                    }
+                    Some(*item)
+                }
+                Ok(Loaded::NoTable) => {
+                    if !*warned_no_control_table {
+                        tracing::error!(
+                            target_name = %target.name,
+                            table = %target.control_table,
+                            "the control table does not exist: the guard cannot pause anything; run `lbrecon init --target {}`",
+                            target.name
+                        );
+                        *warned_no_control_table = true;
+                    }
+                    None
                 }
                 Err(err) => {
-                    tracing::error!(target_name = %target.name, error = %err, "cannot read the control table");
-                    (
-                        None,
-                        GuardView {
-                            paused: false,
-                            reason: Some(format!("control table unreadable ({})", err.kind())),
-                        },
-                    )
+                    guard_error = Some(err);
+                    None
                 }
             };
-            let cycle = run_cycle(
-                target,
-                &self.reader,
-                &self.ignore,
-                view.as_ref(),
-                DeepScope::Oldest(self.limit),
-                cache,
-            )
-            .await;
-            (cycle, guard)
+            let cycle = presence
+                .finish(
+                    &self.reader,
+                    &self.ignore,
+                    DeepScope::Oldest(self.limit),
+                    cache,
+                )
+                .await;
+            (cycle, control, guard_error)
         };
-        let (cycle, guard) = match tokio::time::timeout(deadline, work).await {
-            Ok(done) => done,
-            Err(_) => {
-                let report = crate::report::TargetReport {
-                    target: target.name.clone(),
-                    complete: false,
-                    error: Some(format!(
-                        "the cycle did not finish within daemon.cycle_deadline ({})",
-                        humantime::format_duration(deadline)
-                    )),
-                    summary: Default::default(),
-                    load_balancers: Vec::new(),
-                    guard: GuardView {
-                        paused: false,
-                        reason: None,
-                    },
-                    exit_code: crate::report::exit::ERROR,
-                };
-                self.finish(report, false, started, 0, None, false, series);
-                return;
-            }
+        let Ok((cycle, control, guard_error)) = tokio::time::timeout(deadline, work).await else {
+            let report = TargetReport {
+                target: target.name.clone(),
+                complete: false,
+                error: Some(format!(
+                    "the cycle did not finish within daemon.cycle_deadline ({})",
+                    humantime::format_duration(deadline)
+                )),
+                summary: Default::default(),
+                load_balancers: Vec::new(),
+                guard: GuardView {
+                    paused: false,
+                    reason: None,
+                },
+                exit_code: crate::report::exit::ERROR,
+            };
+            self.finish(report, false, started, 0, None, &mut state.series);
+            return;
         };
-        let report = cycle.report(target, guard.clone(), false);
+        let guard = match (&control, &guard_error) {
+            (Some(item), _) => item.view().guard,
+            (None, Some(err)) => GuardView {
+                paused: false,
+                reason: Some(format!("control table unreadable ({})", err.kind())),
+            },
+            (None, None) => GuardView {
+                paused: false,
+                reason: Some(crate::control::NO_CONTROL_TABLE.to_string()),
+            },
+        };
+        if let Some(item) = &control {
+            telemetry::guard_state(&target.name, item.paused, item.quarantine.len());
+        } else {
+            telemetry::guard_state(&target.name, false, 0);
+        }
+        let mut report = cycle.report(target, guard, false);
+        // A control table that cannot be read or written pages: the guard could not act.
+        let complete = cycle.complete() && guard_error.is_none();
+        if let Some(err) = &guard_error {
+            tracing::error!(target_name = %target.name, error = %err, "the control table cannot be read or written; workflows must treat the flag as paused");
+            report.complete = false;
+            report.error = Some(format!("control table {}: {err}", target.control_table));
+        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let since_start = self.started.elapsed().as_secs_f64();
         let deep_age = if cycle.deep_unchecked > 0 {
-            Some(since_start)
+            Some(self.started.elapsed().as_secs_f64())
         } else {
             cycle
                 .oldest_deep_check
@@ -344,24 +417,71 @@ impl TargetLoop {
         };
         self.finish(
             report,
-            cycle.complete,
+            complete,
             started,
             cycle.deep_read,
             deep_age,
-            guard.paused,
-            series,
+            &mut state.series,
         );
     }
 
-    #[allow(clippy::too_many_arguments)]
+    async fn guard(
+        &self,
+        presence: &crate::cycle::PresencePhase,
+        control: &mut ControlItem,
+        high_water: &mut Option<Option<HighWater>>,
+    ) -> Result<(), crate::aws::AwsError> {
+        let store = self.store();
+        if high_water.is_none() {
+            *high_water = Some(store.load_high_water().await?);
+        }
+        let mark = high_water.as_mut().expect("loaded above");
+        let enforcer = Enforcer {
+            target: &self.target.name,
+            config: &self.config.guard,
+            store,
+            autoscaling: &self.autoscaling,
+        };
+        enforcer
+            .after_presence(presence, control, mark)
+            .await
+            .map(|_| ())
+    }
+
+    /// Reads the state table's protection once an hour and exports it.
+    async fn check_protection(&self, state: &mut LoopState) {
+        if state
+            .protection_checked
+            .is_some_and(|at| at.elapsed() < PROTECTION_EVERY)
+        {
+            return;
+        }
+        state.protection_checked = Some(Instant::now());
+        match self
+            .reader
+            .dynamodb
+            .protection(&self.target.state_table)
+            .await
+        {
+            Ok(protection) => telemetry::state_table_protection(
+                &self.target.name,
+                &self.target.state_table,
+                protection.pitr,
+                protection.deletion_protection,
+            ),
+            Err(err) => {
+                tracing::warn!(target_name = %self.target.name, error = %err, "cannot read the state table's protection")
+            }
+        }
+    }
+
     fn finish(
         &self,
-        report: crate::report::TargetReport,
+        report: TargetReport,
         complete: bool,
         started: Instant,
         deep_read: usize,
         deep_check_age: Option<f64>,
-        paused: bool,
         series: &mut DriftSeries,
     ) {
         let metrics_config = &self.config.metrics;
@@ -373,7 +493,6 @@ impl TargetLoop {
                 report: &report,
                 deep_read,
                 deep_check_age,
-                paused,
                 per_load_balancer: metrics_config
                     .per_load_balancer
                     .then_some(metrics_config.per_load_balancer_limit),

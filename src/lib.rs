@@ -16,26 +16,34 @@
 //! - [`reconcile`]: matching records with load balancers and classifying each.
 //! - [`report`]: the report's JSON and table forms, and exit codes.
 //! - [`telemetry`]: metric names, and one function per event for its metrics and log line.
+//! - [`guard`]: the guard's pure decision: quarantine, thresholds, mass loss, resume.
+//! - [`pause`]: the pausers (control flag, Auto Scaling, command) and how each is undone.
+//! - [`enforce`]: carrying out the guard's decisions against the control item and pausers.
 //! - [`control`]: the control item that workflows read before acting.
 //! - [`cycle`]: one reconciliation of one target: presence pass, deep reads, diff.
 //! - [`check`]: the `check` command.
 //! - [`daemon`]: `run`: one loop per target, shutdown, systemd notification.
 //! - [`http`]: the listener: `/metrics`, `/healthz`, `/readyz`, `/drift`.
+//! - [`commands`]: `status`, `pause`, `resume`, `init`.
 //! - [`cli`]: the command line.
 
 pub mod aws;
 pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod cycle;
 pub mod daemon;
 pub mod diff;
 pub mod document;
+pub mod enforce;
+pub mod guard;
 pub mod http;
 pub mod ignore;
 pub mod item;
 pub mod live;
+pub mod pause;
 pub mod reader;
 pub mod reconcile;
 pub mod record;

@@ -2,6 +2,7 @@
 //! the library.
 
 use lbrecon::cli::{self, Command};
+use lbrecon::commands;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
@@ -34,6 +35,25 @@ fn run() -> i32 {
             runtime.block_on(cli::check(&config, target.as_deref(), format))
         }
         Command::Run => runtime.block_on(run_daemon(config)),
+        Command::Status { format } => {
+            runtime.block_on(commands::status(&config, format == cli::Format::Json))
+        }
+        Command::Pause { target, reason } => match cli::named_target(&config, &target) {
+            Ok(target) => runtime.block_on(commands::pause(&config, target, &reason)),
+            Err(code) => code,
+        },
+        Command::Resume {
+            target,
+            reason,
+            force,
+        } => match cli::named_target(&config, &target) {
+            Ok(target) => runtime.block_on(commands::resume(&config, target, &reason, force)),
+            Err(code) => code,
+        },
+        Command::Init { target, approve } => match cli::named_target(&config, &target) {
+            Ok(target) => runtime.block_on(commands::init(&config, target, approve.as_deref())),
+            Err(code) => code,
+        },
     }
 }
 

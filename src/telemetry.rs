@@ -25,6 +25,11 @@ pub const AWS_REQUESTS_TOTAL: &str = "lbrecon_aws_requests_total";
 pub const AWS_REQUEST_DURATION_SECONDS: &str = "lbrecon_aws_request_duration_seconds";
 pub const DEEP_CHECK_AGE_SECONDS: &str = "lbrecon_deep_check_age_seconds";
 pub const LEADER: &str = "lbrecon_leader";
+pub const GUARD_TRIPS_TOTAL: &str = "lbrecon_guard_trips_total";
+pub const QUARANTINED_LOAD_BALANCERS: &str = "lbrecon_quarantined_load_balancers";
+pub const STATE_TABLE_PROTECTION: &str = "lbrecon_state_table_protection";
+pub const PAUSE_UNDONE_TOTAL: &str = "lbrecon_pause_undone_total";
+pub const PAUSER_FAILURES_TOTAL: &str = "lbrecon_pauser_failures_total";
 pub const BUILD_INFO: &str = "lbrecon_build_info";
 
 const CYCLE_BUCKETS: &[f64] = &[
@@ -94,6 +99,26 @@ pub fn describe() {
         "Age of the oldest deep check of a live load balancer with a record."
     );
     describe_gauge!(LEADER, "1 on the replica that acts for the target.");
+    describe_counter!(
+        GUARD_TRIPS_TOTAL,
+        "Times the guard paused scaling workflows."
+    );
+    describe_gauge!(
+        QUARANTINED_LOAD_BALANCERS,
+        "Load balancers workflows must not act on."
+    );
+    describe_gauge!(
+        STATE_TABLE_PROTECTION,
+        "1 when the state table's protection (kind pitr or deletion_protection) is on."
+    );
+    describe_counter!(
+        PAUSE_UNDONE_TOTAL,
+        "Pauses a person undid outside lbrecon, by pauser (reported, never re-applied)."
+    );
+    describe_counter!(
+        PAUSER_FAILURES_TOTAL,
+        "Pauser runs that failed, by pauser (retried next cycle)."
+    );
     describe_gauge!(BUILD_INFO, "1, labelled with lbrecon's version.");
 }
 
@@ -103,6 +128,7 @@ pub fn target_started(target: &str) {
         .set(1.0);
     // A single replica acts for every target.
     gauge!(LEADER, "target" => target.to_string()).set(1.0);
+    counter!(GUARD_TRIPS_TOTAL, "target" => target.to_string()).increment(0);
     tracing::info!(
         target_name = target,
         version = env!("CARGO_PKG_VERSION"),
@@ -143,6 +169,79 @@ pub fn aws_request(
     );
 }
 
+/// The guard paused scaling workflows.
+pub fn guard_tripped(target: &str, reason: &str, missing: usize) {
+    counter!(GUARD_TRIPS_TOTAL, "target" => target.to_string()).increment(1);
+    tracing::error!(
+        target_name = target,
+        reason,
+        missing,
+        "guard tripped: scaling workflows paused"
+    );
+}
+
+/// A pause, resume, restore, adopt or init: an audit event.
+pub fn audit(target: &str, action: &str, by: &str, reason: &str, missing: &[String]) {
+    tracing::warn!(
+        target_name = target,
+        audit = true,
+        action,
+        by,
+        reason,
+        missing = %missing.join(","),
+        "audit: {action}"
+    );
+}
+
+/// A person undid part of a pause outside lbrecon.
+pub fn pause_undone(target: &str, pauser: &str, detail: &str) {
+    counter!(PAUSE_UNDONE_TOTAL, "target" => target.to_string(), "pauser" => pauser.to_string())
+        .increment(1);
+    tracing::warn!(
+        target_name = target,
+        pauser,
+        detail,
+        "a pause was undone outside lbrecon; not re-applied"
+    );
+}
+
+/// A pauser failed; it is retried next cycle.
+pub fn pauser_failed(target: &str, pauser: &str, error: &str) {
+    counter!(PAUSER_FAILURES_TOTAL, "target" => target.to_string(), "pauser" => pauser.to_string())
+        .increment(1);
+    tracing::error!(
+        target_name = target,
+        pauser,
+        error,
+        "pauser failed; retried next cycle"
+    );
+}
+
+/// The state table's protection, read once an hour.
+pub fn state_table_protection(target: &str, table: &str, pitr: bool, deletion_protection: bool) {
+    for (kind, on) in [("pitr", pitr), ("deletion_protection", deletion_protection)] {
+        gauge!(STATE_TABLE_PROTECTION, "target" => target.to_string(), "kind" => kind).set(if on {
+            1.0
+        } else {
+            0.0
+        });
+        if !on {
+            tracing::warn!(
+                target_name = target,
+                table,
+                kind,
+                "the state table's protection is off"
+            );
+        }
+    }
+}
+
+/// The guard's state after a cycle: paused or not, and the quarantine.
+pub fn guard_state(target: &str, paused: bool, quarantined: usize) {
+    gauge!(SCALING_PAUSED, "target" => target.to_string()).set(if paused { 1.0 } else { 0.0 });
+    gauge!(QUARANTINED_LOAD_BALANCERS, "target" => target.to_string()).set(quarantined as f64);
+}
+
 /// The per-load-balancer drift series a target currently shows, so those that leave drift are
 /// set to 0 instead of lingering at 1.
 #[derive(Debug, Default)]
@@ -161,7 +260,6 @@ pub struct CycleEvent<'a> {
     pub deep_read: usize,
     /// Seconds since the oldest deep check (or since start for one never made).
     pub deep_check_age: Option<f64>,
-    pub paused: bool,
     /// Export per-load-balancer series, at most this many.
     pub per_load_balancer: Option<usize>,
 }
@@ -177,7 +275,6 @@ pub fn cycle_finished(event: &CycleEvent<'_>, series: &mut DriftSeries) {
     counter!(CYCLES_TOTAL, "target" => target.clone(), "outcome" => outcome).increment(1);
     histogram!(CYCLE_DURATION_SECONDS, "target" => target.clone())
         .record(event.duration.as_secs_f64());
-    gauge!(SCALING_PAUSED, "target" => target.clone()).set(if event.paused { 1.0 } else { 0.0 });
     if let Some(age) = event.deep_check_age {
         gauge!(DEEP_CHECK_AGE_SECONDS, "target" => target.clone()).set(age);
     }
@@ -325,6 +422,7 @@ mod tests {
     fn a_cycle_exports_the_spec_series() {
         let text = render(|| {
             target_started("prod");
+            guard_state("prod", false, 0);
             let mut series = DriftSeries::default();
             let first = report(vec![
                 ("a", DriftKind::Changed),
@@ -337,7 +435,6 @@ mod tests {
                 report: &first,
                 deep_read: 2,
                 deep_check_age: Some(12.0),
-                paused: false,
                 per_load_balancer: Some(10),
             };
             cycle_finished(&event, &mut series);
@@ -367,9 +464,10 @@ mod tests {
             "lbrecon_drift_changes{target=\"prod\"} 0",
             "lbrecon_load_balancer_drift{target=\"prod\",name=\"a\",kind=\"changed\"} 0",
             "lbrecon_load_balancer_drift{target=\"prod\",name=\"b\",kind=\"missing_record\"} 1",
-            "lbrecon_scaling_paused{target=\"prod\"} 0",
             "lbrecon_deep_check_age_seconds{target=\"prod\"} 12",
             "lbrecon_leader{target=\"prod\"} 1",
+            "lbrecon_scaling_paused{target=\"prod\"} 0",
+            "lbrecon_quarantined_load_balancers{target=\"prod\"} 0",
             "lbrecon_aws_requests_total{target=\"prod\",service=\"elasticloadbalancing\",operation=\"DescribeLoadBalancers\",outcome=\"ok\"} 1",
             "# TYPE lbrecon_cycle_duration_seconds histogram",
             "# TYPE lbrecon_aws_request_duration_seconds histogram",
@@ -395,7 +493,6 @@ mod tests {
                 report: &complete,
                 deep_read: 0,
                 deep_check_age: None,
-                paused: false,
                 per_load_balancer: None,
             };
             cycle_finished(&event, &mut series);

@@ -86,6 +86,118 @@ impl Dynamo {
         }
     }
 
+    /// Writes `item`. With a condition, a failed condition is an error whose
+    /// [`AwsError::is_condition_failed`] is true: someone else wrote first.
+    pub async fn put(
+        &self,
+        table: &str,
+        item: &Item,
+        condition: Option<&Condition>,
+    ) -> Result<(), AwsError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(to_sdk_item(item)));
+        if let Some(condition) = condition {
+            request = request.condition_expression(&condition.expression);
+            for (name, attribute) in &condition.names {
+                request = request.expression_attribute_names(name, attribute);
+            }
+            for (name, value) in &condition.values {
+                request = request.expression_attribute_values(name, to_sdk(value));
+            }
+        }
+        self.api.call("PutItem", request.send()).await.map(|_| ())
+    }
+
+    /// Creates a table keyed by one string attribute, billed on demand, with deletion
+    /// protection, and waits until it is active.
+    pub async fn create_table(&self, table: &str, key: &str) -> Result<(), AwsError> {
+        use dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let key_schema = KeySchemaElement::builder()
+            .attribute_name(key)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(|err| AwsError::unexpected(SERVICE, "CreateTable", err.to_string()))?;
+        let definition = AttributeDefinition::builder()
+            .attribute_name(key)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|err| AwsError::unexpected(SERVICE, "CreateTable", err.to_string()))?;
+        self.api
+            .call(
+                "CreateTable",
+                self.client
+                    .create_table()
+                    .table_name(table)
+                    .key_schema(key_schema)
+                    .attribute_definitions(definition)
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .deletion_protection_enabled(true)
+                    .send(),
+            )
+            .await?;
+        for _ in 0..120 {
+            let out = self
+                .api
+                .call(
+                    "DescribeTable",
+                    self.client.describe_table().table_name(table).send(),
+                )
+                .await?;
+            let active = out
+                .table()
+                .and_then(|t| t.table_status())
+                .is_some_and(|status| status.as_str() == "ACTIVE");
+            if active {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        Err(AwsError::unexpected(
+            SERVICE,
+            "DescribeTable",
+            format!("table {table} did not become active within a minute"),
+        ))
+    }
+
+    /// Whether point-in-time recovery and deletion protection are on for `table`.
+    pub async fn protection(&self, table: &str) -> Result<Protection, AwsError> {
+        let described = self
+            .api
+            .call(
+                "DescribeTable",
+                self.client.describe_table().table_name(table).send(),
+            )
+            .await?;
+        let deletion_protection = described
+            .table()
+            .and_then(|t| t.deletion_protection_enabled())
+            .unwrap_or(false);
+        let backups = self
+            .api
+            .call(
+                "DescribeContinuousBackups",
+                self.client
+                    .describe_continuous_backups()
+                    .table_name(table)
+                    .send(),
+            )
+            .await?;
+        let pitr = backups
+            .continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status())
+            .is_some_and(|status| status.as_str() == "ENABLED");
+        Ok(Protection {
+            pitr,
+            deletion_protection,
+        })
+    }
+
     /// One item by its string partition key, read consistently; `None` when there is none.
     pub async fn get(
         &self,
@@ -113,6 +225,21 @@ impl Dynamo {
                 AwsError::unexpected(SERVICE, OP, format!("table {table}: {message}"))
             })
     }
+}
+
+/// A condition on a write: an expression with its attribute names and values.
+#[derive(Debug, Clone, Default)]
+pub struct Condition {
+    pub expression: String,
+    pub names: Vec<(String, String)>,
+    pub values: Vec<(String, AttrValue)>,
+}
+
+/// A table's protection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protection {
+    pub pitr: bool,
+    pub deletion_protection: bool,
 }
 
 /// Converts an SDK item into plain data; an attribute type this SDK does not know is an error

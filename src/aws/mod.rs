@@ -4,6 +4,7 @@
 //! place that classifies errors (so a throttle, a missing table and a timeout are told apart)
 //! and where the request budget and request metrics hook in.
 
+pub mod autoscaling;
 pub mod dynamodb;
 pub mod elb;
 pub mod interceptor;
@@ -74,6 +75,11 @@ impl AwsError {
     /// Whether the resource asked for does not exist.
     pub fn is_not_found(&self) -> bool {
         self.class == ErrorClass::NotFound
+    }
+
+    /// Whether a conditional write lost to another writer.
+    pub fn is_condition_failed(&self) -> bool {
+        self.code.as_deref() == Some("ConditionalCheckFailedException")
     }
 
     /// An error for an answer that broke the API's contract (a page marker that repeats, say).
@@ -227,6 +233,7 @@ fn sanitize_session(name: &str) -> String {
 pub struct Clients {
     pub elb: elb::Elb,
     pub dynamodb: dynamodb::Dynamo,
+    pub autoscaling: autoscaling::AutoScaling,
 }
 
 impl Clients {
@@ -237,6 +244,7 @@ impl Clients {
         Clients {
             elb: elb::Elb::new(&config, &target.name),
             dynamodb: dynamodb::Dynamo::new(&config, &target.name),
+            autoscaling: autoscaling::AutoScaling::new(&config, &target.name),
         }
     }
 }

@@ -362,3 +362,91 @@ def wait_for(predicate, timeout=30.0, interval=0.1, what="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def add_web(fleet, name):
+    """A small application load balancer: one HTTP listener forwarding to one target group,
+    recorded in full. Returns the target group's ARN."""
+    lb = fleet.elb.create_load_balancer(Name=name, Subnets=fleet.subnets, Scheme="internal", Type="application")[
+        "LoadBalancers"
+    ][0]
+    fleet.arns[name] = lb["LoadBalancerArn"]
+    tg_arn, tg = fleet._target_group(f"{name}-tg", port=8080)
+    fleet.elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+    )
+    fleet.records[name] = {
+        "name": name,
+        "type": "application",
+        "scheme": "internal",
+        "listeners": [{"port": 80, "protocol": "HTTP", "default_actions": [{"type": "forward", "target_group": tg["name"]}]}],
+        "target_groups": [tg],
+    }
+    return tg_arn
+
+
+def add_scaling_group(fleet, name, target_group_arns):
+    """An Auto Scaling group attached to target groups."""
+    autoscaling = fleet.c["autoscaling"]
+    if not getattr(fleet, "launch_configuration", None):
+        autoscaling.create_launch_configuration(
+            LaunchConfigurationName="lbrecon-test", ImageId="ami-12c6146b", InstanceType="t2.micro"
+        )
+        fleet.launch_configuration = "lbrecon-test"
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchConfigurationName=fleet.launch_configuration,
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=0,
+        VPCZoneIdentifier=fleet.subnets[0],
+        TargetGroupARNs=list(target_group_arns),
+    )
+
+
+def suspended(fleet, group):
+    groups = fleet.c["autoscaling"].describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+    return {p["ProcessName"] for p in groups[0]["SuspendedProcesses"]}
+
+
+def control_item(fleet, table, target):
+    """The control item as plain Python, or None."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    item = fleet.c["dynamodb"].get_item(TableName=table, Key={"target": {"S": target}}, ConsistentRead=True).get("Item")
+    if item is None:
+        return None
+    deserializer = TypeDeserializer()
+    return {k: deserializer.deserialize(v) for k, v in item.items()}
+
+
+def table_items(fleet, table):
+    items = []
+    kwargs = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = fleet.c["dynamodb"].scan(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return sorted(items, key=lambda item: item["name"]["S"])
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def live_snapshot(fleet):
+    """Everything lbrecon may read of the fleet, to prove it changed nothing."""
+    elb = fleet.elb
+    lbs = elb.describe_load_balancers()["LoadBalancers"]
+    state = {}
+    for lb in lbs:
+        arn = lb["LoadBalancerArn"]
+        listeners = elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]
+        state[lb["LoadBalancerName"]] = {
+            "lb": {k: v for k, v in lb.items() if k != "State"},
+            "listeners": listeners,
+            "rules": [elb.describe_rules(ListenerArn=l["ListenerArn"])["Rules"] for l in listeners],
+            "attributes": elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"],
+        }
+    state["target_groups"] = elb.describe_target_groups()["TargetGroups"]
+    return state

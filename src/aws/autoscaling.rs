@@ -1,0 +1,115 @@
+//! Auto Scaling: finding the groups behind target groups, suspending and resuming processes.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_autoscaling as autoscaling;
+
+use super::interceptor::MetricsInterceptor;
+use super::{Api, AwsError};
+
+const SERVICE: &str = "autoscaling";
+/// The largest page `DescribeAutoScalingGroups` returns.
+const PAGE_SIZE: i32 = 100;
+
+/// One Auto Scaling group, as the pauser needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalingGroup {
+    pub name: String,
+    pub target_group_arns: BTreeSet<String>,
+    /// Processes suspended now.
+    pub suspended: BTreeSet<String>,
+}
+
+/// An Auto Scaling client that answers in plain data.
+#[derive(Debug, Clone)]
+pub struct AutoScaling {
+    client: autoscaling::Client,
+    api: Api,
+}
+
+impl AutoScaling {
+    pub fn new(config: &aws_config::SdkConfig, target: &str) -> Self {
+        let config = autoscaling::config::Builder::from(config)
+            .interceptor(MetricsInterceptor::new(target, SERVICE))
+            .build();
+        AutoScaling {
+            client: autoscaling::Client::from_conf(config),
+            api: Api::new(SERVICE),
+        }
+    }
+
+    /// Every group of the account and region, all pages.
+    pub async fn groups(&self) -> Result<Vec<ScalingGroup>, AwsError> {
+        const OP: &str = "DescribeAutoScalingGroups";
+        let mut groups = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .api
+                .call(
+                    OP,
+                    self.client
+                        .describe_auto_scaling_groups()
+                        .max_records(PAGE_SIZE)
+                        .set_next_token(token.clone())
+                        .send(),
+                )
+                .await?;
+            for group in out.auto_scaling_groups() {
+                let Some(name) = group.auto_scaling_group_name() else {
+                    continue;
+                };
+                groups.push(ScalingGroup {
+                    name: name.to_string(),
+                    target_group_arns: group.target_group_arns().iter().cloned().collect(),
+                    suspended: group
+                        .suspended_processes()
+                        .iter()
+                        .filter_map(|process| process.process_name().map(str::to_string))
+                        .collect(),
+                });
+            }
+            match out.next_token().filter(|next| !next.is_empty()) {
+                Some(next) if Some(next) == token.as_deref() => {
+                    return Err(AwsError::unexpected(
+                        SERVICE,
+                        OP,
+                        "the same NextToken was answered twice".into(),
+                    ));
+                }
+                Some(next) => token = Some(next.to_string()),
+                None => return Ok(groups),
+            }
+        }
+    }
+
+    /// Suspends `processes` on group `name`.
+    pub async fn suspend(&self, name: &str, processes: &BTreeSet<String>) -> Result<(), AwsError> {
+        self.api
+            .call(
+                "SuspendProcesses",
+                self.client
+                    .suspend_processes()
+                    .auto_scaling_group_name(name)
+                    .set_scaling_processes(Some(processes.iter().cloned().collect()))
+                    .send(),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Resumes `processes` on group `name`.
+    pub async fn resume(&self, name: &str, processes: &BTreeSet<String>) -> Result<(), AwsError> {
+        self.api
+            .call(
+                "ResumeProcesses",
+                self.client
+                    .resume_processes()
+                    .auto_scaling_group_name(name)
+                    .set_scaling_processes(Some(processes.iter().cloned().collect()))
+                    .send(),
+            )
+            .await
+            .map(|_| ())
+    }
+}
