@@ -1,7 +1,7 @@
 """The demo behind scripts/demo.sh. Run that script rather than this file."""
 
 import json
-import os
+import time
 import subprocess
 import sys
 import tempfile
@@ -11,8 +11,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from conftest import Moto, aws_env  # noqa: E402
-from fleet import STRICT_SSL_POLICY, Fleet, create_state_table  # noqa: E402
+from conftest import Daemon, Moto, aws_env, free_port  # noqa: E402
+from fleet import (  # noqa: E402
+    STRICT_SSL_POLICY,
+    Fleet,
+    add_scaling_group,
+    add_web,
+    control_item,
+    create_state_table,
+    suspended,
+    wait_for,
+)
 
 BINARY = ROOT / "target" / "debug" / "lbrecon"
 
@@ -29,6 +38,93 @@ control_table = "lb-state-control"
 [snapshots]
 dir = "{snapshots}"
 """
+
+
+REPLAY_CONFIG = """
+[daemon]
+interval = "1s"
+jitter = 0.0
+
+[http]
+listen = "127.0.0.1:{port}"
+
+[[targets]]
+name = "replay-usw2"
+region = "us-west-2"
+state_table = "lb-state"
+control_table = "lb-state-control"
+
+[guard]
+confirm_cycles = 2
+# The demo's load balancers are seconds old; in production keep the 5-minute default.
+new_load_balancer_grace = "0s"
+
+[[guard.pausers]]
+type = "dynamodb_flag"
+
+[[guard.pausers]]
+type = "autoscaling"
+
+[aws]
+elb_requests_per_second = 200
+elb_burst = 200
+
+[snapshots]
+dir = "{snapshots}"
+"""
+
+
+class Runner:
+    """Just enough of the test harness's Lbrecon for Daemon."""
+
+    def __init__(self, endpoint, config, tmp_path):
+        self.binary = BINARY
+        self.endpoint = endpoint
+        self.config_path = config
+        self.tmp_path = tmp_path
+
+
+def replay(moto, workdir):
+    banner("the Christmas Eve replay: 20 load balancers behind Auto Scaling groups, lbrecon run every second")
+    fleet = Fleet(moto.endpoint, "us-west-2")
+    for i in range(20):
+        add_scaling_group(fleet, f"asg-{i:02d}", [add_web(fleet, f"svc-{i:02d}")])
+    create_state_table(moto.endpoint, "us-west-2", "lb-state")
+    fleet.write_records("lb-state")
+    port = free_port()
+    config = workdir / "replay.toml"
+    config.write_text(REPLAY_CONFIG.format(port=port, snapshots=workdir / "snapshots"))
+    lbrecon(moto.endpoint, config, "init", "--target", "replay-usw2", "--approve", "DEMO-1")
+    daemon = Daemon(Runner(moto.endpoint, config, workdir), port)
+    try:
+        daemon.wait_ready()
+        print(f"lbrecon run is up: http://127.0.0.1:{port}/metrics")
+
+        banner("a maintenance process deletes 30% of the state data")
+        doomed = [f"svc-{i:02d}" for i in (1, 4, 6, 9, 12, 15)]
+        deleted = time.monotonic()
+        for name in doomed:
+            fleet.delete_record("lb-state", name)
+        print("deleted the records of " + ", ".join(doomed))
+        wait_for(lambda: (control_item(fleet, "lb-state-control", "replay-usw2") or {}).get("paused"),
+                 timeout=30, interval=0.02, what="the pause flag")
+        detected = time.monotonic() - deleted
+        wait_for(lambda: control_item(fleet, "lb-state-control", "replay-usw2")["pausers"]["autoscaling"]["status"] == "done",
+                 timeout=30, interval=0.02, what="the Auto Scaling pause")
+        paused = time.monotonic() - deleted
+        print(f"detected and flagged paused after {detected:.2f} s; Auto Scaling processes suspended after {paused:.2f} s")
+        print(f"(2012: about 4.5 hours to understand the cause and disable the workflows)")
+
+        banner("lbrecon status")
+        lbrecon(moto.endpoint, config, "status")
+        print("asg-01 suspended processes now: " + ", ".join(sorted(suspended(fleet, "asg-01"))))
+        print("asg-02 (its load balancer still has a record): " + (", ".join(sorted(suspended(fleet, "asg-02"))) or "none"))
+
+        banner("resume (forced: the records are still missing; restoring them comes next)")
+        lbrecon(moto.endpoint, config, "resume", "--target", "replay-usw2", "--reason", "demo", "--force")
+        print("asg-01 suspended processes now: " + (", ".join(sorted(suspended(fleet, "asg-01"))) or "none"))
+    finally:
+        daemon.stop()
 
 
 def banner(text):
@@ -91,6 +187,8 @@ def main():
         target = report["targets"][0]
         print(json.dumps({"summary": target["summary"], "load_balancers": target["load_balancers"][:2]}, indent=2))
         print(f"... {len(target['load_balancers'])} load balancers not in sync; exit code {result.returncode} (drift)")
+
+        replay(moto, workdir)
     finally:
         moto.stop()
     banner("done: the emulator is stopped")

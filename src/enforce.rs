@@ -448,7 +448,8 @@ impl Enforcer<'_> {
             }),
         });
         self.store.save(control).await?;
-        telemetry::audit(self.target, "resume", by, reason, &control.missing);
+        let acknowledged: Vec<String> = acknowledged.iter().cloned().collect();
+        telemetry::audit(self.target, "resume", by, reason, &acknowledged);
         Ok(errors)
     }
 }

@@ -3,6 +3,8 @@
 
 use lbrecon::cli::{self, Command};
 use lbrecon::commands;
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 fn main() {
@@ -105,6 +107,7 @@ fn init_logging() {
     let filter = EnvFilter::try_from_env("LBRECON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match std::env::var("LBRECON_LOG_FORMAT").as_deref() {
         Ok("json") => builder.json().flatten_event(true).init(),
