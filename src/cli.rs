@@ -73,6 +73,54 @@ pub enum Command {
         #[arg(long)]
         approve: Option<String>,
     },
+    /// List snapshots.
+    Snapshots {
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Restore missing records from a snapshot; a record that exists always stands.
+    Restore {
+        #[arg(long)]
+        target: String,
+        /// Use the newest snapshot at or before this time (RFC 3339).
+        #[arg(
+            long,
+            conflicts_with = "snapshot",
+            required_unless_present = "snapshot"
+        )]
+        at: Option<String>,
+        /// Use this snapshot (an id from `lbrecon snapshots`).
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// Print the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace an invalid record the snapshot holds valid, conditioned on its version.
+        #[arg(long)]
+        replace_invalid: bool,
+        /// Also restore records whose load balancer is gone or was recreated.
+        #[arg(long)]
+        include_gone: bool,
+        /// The change ticket that approves the writes; without it, only the plan is printed.
+        #[arg(long)]
+        approve: Option<String>,
+    },
+    /// Write records from live state for load balancers that have none.
+    Adopt {
+        #[arg(long)]
+        target: String,
+        /// Every live load balancer without a record.
+        #[arg(long, conflicts_with = "names", required_unless_present = "names")]
+        all: bool,
+        /// These load balancers.
+        names: Vec<String>,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        approve: Option<String>,
+    },
     /// Parse and check the config, print it resolved; no AWS call.
     Validate,
 }

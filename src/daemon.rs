@@ -153,6 +153,7 @@ pub async fn run(
                 concurrency: config.aws.concurrency,
             },
             autoscaling: clients.autoscaling.clone(),
+            snapshots: crate::recovery::store(&config, &clients),
             target,
             config: config.clone(),
             ignore: ignore.clone(),
@@ -249,6 +250,7 @@ struct TargetLoop {
     ignore: Arc<IgnoreRules>,
     reader: Reader,
     autoscaling: AutoScaling,
+    snapshots: crate::snapshot::Store,
     status: Arc<Status>,
     limit: usize,
     started: Instant,
@@ -263,6 +265,8 @@ struct LoopState {
     high_water: Option<Option<HighWater>>,
     protection_checked: Option<Instant>,
     warned_no_control_table: bool,
+    /// The content hash of the last snapshot, once read from the store.
+    last_snapshot: Option<String>,
 }
 
 /// How often the state table's protection is read.
@@ -313,6 +317,7 @@ impl TargetLoop {
             cache,
             high_water,
             warned_no_control_table,
+            last_snapshot,
             ..
         } = state;
         let work = async {
@@ -353,6 +358,18 @@ impl TargetLoop {
                     None
                 }
             };
+            if presence.complete
+                && let Err(err) = crate::recovery::snapshot_step(
+                    &self.config,
+                    target,
+                    &self.snapshots,
+                    &presence,
+                    last_snapshot,
+                )
+                .await
+            {
+                telemetry::snapshot_failed(&target.name, &err.to_string());
+            }
             let cycle = presence
                 .finish(
                     &self.reader,

@@ -276,10 +276,54 @@ impl Document {
         Document { keyed }
     }
 
+    /// The document in list form (SPEC 4), as a record holds it: keyed maps become lists,
+    /// listeners by port, rules by priority, target groups by name.
+    pub fn to_lists(&self) -> Value {
+        unkey(&Value::Object(self.keyed.clone()), LOAD_BALANCER)
+    }
+
     /// Whether the document names `field` at its top level.
     pub fn holds(&self, field: &str) -> bool {
         self.keyed.contains_key(field)
     }
+}
+
+fn unkey(value: &Value, fields: &'static [Field]) -> Value {
+    let Value::Object(map) = value else {
+        return value.clone();
+    };
+    let mut out = Map::new();
+    for (key, item) in map {
+        let converted = match fields
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, shape)| shape)
+        {
+            Some(Shape::Keyed(item_fields, _)) => {
+                let mut items: Vec<(String, Value)> = item
+                    .as_object()
+                    .map(|items| {
+                        items
+                            .iter()
+                            .map(|(k, v)| (k.clone(), unkey(v, item_fields)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                // Numeric keys (ports, priorities) in numeric order.
+                items.sort_by(
+                    |(a, _), (b, _)| match (a.parse::<f64>(), b.parse::<f64>()) {
+                        (Ok(a), Ok(b)) => a.total_cmp(&b),
+                        _ => a.cmp(b),
+                    },
+                );
+                Value::Array(items.into_iter().map(|(_, v)| v).collect())
+            }
+            Some(Shape::Object(inner)) => unkey(item, inner),
+            _ => item.clone(),
+        };
+        out.insert(key.clone(), converted);
+    }
+    Value::Object(out)
 }
 
 /// A short description of a JSON value's type, for messages.
@@ -521,6 +565,20 @@ mod tests {
             parsed.document.keyed["listeners"]["443"]["alpn_policy"],
             json!(["HTTP2Preferred"])
         );
+    }
+
+    #[test]
+    fn the_list_form_round_trips() {
+        let doc = json!({
+            "name": "web",
+            "listeners": [
+                {"port": 80, "rules": [{"priority": 5}, {"priority": 40}]},
+                {"port": 443, "rules": []}
+            ],
+            "target_groups": [{"name": "a"}, {"name": "b", "health_check": {"path": "/"}}]
+        });
+        let parsed = Document::parse(&doc).unwrap().document;
+        assert_eq!(parsed.to_lists(), doc);
     }
 
     #[test]

@@ -19,6 +19,9 @@
 //! - [`guard`]: the guard's pure decision: quarantine, thresholds, mass loss, resume.
 //! - [`pause`]: the pausers (control flag, Auto Scaling, command) and how each is undone.
 //! - [`enforce`]: carrying out the guard's decisions against the control item and pausers.
+//! - [`snapshot`]: point-in-time snapshots of the state table, local or in S3.
+//! - [`restore`]: `restore` and `adopt`: planning and conditional, batched writes.
+//! - [`recovery`]: `snapshots`, `restore`, `adopt`, and the daemon's snapshot step.
 //! - [`control`]: the control item that workflows read before acting.
 //! - [`cycle`]: one reconciliation of one target: presence pass, deep reads, diff.
 //! - [`check`]: the `check` command.
@@ -47,5 +50,8 @@ pub mod pause;
 pub mod reader;
 pub mod reconcile;
 pub mod record;
+pub mod recovery;
 pub mod report;
+pub mod restore;
+pub mod snapshot;
 pub mod telemetry;

@@ -2,7 +2,7 @@
 //! the library.
 
 use lbrecon::cli::{self, Command};
-use lbrecon::commands;
+use lbrecon::{commands, recovery};
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
@@ -50,6 +50,65 @@ fn run() -> i32 {
             force,
         } => match cli::named_target(&config, &target) {
             Ok(target) => runtime.block_on(commands::resume(&config, target, &reason, force)),
+            Err(code) => code,
+        },
+        Command::Snapshots { target, format } => {
+            if let Some(name) = &target
+                && let Err(code) = cli::named_target(&config, name)
+            {
+                return code;
+            }
+            runtime.block_on(recovery::snapshots(
+                &config,
+                target.as_deref(),
+                format == cli::Format::Json,
+            ))
+        }
+        Command::Restore {
+            target,
+            at,
+            snapshot,
+            dry_run,
+            replace_invalid,
+            include_gone,
+            approve,
+        } => match cli::named_target(&config, &target) {
+            Ok(target) => {
+                let pick = match (at, snapshot) {
+                    (Some(at), _) => recovery::Pick::At(at),
+                    (None, Some(id)) => recovery::Pick::Id(id),
+                    (None, None) => return lbrecon::report::exit::USAGE,
+                };
+                let options = lbrecon::restore::RestoreOptions {
+                    replace_invalid,
+                    include_gone,
+                };
+                runtime.block_on(recovery::restore(
+                    &config,
+                    target,
+                    pick,
+                    options,
+                    dry_run,
+                    approve.as_deref(),
+                ))
+            }
+            Err(code) => code,
+        },
+        Command::Adopt {
+            target,
+            all,
+            names,
+            dry_run,
+            approve,
+        } => match cli::named_target(&config, &target) {
+            Ok(target) => runtime.block_on(recovery::adopt(
+                &config,
+                target,
+                all,
+                &names,
+                dry_run,
+                approve.as_deref(),
+            )),
             Err(code) => code,
         },
         Command::Init { target, approve } => match cli::named_target(&config, &target) {

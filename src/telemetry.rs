@@ -25,6 +25,7 @@ pub const AWS_REQUESTS_TOTAL: &str = "lbrecon_aws_requests_total";
 pub const AWS_REQUEST_DURATION_SECONDS: &str = "lbrecon_aws_request_duration_seconds";
 pub const DEEP_CHECK_AGE_SECONDS: &str = "lbrecon_deep_check_age_seconds";
 pub const LEADER: &str = "lbrecon_leader";
+pub const LAST_SNAPSHOT_TIMESTAMP_SECONDS: &str = "lbrecon_last_snapshot_timestamp_seconds";
 pub const GUARD_TRIPS_TOTAL: &str = "lbrecon_guard_trips_total";
 pub const QUARANTINED_LOAD_BALANCERS: &str = "lbrecon_quarantined_load_balancers";
 pub const STATE_TABLE_PROTECTION: &str = "lbrecon_state_table_protection";
@@ -167,6 +168,24 @@ pub fn aws_request(
         seconds = duration.as_secs_f64(),
         "aws request"
     );
+}
+
+/// A snapshot was written.
+pub fn snapshot_written(target: &str, location: &str, records: usize, bytes: u64, millis: i64) {
+    gauge!(LAST_SNAPSHOT_TIMESTAMP_SECONDS, "target" => target.to_string())
+        .set(millis as f64 / 1000.0);
+    tracing::info!(
+        target_name = target,
+        location,
+        records,
+        bytes,
+        "snapshot written"
+    );
+}
+
+/// A snapshot could not be written.
+pub fn snapshot_failed(target: &str, error: &str) {
+    tracing::error!(target_name = target, error, "cannot write a snapshot");
 }
 
 /// The guard paused scaling workflows.

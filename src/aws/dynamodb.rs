@@ -111,6 +111,59 @@ impl Dynamo {
         self.api.call("PutItem", request.send()).await.map(|_| ())
     }
 
+    /// Writes up to 100 items in one transaction, each under its own condition. Returns each
+    /// item's outcome: when the transaction is cancelled, the items whose condition failed are
+    /// `ConditionFailed` and the others `Retry` (nothing was written).
+    pub async fn transact_put(
+        &self,
+        table: &str,
+        puts: &[(Item, Condition)],
+    ) -> Result<Vec<PutOutcome>, AwsError> {
+        use dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use dynamodb::types::{Put, TransactWriteItem};
+        const OP: &str = "TransactWriteItems";
+        let mut items = Vec::with_capacity(puts.len());
+        for (item, condition) in puts {
+            let mut put = Put::builder()
+                .table_name(table)
+                .set_item(Some(to_sdk_item(item)))
+                .condition_expression(&condition.expression);
+            for (name, attribute) in &condition.names {
+                put = put.expression_attribute_names(name, attribute);
+            }
+            for (name, value) in &condition.values {
+                put = put.expression_attribute_values(name, to_sdk(value));
+            }
+            let put = put
+                .build()
+                .map_err(|err| AwsError::unexpected(SERVICE, OP, err.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(vec![PutOutcome::Written; puts.len()]),
+            Err(err) => {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    err.as_service_error()
+                {
+                    let reasons = cancelled.cancellation_reasons();
+                    return Ok((0..puts.len())
+                        .map(|i| match reasons.get(i).and_then(|r| r.code()) {
+                            Some("ConditionalCheckFailed") => PutOutcome::ConditionFailed,
+                            _ => PutOutcome::Retry,
+                        })
+                        .collect());
+                }
+                Err(super::classify(SERVICE, OP, err))
+            }
+        }
+    }
+
     /// Creates a table keyed by one string attribute, billed on demand, with deletion
     /// protection, and waits until it is active.
     pub async fn create_table(&self, table: &str, key: &str) -> Result<(), AwsError> {
@@ -233,6 +286,16 @@ pub struct Condition {
     pub expression: String,
     pub names: Vec<(String, String)>,
     pub values: Vec<(String, AttrValue)>,
+}
+
+/// What happened to one item of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written,
+    /// Its condition failed: someone else wrote the item.
+    ConditionFailed,
+    /// The transaction was cancelled for another item: not written, try again.
+    Retry,
 }
 
 /// A table's protection settings.

@@ -8,6 +8,7 @@ pub mod autoscaling;
 pub mod dynamodb;
 pub mod elb;
 pub mod interceptor;
+pub mod s3;
 
 use std::future::Future;
 use std::time::Duration;
@@ -234,6 +235,7 @@ pub struct Clients {
     pub elb: elb::Elb,
     pub dynamodb: dynamodb::Dynamo,
     pub autoscaling: autoscaling::AutoScaling,
+    pub s3: s3::S3,
 }
 
 impl Clients {
@@ -245,6 +247,7 @@ impl Clients {
             elb: elb::Elb::new(&config, &target.name),
             dynamodb: dynamodb::Dynamo::new(&config, &target.name),
             autoscaling: autoscaling::AutoScaling::new(&config, &target.name),
+            s3: s3::S3::new(&config, &target.name),
         }
     }
 }

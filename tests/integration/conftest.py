@@ -254,7 +254,13 @@ def daemons():
         daemon.stop()
 
 
-def daemon_config(port, interval="1s", extra=""):
+def daemon_config(port, interval="1s", extra="", snapshots=None):
+    """A daemon config on `port`. `snapshots` is the [snapshots] table's body; by default a
+    fresh temporary directory."""
+    if snapshots is None:
+        import tempfile
+
+        snapshots = f'dir = "{tempfile.mkdtemp(prefix="lbrecon-snapshots-")}"'
     return f"""
 [daemon]
 interval = "{interval}"
@@ -269,6 +275,9 @@ name = "prod-use1"
 region = "us-east-1"
 state_table = "lb-state"
 control_table = "lb-state-control"
+
+[snapshots]
+{snapshots}
 
 [aws]
 elb_requests_per_second = 1000

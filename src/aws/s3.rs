@@ -1,0 +1,113 @@
+//! S3, for the snapshot store.
+
+use aws_sdk_s3 as s3;
+use aws_smithy_types::byte_stream::ByteStream;
+
+use super::interceptor::MetricsInterceptor;
+use super::{Api, AwsError};
+
+const SERVICE: &str = "s3";
+
+/// An S3 client that answers in plain data.
+#[derive(Debug, Clone)]
+pub struct S3 {
+    client: s3::Client,
+    api: Api,
+}
+
+impl S3 {
+    /// Path-style addressing is used when an endpoint override is set (an S3-compatible server
+    /// on a host name that has no bucket subdomains); AWS itself gets virtual-hosted style.
+    pub fn new(config: &aws_config::SdkConfig, target: &str) -> Self {
+        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let config = s3::config::Builder::from(config)
+            .force_path_style(path_style)
+            .interceptor(MetricsInterceptor::new(target, SERVICE))
+            .build();
+        S3 {
+            client: s3::Client::from_conf(config),
+            api: Api::new(SERVICE),
+        }
+    }
+
+    pub async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), AwsError> {
+        self.api
+            .call(
+                "PutObject",
+                self.client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .content_type("application/gzip")
+                    .body(ByteStream::from(bytes))
+                    .send(),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+        let out = self
+            .api
+            .call(
+                "GetObject",
+                self.client.get_object().bucket(bucket).key(key).send(),
+            )
+            .await?;
+        out.body
+            .collect()
+            .await
+            .map(|data| data.into_bytes().to_vec())
+            .map_err(|err| {
+                AwsError::unexpected(
+                    SERVICE,
+                    "GetObject",
+                    format!("reading s3://{bucket}/{key}: {err}"),
+                )
+            })
+    }
+
+    /// Every key under `prefix` with its size, all pages.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, AwsError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .api
+                .call(
+                    "ListObjectsV2",
+                    self.client
+                        .list_objects_v2()
+                        .bucket(bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(token.clone())
+                        .send(),
+                )
+                .await?;
+            for object in out.contents() {
+                if let Some(key) = object.key() {
+                    keys.push((key.to_string(), object.size().unwrap_or(0).max(0) as u64));
+                }
+            }
+            match out.next_continuation_token() {
+                Some(next)
+                    if out.is_truncated() == Some(true) && Some(next) != token.as_deref() =>
+                {
+                    token = Some(next.to_string())
+                }
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), AwsError> {
+        self.api
+            .call(
+                "DeleteObject",
+                self.client.delete_object().bucket(bucket).key(key).send(),
+            )
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,574 @@
+//! The recovery commands: `snapshots`, `restore`, `adopt` (SPEC 6, 9), and the daemon's
+//! snapshot step.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::aws::Clients;
+use crate::commands::actor;
+use crate::config::{Config, TargetConfig};
+use crate::control::{ControlStore, Event, Loaded};
+use crate::cycle::PresencePhase;
+use crate::item::{AttrValue, Item, from_json};
+use crate::live::{self, TargetGroupIndex};
+use crate::reader::{DeepOutcome, DeepPlan, Reader};
+use crate::report::exit;
+use crate::restore::{self, Plan, PlannedWrite, RestoreOptions, WriteCondition, plan_restore};
+use crate::snapshot::{Entry, Snapshot, SnapshotItem, Store, to_prune};
+use crate::telemetry;
+
+/// The snapshot store the config names.
+pub fn store(config: &Config, clients: &Clients) -> Store {
+    match &config.snapshots.s3 {
+        Some(s3) => Store::S3 {
+            client: clients.s3.clone(),
+            bucket: s3.bucket.clone(),
+            prefix: s3.prefix.clone(),
+        },
+        None => Store::Local {
+            dir: config.snapshots.dir.clone(),
+        },
+    }
+}
+
+/// The snapshot of what a complete presence pass read.
+pub fn snapshot_of(target: &TargetConfig, presence: &PresencePhase, millis: i64) -> Snapshot {
+    let arns: BTreeMap<&str, &str> = presence
+        .load_balancers
+        .iter()
+        .map(|lb| (lb.name.as_str(), lb.arn.as_str()))
+        .collect();
+    let items = presence
+        .items
+        .iter()
+        .map(|item| SnapshotItem {
+            live_arn: item
+                .get("name")
+                .and_then(AttrValue::as_s)
+                .and_then(|name| arns.get(name))
+                .map(|arn| arn.to_string()),
+            item: item.clone(),
+        })
+        .collect();
+    Snapshot::new(
+        &target.name,
+        &target.region,
+        &target.state_table,
+        items,
+        millis,
+    )
+}
+
+/// The daemon's snapshot step after a complete cycle: writes a snapshot when the recorded state
+/// differs from the last one, and prunes by age and count, never while a record is missing.
+/// `last` is the content hash of the last snapshot, read from the store on first use.
+pub async fn snapshot_step(
+    config: &Config,
+    target: &TargetConfig,
+    store: &Store,
+    presence: &PresencePhase,
+    last: &mut Option<String>,
+) -> Result<Option<Entry>, crate::snapshot::SnapshotError> {
+    if last.is_none() {
+        let entries = store.list(&target.name).await?;
+        *last = Some(
+            entries
+                .last()
+                .map(|e| e.id.hash.clone())
+                .unwrap_or_default(),
+        );
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let millis = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let snapshot = snapshot_of(target, presence, millis);
+    let id = snapshot.id();
+    if last.as_deref() == Some(id.hash.as_str()) {
+        return Ok(None);
+    }
+    let entry = store.put(&snapshot).await?;
+    *last = Some(id.hash.clone());
+    telemetry::snapshot_written(
+        &target.name,
+        &entry.location,
+        id.records,
+        entry.bytes,
+        millis,
+    );
+
+    let valid = presence.valid_record_names();
+    let missing = presence
+        .load_balancers
+        .iter()
+        .filter(|lb| !valid.contains(&lb.name))
+        .count();
+    if missing == 0 {
+        let entries = store.list(&target.name).await?;
+        let prune = to_prune(
+            &entries,
+            millis,
+            config.snapshots.retention.as_millis() as i64,
+            config.snapshots.keep as usize,
+        );
+        for old in prune {
+            store.delete(&old).await?;
+            tracing::info!(target_name = %target.name, location = %old.location, "snapshot pruned");
+        }
+    }
+    Ok(Some(entry))
+}
+
+#[derive(Serialize)]
+struct Listed {
+    target: String,
+    id: String,
+    time: String,
+    records: usize,
+    bytes: u64,
+    location: String,
+}
+
+/// `lbrecon snapshots [--target T] [--format table|json]`.
+pub async fn snapshots(config: &Config, only: Option<&str>, json: bool) -> i32 {
+    let mut listed = Vec::new();
+    for target in config
+        .targets
+        .iter()
+        .filter(|t| only.is_none_or(|n| t.name == n))
+    {
+        let clients = Clients::connect(target, &config.aws).await;
+        match store(config, &clients).list(&target.name).await {
+            Ok(entries) => listed.extend(entries.into_iter().map(|entry| Listed {
+                target: target.name.clone(),
+                id: entry.id.as_string(),
+                time: entry.id.rfc3339(),
+                records: entry.id.records,
+                bytes: entry.bytes,
+                location: entry.location,
+            })),
+            Err(err) => {
+                eprintln!("lbrecon: listing snapshots of {}: {err}", target.name);
+                return exit::ERROR;
+            }
+        }
+    }
+    if json {
+        let doc = serde_json::json!({ "snapshots": listed });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        );
+    } else if listed.is_empty() {
+        println!("no snapshots");
+    } else {
+        println!(
+            "{:<12} {:<40} {:<25} {:>8} {:>10}  LOCATION",
+            "TARGET", "ID", "TIME", "RECORDS", "BYTES"
+        );
+        for l in &listed {
+            println!(
+                "{:<12} {:<40} {:<25} {:>8} {:>10}  {}",
+                l.target, l.id, l.time, l.records, l.bytes, l.location
+            );
+        }
+    }
+    exit::OK
+}
+
+/// Which snapshot `restore` uses.
+#[derive(Debug, Clone)]
+pub enum Pick {
+    /// The newest at or before this time (RFC 3339).
+    At(String),
+    Id(String),
+}
+
+/// `lbrecon restore`.
+pub async fn restore(
+    config: &Config,
+    target: &TargetConfig,
+    pick: Pick,
+    options: RestoreOptions,
+    dry_run: bool,
+    approve: Option<&str>,
+) -> i32 {
+    let clients = Clients::connect(target, &config.aws).await;
+    let store = store(config, &clients);
+    let entries = match store.list(&target.name).await {
+        Ok(entries) => entries,
+        Err(err) => {
+            eprintln!("lbrecon: listing snapshots of {}: {err}", target.name);
+            return exit::ERROR;
+        }
+    };
+    let entry = match &pick {
+        Pick::Id(id) => entries.iter().find(|e| e.id.as_string() == *id),
+        Pick::At(at) => {
+            let Ok(at) =
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+            else {
+                eprintln!(
+                    "lbrecon: --at {at:?} is not an RFC 3339 time such as 2026-12-24T20:24:00Z"
+                );
+                return exit::USAGE;
+            };
+            let at_millis = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+            entries
+                .iter()
+                .rev()
+                .find(|e| e.id.unix_millis() <= at_millis)
+        }
+    };
+    let Some(entry) = entry else {
+        let oldest = entries
+            .first()
+            .map(|e| e.id.rfc3339())
+            .unwrap_or_else(|| "none".into());
+        eprintln!(
+            "lbrecon: no snapshot of {} matches {pick:?} ({} snapshots; the oldest is {oldest}); `lbrecon snapshots --target {}` lists them",
+            target.name,
+            entries.len(),
+            target.name
+        );
+        return exit::ERROR;
+    };
+    let snapshot = match store.get(entry).await {
+        Ok(snapshot) => snapshot,
+        Err(err) => {
+            eprintln!("lbrecon: {err}");
+            return exit::ERROR;
+        }
+    };
+    let reader = Reader {
+        elb: clients.elb.clone(),
+        dynamodb: clients.dynamodb.clone(),
+        concurrency: config.aws.concurrency,
+    };
+    let presence = reader.presence(&target.state_table).await;
+    let (lbs, current) = match (presence.load_balancers, presence.records) {
+        (Ok(lbs), Ok(items)) => (lbs, items),
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!(
+                "lbrecon: the live read is incomplete ({err}); nothing was written. Try again."
+            );
+            return exit::ERROR;
+        }
+    };
+    let live: BTreeMap<String, String> = lbs
+        .iter()
+        .map(|lb| (lb.name.clone(), lb.arn.clone()))
+        .collect();
+    let plan = plan_restore(&snapshot, &current, &live, options);
+    println!(
+        "restore of target {} from snapshot {} ({}, {} records)",
+        target.name,
+        entry.id.as_string(),
+        snapshot.time,
+        snapshot.items.len()
+    );
+    let source = entry.id.as_string();
+    execute(
+        config,
+        target,
+        &clients,
+        plan,
+        dry_run,
+        approve,
+        "restore",
+        "lbrecon_restored",
+        "snapshot",
+        &source,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    config: &Config,
+    target: &TargetConfig,
+    clients: &Clients,
+    plan: Plan,
+    dry_run: bool,
+    approve: Option<&str>,
+    action: &str,
+    attribute: &str,
+    source_key: &str,
+    source: &str,
+) -> i32 {
+    print_plan(&plan);
+    let Some(ticket) = approve.filter(|_| !dry_run) else {
+        println!("dry run: nothing written (writing needs --approve TICKET)");
+        return exit::OK;
+    };
+    if plan.writes.is_empty() {
+        println!("nothing to write");
+        return exit::OK;
+    }
+    let started = std::time::Instant::now();
+    let annotation = restore::approval(ticket, source_key, source);
+    let written = restore::write_all(
+        &clients.dynamodb,
+        &target.state_table,
+        &plan.writes,
+        &annotation,
+        attribute,
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "wrote {} record(s) in {seconds:.2} s ({} TransactWriteItems calls)",
+        written.written.len(),
+        written.calls
+    );
+    for name in &written.lost_race {
+        println!("  {name}: written by someone else meanwhile; theirs stands");
+    }
+    for (name, error) in &written.failed {
+        println!("  {name}: FAILED: {error}");
+    }
+    let by = actor();
+    telemetry::audit(&target.name, action, &by, ticket, &written.written);
+    record_history(
+        config, target, clients, action, &by, ticket, source, &written,
+    )
+    .await;
+    if written.failed.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
+    }
+}
+
+fn print_plan(plan: &Plan) {
+    println!(
+        "plan: {} to write, {} skipped, {} present and left as they are",
+        plan.writes.len(),
+        plan.skipped.len(),
+        plan.unchanged
+    );
+    for write in &plan.writes {
+        println!("  {:<10} {}", write.action, write.name);
+    }
+    for skipped in &plan.skipped {
+        println!("  {:<10} {}: {}", "skip", skipped.name, skipped.reason);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_history(
+    _config: &Config,
+    target: &TargetConfig,
+    clients: &Clients,
+    action: &str,
+    by: &str,
+    ticket: &str,
+    source: &str,
+    written: &restore::Written,
+) {
+    let store = ControlStore {
+        dynamodb: &clients.dynamodb,
+        table: &target.control_table,
+        target: &target.name,
+    };
+    for _ in 0..5 {
+        let Ok(Loaded::Item(mut control)) = store.load().await else {
+            return;
+        };
+        control.record(Event {
+            time: crate::check::now_rfc3339(),
+            event: action.to_string(),
+            by: by.to_string(),
+            reason: Some(format!("approved: {ticket}")),
+            missing: written.written.clone(),
+            detail: Some(format!(
+                "from {source}: {} written, {} lost to newer writes, {} failed",
+                written.written.len(),
+                written.lost_race.len(),
+                written.failed.len()
+            )),
+        });
+        match store.save(&mut control).await {
+            Err(err) if err.is_condition_failed() => continue,
+            Err(err) => {
+                tracing::warn!(target_name = %target.name, error = %err, "cannot record the {action} in the control table");
+                return;
+            }
+            Ok(()) => return,
+        }
+    }
+}
+
+/// `lbrecon adopt --target T (--all | NAME...)`: records from live state for load balancers that
+/// have none and that no snapshot holds.
+pub async fn adopt(
+    config: &Config,
+    target: &TargetConfig,
+    all: bool,
+    names: &[String],
+    dry_run: bool,
+    approve: Option<&str>,
+) -> i32 {
+    let clients = Clients::connect(target, &config.aws).await;
+    let reader = Reader {
+        elb: clients.elb.clone(),
+        dynamodb: clients.dynamodb.clone(),
+        concurrency: config.aws.concurrency,
+    };
+    let presence = reader.presence(&target.state_table).await;
+    let (lbs, groups, current) = match (
+        presence.load_balancers,
+        presence.target_groups,
+        presence.records,
+    ) {
+        (Ok(lbs), Ok(groups), Ok(items)) => (lbs, groups, items),
+        (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
+            eprintln!(
+                "lbrecon: the live read is incomplete ({err}); nothing was written. Try again."
+            );
+            return exit::ERROR;
+        }
+    };
+    let recorded = restore::names(&current);
+    let newest = match store(config, &clients).list(&target.name).await {
+        Ok(entries) => match entries.last() {
+            Some(entry) => match store(config, &clients).get(entry).await {
+                Ok(snapshot) => Some(snapshot),
+                Err(err) => {
+                    eprintln!("lbrecon: warning: {err}");
+                    None
+                }
+            },
+            None => None,
+        },
+        Err(err) => {
+            eprintln!("lbrecon: listing snapshots of {}: {err}", target.name);
+            return exit::ERROR;
+        }
+    };
+    let in_snapshot: BTreeSet<String> = newest
+        .as_ref()
+        .map(|s| {
+            s.items
+                .iter()
+                .filter_map(|i| {
+                    i.item
+                        .get("name")
+                        .and_then(AttrValue::as_s)
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let live_names: BTreeSet<&str> = lbs.iter().map(|lb| lb.name.as_str()).collect();
+    let mut plan = Plan::default();
+    let wanted: BTreeSet<String> = if all {
+        lbs.iter().map(|lb| lb.name.clone()).collect()
+    } else {
+        names.iter().cloned().collect()
+    };
+    let mut chosen = Vec::new();
+    for name in &wanted {
+        let skip = |reason: &str| restore::Skipped {
+            name: name.clone(),
+            reason: reason.to_string(),
+        };
+        if !live_names.contains(name.as_str()) {
+            plan.skipped
+                .push(skip("no live load balancer of that name"));
+        } else if recorded.contains(name) {
+            if !all {
+                plan.skipped
+                    .push(skip("it has a record; adopt never overwrites one"));
+            } else {
+                plan.unchanged += 1;
+            }
+        } else if in_snapshot.contains(name) {
+            plan.skipped.push(skip("the newest snapshot holds its record: use `lbrecon restore`, which keeps it verbatim"));
+        } else {
+            chosen.push(name.clone());
+        }
+    }
+    let index = TargetGroupIndex::new(&groups);
+    let plans: Vec<DeepPlan<'_>> = lbs
+        .iter()
+        .filter(|lb| chosen.contains(&lb.name))
+        .map(|lb| DeepPlan {
+            load_balancer: lb,
+            target_groups: index.of(&lb.arn).to_vec(),
+            additional_certificates: Default::default(),
+            targets: Default::default(),
+        })
+        .collect();
+    let outcomes = reader.deep(&plans).await;
+    let mut failed = false;
+    for deep_plan in &plans {
+        let lb = deep_plan.load_balancer;
+        match outcomes.get(&lb.arn) {
+            Some(DeepOutcome::Read(state)) => {
+                let document = live::assemble(lb, &index, Some(state));
+                let mut config_doc = document.to_lists();
+                strip_aws_tags(&mut config_doc);
+                plan.writes.push(PlannedWrite {
+                    name: lb.name.clone(),
+                    action: "adopt",
+                    item: adopted_item(&lb.name, &config_doc),
+                    condition: WriteCondition::Absent,
+                });
+            }
+            Some(DeepOutcome::Gone) => plan.skipped.push(restore::Skipped {
+                name: lb.name.clone(),
+                reason: "deleted while being read".into(),
+            }),
+            Some(DeepOutcome::Failed(failure)) => {
+                failed = true;
+                plan.skipped.push(restore::Skipped {
+                    name: lb.name.clone(),
+                    reason: format!("reading it failed: {failure}"),
+                });
+            }
+            None => {}
+        }
+    }
+    println!("adopt for target {}", target.name);
+    let code = execute(
+        config,
+        target,
+        &clients,
+        plan,
+        dry_run,
+        approve,
+        "adopt",
+        "lbrecon_adopted",
+        "source",
+        "live state",
+    )
+    .await;
+    if failed { exit::ERROR } else { code }
+}
+
+fn strip_aws_tags(doc: &mut Value) {
+    fn strip(map: &mut Value) {
+        if let Some(Value::Object(tags)) = map.get_mut("tags") {
+            tags.retain(|key, _| !key.starts_with("aws:"));
+        }
+    }
+    strip(doc);
+    if let Some(Value::Array(groups)) = doc.get_mut("target_groups") {
+        groups.iter_mut().for_each(strip);
+    }
+}
+
+fn adopted_item(name: &str, config: &Value) -> Item {
+    [
+        ("name".to_string(), AttrValue::S(name.to_string())),
+        ("config".to_string(), from_json(config)),
+        ("version".to_string(), AttrValue::N("1".into())),
+        (
+            "updated_at".to_string(),
+            AttrValue::S(crate::check::now_rfc3339()),
+        ),
+    ]
+    .into_iter()
+    .collect()
+}

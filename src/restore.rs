@@ -1,0 +1,472 @@
+//! `restore` and `adopt` (SPEC 9): writing missing records back, never over a record that
+//! exists, behind an explicit approval.
+//!
+//! Planning is pure ([`plan_restore`]); writing ([`write_all`]) uses conditional transactions of
+//! up to 100 items, so a record written since the snapshot (or during the restore) always stands:
+//! its condition fails, it is reported as a lost race, and it is not tried again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::aws::AwsError;
+use crate::aws::dynamodb::{Condition, Dynamo, PutOutcome};
+use crate::item::{AttrValue, Item};
+use crate::record::{Record, RecordContent};
+use crate::snapshot::Snapshot;
+
+/// Items in one transaction, DynamoDB's limit.
+pub const ITEMS_PER_TRANSACTION: usize = 100;
+/// Bytes in one transaction, under DynamoDB's 4 MB.
+const BYTES_PER_TRANSACTION: usize = 3_500_000;
+/// Transactions in flight at once.
+const CONCURRENCY: usize = 4;
+/// Attempts of an item whose transaction was cancelled for another item or throttled.
+const ATTEMPTS: u32 = 6;
+
+/// Options of `restore`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreOptions {
+    /// Replace an `invalid_record` the snapshot holds valid (conditioned on its `version`).
+    pub replace_invalid: bool,
+    /// Restore items whose load balancer is gone or was recreated under another ARN.
+    pub include_gone: bool,
+}
+
+/// One write of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedWrite {
+    pub name: String,
+    /// `restore` (the table lacks it) or `replace_invalid`.
+    pub action: &'static str,
+    #[serde(skip)]
+    pub item: Item,
+    #[serde(skip)]
+    pub condition: WriteCondition,
+}
+
+/// What must hold for a planned write to happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteCondition {
+    /// No item of that name exists.
+    Absent,
+    /// The invalid item is still the one read: its `version` (or, without one, no version).
+    InvalidVersion(Option<String>),
+}
+
+/// An item the plan leaves alone, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: String,
+}
+
+/// What a restore or adopt will do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub writes: Vec<PlannedWrite>,
+    pub skipped: Vec<Skipped>,
+    /// Items present in the table and left as they are.
+    pub unchanged: usize,
+}
+
+fn name_of(item: &Item) -> Option<&str> {
+    item.get("name").and_then(AttrValue::as_s)
+}
+
+/// Plans a restore from `snapshot` against the table's current items and the live load
+/// balancers (name to ARN).
+pub fn plan_restore(
+    snapshot: &Snapshot,
+    current: &[Item],
+    live: &BTreeMap<String, String>,
+    options: RestoreOptions,
+) -> Plan {
+    let current: BTreeMap<&str, (&Item, Record)> = current
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| Some((name_of(item)?, (item, Record::from_item(item, i)))))
+        .collect();
+    let mut plan = Plan::default();
+    for (i, saved) in snapshot.items.iter().enumerate() {
+        let Some(name) = name_of(&saved.item) else {
+            plan.skipped.push(Skipped {
+                name: format!("(item {i} without a string name)"),
+                reason: "the snapshot's item has no name".into(),
+            });
+            continue;
+        };
+        let skip = |reason: String| Skipped {
+            name: name.to_string(),
+            reason,
+        };
+        if let Some((item, record)) = current.get(name) {
+            let saved_valid = matches!(
+                Record::from_item(&saved.item, i).content,
+                RecordContent::Valid(_)
+            );
+            match (&record.content, saved_valid) {
+                (RecordContent::Valid(_), _) => plan.unchanged += 1,
+                (RecordContent::Invalid(_), true) if options.replace_invalid => {
+                    plan.writes.push(PlannedWrite {
+                        name: name.to_string(),
+                        action: "replace_invalid",
+                        item: saved.item.clone(),
+                        condition: WriteCondition::InvalidVersion(match item.get("version") {
+                            Some(AttrValue::N(version)) => Some(version.clone()),
+                            _ => None,
+                        }),
+                    });
+                }
+                (RecordContent::Invalid(reason), true) => plan.skipped.push(skip(format!(
+                    "the table's record is invalid ({reason}); --replace-invalid replaces it with the snapshot's"
+                ))),
+                (RecordContent::Invalid(_), false) => plan.unchanged += 1,
+            }
+            continue;
+        }
+        let live_arn = live.get(name);
+        let gone = match (&saved.live_arn, live_arn) {
+            (Some(then), Some(now)) if then == now => None,
+            (_, None) => Some("its load balancer is not live".to_string()),
+            (Some(then), Some(now)) => Some(format!(
+                "its load balancer was recreated since (then {then}, now {now})"
+            )),
+            (None, Some(_)) => {
+                Some("its load balancer was not live when the snapshot was taken".to_string())
+            }
+        };
+        match gone {
+            Some(reason) if !options.include_gone => plan
+                .skipped
+                .push(skip(format!("{reason}; --include-gone restores it anyway"))),
+            _ => plan.writes.push(PlannedWrite {
+                name: name.to_string(),
+                action: "restore",
+                item: saved.item.clone(),
+                condition: WriteCondition::Absent,
+            }),
+        }
+    }
+    plan
+}
+
+impl WriteCondition {
+    fn condition(&self) -> Condition {
+        match self {
+            WriteCondition::Absent => Condition {
+                expression: "attribute_not_exists(#name)".into(),
+                names: vec![("#name".into(), "name".into())],
+                values: vec![],
+            },
+            WriteCondition::InvalidVersion(Some(version)) => Condition {
+                expression: "#version = :version".into(),
+                names: vec![("#version".into(), "version".into())],
+                values: vec![(":version".into(), AttrValue::N(version.clone()))],
+            },
+            WriteCondition::InvalidVersion(None) => Condition {
+                expression: "attribute_exists(#name) AND attribute_not_exists(#version)".into(),
+                names: vec![
+                    ("#name".into(), "name".into()),
+                    ("#version".into(), "version".into()),
+                ],
+                values: vec![],
+            },
+        }
+    }
+}
+
+/// What the writes did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Written {
+    pub written: Vec<String>,
+    /// Someone wrote the item first: theirs stands.
+    pub lost_race: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    /// `TransactWriteItems` calls made.
+    pub calls: usize,
+}
+
+/// Writes every planned item, in conditional transactions of up to 100 items (and 3.5 MB),
+/// a few at once. `annotate` adds the approval to each item.
+pub async fn write_all(
+    dynamodb: &Dynamo,
+    table: &str,
+    writes: &[PlannedWrite],
+    annotate: &AttrValue,
+    attribute: &str,
+) -> Written {
+    let mut chunks: Vec<Vec<(String, Item, Condition)>> = Vec::new();
+    let mut current: Vec<(String, Item, Condition)> = Vec::new();
+    let mut bytes = 0;
+    for write in writes {
+        let mut item = write.item.clone();
+        item.insert(attribute.to_string(), annotate.clone());
+        let size = serde_json::to_vec(&item).map(|v| v.len()).unwrap_or(0);
+        if !current.is_empty()
+            && (current.len() == ITEMS_PER_TRANSACTION || bytes + size > BYTES_PER_TRANSACTION)
+        {
+            chunks.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push((write.name.clone(), item, write.condition.condition()));
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    let results: Vec<Written> = futures::stream::iter(chunks)
+        .map(|chunk| write_chunk(dynamodb, table, chunk))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut total = Written::default();
+    for result in results {
+        total.written.extend(result.written);
+        total.lost_race.extend(result.lost_race);
+        total.failed.extend(result.failed);
+        total.calls += result.calls;
+    }
+    total.written.sort();
+    total.lost_race.sort();
+    total.failed.sort();
+    total
+}
+
+async fn write_chunk(
+    dynamodb: &Dynamo,
+    table: &str,
+    mut chunk: Vec<(String, Item, Condition)>,
+) -> Written {
+    let mut result = Written::default();
+    for attempt in 0..ATTEMPTS {
+        if chunk.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+        }
+        result.calls += 1;
+        let puts: Vec<(Item, Condition)> = chunk
+            .iter()
+            .map(|(_, item, c)| (item.clone(), c.clone()))
+            .collect();
+        match dynamodb.transact_put(table, &puts).await {
+            Ok(outcomes) => {
+                let mut again = Vec::new();
+                for ((name, item, condition), outcome) in chunk.into_iter().zip(outcomes) {
+                    match outcome {
+                        PutOutcome::Written => result.written.push(name),
+                        PutOutcome::ConditionFailed => result.lost_race.push(name),
+                        PutOutcome::Retry => again.push((name, item, condition)),
+                    }
+                }
+                chunk = again;
+            }
+            Err(err) if retryable(&err) => {}
+            Err(err) => {
+                result
+                    .failed
+                    .extend(chunk.drain(..).map(|(name, _, _)| (name, err.to_string())));
+            }
+        }
+    }
+    result.failed.extend(chunk.into_iter().map(|(name, _, _)| {
+        (
+            name,
+            "still cancelled or throttled after retries".to_string(),
+        )
+    }));
+    result
+}
+
+fn retryable(err: &AwsError) -> bool {
+    matches!(
+        err.class,
+        crate::aws::ErrorClass::Throttled
+            | crate::aws::ErrorClass::Timeout
+            | crate::aws::ErrorClass::Network
+    )
+}
+
+/// The approval stored on each written item: ticket, time and source.
+pub fn approval(ticket: &str, source_key: &str, source: &str) -> AttrValue {
+    AttrValue::M(
+        [
+            ("ticket".to_string(), AttrValue::S(ticket.to_string())),
+            (
+                "time".to_string(),
+                AttrValue::S(crate::check::now_rfc3339()),
+            ),
+            (source_key.to_string(), AttrValue::S(source.to_string())),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
+
+/// Names of items in `items`.
+pub fn names(items: &[Item]) -> BTreeSet<String> {
+    items
+        .iter()
+        .filter_map(|item| name_of(item).map(str::to_string))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::from_json;
+    use crate::snapshot::SnapshotItem;
+    use serde_json::json;
+
+    fn valid(name: &str, version: u32) -> Item {
+        [
+            ("name".to_string(), AttrValue::S(name.into())),
+            ("version".to_string(), AttrValue::N(version.to_string())),
+            (
+                "config".to_string(),
+                from_json(&json!({"name": name, "scheme": "internal"})),
+            ),
+            ("owner".to_string(), AttrValue::B(vec![7])),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn invalid(name: &str, version: Option<u32>) -> Item {
+        let mut item: Item = [
+            ("name".to_string(), AttrValue::S(name.into())),
+            ("config".to_string(), AttrValue::S("broken".into())),
+        ]
+        .into_iter()
+        .collect();
+        if let Some(version) = version {
+            item.insert("version".into(), AttrValue::N(version.to_string()));
+        }
+        item
+    }
+
+    fn snapshot(items: Vec<(Item, Option<&str>)>) -> Snapshot {
+        Snapshot::new(
+            "prod",
+            "us-east-1",
+            "lb-state",
+            items
+                .into_iter()
+                .map(|(item, arn)| SnapshotItem {
+                    item,
+                    live_arn: arn.map(str::to_string),
+                })
+                .collect(),
+            1_795_000_000_000,
+        )
+    }
+
+    fn live(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(n, a)| (n.to_string(), a.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn restores_only_what_the_table_lacks_verbatim() {
+        let snap = snapshot(vec![
+            (valid("a", 1), Some("arn:a")),
+            (valid("b", 1), Some("arn:b")),
+        ]);
+        let plan = plan_restore(
+            &snap,
+            &[valid("a", 9)],
+            &live(&[("a", "arn:a"), ("b", "arn:b")]),
+            RestoreOptions::default(),
+        );
+        assert_eq!(plan.unchanged, 1);
+        assert_eq!(plan.writes.len(), 1);
+        assert_eq!(plan.writes[0].name, "b");
+        assert_eq!(plan.writes[0].item, valid("b", 1));
+        assert_eq!(plan.writes[0].condition, WriteCondition::Absent);
+    }
+
+    #[test]
+    fn gone_and_recreated_load_balancers_are_skipped_unless_included() {
+        let snap = snapshot(vec![
+            (valid("gone", 1), Some("arn:gone")),
+            (valid("recreated", 1), Some("arn:old")),
+            (valid("never", 1), None),
+        ]);
+        let now = live(&[("recreated", "arn:new"), ("never", "arn:never")]);
+        let plan = plan_restore(&snap, &[], &now, RestoreOptions::default());
+        assert!(plan.writes.is_empty());
+        let reasons: Vec<&str> = plan.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert!(
+            reasons[0].starts_with("its load balancer is not live"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("recreated since (then arn:old, now arn:new)"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[2].contains("not live when the snapshot was taken"),
+            "{reasons:?}"
+        );
+        let plan = plan_restore(
+            &snap,
+            &[],
+            &now,
+            RestoreOptions {
+                include_gone: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(plan.writes.len(), 3);
+    }
+
+    #[test]
+    fn invalid_records_are_replaced_only_when_asked_and_on_their_version() {
+        let snap = snapshot(vec![
+            (valid("a", 1), Some("arn:a")),
+            (valid("b", 1), Some("arn:b")),
+        ]);
+        let current = vec![invalid("a", Some(5)), invalid("b", None)];
+        let now = live(&[("a", "arn:a"), ("b", "arn:b")]);
+        let plan = plan_restore(&snap, &current, &now, RestoreOptions::default());
+        assert!(plan.writes.is_empty());
+        assert!(plan.skipped[0].reason.contains("--replace-invalid"));
+        let plan = plan_restore(
+            &snap,
+            &current,
+            &now,
+            RestoreOptions {
+                replace_invalid: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            plan.writes[0].condition,
+            WriteCondition::InvalidVersion(Some("5".into()))
+        );
+        assert_eq!(
+            plan.writes[1].condition,
+            WriteCondition::InvalidVersion(None)
+        );
+        assert_eq!(plan.writes[0].action, "replace_invalid");
+    }
+
+    #[test]
+    fn a_second_run_plans_nothing() {
+        let snap = snapshot(vec![(valid("a", 1), Some("arn:a"))]);
+        let plan = plan_restore(
+            &snap,
+            &[valid("a", 1)],
+            &live(&[("a", "arn:a")]),
+            RestoreOptions::default(),
+        );
+        assert!(plan.writes.is_empty());
+        assert_eq!(plan.unchanged, 1);
+    }
+}
