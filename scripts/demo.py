@@ -1,5 +1,6 @@
 """The demo behind scripts/demo.sh. Run that script rather than this file."""
 
+import datetime
 import json
 import time
 import subprocess
@@ -100,6 +101,12 @@ def replay(moto, workdir):
         daemon.wait_ready()
         print(f"lbrecon run is up: http://127.0.0.1:{port}/metrics")
 
+        wait_for(lambda: list((workdir / "snapshots" / "replay-usw2").glob("*.json.gz")), timeout=30,
+                 what="the first snapshot")
+        time.sleep(0.01)
+        before = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        print(f"lbrecon has snapshotted the state table; it is now {before}")
+
         banner("a maintenance process deletes 30% of the state data")
         doomed = [f"svc-{i:02d}" for i in (1, 4, 6, 9, 12, 15)]
         deleted = time.monotonic()
@@ -120,9 +127,19 @@ def replay(moto, workdir):
         print("asg-01 suspended processes now: " + ", ".join(sorted(suspended(fleet, "asg-01"))))
         print("asg-02 (its load balancer still has a record): " + (", ".join(sorted(suspended(fleet, "asg-02"))) or "none"))
 
-        banner("resume (forced: the records are still missing; restoring them comes next)")
-        lbrecon(moto.endpoint, config, "resume", "--target", "replay-usw2", "--reason", "demo", "--force")
+        banner("restore the lost records from the snapshot taken before the deletion")
+        lbrecon(moto.endpoint, config, "restore", "--target", "replay-usw2", "--at", before, "--dry-run")
+        started = time.monotonic()
+        lbrecon(moto.endpoint, config, "restore", "--target", "replay-usw2", "--at", before, "--approve", "DEMO-2")
+        print(f"restore took {time.monotonic() - started:.2f} s, process start to exit "
+              "(2012: the first restore ran for hours and produced nothing usable)")
+
+        banner("resume: the records are back, so no --force is needed")
+        lbrecon(moto.endpoint, config, "resume", "--target", "replay-usw2", "--reason", "records restored (DEMO-2)")
         print("asg-01 suspended processes now: " + (", ".join(sorted(suspended(fleet, "asg-01"))) or "none"))
+
+        banner("lbrecon check: the replayed fleet is in sync again")
+        lbrecon(moto.endpoint, config, "check")
     finally:
         daemon.stop()
 

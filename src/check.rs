@@ -15,8 +15,11 @@ pub async fn check(config: &Config, only: Option<&str>, ignore: &IgnoreRules) ->
         .iter()
         .filter(|target| only.is_none_or(|name| target.name == name))
         .collect();
+    // One budget per account and region for the whole check, shared by its targets.
+    let budgets = crate::budget::Budgets::default();
+    let budgets = &budgets;
     let reports = futures::future::join_all(targets.into_iter().map(|target| async move {
-        let clients = Clients::connect(target, &config.aws).await;
+        let clients = Clients::connect(target, &config.aws, budgets).await;
         let reader = Reader {
             elb: clients.elb.clone(),
             dynamodb: clients.dynamodb.clone(),

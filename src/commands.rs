@@ -65,8 +65,9 @@ fn reader(clients: &Clients, config: &Config) -> Reader {
 pub async fn status(config: &Config, json: bool) -> i32 {
     let mut lines = Vec::new();
     let mut code = exit::OK;
+    let budgets = crate::budget::Budgets::default();
     for target in &config.targets {
-        let clients = Clients::connect(target, &config.aws).await;
+        let clients = Clients::connect(target, &config.aws, &budgets).await;
         let mut line = TargetStatus {
             target: target.name.clone(),
             paused: false,
@@ -174,7 +175,7 @@ async fn load_item(store: &ControlStore<'_>, target: &TargetConfig) -> Result<Co
 
 /// `lbrecon pause --target T --reason TEXT`: pauses by hand, with every pauser.
 pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 {
-    let clients = Clients::connect(target, &config.aws).await;
+    let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
     let store = store(target, &clients);
     let by = actor();
     let reader = reader(&clients, config);
@@ -253,7 +254,7 @@ fn report_pausers(target: &TargetConfig, control: &ControlItem, what: &str) -> i
 
 /// `lbrecon resume --target T --reason TEXT [--force]`.
 pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force: bool) -> i32 {
-    let clients = Clients::connect(target, &config.aws).await;
+    let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
     let store = store(target, &clients);
     let by = actor();
     let reader = reader(&clients, config);
@@ -350,7 +351,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
 /// `lbrecon init --target T [--approve TICKET]`: creates the control table (and the lease
 /// table, when configured) if missing. Without `--approve` it only says what it would do.
 pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>) -> i32 {
-    let clients = Clients::connect(target, &config.aws).await;
+    let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
     let mut tables = vec![(
         target.control_table.as_str(),
         control::KEY_ATTRIBUTE,

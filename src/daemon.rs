@@ -111,9 +111,11 @@ pub async fn run(
         })?;
     tracing::info!(address = %config.http.listen, "listening for /metrics, /healthz, /readyz, /drift");
 
+    // One budget per account and region for the whole process, shared by its targets.
+    let budgets = crate::budget::Budgets::default();
     let mut runtimes = Vec::new();
     for target in &config.targets {
-        let clients = Clients::connect(target, &config.aws).await;
+        let clients = Clients::connect(target, &config.aws, &budgets).await;
         runtimes.push((target.clone(), clients));
     }
     startup_checks(&runtimes).await?;

@@ -7,6 +7,7 @@
 //! - [`config`]: the TOML configuration, validated as a whole (exit 78 on any problem).
 //! - [`aws`]: SDK clients; the only module that sees SDK types. It maps ELBv2 and DynamoDB
 //!   answers into plain data ([`live`], [`item`]) and classifies errors.
+//! - [`budget`]: the token buckets every ELB and DynamoDB request waits on.
 //! - [`reader`]: one target's presence pass and deep reads, with bounded concurrency.
 //! - [`item`], [`record`]: state-table items, kept verbatim, and read as documents.
 //! - [`document`]: the load-balancer document's schema, validation and keyed form.
@@ -31,6 +32,7 @@
 //! - [`cli`]: the command line.
 
 pub mod aws;
+pub mod budget;
 pub mod check;
 pub mod cli;
 pub mod commands;

@@ -137,7 +137,8 @@ pub async fn snapshots(config: &Config, only: Option<&str>, json: bool) -> i32 {
         .iter()
         .filter(|t| only.is_none_or(|n| t.name == n))
     {
-        let clients = Clients::connect(target, &config.aws).await;
+        let clients =
+            Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
         match store(config, &clients).list(&target.name).await {
             Ok(entries) => listed.extend(entries.into_iter().map(|entry| Listed {
                 target: target.name.clone(),
@@ -193,7 +194,7 @@ pub async fn restore(
     dry_run: bool,
     approve: Option<&str>,
 ) -> i32 {
-    let clients = Clients::connect(target, &config.aws).await;
+    let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
     let store = store(config, &clients);
     let entries = match store.list(&target.name).await {
         Ok(entries) => entries,
@@ -409,7 +410,7 @@ pub async fn adopt(
     dry_run: bool,
     approve: Option<&str>,
 ) -> i32 {
-    let clients = Clients::connect(target, &config.aws).await;
+    let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
     let reader = Reader {
         elb: clients.elb.clone(),
         dynamodb: clients.dynamodb.clone(),

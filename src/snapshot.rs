@@ -571,7 +571,7 @@ mod tests {
         let entries: Vec<Entry> = (0..5).map(|i| entry(i * hour)).collect();
         let now = 4 * hour;
         assert_eq!(to_prune(&entries, now, 100 * hour, 3).len(), 2);
-        assert_eq!(to_prune(&entries, now, 2 * hour - 1, 100).len(), 2);
+        assert_eq!(to_prune(&entries, now, 2 * hour, 100).len(), 2);
         // Even when all are too old, the newest stays.
         assert_eq!(to_prune(&entries, 100 * hour, hour, 100).len(), 4);
     }

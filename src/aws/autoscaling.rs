@@ -28,13 +28,13 @@ pub struct AutoScaling {
 }
 
 impl AutoScaling {
-    pub fn new(config: &aws_config::SdkConfig, target: &str) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
         let config = autoscaling::config::Builder::from(config)
             .interceptor(MetricsInterceptor::new(target, SERVICE))
             .build();
         AutoScaling {
             client: autoscaling::Client::from_conf(config),
-            api: Api::new(SERVICE),
+            api,
         }
     }
 
@@ -46,14 +46,13 @@ impl AutoScaling {
         loop {
             let out = self
                 .api
-                .call(
-                    OP,
+                .call(OP, || {
                     self.client
                         .describe_auto_scaling_groups()
                         .max_records(PAGE_SIZE)
                         .set_next_token(token.clone())
-                        .send(),
-                )
+                        .send()
+                })
                 .await?;
             for group in out.auto_scaling_groups() {
                 let Some(name) = group.auto_scaling_group_name() else {
@@ -86,14 +85,13 @@ impl AutoScaling {
     /// Suspends `processes` on group `name`.
     pub async fn suspend(&self, name: &str, processes: &BTreeSet<String>) -> Result<(), AwsError> {
         self.api
-            .call(
-                "SuspendProcesses",
+            .call("SuspendProcesses", || {
                 self.client
                     .suspend_processes()
                     .auto_scaling_group_name(name)
                     .set_scaling_processes(Some(processes.iter().cloned().collect()))
-                    .send(),
-            )
+                    .send()
+            })
             .await
             .map(|_| ())
     }
@@ -101,14 +99,13 @@ impl AutoScaling {
     /// Resumes `processes` on group `name`.
     pub async fn resume(&self, name: &str, processes: &BTreeSet<String>) -> Result<(), AwsError> {
         self.api
-            .call(
-                "ResumeProcesses",
+            .call("ResumeProcesses", || {
                 self.client
                     .resume_processes()
                     .auto_scaling_group_name(name)
                     .set_scaling_processes(Some(processes.iter().cloned().collect()))
-                    .send(),
-            )
+                    .send()
+            })
             .await
             .map(|_| ())
     }

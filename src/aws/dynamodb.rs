@@ -20,13 +20,13 @@ pub struct Dynamo {
 }
 
 impl Dynamo {
-    pub fn new(config: &aws_config::SdkConfig, target: &str) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
         let config = dynamodb::config::Builder::from(config)
             .interceptor(MetricsInterceptor::new(target, SERVICE))
             .build();
         Dynamo {
             client: dynamodb::Client::from_conf(config),
-            api: Api::new(SERVICE),
+            api,
         }
     }
 
@@ -39,15 +39,14 @@ impl Dynamo {
         loop {
             let out = self
                 .api
-                .call(
-                    OP,
+                .call(OP, || {
                     self.client
                         .scan()
                         .table_name(table)
                         .consistent_read(true)
                         .set_exclusive_start_key(start.clone())
-                        .send(),
-                )
+                        .send()
+                })
                 .await?;
             for item in out.items() {
                 items.push(from_sdk_item(item).map_err(|message| {
@@ -74,10 +73,9 @@ impl Dynamo {
     pub async fn table_exists(&self, table: &str) -> Result<bool, AwsError> {
         match self
             .api
-            .call(
-                "DescribeTable",
-                self.client.describe_table().table_name(table).send(),
-            )
+            .call("DescribeTable", || {
+                self.client.describe_table().table_name(table).send()
+            })
             .await
         {
             Ok(_) => Ok(true),
@@ -94,21 +92,24 @@ impl Dynamo {
         item: &Item,
         condition: Option<&Condition>,
     ) -> Result<(), AwsError> {
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(table)
-            .set_item(Some(to_sdk_item(item)));
-        if let Some(condition) = condition {
-            request = request.condition_expression(&condition.expression);
-            for (name, attribute) in &condition.names {
-                request = request.expression_attribute_names(name, attribute);
+        let request = || {
+            let mut request = self
+                .client
+                .put_item()
+                .table_name(table)
+                .set_item(Some(to_sdk_item(item)));
+            if let Some(condition) = condition {
+                request = request.condition_expression(&condition.expression);
+                for (name, attribute) in &condition.names {
+                    request = request.expression_attribute_names(name, attribute);
+                }
+                for (name, value) in &condition.values {
+                    request = request.expression_attribute_values(name, to_sdk(value));
+                }
             }
-            for (name, value) in &condition.values {
-                request = request.expression_attribute_values(name, to_sdk(value));
-            }
-        }
-        self.api.call("PutItem", request.send()).await.map(|_| ())
+            request.send()
+        };
+        self.api.call("PutItem", request).await.map(|_| ())
     }
 
     /// Writes up to 100 items in one transaction, each under its own condition. Returns each
@@ -140,10 +141,13 @@ impl Dynamo {
             items.push(TransactWriteItem::builder().put(put).build());
         }
         let sent = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
+            .api
+            .send(OP, || {
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .send()
+            })
             .await;
         match sent {
             Ok(_) => Ok(vec![PutOutcome::Written; puts.len()]),
@@ -181,25 +185,23 @@ impl Dynamo {
             .build()
             .map_err(|err| AwsError::unexpected(SERVICE, "CreateTable", err.to_string()))?;
         self.api
-            .call(
-                "CreateTable",
+            .call("CreateTable", || {
                 self.client
                     .create_table()
                     .table_name(table)
-                    .key_schema(key_schema)
-                    .attribute_definitions(definition)
+                    .key_schema(key_schema.clone())
+                    .attribute_definitions(definition.clone())
                     .billing_mode(BillingMode::PayPerRequest)
                     .deletion_protection_enabled(true)
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         for _ in 0..120 {
             let out = self
                 .api
-                .call(
-                    "DescribeTable",
-                    self.client.describe_table().table_name(table).send(),
-                )
+                .call("DescribeTable", || {
+                    self.client.describe_table().table_name(table).send()
+                })
                 .await?;
             let active = out
                 .table()
@@ -221,10 +223,9 @@ impl Dynamo {
     pub async fn protection(&self, table: &str) -> Result<Protection, AwsError> {
         let described = self
             .api
-            .call(
-                "DescribeTable",
-                self.client.describe_table().table_name(table).send(),
-            )
+            .call("DescribeTable", || {
+                self.client.describe_table().table_name(table).send()
+            })
             .await?;
         let deletion_protection = described
             .table()
@@ -232,13 +233,12 @@ impl Dynamo {
             .unwrap_or(false);
         let backups = self
             .api
-            .call(
-                "DescribeContinuousBackups",
+            .call("DescribeContinuousBackups", || {
                 self.client
                     .describe_continuous_backups()
                     .table_name(table)
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         let pitr = backups
             .continuous_backups_description()
@@ -261,15 +261,14 @@ impl Dynamo {
         const OP: &str = "GetItem";
         let out = self
             .api
-            .call(
-                OP,
+            .call(OP, || {
                 self.client
                     .get_item()
                     .table_name(table)
                     .key(key_name, AttributeValue::S(key.to_string()))
                     .consistent_read(true)
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         out.item()
             .map(from_sdk_item)

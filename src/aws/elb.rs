@@ -58,13 +58,13 @@ where
 }
 
 impl Elb {
-    pub fn new(config: &aws_config::SdkConfig, target: &str) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
         let config = elbv2::config::Builder::from(config)
             .interceptor(MetricsInterceptor::new(target, SERVICE))
             .build();
         Elb {
             client: elbv2::Client::from_conf(config),
-            api: Api::new(SERVICE),
+            api,
         }
     }
 
@@ -74,14 +74,13 @@ impl Elb {
         paginate(OP, |marker| async move {
             let out = self
                 .api
-                .call(
-                    OP,
+                .call(OP, || {
                     self.client
                         .describe_load_balancers()
                         .page_size(PAGE_SIZE)
-                        .set_marker(marker)
-                        .send(),
-                )
+                        .set_marker(marker.clone())
+                        .send()
+                })
                 .await?;
             let items = out
                 .load_balancers()
@@ -99,14 +98,13 @@ impl Elb {
         paginate(OP, |marker| async move {
             let out = self
                 .api
-                .call(
-                    OP,
+                .call(OP, || {
                     self.client
                         .describe_target_groups()
                         .page_size(PAGE_SIZE)
-                        .set_marker(marker)
-                        .send(),
-                )
+                        .set_marker(marker.clone())
+                        .send()
+                })
                 .await?;
             let items = out
                 .target_groups()
@@ -124,15 +122,14 @@ impl Elb {
         paginate(OP, |marker| async move {
             let out = self
                 .api
-                .call(
-                    OP,
+                .call(OP, || {
                     self.client
                         .describe_listeners()
                         .load_balancer_arn(load_balancer_arn)
                         .page_size(PAGE_SIZE)
-                        .set_marker(marker)
-                        .send(),
-                )
+                        .set_marker(marker.clone())
+                        .send()
+                })
                 .await?;
             let items = out.listeners().iter().filter_map(listener).collect();
             Ok((items, out.next_marker().map(str::to_string)))
@@ -146,15 +143,14 @@ impl Elb {
         paginate(OP, |marker| async move {
             let out = self
                 .api
-                .call(
-                    OP,
+                .call(OP, || {
                     self.client
                         .describe_rules()
                         .listener_arn(listener_arn)
                         .page_size(PAGE_SIZE)
-                        .set_marker(marker)
-                        .send(),
-                )
+                        .set_marker(marker.clone())
+                        .send()
+                })
                 .await?;
             let items = out.rules().iter().map(rule).collect();
             Ok((items, out.next_marker().map(str::to_string)))
@@ -171,15 +167,14 @@ impl Elb {
         paginate(OP, |marker| async move {
             let out = self
                 .api
-                .call(
-                    OP,
+                .call(OP, || {
                     self.client
                         .describe_listener_certificates()
                         .listener_arn(listener_arn)
                         .page_size(PAGE_SIZE)
-                        .set_marker(marker)
-                        .send(),
-                )
+                        .set_marker(marker.clone())
+                        .send()
+                })
                 .await?;
             let items = out
                 .certificates()
@@ -199,13 +194,12 @@ impl Elb {
     ) -> Result<Map<String, Value>, AwsError> {
         let out = self
             .api
-            .call(
-                "DescribeLoadBalancerAttributes",
+            .call("DescribeLoadBalancerAttributes", || {
                 self.client
                     .describe_load_balancer_attributes()
                     .load_balancer_arn(arn)
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         Ok(out
             .attributes()
@@ -218,13 +212,12 @@ impl Elb {
     pub async fn target_group_attributes(&self, arn: &str) -> Result<Map<String, Value>, AwsError> {
         let out = self
             .api
-            .call(
-                "DescribeTargetGroupAttributes",
+            .call("DescribeTargetGroupAttributes", || {
                 self.client
                     .describe_target_group_attributes()
                     .target_group_arn(arn)
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         Ok(out
             .attributes()
@@ -251,13 +244,12 @@ impl Elb {
         }
         let out = self
             .api
-            .call(
-                OP,
+            .call(OP, || {
                 self.client
                     .describe_tags()
                     .set_resource_arns(Some(arns.to_vec()))
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         let mut tags = BTreeMap::new();
         for description in out.tag_descriptions() {
@@ -278,13 +270,12 @@ impl Elb {
     pub async fn targets(&self, target_group_arn: &str) -> Result<Vec<Value>, AwsError> {
         let out = self
             .api
-            .call(
-                "DescribeTargetHealth",
+            .call("DescribeTargetHealth", || {
                 self.client
                     .describe_target_health()
                     .target_group_arn(target_group_arn)
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         Ok(out
             .target_health_descriptions()

@@ -10,16 +10,20 @@ pub mod elb;
 pub mod interceptor;
 pub mod s3;
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::budget::{Bucket, Budgets};
 use crate::config::{AwsConfig, TargetConfig};
 
 /// What went wrong with one AWS call, in a small fixed set (for metric labels and decisions).
@@ -119,6 +123,27 @@ const ACCESS_DENIED_CODES: &[&str] = &[
 ];
 
 /// Classifies an SDK error by its code and kind.
+fn class_of<E, R>(err: &SdkError<E, R>) -> ErrorClass
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::TimeoutError(_) => ErrorClass::Timeout,
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => ErrorClass::Timeout,
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorClass::Network,
+        SdkError::ServiceError(_) => match err.code() {
+            Some(code) if THROTTLING_CODES.contains(&code) => ErrorClass::Throttled,
+            Some(code) if ACCESS_DENIED_CODES.contains(&code) => ErrorClass::AccessDenied,
+            Some(code) if code == "ResourceNotFoundException" || code.ends_with("NotFound") => {
+                ErrorClass::NotFound
+            }
+            _ => ErrorClass::Service,
+        },
+        _ => ErrorClass::Network,
+    }
+}
+
+/// Classifies an SDK error by its code and kind.
 pub fn classify<E, R>(
     service: &'static str,
     operation: &'static str,
@@ -128,49 +153,136 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let code = err.code().map(str::to_string);
-    let class = match &err {
-        SdkError::TimeoutError(_) => ErrorClass::Timeout,
-        SdkError::DispatchFailure(failure) if failure.is_timeout() => ErrorClass::Timeout,
-        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorClass::Network,
-        SdkError::ServiceError(_) => match code.as_deref() {
-            Some(code) if THROTTLING_CODES.contains(&code) => ErrorClass::Throttled,
-            Some(code) if ACCESS_DENIED_CODES.contains(&code) => ErrorClass::AccessDenied,
-            Some(code) if code == "ResourceNotFoundException" || code.ends_with("NotFound") => {
-                ErrorClass::NotFound
-            }
-            _ => ErrorClass::Service,
-        },
-        _ => ErrorClass::Network,
-    };
     AwsError {
         service,
         operation,
-        class,
-        code,
+        class: class_of(&err),
+        code: err.code().map(str::to_string),
         message: DisplayErrorContext(&err).to_string(),
     }
 }
 
-/// The shared part of every client: the service name, for errors and metrics.
+/// Whether an error may go away by itself: a throttle, a timeout, a broken connection, or a
+/// server-side (5xx) error.
+fn transient<E>(class: ErrorClass, err: &SdkError<E, HttpResponse>) -> bool {
+    match class {
+        ErrorClass::Throttled | ErrorClass::Timeout | ErrorClass::Network => true,
+        ErrorClass::Service => err
+            .raw_response()
+            .is_some_and(|response| response.status().as_u16() >= 500),
+        ErrorClass::NotFound | ErrorClass::AccessDenied => false,
+    }
+}
+
+/// The delay before retry `attempt` (1 for the first retry): exponential from 100 ms, capped at
+/// 5 s, with full jitter.
+pub fn backoff(attempt: u32) -> Duration {
+    let cap = Duration::from_millis(100)
+        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
+        .min(Duration::from_secs(5));
+    cap.mul_f64(rand::random::<f64>())
+}
+
+/// How many requests a client sent, retries counted apart.
+#[derive(Debug, Default)]
+pub struct CallCounter {
+    calls: Mutex<BTreeMap<&'static str, (u64, u64)>>,
+}
+
+impl CallCounter {
+    fn record(&self, operation: &'static str, retry: bool) {
+        let mut calls = self
+            .calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = calls.entry(operation).or_default();
+        if retry {
+            entry.1 += 1;
+        } else {
+            entry.0 += 1;
+        }
+    }
+
+    /// Per operation: (calls, retries).
+    pub fn snapshot(&self) -> BTreeMap<&'static str, (u64, u64)> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// The shared part of every client: the budget every request waits on, retries with backoff,
+/// error classification, and call counting.
 #[derive(Debug, Clone)]
 pub struct Api {
     service: &'static str,
+    bucket: Option<Arc<Bucket>>,
+    max_attempts: u32,
+    counter: Arc<CallCounter>,
 }
 
 impl Api {
-    pub fn new(service: &'static str) -> Self {
-        Api { service }
+    pub fn new(service: &'static str, bucket: Option<Arc<Bucket>>, max_attempts: u32) -> Self {
+        Api {
+            service,
+            bucket,
+            max_attempts: max_attempts.max(1),
+            counter: Arc::new(CallCounter::default()),
+        }
     }
 
-    /// Runs one AWS call and classifies its error.
-    pub async fn call<T, E, R, F>(&self, operation: &'static str, request: F) -> Result<T, AwsError>
+    /// Requests this client sent.
+    pub fn counter(&self) -> &CallCounter {
+        &self.counter
+    }
+
+    /// Sends one request, made anew by `make` for each attempt. Every attempt first takes a
+    /// token from the budget; a throttling answer slows the budget; transient errors are retried
+    /// up to `max_attempts` with backoff.
+    pub async fn send<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        mut make: F,
+    ) -> Result<T, SdkError<E, HttpResponse>>
     where
-        F: Future<Output = Result<T, SdkError<E, R>>>,
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata,
     {
-        request
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Some(bucket) = &self.bucket {
+                bucket.acquire().await;
+            }
+            self.counter.record(operation, attempt > 1);
+            match make().await {
+                Ok(value) => return Ok(value),
+                Err(err) => {
+                    let class = class_of(&err);
+                    if class == ErrorClass::Throttled
+                        && let Some(bucket) = &self.bucket
+                    {
+                        bucket.throttled();
+                    }
+                    if attempt >= self.max_attempts || !transient(class, &err) {
+                        return Err(err);
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// [`Api::send`], with the error classified.
+    pub async fn call<T, E, F, Fut>(&self, operation: &'static str, make: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.send(operation, make)
             .await
             .map_err(|err| classify(self.service, operation, err))
     }
@@ -186,10 +298,8 @@ pub async fn sdk_config(target: &TargetConfig, aws: &AwsConfig) -> SdkConfig {
         .operation_attempt_timeout(aws.attempt_timeout)
         .operation_timeout(aws.operation_timeout)
         .build();
-    let retries = RetryConfig::standard()
-        .with_max_attempts(aws.max_attempts)
-        .with_initial_backoff(Duration::from_millis(200))
-        .with_max_backoff(Duration::from_secs(5));
+    // Retries are lbrecon's own (`Api::send`), so that each one waits on the budget too.
+    let retries = RetryConfig::standard().with_max_attempts(1);
     let base = aws_config::defaults(BehaviorVersion::latest())
         .region(region.clone())
         .timeout_config(timeouts)
@@ -239,15 +349,44 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Builds the clients of one target; every request attempt they make is counted under the
-    /// target's name.
-    pub async fn connect(target: &TargetConfig, aws: &AwsConfig) -> Clients {
+    /// Builds the clients of one target. ELB and DynamoDB requests wait on the budgets of the
+    /// target's account and region, shared with every other target there; every request
+    /// attempt is counted under the target's name.
+    pub async fn connect(target: &TargetConfig, aws: &AwsConfig, budgets: &Budgets) -> Clients {
         let config = sdk_config(target, aws).await;
+        let account = target.role_arn.as_deref().unwrap_or("default");
+        let elb_bucket = budgets.bucket(
+            "elasticloadbalancing",
+            account,
+            &target.region,
+            aws.elb_requests_per_second,
+            aws.elb_burst as f64,
+        );
+        let dynamodb_bucket = budgets.bucket(
+            "dynamodb",
+            account,
+            &target.region,
+            aws.dynamodb_requests_per_second,
+            aws.dynamodb_requests_per_second,
+        );
+        let api = |service, bucket| Api::new(service, bucket, aws.max_attempts);
         Clients {
-            elb: elb::Elb::new(&config, &target.name),
-            dynamodb: dynamodb::Dynamo::new(&config, &target.name),
-            autoscaling: autoscaling::AutoScaling::new(&config, &target.name),
-            s3: s3::S3::new(&config, &target.name),
+            elb: elb::Elb::new(
+                &config,
+                &target.name,
+                api("elasticloadbalancing", Some(elb_bucket)),
+            ),
+            dynamodb: dynamodb::Dynamo::new(
+                &config,
+                &target.name,
+                api("dynamodb", Some(dynamodb_bucket)),
+            ),
+            autoscaling: autoscaling::AutoScaling::new(
+                &config,
+                &target.name,
+                api("autoscaling", None),
+            ),
+            s3: s3::S3::new(&config, &target.name, api("s3", None)),
         }
     }
 }

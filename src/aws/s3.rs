@@ -18,7 +18,7 @@ pub struct S3 {
 impl S3 {
     /// Path-style addressing is used when an endpoint override is set (an S3-compatible server
     /// on a host name that has no bucket subdomains); AWS itself gets virtual-hosted style.
-    pub fn new(config: &aws_config::SdkConfig, target: &str) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
         let config = s3::config::Builder::from(config)
@@ -27,22 +27,21 @@ impl S3 {
             .build();
         S3 {
             client: s3::Client::from_conf(config),
-            api: Api::new(SERVICE),
+            api,
         }
     }
 
     pub async fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> Result<(), AwsError> {
         self.api
-            .call(
-                "PutObject",
+            .call("PutObject", || {
                 self.client
                     .put_object()
                     .bucket(bucket)
                     .key(key)
                     .content_type("application/gzip")
-                    .body(ByteStream::from(bytes))
-                    .send(),
-            )
+                    .body(ByteStream::from(bytes.clone()))
+                    .send()
+            })
             .await
             .map(|_| ())
     }
@@ -50,10 +49,9 @@ impl S3 {
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
         let out = self
             .api
-            .call(
-                "GetObject",
-                self.client.get_object().bucket(bucket).key(key).send(),
-            )
+            .call("GetObject", || {
+                self.client.get_object().bucket(bucket).key(key).send()
+            })
             .await?;
         out.body
             .collect()
@@ -75,15 +73,14 @@ impl S3 {
         loop {
             let out = self
                 .api
-                .call(
-                    "ListObjectsV2",
+                .call("ListObjectsV2", || {
                     self.client
                         .list_objects_v2()
                         .bucket(bucket)
                         .prefix(prefix)
                         .set_continuation_token(token.clone())
-                        .send(),
-                )
+                        .send()
+                })
                 .await?;
             for object in out.contents() {
                 if let Some(key) = object.key() {
@@ -103,10 +100,9 @@ impl S3 {
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), AwsError> {
         self.api
-            .call(
-                "DeleteObject",
-                self.client.delete_object().bucket(bucket).key(key).send(),
-            )
+            .call("DeleteObject", || {
+                self.client.delete_object().bucket(bucket).key(key).send()
+            })
             .await
             .map(|_| ())
     }

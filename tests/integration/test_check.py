@@ -79,6 +79,7 @@ def test_an_in_sync_fleet_is_exit_0_with_an_empty_report(lbrecon, fleet):
         "guard": NO_CONTROL_TABLE,
     }
 
+    lbrecon.write_config(MINIMAL_CONFIG + FAST_AWS)
     table = lbrecon.run("check")
     assert table.returncode == 0, table.stderr
     assert "13 in sync" in table.stdout

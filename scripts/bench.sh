@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs a benchmark against a local AWS emulator: ./scripts/bench.sh restore [--records N]
+# Builds lbrecon in release mode; installs what it needs. Prints figures; asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/setup.sh
+setup_python
+name="${1:?usage: ./scripts/bench.sh restore [options]}"
+shift
+cargo build --release --locked --quiet
+exec python "benches/$name.py" "$@"
