@@ -23,7 +23,7 @@ CONFIG = """
 [daemon]
 interval = "1s"
 jitter = 0.0
-cycle_deadline = "300s"
+cycle_deadline = "600s"
 
 [http]
 listen = "127.0.0.1:{port}"
@@ -39,6 +39,9 @@ dir = "{snapshots}"
 
 [aws]
 dynamodb_requests_per_second = 1000
+# The emulator answers a consistent scan of 10,000 records slowly.
+attempt_timeout = "120s"
+operation_timeout = "300s"
 """
 
 
@@ -94,7 +97,7 @@ def main():
 
         daemon = Daemon(Runner(args.binary, moto.endpoint, config, workdir), port)
         try:
-            wait_for(lambda: list((workdir / "snapshots" / "bench").glob("*.json.gz")), timeout=300, what="a snapshot")
+            wait_for(lambda: list((workdir / "snapshots" / "bench").glob("*.json.gz")), timeout=900, what="a snapshot")
         finally:
             daemon.stop()
         snapshot = sorted((workdir / "snapshots" / "bench").glob("*.json.gz"))[-1]

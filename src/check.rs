@@ -25,7 +25,25 @@ pub async fn check(config: &Config, only: Option<&str>, ignore: &IgnoreRules) ->
             dynamodb: clients.dynamodb.clone(),
             concurrency: config.aws.concurrency,
         };
-        check_target(target, &reader, ignore).await
+        let report = check_target(target, &reader, ignore).await;
+        let elb = reader.elb.calls();
+        let dynamodb = reader.dynamodb.calls();
+        let total = |calls: &std::collections::BTreeMap<&'static str, (u64, u64)>| {
+            calls.values().fold((0, 0), |(c, r), (calls, retries)| (c + calls, r + retries))
+        };
+        let (elb_calls, elb_retries) = total(&elb);
+        let (dynamodb_calls, dynamodb_retries) = total(&dynamodb);
+        let detail: Vec<String> = elb.iter().map(|(op, (calls, _))| format!("{op} {calls}")).collect();
+        tracing::info!(
+            target_name = %target.name,
+            elb_calls,
+            elb_retries,
+            dynamodb_calls,
+            dynamodb_retries,
+            "full read: {elb_calls} ELB calls ({}), {elb_retries} retries; {dynamodb_calls} DynamoDB calls, {dynamodb_retries} retries",
+            detail.join(", ")
+        );
+        report
     }))
     .await;
     Report {

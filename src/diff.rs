@@ -89,6 +89,10 @@ impl Walk {
     }
 
     fn value(&mut self, shape: &'static Shape, recorded: &Value, live: Option<&Value>) {
+        // Identical values differ under no rule: skip the canonical forms.
+        if live == Some(recorded) {
+            return;
+        }
         let live = live.filter(|value| !value.is_null());
         if recorded.is_null() {
             if live.is_some_and(|value| !is_empty(value)) {
@@ -361,8 +365,24 @@ fn condition_key(condition: &Value) -> String {
     let header = block
         .and_then(|block| block.get("http_header_name"))
         .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase);
-    serde_json::json!([field, header, sorted_set(&values)]).to_string()
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let mut parts: Vec<String> = values
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    parts.sort_unstable();
+    parts.dedup();
+    // NUL cannot appear in a condition value: it separates the parts unambiguously.
+    format!("{field}\0{header}\0{}", parts.join("\0"))
 }
 
 fn condition_keys(conditions: &Value) -> Vec<String> {

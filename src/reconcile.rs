@@ -134,12 +134,14 @@ fn classify(
         (None, Some(_)) => entry.kind = Some(DriftKind::MissingRecord),
         (Some(RecordContent::Valid(_)), None) => entry.kind = Some(DriftKind::MissingLive),
         (Some(RecordContent::Valid(recorded)), Some(live)) => {
+            let presence;
             let recorded = if live.deep_fresh {
-                recorded.clone()
+                recorded
             } else {
-                recorded.presence_only()
+                presence = recorded.presence_only();
+                &presence
             };
-            let mut changes = diff(&recorded, &live.document);
+            let mut changes = diff(recorded, &live.document);
             ignore.retain(name, &mut changes);
             entry.kind = if !changes.is_empty() {
                 Some(DriftKind::Changed)

@@ -325,8 +325,11 @@ async fn execute(
     for name in &written.lost_race {
         println!("  {name}: written by someone else meanwhile; theirs stands");
     }
-    for (name, error) in &written.failed {
+    for (name, error) in written.failed.iter().take(25) {
         println!("  {name}: FAILED: {error}");
+    }
+    if written.failed.len() > 25 {
+        println!("  ... and {} more failed", written.failed.len() - 25);
     }
     let by = actor();
     telemetry::audit(&target.name, action, &by, ticket, &written.written);
@@ -348,11 +351,19 @@ fn print_plan(plan: &Plan) {
         plan.skipped.len(),
         plan.unchanged
     );
-    for write in &plan.writes {
+    // A large plan is summarized: the first lines of each kind, then a count.
+    const SHOWN: usize = 25;
+    for write in plan.writes.iter().take(SHOWN) {
         println!("  {:<10} {}", write.action, write.name);
     }
-    for skipped in &plan.skipped {
+    if plan.writes.len() > SHOWN {
+        println!("  ... and {} more to write", plan.writes.len() - SHOWN);
+    }
+    for skipped in plan.skipped.iter().take(SHOWN) {
         println!("  {:<10} {}: {}", "skip", skipped.name, skipped.reason);
+    }
+    if plan.skipped.len() > SHOWN {
+        println!("  ... and {} more skipped", plan.skipped.len() - SHOWN);
     }
 }
 

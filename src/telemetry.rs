@@ -200,14 +200,26 @@ pub fn guard_tripped(target: &str, reason: &str, missing: usize) {
 }
 
 /// A pause, resume, restore, adopt or init: an audit event.
-pub fn audit(target: &str, action: &str, by: &str, reason: &str, missing: &[String]) {
+pub fn audit(target: &str, action: &str, by: &str, reason: &str, names: &[String]) {
+    // The names, up to a readable number; the count is always exact.
+    const SHOWN: usize = 50;
+    let mut shown = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(",");
+    if names.len() > SHOWN {
+        shown.push_str(&format!(",... ({} more)", names.len() - SHOWN));
+    }
     tracing::warn!(
         target_name = target,
         audit = true,
         action,
         by,
         reason,
-        missing = %missing.join(","),
+        count = names.len(),
+        names = %shown,
         "audit: {action}"
     );
 }

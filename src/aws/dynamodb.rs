@@ -20,6 +20,11 @@ pub struct Dynamo {
 }
 
 impl Dynamo {
+    /// Requests this client sent, per operation: (calls, retries).
+    pub fn calls(&self) -> std::collections::BTreeMap<&'static str, (u64, u64)> {
+        self.api.counter().snapshot()
+    }
+
     pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
         let config = dynamodb::config::Builder::from(config)
             .interceptor(MetricsInterceptor::new(target, SERVICE))

@@ -90,6 +90,7 @@ class FaultProxy:
         self.upstream_host = parsed.hostname
         self.upstream_port = parsed.port
         self.counts = Counter()
+        self.requests = []
         self.faults = []
         self.lock = threading.Lock()
         proxy = self
@@ -130,6 +131,12 @@ class FaultProxy:
     def reset_counts(self):
         with self.lock:
             self.counts.clear()
+            self.requests.clear()
+
+    def times(self, service):
+        """When each request of `service` arrived (monotonic seconds)."""
+        with self.lock:
+            return [t for t, s, _ in self.requests if s == service]
 
     def operations(self):
         with self.lock:
@@ -151,6 +158,7 @@ class FaultProxy:
         service, operation = operation_of(request.headers, body)
         with self.lock:
             self.counts[(service, operation)] += 1
+            self.requests.append((time.monotonic(), service, operation))
         fault = self._fault_for(operation)
         if fault is not None:
             if fault.kind == DELAY:

@@ -1,0 +1,90 @@
+//! The diff over a whole fleet: 1k, 10k and 100k load balancers (3 listeners, 5 rules each,
+//! 3 target groups), unchanged and with 1% drift. Run: `cargo bench --bench diff`.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use lbrecon::document::Document;
+use lbrecon::ignore::IgnoreRules;
+use lbrecon::item::{AttrValue, Item, from_json};
+use lbrecon::reconcile::{LiveEntry, reconcile};
+use lbrecon::record::Record;
+use serde_json::{Value, json};
+
+fn document(i: usize, drift: bool) -> Value {
+    let name = format!("lb-{i:06}");
+    let groups: Vec<Value> = (0..3)
+        .map(|g| {
+            json!({"name": format!("{name}-tg{g}"), "protocol": "HTTP", "port": 8080 + g, "target_type": "instance",
+                   "health_check": {"enabled": true, "path": "/health", "interval_seconds": 30,
+                                    "matcher": {"http_code": "200"}},
+                   "attributes": {"deregistration_delay.timeout_seconds": "30"}, "tags": {"svc": "api"}})
+        })
+        .collect();
+    let listeners: Vec<Value> = [80, 443, 8443]
+        .iter()
+        .map(|port| {
+            let rules: Vec<Value> = (1..=5)
+                .map(|p| {
+                    json!({"priority": p * 10,
+                           "conditions": [{"field": "path-pattern", "values": [format!("/v{p}/*")]},
+                                          {"field": "host-header", "values": ["api.example.com"]}],
+                           "actions": [{"type": "forward", "target_group": format!("{name}-tg{}", p % 3)}]})
+                })
+                .collect();
+            json!({"port": port, "protocol": if *port == 80 { "HTTP" } else { "HTTPS" },
+                   "ssl_policy": if *port == 80 { Value::Null } else { json!("ELBSecurityPolicy-2016-08") },
+                   "default_actions": [{"type": "forward", "target_group": format!("{name}-tg0")}],
+                   "rules": rules})
+        })
+        .collect();
+    json!({"name": name, "type": "application", "scheme": if drift { "internal" } else { "internet-facing" },
+           "subnets": ["subnet-a", "subnet-b"], "security_groups": ["sg-1"],
+           "attributes": {"idle_timeout.timeout_seconds": "60"}, "tags": {"team": "edge"},
+           "listeners": listeners, "target_groups": groups})
+}
+
+fn fleet(n: usize, drift_every: Option<usize>) -> (Vec<Record>, Vec<LiveEntry>) {
+    let records = (0..n)
+        .map(|i| {
+            let item: Item = [
+                ("name".to_string(), AttrValue::S(format!("lb-{i:06}"))),
+                ("config".to_string(), from_json(&document(i, false))),
+            ]
+            .into_iter()
+            .collect();
+            Record::from_item(&item, i)
+        })
+        .collect();
+    let live = (0..n)
+        .map(|i| {
+            let drift = drift_every.is_some_and(|every| i % every == 0);
+            LiveEntry {
+                name: format!("lb-{i:06}"),
+                arn: format!("arn:lb-{i}"),
+                created_time: Some(0),
+                document: Document::parse(&document(i, drift)).unwrap().document,
+                deep_fresh: true,
+            }
+        })
+        .collect();
+    (records, live)
+}
+
+fn bench(c: &mut Criterion) {
+    let ignore = IgnoreRules::default();
+    let mut group = c.benchmark_group("reconcile");
+    group.sample_size(10);
+    for n in [1_000, 10_000, 100_000] {
+        for (label, drift) in [("unchanged", None), ("1% drift", Some(100))] {
+            let (records, live) = fleet(n, drift);
+            group.bench_with_input(BenchmarkId::new(label, n), &n, |b, _| {
+                b.iter(|| black_box(reconcile(black_box(&records), black_box(&live), &ignore)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
