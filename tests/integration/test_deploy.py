@@ -90,7 +90,7 @@ def test_the_iam_policy_grants_no_elb_write():
         assert "*" not in name, action
         if service == "elasticloadbalancing":
             assert name.startswith("Describe"), action
-    state_statements = [s for s in policy["Statement"] if s["Resource"].endswith("table/lb-state")]
+    state_statements = [s for s in policy["Statement"] if s["Resource"] == "arn:aws:dynamodb:*:*:table/lb-state"]
     assert state_statements
     state_actions = {a for s in state_statements for a in s["Action"]}
     assert state_actions <= {"dynamodb:Scan", "dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups",
