@@ -54,11 +54,7 @@ fn store<'a>(target: &'a TargetConfig, clients: &'a Clients) -> ControlStore<'a>
 }
 
 fn reader(clients: &Clients, config: &Config) -> Reader {
-    Reader {
-        elb: clients.elb.clone(),
-        dynamodb: clients.dynamodb.clone(),
-        concurrency: config.aws.concurrency,
-    }
+    Reader::new(clients, config.aws.concurrency)
 }
 
 /// `lbrecon status`.

@@ -149,11 +149,7 @@ pub async fn run(
         telemetry::target_started(&target.name);
         let looper = TargetLoop {
             limit: deep_limit(&config, &target),
-            reader: Reader {
-                elb: clients.elb.clone(),
-                dynamodb: clients.dynamodb.clone(),
-                concurrency: config.aws.concurrency,
-            },
+            reader: Reader::new(&clients, config.aws.concurrency),
             autoscaling: clients.autoscaling.clone(),
             snapshots: crate::recovery::store(&config, &clients),
             target,

@@ -82,6 +82,15 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// A reader over a target's clients.
+    pub fn new(clients: &crate::aws::Clients, concurrency: usize) -> Reader {
+        Reader {
+            elb: clients.elb.clone(),
+            dynamodb: clients.dynamodb.clone(),
+            concurrency,
+        }
+    }
+
     /// The presence pass: load balancers and target groups (together), then the state table.
     pub async fn presence(&self, state_table: &str) -> PresenceRead {
         let (load_balancers, target_groups) =

@@ -241,11 +241,7 @@ pub async fn restore(
             return exit::ERROR;
         }
     };
-    let reader = Reader {
-        elb: clients.elb.clone(),
-        dynamodb: clients.dynamodb.clone(),
-        concurrency: config.aws.concurrency,
-    };
+    let reader = Reader::new(&clients, config.aws.concurrency);
     let presence = reader.presence(&target.state_table).await;
     let (lbs, current) = match (presence.load_balancers, presence.records) {
         (Ok(lbs), Ok(items)) => (lbs, items),
@@ -422,11 +418,7 @@ pub async fn adopt(
     approve: Option<&str>,
 ) -> i32 {
     let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
-    let reader = Reader {
-        elb: clients.elb.clone(),
-        dynamodb: clients.dynamodb.clone(),
-        concurrency: config.aws.concurrency,
-    };
+    let reader = Reader::new(&clients, config.aws.concurrency);
     let presence = reader.presence(&target.state_table).await;
     let (lbs, groups, current) = match (
         presence.load_balancers,
