@@ -266,7 +266,6 @@ pub async fn restore(
     );
     let source = entry.id.as_string();
     execute(
-        config,
         target,
         &clients,
         plan,
@@ -282,7 +281,6 @@ pub async fn restore(
 
 #[allow(clippy::too_many_arguments)]
 async fn execute(
-    config: &Config,
     target: &TargetConfig,
     clients: &Clients,
     plan: Plan,
@@ -329,10 +327,7 @@ async fn execute(
     }
     let by = actor();
     telemetry::audit(&target.name, action, &by, ticket, &written.written);
-    record_history(
-        config, target, clients, action, &by, ticket, source, &written,
-    )
-    .await;
+    record_history(target, clients, action, &by, ticket, source, &written).await;
     if written.failed.is_empty() {
         exit::OK
     } else {
@@ -363,9 +358,7 @@ fn print_plan(plan: &Plan) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn record_history(
-    _config: &Config,
     target: &TargetConfig,
     clients: &Clients,
     action: &str,
@@ -536,7 +529,6 @@ pub async fn adopt(
     }
     println!("adopt for target {}", target.name);
     let code = execute(
-        config,
         target,
         &clients,
         plan,
