@@ -47,6 +47,7 @@ pub struct TargetStatus {
 
 fn store<'a>(target: &'a TargetConfig, clients: &'a Clients) -> ControlStore<'a> {
     ControlStore {
+        lease: None,
         dynamodb: &clients.dynamodb,
         table: &target.control_table,
         target: &target.name,

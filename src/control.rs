@@ -15,6 +15,7 @@ use crate::aws::AwsError;
 use crate::aws::dynamodb::{Condition, Dynamo};
 use crate::guard::{GuardState, HighWater};
 use crate::item::{AttrValue, Item, from_json, to_json};
+use crate::lease::Lease;
 use crate::report::GuardView;
 
 /// The control table's partition key.
@@ -218,11 +219,34 @@ pub struct ControlStore<'a> {
     pub dynamodb: &'a Dynamo,
     pub table: &'a str,
     pub target: &'a str,
+    /// With leader election, the replica's lease: every write is conditional on it.
+    pub lease: Option<&'a Lease>,
 }
 
 impl ControlStore<'_> {
     fn high_water_key(&self) -> String {
         format!("{}#high-water", self.target)
+    }
+
+    /// Whether this replica may act for the target now (always, without leader election).
+    pub async fn acting(&self) -> bool {
+        match self.lease {
+            Some(lease) => lease.acting().await,
+            None => true,
+        }
+    }
+
+    /// Writes `item`; under a lease, only while the lease is held, and conditional on it.
+    async fn put(&self, item: &Item, condition: Option<&Condition>) -> Result<(), AwsError> {
+        let Some(lease) = self.lease else {
+            return self.dynamodb.put(self.table, item, condition).await;
+        };
+        let Some(fence) = lease.fence().await else {
+            return Err(AwsError::not_acting(self.target));
+        };
+        self.dynamodb
+            .put_checked(self.table, item, condition, &fence.check())
+            .await
     }
 
     /// Reads the control item.
@@ -264,9 +288,7 @@ impl ControlStore<'_> {
                 values: vec![(":version".into(), AttrValue::N(version.to_string()))],
             },
         };
-        self.dynamodb
-            .put(self.table, &next.to_item(), Some(&condition))
-            .await?;
+        self.put(&next.to_item(), Some(&condition)).await?;
         control.version = next.version;
         control.loaded_version = Some(next.version);
         Ok(())
@@ -314,7 +336,7 @@ impl ControlStore<'_> {
         ]
         .into_iter()
         .collect();
-        self.dynamodb.put(self.table, &item, None).await
+        self.put(&item, None).await
     }
 }
 
@@ -326,6 +348,7 @@ pub async fn read_view(
     target: &str,
 ) -> Result<ControlView, AwsError> {
     let store = ControlStore {
+        lease: None,
         dynamodb,
         table,
         target,

@@ -145,9 +145,33 @@ pub async fn run(
 
     let started = Instant::now();
     let mut loops = Vec::new();
-    for (target, clients) in runtimes {
-        telemetry::target_started(&target.name);
+    let mut elections = Vec::new();
+    let owner = crate::lease::owner_id();
+    if config.leader_election.is_some() {
+        tracing::info!(owner = %owner, "leader election on: acting for a target only while holding its lease");
+    }
+    for (target, mut clients) in runtimes {
+        telemetry::target_started(&target.name, config.leader_election.is_some());
+        let (done_tx, done_rx) = watch::channel(false);
+        let lease = config.leader_election.as_ref().map(|election| {
+            // The lease's own client stays ungated; every other waits for the lease.
+            let own = clients.dynamodb.clone();
+            let gate = Arc::new(crate::lease::Gate::default());
+            clients.set_gate(&gate);
+            let lease = crate::lease::Lease::new(
+                own,
+                gate,
+                &election.table,
+                &target.name,
+                &owner,
+                election.lease,
+            );
+            elections.push(tokio::spawn(lease.clone().run(stop_rx.clone(), done_rx)));
+            lease
+        });
         let looper = TargetLoop {
+            lease,
+            done: done_tx,
             limit: deep_limit(&config, &target),
             reader: Reader::new(&clients, config.aws.concurrency),
             autoscaling: clients.autoscaling.clone(),
@@ -169,6 +193,9 @@ pub async fn run(
     notify(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     for handle in loops {
+        let _ = handle.await;
+    }
+    for handle in elections {
         let _ = handle.await;
     }
     let _ = server.await;
@@ -243,6 +270,10 @@ fn spawn_watchdog(
 }
 
 struct TargetLoop {
+    /// With leader election, this replica's lease of the target.
+    lease: Option<Arc<crate::lease::Lease>>,
+    /// Set when the loop has stopped, so the lease is released only after.
+    done: watch::Sender<bool>,
     target: TargetConfig,
     config: Arc<Config>,
     ignore: Arc<IgnoreRules>,
@@ -267,6 +298,9 @@ struct LoopState {
     last_snapshot: Option<String>,
 }
 
+/// How often a standby looks at its lease between the election task's rounds.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
+
 /// How often the state table's protection is read.
 const PROTECTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -275,15 +309,56 @@ impl TargetLoop {
         let interval = self.config.daemon.interval;
         let mut state = LoopState::default();
         let mut next = tokio::time::Instant::now();
+        let mut leader = self.lease.as_ref().map(|lease| lease.subscribe());
+        let mut acting = self.lease.is_none();
         loop {
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|stopped| *stopped) => break,
                 _ = tokio::time::sleep_until(next) => {}
             }
+            if let (Some(lease), Some(leader)) = (&self.lease, leader.as_mut()) {
+                if !lease.acting().await {
+                    // A standby: no AWS call but the lease's; wake when the lease changes hands.
+                    acting = false;
+                    self.status.standby(&self.target.name, true);
+                    tokio::select! {
+                        biased;
+                        _ = stop.wait_for(|stopped| *stopped) => break,
+                        _ = leader.changed() => {}
+                        _ = tokio::time::sleep(STANDBY_POLL) => {}
+                    }
+                    next = tokio::time::Instant::now();
+                    continue;
+                }
+                if !acting {
+                    // Another replica may have acted meanwhile: start from the tables again.
+                    acting = true;
+                    state = LoopState {
+                        series: std::mem::take(&mut state.series),
+                        ..LoopState::default()
+                    };
+                    self.status.standby(&self.target.name, false);
+                }
+            }
             let cycle_start = tokio::time::Instant::now();
             self.status.progress(&self.target.name);
-            self.cycle(&mut state).await;
+            let lost = async {
+                match leader.as_mut() {
+                    Some(leader) => {
+                        let _ = leader.wait_for(|leading| !*leading).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.cycle(&mut state) => {}
+                _ = lost => {
+                    tracing::warn!(target_name = %self.target.name, "the lease was lost during a cycle: the rest of it was dropped");
+                    next = tokio::time::Instant::now();
+                    continue;
+                }
+            }
             if *stop.borrow() {
                 break;
             }
@@ -295,10 +370,12 @@ impl TargetLoop {
                 next = now;
             }
         }
+        let _ = self.done.send(true);
     }
 
     fn store(&self) -> ControlStore<'_> {
         ControlStore {
+            lease: self.lease.as_deref(),
             dynamodb: &self.reader.dynamodb,
             table: &self.target.control_table,
             target: &self.target.name,
@@ -333,6 +410,8 @@ impl TargetLoop {
                     {
                         if err.is_condition_failed() {
                             tracing::warn!(target_name = %target.name, "the control item changed under this cycle; the guard acts again next cycle");
+                        } else if err.is_not_leader() {
+                            tracing::warn!(target_name = %target.name, "this replica no longer holds the lease: the guard's writes were refused");
                         } else {
                             guard_error = Some(err);
                         }
@@ -357,6 +436,7 @@ impl TargetLoop {
                 }
             };
             if presence.complete
+                && store.acting().await
                 && let Err(err) = crate::recovery::snapshot_step(
                     &self.config,
                     target,

@@ -245,6 +245,10 @@ impl Enforcer<'_> {
             if pauser.config.kind == PauserKind::DynamodbFlag {
                 continue;
             }
+            if !self.store.acting().await {
+                // Lost the lease: the new leader carries on; the write below is refused.
+                break;
+            }
             let mut record = control
                 .pausers
                 .get(&pauser.key)
@@ -357,6 +361,9 @@ impl Enforcer<'_> {
         let event = self.event(control, "pause", reason, by);
         let mut results = BTreeMap::new();
         for pauser in &pausers {
+            if !self.store.acting().await {
+                return Err(AwsError::not_acting(self.target));
+            }
             let previous = control
                 .pausers
                 .get(&pauser.key)
@@ -409,6 +416,9 @@ impl Enforcer<'_> {
             .map(|(key, record)| (key.clone(), record.clone()))
             .collect();
         for (key, record) in records {
+            if !self.store.acting().await {
+                return Err(AwsError::not_acting(self.target));
+            }
             let pauser = self.pauser_for(&key, &record);
             match pauser.resume(&record, &event, self.autoscaling).await {
                 Ok(()) => {

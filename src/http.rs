@@ -26,6 +26,8 @@ pub struct Status {
 struct TargetStatus {
     last_progress: Instant,
     complete_cycle_seen: bool,
+    /// Another replica holds the target's lease; this one is warm and ready to take over.
+    standby: bool,
     report: Option<TargetReport>,
     generated_at: Option<String>,
 }
@@ -44,6 +46,7 @@ impl Status {
                             TargetStatus {
                                 last_progress: now,
                                 complete_cycle_seen: false,
+                                standby: false,
                                 report: None,
                                 generated_at: None,
                             },
@@ -68,6 +71,17 @@ impl Status {
         self.with(|targets| {
             if let Some(status) = targets.get_mut(target) {
                 status.last_progress = Instant::now();
+            }
+        });
+    }
+
+    /// This replica stands by for `target` (another holds its lease), or acts for it again.
+    /// A standby counts as progress, and as ready.
+    pub fn standby(&self, target: &str, standby: bool) {
+        self.with(|targets| {
+            if let Some(status) = targets.get_mut(target) {
+                status.last_progress = Instant::now();
+                status.standby = standby;
             }
         });
     }
@@ -99,9 +113,13 @@ impl Status {
         })
     }
 
-    /// Every target has had a complete cycle.
+    /// Every target has had a complete cycle, or is in another replica's hands.
     pub fn ready(&self) -> bool {
-        self.with(|targets| targets.values().all(|status| status.complete_cycle_seen))
+        self.with(|targets| {
+            targets
+                .values()
+                .all(|status| status.complete_cycle_seen || status.standby)
+        })
     }
 
     /// The last report of every target that has one.

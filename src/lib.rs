@@ -47,6 +47,7 @@ pub mod guard;
 pub mod http;
 pub mod ignore;
 pub mod item;
+pub mod lease;
 pub mod live;
 pub mod pause;
 pub mod reader;

@@ -368,6 +368,7 @@ async fn record_history(
     written: &restore::Written,
 ) {
     let store = ControlStore {
+        lease: None,
         dynamodb: &clients.dynamodb,
         table: &target.control_table,
         target: &target.name,

@@ -124,11 +124,17 @@ pub fn describe() {
 }
 
 /// The daemon starts for a target.
-pub fn target_started(target: &str) {
+/// Whether this replica acts for `target` (`lbrecon_leader`).
+pub fn leader(target: &str, leader: bool) {
+    gauge!(LEADER, "target" => target.to_string()).set(if leader { 1.0 } else { 0.0 });
+}
+
+/// A target's loop starts. `elected`: with leader election, the replica starts as a standby
+/// until it holds the lease; without it, a single replica acts.
+pub fn target_started(target: &str, elected: bool) {
     gauge!(BUILD_INFO, "target" => target.to_string(), "version" => env!("CARGO_PKG_VERSION"))
         .set(1.0);
-    // A single replica acts for every target.
-    gauge!(LEADER, "target" => target.to_string()).set(1.0);
+    leader(target, !elected);
     counter!(GUARD_TRIPS_TOTAL, "target" => target.to_string()).increment(0);
     tracing::info!(
         target_name = target,
@@ -452,7 +458,7 @@ mod tests {
     #[test]
     fn a_cycle_exports_the_spec_series() {
         let text = render(|| {
-            target_started("prod");
+            target_started("prod", false);
             guard_state("prod", false, 0);
             let mut series = DriftSeries::default();
             let first = report(vec![

@@ -25,6 +25,11 @@ impl Dynamo {
         self.api.counter().snapshot()
     }
 
+    /// Sends nothing while `gate` is closed.
+    pub fn set_gate(&mut self, gate: std::sync::Arc<crate::lease::Gate>) {
+        self.api.set_gate(gate);
+    }
+
     pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
         let config = dynamodb::config::Builder::from(config)
             .interceptor(MetricsInterceptor::new(target, SERVICE))
@@ -115,6 +120,104 @@ impl Dynamo {
             request.send()
         };
         self.api.call("PutItem", request).await.map(|_| ())
+    }
+
+    /// Writes `item` under `condition` only if `check` holds too (the lease of the replica
+    /// writing, SPEC 11), in one transaction. A failed `condition` is an error whose
+    /// [`AwsError::is_condition_failed`] is true; a failed `check` one whose
+    /// [`AwsError::is_not_leader`] is.
+    pub async fn put_checked(
+        &self,
+        table: &str,
+        item: &Item,
+        condition: Option<&Condition>,
+        check: &ItemCheck<'_>,
+    ) -> Result<(), AwsError> {
+        use dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+        const OP: &str = "TransactWriteItems";
+        let broken =
+            |err: dynamodb::error::BuildError| AwsError::unexpected(SERVICE, OP, err.to_string());
+        let mut guard = ConditionCheck::builder()
+            .table_name(check.table)
+            .key(check.key_name, AttributeValue::S(check.key.to_string()))
+            .condition_expression(&check.condition.expression);
+        for (name, attribute) in &check.condition.names {
+            guard = guard.expression_attribute_names(name, attribute);
+        }
+        for (name, value) in &check.condition.values {
+            guard = guard.expression_attribute_values(name, to_sdk(value));
+        }
+        let mut put = Put::builder()
+            .table_name(table)
+            .set_item(Some(to_sdk_item(item)));
+        if let Some(condition) = condition {
+            put = put.condition_expression(&condition.expression);
+            for (name, attribute) in &condition.names {
+                put = put.expression_attribute_names(name, attribute);
+            }
+            for (name, value) in &condition.values {
+                put = put.expression_attribute_values(name, to_sdk(value));
+            }
+        }
+        let items = vec![
+            TransactWriteItem::builder()
+                .condition_check(guard.build().map_err(broken)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(put.build().map_err(broken)?)
+                .build(),
+        ];
+        let sent = self
+            .api
+            .send(OP, || {
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .send()
+            })
+            .await;
+        let Err(err) = sent else {
+            return Ok(());
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            err.as_service_error()
+        {
+            let failed = |i: usize| {
+                cancelled
+                    .cancellation_reasons()
+                    .get(i)
+                    .and_then(|r| r.code())
+                    == Some("ConditionalCheckFailed")
+            };
+            let (class, code, message) = if failed(0) {
+                (
+                    super::ErrorClass::NotLeader,
+                    None,
+                    format!("the check on {} {} failed", check.table, check.key),
+                )
+            } else if failed(1) {
+                (
+                    super::ErrorClass::Service,
+                    Some(CONDITION_FAILED),
+                    format!("the condition on the write to {table} failed"),
+                )
+            } else {
+                (
+                    super::ErrorClass::Service,
+                    Some("TransactionCanceledException"),
+                    format!("table {table}: the transaction was cancelled"),
+                )
+            };
+            return Err(AwsError {
+                service: SERVICE,
+                operation: OP,
+                class,
+                code: code.map(str::to_string),
+                message,
+            });
+        }
+        Err(super::classify(SERVICE, OP, err))
     }
 
     /// Writes up to 100 items in one transaction, each under its own condition. Returns each
@@ -291,6 +394,18 @@ pub struct Condition {
     pub names: Vec<(String, String)>,
     pub values: Vec<(String, AttrValue)>,
 }
+
+/// A condition on another item that a write needs to hold ([`Dynamo::put_checked`]).
+#[derive(Debug, Clone)]
+pub struct ItemCheck<'a> {
+    pub table: &'a str,
+    pub key_name: &'a str,
+    pub key: &'a str,
+    pub condition: Condition,
+}
+
+/// The code of a failed write condition.
+pub const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
 
 /// What happened to one item of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -63,6 +63,11 @@ impl Elb {
         self.api.counter().snapshot()
     }
 
+    /// Sends nothing while `gate` is closed.
+    pub fn set_gate(&mut self, gate: std::sync::Arc<crate::lease::Gate>) {
+        self.api.set_gate(gate);
+    }
+
     pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
         let config = elbv2::config::Builder::from(config)
             .interceptor(MetricsInterceptor::new(target, SERVICE))

@@ -41,6 +41,8 @@ pub enum ErrorClass {
     Network,
     /// Any other error answer.
     Service,
+    /// Not sent: this replica does not hold the target's lease (SPEC 11).
+    NotLeader,
 }
 
 impl ErrorClass {
@@ -53,6 +55,7 @@ impl ErrorClass {
             ErrorClass::Timeout => "timeout",
             ErrorClass::Network => "network",
             ErrorClass::Service => "service",
+            ErrorClass::NotLeader => "not_leader",
         }
     }
 }
@@ -84,7 +87,24 @@ impl AwsError {
 
     /// Whether a conditional write lost to another writer.
     pub fn is_condition_failed(&self) -> bool {
-        self.code.as_deref() == Some("ConditionalCheckFailedException")
+        self.code.as_deref() == Some(dynamodb::CONDITION_FAILED)
+    }
+
+    /// Whether the call was refused, or its write's lease check failed, because this replica
+    /// does not hold the target's lease.
+    pub fn is_not_leader(&self) -> bool {
+        self.class == ErrorClass::NotLeader
+    }
+
+    /// The error of a write refused because this replica does not hold the target's lease.
+    pub fn not_acting(target: &str) -> Self {
+        AwsError {
+            service: "dynamodb",
+            operation: "TransactWriteItems",
+            class: ErrorClass::NotLeader,
+            code: None,
+            message: format!("this replica does not hold the lease of target {target}"),
+        }
     }
 
     /// An error for an answer that broke the API's contract (a page marker that repeats, say).
@@ -125,9 +145,16 @@ const ACCESS_DENIED_CODES: &[&str] = &[
 /// Classifies an SDK error by its code and kind.
 fn class_of<E, R>(err: &SdkError<E, R>) -> ErrorClass
 where
-    E: ProvideErrorMetadata,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
 {
     match err {
+        SdkError::ConstructionFailure(_)
+            if std::error::Error::source(err)
+                .is_some_and(|source| source.is::<crate::lease::NotLeader>()) =>
+        {
+            ErrorClass::NotLeader
+        }
         SdkError::TimeoutError(_) => ErrorClass::Timeout,
         SdkError::DispatchFailure(failure) if failure.is_timeout() => ErrorClass::Timeout,
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorClass::Network,
@@ -170,7 +197,7 @@ fn transient<E>(class: ErrorClass, err: &SdkError<E, HttpResponse>) -> bool {
         ErrorClass::Service => err
             .raw_response()
             .is_some_and(|response| response.status().as_u16() >= 500),
-        ErrorClass::NotFound | ErrorClass::AccessDenied => false,
+        ErrorClass::NotFound | ErrorClass::AccessDenied | ErrorClass::NotLeader => false,
     }
 }
 
@@ -220,6 +247,8 @@ pub struct Api {
     bucket: Option<Arc<Bucket>>,
     max_attempts: u32,
     counter: Arc<CallCounter>,
+    /// With leader election: no request leaves while this replica does not hold the lease.
+    gate: Option<Arc<crate::lease::Gate>>,
 }
 
 impl Api {
@@ -229,7 +258,13 @@ impl Api {
             bucket,
             max_attempts: max_attempts.max(1),
             counter: Arc::new(CallCounter::default()),
+            gate: None,
         }
+    }
+
+    /// Sends nothing while `gate` is closed.
+    pub fn set_gate(&mut self, gate: Arc<crate::lease::Gate>) {
+        self.gate = Some(gate);
     }
 
     /// Requests this client sent.
@@ -248,13 +283,16 @@ impl Api {
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-        E: ProvideErrorMetadata,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let mut attempt = 0;
         loop {
             attempt += 1;
             if let Some(bucket) = &self.bucket {
                 bucket.acquire().await;
+            }
+            if self.gate.as_ref().is_some_and(|gate| !gate.open()) {
+                return Err(SdkError::construction_failure(crate::lease::NotLeader));
             }
             self.counter.record(operation, attempt > 1);
             match make().await {
@@ -388,6 +426,14 @@ impl Clients {
             ),
             s3: s3::S3::new(&config, &target.name, api("s3", None)),
         }
+    }
+
+    /// Puts every client behind `gate` (leader election): none sends while it is closed.
+    pub fn set_gate(&mut self, gate: &Arc<crate::lease::Gate>) {
+        self.elb.set_gate(gate.clone());
+        self.dynamodb.set_gate(gate.clone());
+        self.autoscaling.set_gate(gate.clone());
+        self.s3.set_gate(gate.clone());
     }
 }
 

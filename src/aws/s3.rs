@@ -18,6 +18,11 @@ pub struct S3 {
 impl S3 {
     /// Path-style addressing is used when an endpoint override is set (an S3-compatible server
     /// on a host name that has no bucket subdomains); AWS itself gets virtual-hosted style.
+    /// Sends nothing while `gate` is closed.
+    pub fn set_gate(&mut self, gate: std::sync::Arc<crate::lease::Gate>) {
+        self.api.set_gate(gate);
+    }
+
     pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();

@@ -35,14 +35,15 @@ def lbrecon_binary():
 class Moto:
     """A moto server process started by this harness, stopped by its PID."""
 
-    def __init__(self):
-        if shutil.which("moto_server") is None:
+    def __init__(self, command=None):
+        """`command` replaces `moto_server` (a benchmark's patched launcher); it gets -H and -p."""
+        if command is None and shutil.which("moto_server") is None:
             pytest.fail("moto_server not found: install it with `pip install -r tests/requirements.txt` (./scripts/test.sh does)")
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log = open(ROOT / "target" / f"moto-{self.port}.log", "w")
         self.process = subprocess.Popen(
-            ["moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [*(command or ["moto_server"]), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

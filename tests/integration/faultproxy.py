@@ -8,6 +8,7 @@ request (`DescribeLoadBalancers`), or the `X-Amz-Target` of a DynamoDB request (
 
 import http.client
 import http.server
+import json
 import socket
 import threading
 import time
@@ -51,6 +52,23 @@ def operation_of(headers, body):
     return "other", headers.get("Host", "")
 
 
+def tables_of(service, operation, body):
+    """The DynamoDB tables a request names: `TableName`, or each item's of a transaction."""
+    if service != "dynamodb" or not body:
+        return []
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return []
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        return [
+            (kind, action.get("TableName", ""))
+            for item in request.get("TransactItems", [])
+            for kind, action in item.items()
+        ]
+    return [(operation, request.get("TableName", ""))]
+
+
 def fault_response(service, kind):
     """(status, content type, body) of a fault in the service's own protocol."""
     if service == "dynamodb":
@@ -90,6 +108,8 @@ class FaultProxy:
         self.upstream_host = parsed.hostname
         self.upstream_port = parsed.port
         self.counts = Counter()
+        # (operation, table) of DynamoDB requests; a transaction's items as (Put, table), ...
+        self.tables = Counter()
         self.requests = []
         self.faults = []
         self.lock = threading.Lock()
@@ -131,6 +151,7 @@ class FaultProxy:
     def reset_counts(self):
         with self.lock:
             self.counts.clear()
+            self.tables.clear()
             self.requests.clear()
 
     def times(self, service):
@@ -141,6 +162,11 @@ class FaultProxy:
     def operations(self):
         with self.lock:
             return dict(self.counts)
+
+    def table_operations(self):
+        """{(operation, table): count} of the DynamoDB requests."""
+        with self.lock:
+            return dict(self.tables)
 
     def _fault_for(self, operation):
         with self.lock:
@@ -158,6 +184,7 @@ class FaultProxy:
         service, operation = operation_of(request.headers, body)
         with self.lock:
             self.counts[(service, operation)] += 1
+            self.tables.update(tables_of(service, operation, body))
             self.requests.append((time.monotonic(), service, operation))
         fault = self._fault_for(operation)
         if fault is not None:
