@@ -13,4 +13,10 @@ cargo build --locked --all-targets
 echo "== unit tests"
 cargo test --locked
 echo "== integration tests"
+rm -f target/aws-operations.json
 python -m pytest tests/integration -q -p no:cacheprovider "$@"
+if [ "$#" -eq 0 ]; then
+    # Only a whole run has seen every call lbrecon makes.
+    echo "== IAM policies against every call the suite saw"
+    python tests/iam_exact.py target/aws-operations.json
+fi

@@ -50,10 +50,15 @@ pub async fn check(config: &Config, only: Option<&str>, ignore: &IgnoreRules) ->
 
 /// The current time in RFC 3339, to the second.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or_default()
+}
+
+/// Unix seconds as RFC 3339 (UTC), `None` when out of range.
+pub fn rfc3339(seconds: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 /// Checks one target: its control item and a cycle with a full deep pass, read together.

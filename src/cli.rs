@@ -125,6 +125,24 @@ pub enum Command {
     Validate,
 }
 
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run => "run",
+            Command::Check { .. } => "check",
+            Command::Status { .. } => "status",
+            Command::Pause { .. } => "pause",
+            Command::Resume { .. } => "resume",
+            Command::Init { .. } => "init",
+            Command::Snapshots { .. } => "snapshots",
+            Command::Restore { .. } => "restore",
+            Command::Adopt { .. } => "adopt",
+            Command::Validate => "validate",
+        }
+    }
+}
+
 /// Parses the arguments. Help and version print and exit 0; any other problem is a usage
 /// error, exit 64.
 pub fn parse_args() -> Result<Cli, i32> {

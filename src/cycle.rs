@@ -6,7 +6,7 @@
 //! classifies every load balancer. `check` deep-reads everything; the daemon reads the load
 //! balancers checked longest ago, keeping what it read in a [`DeepCache`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -79,6 +79,9 @@ pub struct Cycle {
     pub oldest_deep_check: Option<i64>,
     /// Deep reads made this cycle.
     pub deep_read: usize,
+    /// When each live load balancer with a valid record was last deep-checked (Unix seconds),
+    /// `None` when never (or its last deep read failed).
+    pub deep_checked: BTreeMap<String, Option<i64>>,
 }
 
 /// Reads the presence of `target`: load balancers and target groups, then the state table.
@@ -170,6 +173,7 @@ impl PresencePhase {
             reconciled: None,
             deep_unchecked: 0,
             oldest_deep_check: None,
+            deep_checked: BTreeMap::new(),
             deep_read: 0,
         };
         if !cycle.presence.complete {
@@ -231,6 +235,9 @@ impl PresencePhase {
                 None => (live::assemble(lb, &index, None), !has_record),
             };
             if has_record {
+                cycle
+                    .deep_checked
+                    .insert(lb.name.clone(), cached.map(|(_, at)| *at));
                 match cached {
                     Some((_, at)) => {
                         cycle.oldest_deep_check = Some(
@@ -274,8 +281,17 @@ impl Cycle {
             summary: Summary::default(),
             load_balancers: Vec::new(),
             guard,
+            deep_checked_at: None,
             exit_code: exit::OK,
         };
+        if !strict {
+            report.deep_checked_at = Some(
+                self.deep_checked
+                    .iter()
+                    .map(|(name, at)| (name.clone(), at.and_then(crate::check::rfc3339)))
+                    .collect(),
+            );
+        }
         match &self.reconciled {
             Some(reconciled) => {
                 report.summary = reconciled.summary();

@@ -472,6 +472,7 @@ impl TargetLoop {
                     paused: false,
                     reason: None,
                 },
+                deep_checked_at: None,
                 exit_code: crate::report::exit::ERROR,
             };
             self.finish(report, false, started, 0, None, &mut state.series);

@@ -17,6 +17,7 @@ fn run() -> i32 {
         Err(code) => return code,
     };
     init_logging();
+    lbrecon::aws::set_command(args.command.name());
     let config = match cli::load_config(&args.config) {
         Ok(config) => config,
         Err(code) => return code,

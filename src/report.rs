@@ -1,5 +1,6 @@
 //! The drift report (SPEC 6): its JSON shape, its table for people, and exit codes.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -144,6 +145,10 @@ pub struct TargetReport {
     pub summary: Summary,
     pub load_balancers: Vec<LoadBalancerReport>,
     pub guard: GuardView,
+    /// The daemon's report (`/drift`) only: when each live load balancer with a valid record
+    /// was last deep-checked (RFC 3339), `null` when never. `check` reads everything at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deep_checked_at: Option<BTreeMap<String, Option<String>>>,
     /// The exit code of this target (not part of the JSON).
     #[serde(skip)]
     pub exit_code: i32,
@@ -311,6 +316,7 @@ mod tests {
                         paused: false,
                         reason: None,
                     },
+                    deep_checked_at: None,
                     exit_code: 0,
                 }
                 .with_exit_code(),

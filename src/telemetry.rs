@@ -441,6 +441,7 @@ mod tests {
                 paused: false,
                 reason: None,
             },
+            deep_checked_at: None,
             exit_code: 0,
         }
     }

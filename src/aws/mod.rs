@@ -239,6 +239,21 @@ impl CallCounter {
     }
 }
 
+static COMMAND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Names the command this process runs; every request's User-Agent then carries
+/// `app/lbrecon-<command>` (CloudTrail's `userAgent` shows which command made a call).
+pub fn set_command(command: &'static str) {
+    let _ = COMMAND.set(command);
+}
+
+fn app_name() -> AppName {
+    COMMAND
+        .get()
+        .and_then(|command| AppName::new(format!("lbrecon-{command}")).ok())
+        .unwrap_or_else(|| AppName::new("lbrecon").expect("a valid app name"))
+}
+
 /// The shared part of every client: the budget every request waits on, retries with backoff,
 /// error classification, and call counting.
 #[derive(Debug, Clone)]
@@ -342,7 +357,7 @@ pub async fn sdk_config(target: &TargetConfig, aws: &AwsConfig) -> SdkConfig {
         .region(region.clone())
         .timeout_config(timeouts)
         .retry_config(retries)
-        .app_name(AppName::new("lbrecon").expect("a valid app name"))
+        .app_name(app_name())
         .load()
         .await;
     match &target.role_arn {

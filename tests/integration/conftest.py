@@ -3,6 +3,7 @@
 
 import json
 import os
+from collections import Counter
 import shutil
 import signal
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -73,12 +75,25 @@ class Moto:
         self.log.close()
 
 
+# Every AWS request lbrecon sends in this session: (command, service, operation, table).
+# Written to target/aws-operations.json at the end; tests/iam_exact.py holds it against the
+# shipped IAM policies.
+SEEN = Counter()
+OPERATIONS_FILE = ROOT / "target" / "aws-operations.json"
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     (ROOT / "target").mkdir(exist_ok=True)
     server = Moto()
+    # Everything reaches moto through a recording proxy, so the suite sees every call lbrecon
+    # makes (fault proxies of single tests forward to it too).
+    recorder = FaultProxy(server.endpoint, record=SEEN)
+    server.direct_endpoint, server.endpoint = server.endpoint, recorder.endpoint
     yield server
+    recorder.stop()
     server.stop()
+    OPERATIONS_FILE.write_text(json.dumps(sorted(list(key) + [count] for key, count in SEEN.items()), indent=1))
 
 
 @pytest.fixture

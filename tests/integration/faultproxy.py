@@ -35,7 +35,19 @@ class Fault:
     seen: int = 0
 
 
-def operation_of(headers, body):
+def s3_operation(method, path):
+    """The S3 operation of a path-style REST request (`/bucket/key?query`)."""
+    parsed = urllib.parse.urlsplit(path)
+    key = parsed.path.lstrip("/").partition("/")[2]
+    query = urllib.parse.parse_qs(parsed.query)
+    if not key:
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+        return {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}.get(method, method)
+    return {"GET": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject", "HEAD": "HeadObject"}.get(method, method)
+
+
+def operation_of(headers, body, method="POST", path="/"):
     target = headers.get("X-Amz-Target")
     if target:
         service, _, operation = target.partition(".")
@@ -47,9 +59,23 @@ def operation_of(headers, body):
             form = {}
         if "Action" in form:
             version = form.get("Version", [""])[0]
-            service = "autoscaling" if version == "2011-01-01" else "elasticloadbalancing"
+            service = {"2011-01-01": "autoscaling", "2011-06-15": "sts"}.get(version, "elasticloadbalancing")
             return service, form["Action"][0]
+    if method != "POST" or path.split("?")[0] != "/":
+        return "s3", s3_operation(method, path)
     return "other", headers.get("Host", "")
+
+
+def app_of(headers):
+    """The command an lbrecon request came from (`AWS_SDK_UA_APP_ID`), or None for a request
+    not sent by lbrecon."""
+    agent = " ".join(headers.get(name, "") for name in ("x-amz-user-agent", "User-Agent"))
+    if "aws-sdk-rust" not in agent:
+        return None
+    for part in agent.split():
+        if part.startswith("app/"):
+            return part[len("app/"):]
+    return "unknown"
 
 
 def tables_of(service, operation, body):
@@ -103,7 +129,10 @@ def fault_response(service, kind):
 class FaultProxy:
     """Runs in a thread of the test process; `stop()` ends it."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, record=None):
+        """`record`: a Counter that gets (app, service, operation, table) of every request
+        lbrecon sends through this proxy (the suite's record of what lbrecon calls)."""
+        self.record = record
         parsed = urllib.parse.urlparse(upstream)
         self.upstream_host = parsed.hostname
         self.upstream_port = parsed.port
@@ -181,10 +210,17 @@ class FaultProxy:
     def handle(self, request):
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
-        service, operation = operation_of(request.headers, body)
+        service, operation = operation_of(request.headers, body, request.command, request.path)
+        tables = tables_of(service, operation, body)
         with self.lock:
             self.counts[(service, operation)] += 1
-            self.tables.update(tables_of(service, operation, body))
+            self.tables.update(tables)
+            app = app_of(request.headers) if self.record is not None else None
+            if app is not None:
+                if tables:
+                    self.record.update((app, service, op, table) for op, table in tables)
+                else:
+                    self.record[(app, service, operation, "")] += 1
             self.requests.append((time.monotonic(), service, operation))
         fault = self._fault_for(operation)
         if fault is not None:

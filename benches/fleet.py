@@ -1,0 +1,327 @@
+"""Benchmark: reading a fleet of N load balancers in the moto server.
+
+Run it with ./scripts/bench.sh fleet [--sizes 1000,3000] (it builds lbrecon in release mode and
+installs what it needs). For each size it builds a fleet (each load balancer: one HTTP
+listener with two rules, one target group, two tags; every one recorded in the state table)
+and prints, from one run:
+
+- `lbrecon check` (one presence pass and one full deep pass) with the budget off: wall time,
+  calls by operation (counted by a proxy in front of moto), the presence pass's share of the
+  wall time (until the proxy saw the first deep call), and the process's peak RSS;
+- the same full read done the plain way (one call after another, `DescribeTags` one ARN at a
+  time) with boto3, as the baseline ratio;
+- `lbrecon run` with the SPEC's default budget (2 ELB calls/s, burst 10): the presence pass's
+  wall time, the ELB call rate the proxy saw over the first interval, and the time a full deep
+  pass takes at that rate (calls / rate);
+- the idle daemon's CPU use between cycles and its resident memory.
+
+With --soak N it also runs a daemon for N cycles on a small fleet and prints its resident memory
+every 100 cycles (no per-cycle growth is the goal). Not a test: nothing here asserts a figure.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+from conftest import Moto, aws_env, free_port, metric, parse_metrics  # noqa: E402
+from faultproxy import FaultProxy  # noqa: E402
+from fleet import Fleet, clients, create_state_table, wait_for  # noqa: E402
+
+import requests  # noqa: E402
+
+PRESENCE = {"DescribeLoadBalancers", "DescribeTargetGroups", "Scan"}
+CONFIG = """
+[daemon]
+interval = "{interval}"
+jitter = 0.0
+cycle_deadline = "3600s"
+
+[http]
+listen = "127.0.0.1:{port}"
+
+[[targets]]
+name = "bench"
+region = "us-east-1"
+state_table = "lb-state"
+control_table = "lb-state-control"
+
+[snapshots]
+dir = "{snapshots}"
+
+[metrics]
+per_load_balancer = false
+
+[aws]
+{budget}
+concurrency = 8
+attempt_timeout = "120s"
+operation_timeout = "300s"
+"""
+BUDGET_OFF = "elb_requests_per_second = 100000\nelb_burst = 100000\ndynamodb_requests_per_second = 100000"
+BUDGET_ON = ""  # the SPEC's defaults: 2 ELB calls a second (burst 10), 25 DynamoDB calls a second
+
+
+def build(endpoint, count):
+    """`count` load balancers built on 8 threads; returns the Fleet with every record."""
+    fleet = Fleet(endpoint)
+    elb = fleet.elb
+
+    def one(i):
+        name = f"lb-{i:05d}"
+        lb = elb.create_load_balancer(Name=name, Subnets=fleet.subnets, Scheme="internal", Type="application",
+                                      Tags=[{"Key": "team", "Value": f"team-{i % 20}"},
+                                            {"Key": "service", "Value": name}])["LoadBalancers"][0]
+        tg = elb.create_target_group(Name=f"{name}-tg", Protocol="HTTP", Port=8080, VpcId=fleet.vpc,
+                                     HealthCheckPath="/health")["TargetGroups"][0]
+        listener = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                                       DefaultActions=[{"Type": "forward",
+                                                        "TargetGroupArn": tg["TargetGroupArn"]}])["Listeners"][0]
+        for priority in (10, 20):
+            elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=priority,
+                            Conditions=[{"Field": "path-pattern", "Values": [f"/v{priority}/*"]}],
+                            Actions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
+        return name, {
+            "name": name, "type": "application", "scheme": "internal",
+            "tags": {"team": f"team-{i % 20}", "service": name},
+            "listeners": [{"port": 80, "protocol": "HTTP",
+                           "default_actions": [{"type": "forward", "target_group": f"{name}-tg"}],
+                           "rules": [{"priority": p, "conditions": [{"field": "path-pattern", "values": [f"/v{p}/*"]}],
+                                      "actions": [{"type": "forward", "target_group": f"{name}-tg"}]}
+                                     for p in (10, 20)]}],
+            "target_groups": [{"name": f"{name}-tg", "protocol": "HTTP", "port": 8080,
+                               "health_check": {"path": "/health"}}],
+        }
+
+    with ThreadPoolExecutor(8) as pool:
+        for name, record in pool.map(one, range(count)):
+            fleet.records[name] = record
+    create_state_table(endpoint, fleet.region, "lb-state")
+    fleet.write_records("lb-state")
+    return fleet
+
+
+def formula(n, listeners, target_groups):
+    """SPEC 12's full read: pages, listeners, rules, tags, attributes."""
+    return (math.ceil(n / 400) + math.ceil(target_groups / 400) + n + n * listeners
+            + math.ceil((n + target_groups) / 20) + n + target_groups)
+
+
+def run_measured(command, env):
+    """Runs `command`; returns (seconds, exit code, peak RSS in MiB, stdout)."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return time.monotonic() - started, process.returncode, usage.ru_maxrss / 1024, out
+
+
+def presence_seconds(proxy, started):
+    """Seconds from `started` until the proxy saw the first call that is not the presence pass's."""
+    with proxy.lock:
+        deep = [t for t, service, op in proxy.requests
+                if service == "elasticloadbalancing" and op not in PRESENCE]
+    return (min(deep) - started) if deep else float("nan")
+
+
+def plain_read(endpoint):
+    """The full read one call after another, tags one ARN at a time. Returns (seconds, calls)."""
+    c = clients(endpoint, "us-east-1")
+    elb, dynamodb = c["elbv2"], c["dynamodb"]
+    calls = 0
+    started = time.monotonic()
+    lbs, tgs, marker = [], [], None
+    while True:
+        page = elb.describe_load_balancers(**({"Marker": marker} if marker else {}))
+        calls += 1
+        lbs += page["LoadBalancers"]
+        marker = page.get("NextMarker")
+        if not marker:
+            break
+    while True:
+        page = elb.describe_target_groups(**({"Marker": marker} if marker else {}))
+        calls += 1
+        tgs += page["TargetGroups"]
+        marker = page.get("NextMarker")
+        if not marker:
+            break
+    key = None
+    while True:
+        page = dynamodb.scan(TableName="lb-state", ConsistentRead=True, **({"ExclusiveStartKey": key} if key else {}))
+        calls += 1
+        key = page.get("LastEvaluatedKey")
+        if not key:
+            break
+    for lb in lbs:
+        arn = lb["LoadBalancerArn"]
+        for listener in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
+            elb.describe_rules(ListenerArn=listener["ListenerArn"])
+            calls += 1
+        elb.describe_load_balancer_attributes(LoadBalancerArn=arn)
+        elb.describe_tags(ResourceArns=[arn])
+        calls += 3
+    for tg in tgs:
+        elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])
+        elb.describe_tags(ResourceArns=[tg["TargetGroupArn"]])
+        calls += 2
+    return time.monotonic() - started, calls
+
+
+class Daemon:
+    def __init__(self, binary, config, endpoint, port, log):
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(log, "w")
+        self.process = subprocess.Popen([binary, "--config", str(config), "run"], env=aws_env(endpoint),
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+
+    def metrics(self):
+        return parse_metrics(requests.get(self.url + "/metrics", timeout=10).text)[0]
+
+    def cycles(self):
+        try:
+            return metric(self.metrics(), "lbrecon_cycles_total", target="bench", outcome="complete") or 0
+        except requests.RequestException:
+            return 0
+
+    def cpu_seconds(self):
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mib(self):
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def write_config(workdir, name, interval, budget):
+    port = free_port()
+    path = workdir / f"{name}.toml"
+    path.write_text(CONFIG.format(interval=interval, port=port, snapshots=workdir / f"snapshots-{name}",
+                                  budget=budget))
+    return path, port
+
+
+def bench_size(args, n, workdir):
+    moto = Moto()
+    try:
+        started = time.monotonic()
+        build(moto.endpoint, n)
+        print(f"\n== {n} load balancers ({n} target groups, {n} listeners, {2 * n} rules) built in "
+              f"{time.monotonic() - started:.0f} s", flush=True)
+        expected = formula(n, 1, n)
+        proxy = FaultProxy(moto.endpoint)
+        try:
+            # lbrecon check, budget off.
+            config, _ = write_config(workdir, f"off-{n}", "30s", BUDGET_OFF)
+            proxy.reset_counts()
+            start = time.monotonic()
+            seconds, code, rss, out = run_measured([args.binary, "--config", str(config), "check", "--format", "json"],
+                                                   aws_env(proxy.endpoint))
+            report = json.loads(out)["targets"][0]
+            elb_calls = sum(count for (service, _), count in proxy.operations().items()
+                            if service == "elasticloadbalancing")
+            print(f"lbrecon check, budget off: {seconds:.1f} s wall, exit {code}, in_sync "
+                  f"{report['summary']['in_sync']}/{n}; presence pass {presence_seconds(proxy, start):.2f} s; "
+                  f"{elb_calls} ELB calls (SPEC 12 floor {expected}); peak RSS {rss:.1f} MiB", flush=True)
+            by_operation = ", ".join(f"{op} {count}" for (_, op), count in sorted(proxy.operations().items()))
+            print(f"  calls: {by_operation}", flush=True)
+
+            # The plain way, same fleet, same run.
+            if not args.skip_baseline:
+                plain_seconds, plain_calls = plain_read(moto.endpoint)
+                print(f"plain sequential read (boto3, tags one ARN a call): {plain_seconds:.1f} s, {plain_calls} calls; "
+                      f"lbrecon is {plain_seconds / seconds:.1f}x faster with {plain_calls / max(elb_calls, 1):.2f}x "
+                      f"fewer calls", flush=True)
+
+            # The daemon with the SPEC's budget: presence pass, the rate it holds, idle CPU.
+            config, port = write_config(workdir, f"on-{n}", "60s", BUDGET_ON)
+            proxy.reset_counts()
+            start = time.monotonic()
+            daemon = Daemon(args.binary, config, proxy.endpoint, port, workdir / f"daemon-{n}.log")
+            try:
+                wait_for(lambda: daemon.cycles() >= 1, timeout=3600, interval=1, what="the first cycle")
+                first_cycle = time.monotonic() - start
+                presence = presence_seconds(proxy, start)
+                with proxy.lock:
+                    times = sorted(t for t, service, _ in proxy.requests if service == "elasticloadbalancing")
+                window = [t for t in times if t - times[0] <= 60]
+                rate = (len(window) - 10) / (window[-1] - window[0]) if len(window) > 11 else float("nan")
+                samples = daemon.metrics()
+                age = metric(samples, "lbrecon_deep_check_age_seconds", target="bench")
+                print(f"lbrecon run, default budget (2/s, burst 10): presence pass {presence:.1f} s; first cycle "
+                      f"{first_cycle:.1f} s; ELB calls at {rate:.2f}/s after the burst; a full deep pass at that "
+                      f"rate takes {expected / rate / 60:.0f} min (floor {expected} calls); deep-check age {age:.0f} s",
+                      flush=True)
+                cpu_before, wall_before = daemon.cpu_seconds(), time.monotonic()
+                time.sleep(args.idle)
+                cycles_now = daemon.cycles()
+                cpu = daemon.cpu_seconds() - cpu_before
+                idle = time.monotonic() - wall_before
+                print(f"idle daemon: {cpu:.3f} s CPU over {idle:.0f} s between cycles ({100 * cpu / idle:.3f}% of one "
+                      f"core; {cycles_now:.0f} cycle(s) so far), RSS {daemon.rss_mib():.1f} MiB", flush=True)
+            finally:
+                daemon.stop()
+        finally:
+            proxy.stop()
+    finally:
+        moto.stop()
+
+
+def soak(args, workdir):
+    moto = Moto()
+    try:
+        build(moto.endpoint, args.soak_fleet)
+        config, port = write_config(workdir, "soak", "50ms", BUDGET_OFF)
+        daemon = Daemon(args.binary, config, moto.endpoint, port, workdir / "soak.log")
+        try:
+            print(f"\n== soak: {args.soak} cycles of {args.soak_fleet} load balancers, 50 ms apart", flush=True)
+            mark = 100
+            started = time.monotonic()
+            while mark <= args.soak:
+                wait_for(lambda: daemon.cycles() >= mark, timeout=3600, interval=0.5, what=f"cycle {mark}")
+                print(f"cycle {mark}: RSS {daemon.rss_mib():.1f} MiB, {time.monotonic() - started:.0f} s", flush=True)
+                mark += 100
+        finally:
+            daemon.stop()
+    finally:
+        moto.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,3000")
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measurement")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--soak", type=int, default=0, help="cycles of the soak (0: none)")
+    parser.add_argument("--soak-fleet", type=int, default=50)
+    parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "lbrecon"))
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="lbrecon-bench-"))
+    for n in [int(size) for size in args.sizes.split(",") if size]:
+        bench_size(args, n, workdir)
+    if args.soak:
+        soak(args, workdir)
+
+
+if __name__ == "__main__":
+    main()

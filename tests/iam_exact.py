@@ -1,0 +1,98 @@
+"""Holds the shipped IAM policies against what lbrecon really calls.
+
+The integration suite sends every request through a recording proxy and writes what lbrecon
+sent, by command, to target/aws-operations.json (tests/integration/conftest.py). This check maps
+each call to the IAM action and resource it needs and asserts, per policy, that every call is
+allowed and that nothing is granted that no call needs:
+
+- deploy/iam/lbrecon-daemon-policy.json: `run`, `check`, `status`, `validate`;
+- deploy/iam/lbrecon-operator-policy.json: every command but `run`.
+
+./scripts/test.sh runs it after the suite: `python tests/iam_exact.py target/aws-operations.json`.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICIES = {
+    "deploy/iam/lbrecon-daemon-policy.json": {"run", "check", "status", "validate"},
+    "deploy/iam/lbrecon-operator-policy.json": {
+        "check", "status", "snapshots", "restore", "adopt", "init", "pause", "resume", "validate"},
+}
+# A transaction's parts need the permission of the single-item call they stand for.
+TRANSACTION_PARTS = {"Put": "PutItem", "ConditionCheck": "ConditionCheckItem", "Update": "UpdateItem",
+                     "Delete": "DeleteItem"}
+S3_ACTIONS = {"ListObjectsV2": "ListBucket", "ListObjects": "ListBucket", "HeadObject": "GetObject"}
+
+
+def table_role(name):
+    """The suite names tables after their role, as the shipped policies do."""
+    if "lease" in name:
+        return "lease-table"
+    if "control" in name:
+        return "control-table"
+    return "state-table"
+
+
+def needed(service, operation, table):
+    """(IAM action, resource) a call needs."""
+    if service == "dynamodb":
+        return f"dynamodb:{TRANSACTION_PARTS.get(operation, operation)}", table_role(table)
+    if service == "s3":
+        return f"s3:{S3_ACTIONS.get(operation, operation)}", "snapshot-bucket"
+    return f"{service}:{operation}", "*"
+
+
+def resource_role(arn):
+    if arn == "*" or arn.startswith("arn:aws:autoscaling:"):
+        return "*"
+    if arn.startswith("arn:aws:s3:::"):
+        return "snapshot-bucket"
+    if ":table/" in arn:
+        return table_role(arn.rsplit("/", 1)[1])
+    raise SystemExit(f"unexpected resource {arn} in a policy: teach tests/iam_exact.py its role")
+
+
+def granted(policy):
+    grants = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow", statement
+        resources = statement["Resource"]
+        resources = [resources] if isinstance(resources, str) else resources
+        for action in statement["Action"]:
+            for resource in resources:
+                grants.add((action, resource_role(resource)))
+    return grants
+
+
+def main(path):
+    records = json.loads(Path(path).read_text())
+    if not records:
+        raise SystemExit(f"{path} records no call: run the whole integration suite first")
+    calls = {}
+    for app, service, operation, table, count in records:
+        command = app.removeprefix("lbrecon-")
+        calls.setdefault(command, set()).add(needed(service, operation, table))
+    unknown = set(calls) - set().union(*POLICIES.values())
+    failures = []
+    if unknown:
+        failures.append(f"calls from commands no policy covers: {sorted(unknown)}")
+    for policy_path, commands in POLICIES.items():
+        grants = granted(json.loads((ROOT / policy_path).read_text()))
+        used = set().union(*(calls.get(command, set()) for command in commands))
+        for action, resource in sorted(used - grants):
+            who = sorted(c for c in commands if (action, resource) in calls.get(c, set()))
+            failures.append(f"{policy_path}: {action} on {resource} is called (by {', '.join(who)}) but not granted")
+        for action, resource in sorted(grants - used):
+            failures.append(f"{policy_path}: {action} on {resource} is granted but no call in the suite needs it")
+        print(f"{policy_path}: {len(grants)} grants, {len(used)} used")
+    if failures:
+        print("\n".join(failures), file=sys.stderr)
+        raise SystemExit(1)
+    print("IAM policies: every call allowed, nothing more granted")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ROOT / "target" / "aws-operations.json")
