@@ -31,7 +31,7 @@ def table_role(name):
     """The suite names tables after their role, as the shipped policies do."""
     if "lease" in name:
         return "lease-table"
-    if "control" in name:
+    if "control" in name or "ctl" in name:
         return "control-table"
     return "state-table"
 

@@ -5,7 +5,7 @@ import copy
 
 import pytest
 from conftest import FAST_AWS, target_config
-from fleet import STRICT_SSL_POLICY, Fleet, create_state_table
+from fleet import STRICT_SSL_POLICY, Fleet, add_web, create_state_table
 
 # SPEC 7's smallest useful config, as written.
 MINIMAL_CONFIG = """
@@ -501,3 +501,48 @@ def test_usage_and_config_errors(lbrecon, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "confirm_cycles = 2" in ok.stdout
     assert 'mass_loss_window = "1h"' in ok.stdout
+
+
+def test_targets_and_additional_certificates_are_read_only_where_recorded(lbrecon, fleet, proxy):
+    ec2 = fleet.c["ec2"]
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                                 SubnetId=fleet.subnets[0])["Instances"][0]["InstanceId"]
+    second = fleet.c["acm"].request_certificate(DomainName="api.example.com")["CertificateArn"]
+    tg_arn = add_web(fleet, "certs")
+    add_web(fleet, "plain")
+    fleet.elb.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": instance, "Port": 8080}])
+    https = fleet.elb.create_listener(
+        LoadBalancerArn=fleet.arns["certs"], Protocol="HTTPS", Port=443, SslPolicy="ELBSecurityPolicy-2016-08",
+        Certificates=[{"CertificateArn": fleet.certificate}],
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+    )["Listeners"][0]["ListenerArn"]
+    fleet.elb.add_listener_certificates(ListenerArn=https, Certificates=[{"CertificateArn": second}])
+    record = fleet.records["certs"]
+    # No `certificates` here: moto lists added certificates in DescribeListeners too, where AWS
+    # gives only the default one.
+    record["listeners"].append({
+        "port": 443, "protocol": "HTTPS", "additional_certificates": [second],
+        "default_actions": [{"type": "forward", "target_group": "certs-tg"}],
+    })
+    record["target_groups"][0]["targets"] = [{"id": instance, "port": 8080}]
+    create_state_table(fleet.endpoint, fleet.region, "lb-state")
+    fleet.write_records("lb-state")
+    lbrecon.endpoint = proxy.endpoint
+    lbrecon.write_config(MINIMAL_CONFIG + FAST_AWS)
+
+    _, report = lbrecon.check_json(expect=0)
+    assert only_target(report)["summary"]["in_sync"] == 2
+    # One listener records additional certificates and one target group records targets: one
+    # call each, none for the load balancer that records neither.
+    operations = proxy.operations()
+    assert operations[("elasticloadbalancing", "DescribeListenerCertificates")] == 1
+    assert operations[("elasticloadbalancing", "DescribeTargetHealth")] == 1
+
+    fleet.elb.deregister_targets(TargetGroupArn=tg_arn, Targets=[{"Id": instance, "Port": 8080}])
+    fleet.elb.remove_listener_certificates(ListenerArn=https, Certificates=[{"CertificateArn": second}])
+    _, report = lbrecon.check_json(expect=2)
+    changes = by_name(only_target(report))["certs"]["changes"]
+    assert changes == [
+        {"path": "/listeners/443/additional_certificates", "recorded": [second], "live": []},
+        {"path": "/target_groups/certs-tg/targets", "recorded": [{"id": instance, "port": 8080}], "live": []},
+    ]

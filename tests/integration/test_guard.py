@@ -284,3 +284,34 @@ def test_without_approval_init_changes_nothing(lbrecon, fleet):
     missing = lbrecon.run("pause", "--target", "prod-use1", "--reason", "x")
     assert missing.returncode == 1
     assert "lbrecon init" in missing.stderr
+
+
+def test_auto_resume_resumes_what_the_guard_suspended(lbrecon, fleet, daemons):
+    start(lbrecon, daemons, extra=GUARD.replace("[[guard.pausers]]", "auto_resume_after = 2\n\n[[guard.pausers]]", 1))
+    fleet.delete_record("lb-state", "web-03")
+    fleet.delete_record("lb-state", "web-04")
+    wait_for(lambda: suspended(fleet, "asg-03") == DEFAULT_PROCESSES, timeout=15, what="the suspension")
+    assert paused(fleet)
+    # The records come back: after two complete cycles without a missing record, the daemon
+    # resumes exactly what it suspended.
+    fleet.write_records("lb-state", ["web-03", "web-04"])
+    wait_for(lambda: not paused(fleet), timeout=15, what="the automatic resume")
+    assert suspended(fleet, "asg-03") == set()
+    assert suspended(fleet, "asg-04") == set()
+    assert suspended(fleet, "asg-00") == {"AZRebalance"}
+    events = [e["event"] for e in control_item(fleet, "lb-state-control", "prod-use1")["history"]]
+    assert events[-2:] == ["trip", "resume"], events
+
+
+def test_a_manual_pause_with_the_global_autoscaling_scope(lbrecon, fleet):
+    lbrecon.write_config(daemon_config(free_port(), extra=GUARD.replace(
+        'type = "autoscaling"', 'type = "autoscaling"\nscope = "all"\nprocesses = ["Launch", "AZRebalance"]')))
+    assert lbrecon.run("init", "--target", "prod-use1", "--approve", "CHG-2").returncode == 0
+    result = lbrecon.run("pause", "--target", "prod-use1", "--reason", "region evacuation")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert all(suspended(fleet, f"asg-{i:02d}") == {"Launch", "AZRebalance"} for i in range(20))
+    result = lbrecon.run("resume", "--target", "prod-use1", "--reason", "evacuation over")
+    assert result.returncode == 0, result.stderr + result.stdout
+    # asg-00's AZRebalance was suspended by its operator before: it stays suspended.
+    assert suspended(fleet, "asg-00") == {"AZRebalance"}
+    assert all(suspended(fleet, f"asg-{i:02d}") == set() for i in range(1, 20))
