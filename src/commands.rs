@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::aws::{AwsError, Clients};
 use crate::config::{Config, TargetConfig};
-use crate::control::{self, ControlItem, ControlStore, Event, Loaded, PauserRecord};
+use crate::control::{self, ControlItem, ControlStore, Event, Loaded, PauserRecord, UpdateError};
 use crate::cycle::read_presence;
 use crate::enforce::{self, Enforcer};
 use crate::guard;
@@ -156,17 +156,11 @@ fn status_table(line: &TargetStatus) -> String {
     out
 }
 
-async fn load_item(store: &ControlStore<'_>, target: &TargetConfig) -> Result<ControlItem, String> {
+async fn load_item(store: &ControlStore<'_>) -> Result<ControlItem, String> {
     match store.load().await {
         Ok(Loaded::Item(item)) => Ok(*item),
-        Ok(Loaded::NoTable) => Err(format!(
-            "the control table {} does not exist: run `lbrecon init --target {} --approve TICKET` first",
-            target.control_table, target.name
-        )),
-        Err(err) => Err(format!(
-            "reading control table {}: {err}",
-            target.control_table
-        )),
+        Ok(Loaded::NoTable) => Err(UpdateError::NoTable.message(store)),
+        Err(err) => Err(UpdateError::Aws(err).message(store)),
     }
 }
 
@@ -191,15 +185,21 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
         store,
         autoscaling: &clients.autoscaling,
     };
-    for _ in 0..ATTEMPTS {
-        let mut control = match load_item(&store, target).await {
-            Ok(control) => control,
-            Err(message) => {
-                eprintln!("lbrecon: {message}");
-                return exit::ERROR;
+    // (whether this command paused, the item as it left it)
+    let outcome = store
+        .update(ATTEMPTS, async |control: &mut ControlItem| {
+            if !control.paused {
+                enforcer
+                    .pause(control, reason, &by, &missing, &scope, "pause")
+                    .await?;
+                return Ok((true, control.clone()));
             }
-        };
-        if control.paused {
+            Ok((false, control.clone()))
+        })
+        .await;
+    match outcome {
+        Ok((true, control)) => report_pausers(target, &control, "paused"),
+        Ok((false, control)) => {
             println!(
                 "target {} is already paused since {} by {}: {}",
                 target.name,
@@ -207,25 +207,13 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
                 control.by.as_deref().unwrap_or("?"),
                 control.reason.as_deref().unwrap_or("")
             );
-            return exit::OK;
+            exit::OK
         }
-        match enforcer
-            .pause(&mut control, reason, &by, &missing, &scope, "pause")
-            .await
-        {
-            Ok(()) => return report_pausers(target, &control, "paused"),
-            Err(err) if err.is_condition_failed() => continue,
-            Err(err) => {
-                eprintln!("lbrecon: pausing {}: {err}", target.name);
-                return exit::ERROR;
-            }
+        Err(err) => {
+            eprintln!("lbrecon: pausing {}: {}", target.name, err.message(&store));
+            exit::ERROR
         }
     }
-    eprintln!(
-        "lbrecon: the control item of {} keeps changing under this command; try again",
-        target.name
-    );
-    exit::ERROR
 }
 
 fn report_pausers(target: &TargetConfig, control: &ControlItem, what: &str) -> i32 {
@@ -261,7 +249,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
         store,
         autoscaling: &clients.autoscaling,
     };
-    let first = match load_item(&store, target).await {
+    let first = match load_item(&store).await {
         Ok(control) => control,
         Err(message) => {
             eprintln!("lbrecon: {message}");
@@ -301,48 +289,35 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
         );
         return exit::ERROR;
     }
-    for _ in 0..ATTEMPTS {
-        let mut control = match load_item(&store, target).await {
-            Ok(control) => control,
-            Err(message) => {
-                eprintln!("lbrecon: {message}");
-                return exit::ERROR;
-            }
-        };
-        match enforcer
-            .resume(&mut control, reason, &by, &missing, force)
-            .await
-        {
-            Ok(errors) if errors.is_empty() => {
-                println!("target {} resumed", target.name);
-                if !missing.is_empty() {
-                    println!(
-                        "  acknowledged (no new trip until their records are back): {}",
-                        missing.iter().cloned().collect::<Vec<_>>().join(", ")
-                    );
-                }
-                return exit::OK;
-            }
-            Ok(errors) => {
-                eprintln!(
-                    "lbrecon: target {} is still paused; these could not be resumed: {}",
-                    target.name,
-                    errors.join("; ")
+    let outcome = store
+        .update(ATTEMPTS, async |control: &mut ControlItem| {
+            enforcer.resume(control, reason, &by, &missing, force).await
+        })
+        .await;
+    match outcome {
+        Ok(errors) if errors.is_empty() => {
+            println!("target {} resumed", target.name);
+            if !missing.is_empty() {
+                println!(
+                    "  acknowledged (no new trip until their records are back): {}",
+                    missing.iter().cloned().collect::<Vec<_>>().join(", ")
                 );
-                return exit::ERROR;
             }
-            Err(err) if err.is_condition_failed() => continue,
-            Err(err) => {
-                eprintln!("lbrecon: resuming {}: {err}", target.name);
-                return exit::ERROR;
-            }
+            exit::OK
+        }
+        Ok(errors) => {
+            eprintln!(
+                "lbrecon: target {} is still paused; these could not be resumed: {}",
+                target.name,
+                errors.join("; ")
+            );
+            exit::ERROR
+        }
+        Err(err) => {
+            eprintln!("lbrecon: resuming {}: {}", target.name, err.message(&store));
+            exit::ERROR
         }
     }
-    eprintln!(
-        "lbrecon: the control item of {} keeps changing under this command; try again",
-        target.name
-    );
-    exit::ERROR
 }
 
 /// `lbrecon init --target T [--approve TICKET]`: creates the control table (and the lease

@@ -213,6 +213,33 @@ impl ControlItem {
     }
 }
 
+/// Why [`ControlStore::update`] gave up.
+#[derive(Debug)]
+pub enum UpdateError {
+    /// The control table does not exist.
+    NoTable,
+    Aws(AwsError),
+    /// Another writer won every attempt.
+    Contended,
+}
+
+impl UpdateError {
+    /// A message for a person, naming what to do.
+    pub fn message(&self, store: &ControlStore<'_>) -> String {
+        match self {
+            UpdateError::NoTable => format!(
+                "the control table {} does not exist: run `lbrecon init --target {} --approve TICKET` first",
+                store.table, store.target
+            ),
+            UpdateError::Aws(err) => format!("control table {}: {err}", store.table),
+            UpdateError::Contended => format!(
+                "the control item of {} keeps changing under this command; try again",
+                store.target
+            ),
+        }
+    }
+}
+
 /// Reads and writes one target's control item.
 #[derive(Debug, Clone, Copy)]
 pub struct ControlStore<'a> {
@@ -292,6 +319,29 @@ impl ControlStore<'_> {
         control.version = next.version;
         control.loaded_version = Some(next.version);
         Ok(())
+    }
+
+    /// Reads the control item and hands it to `change`, which saves it; while another writer
+    /// wins the race (the conditional save fails), does it again from a fresh read, up to
+    /// `attempts` times.
+    pub async fn update<T>(
+        &self,
+        attempts: usize,
+        mut change: impl AsyncFnMut(&mut ControlItem) -> Result<T, AwsError>,
+    ) -> Result<T, UpdateError> {
+        for _ in 0..attempts {
+            let mut control = match self.load().await {
+                Ok(Loaded::Item(item)) => *item,
+                Ok(Loaded::NoTable) => return Err(UpdateError::NoTable),
+                Err(err) => return Err(UpdateError::Aws(err)),
+            };
+            match change(&mut control).await {
+                Err(err) if err.is_condition_failed() => continue,
+                Err(err) => return Err(UpdateError::Aws(err)),
+                Ok(value) => return Ok(value),
+            }
+        }
+        Err(UpdateError::Contended)
     }
 
     /// Reads the high-water mark.

@@ -204,13 +204,14 @@ impl PresencePhase {
             plans.truncate(limit);
         }
         cycle.deep_read = plans.len();
-        let outcomes = reader.deep(&plans).await;
+        let mut outcomes = reader.deep(&plans).await;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
 
         let mut live_entries = Vec::with_capacity(presence.load_balancers.len());
         let mut gone = BTreeSet::new();
         for lb in &presence.load_balancers {
-            match outcomes.get(&lb.arn) {
+            // Moved out, not cloned: a deep state is held once, in the cache.
+            match outcomes.remove(&lb.arn) {
                 Some(DeepOutcome::Gone) => {
                     // Deleted since the presence pass listed it: not live any more.
                     gone.insert(lb.arn.clone());
@@ -218,7 +219,7 @@ impl PresencePhase {
                     continue;
                 }
                 Some(DeepOutcome::Read(state)) => {
-                    cache.entries.insert(lb.arn.clone(), (state.clone(), now));
+                    cache.entries.insert(lb.arn.clone(), (state, now));
                 }
                 Some(DeepOutcome::Failed(failure)) => {
                     cycle.deep_failures.push(failure.to_string());

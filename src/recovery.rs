@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::aws::Clients;
 use crate::commands::actor;
 use crate::config::{Config, TargetConfig};
-use crate::control::{ControlStore, Event, Loaded};
+use crate::control::{ControlItem, ControlStore, Event};
 use crate::cycle::PresencePhase;
 use crate::item::{AttrValue, Item, from_json};
 use crate::live::{self, TargetGroupIndex};
@@ -373,31 +373,26 @@ async fn record_history(
         table: &target.control_table,
         target: &target.name,
     };
-    for _ in 0..5 {
-        let Ok(Loaded::Item(mut control)) = store.load().await else {
-            return;
-        };
-        control.record(Event {
-            time: crate::check::now_rfc3339(),
-            event: action.to_string(),
-            by: by.to_string(),
-            reason: Some(format!("approved: {ticket}")),
-            missing: written.written.clone(),
-            detail: Some(format!(
-                "from {source}: {} written, {} lost to newer writes, {} failed",
-                written.written.len(),
-                written.lost_race.len(),
-                written.failed.len()
-            )),
-        });
-        match store.save(&mut control).await {
-            Err(err) if err.is_condition_failed() => continue,
-            Err(err) => {
-                tracing::warn!(target_name = %target.name, error = %err, "cannot record the {action} in the control table");
-                return;
-            }
-            Ok(()) => return,
-        }
+    let outcome = store
+        .update(5, async |control: &mut ControlItem| {
+            control.record(Event {
+                time: crate::check::now_rfc3339(),
+                event: action.to_string(),
+                by: by.to_string(),
+                reason: Some(format!("approved: {ticket}")),
+                missing: written.written.clone(),
+                detail: Some(format!(
+                    "from {source}: {} written, {} lost to newer writes, {} failed",
+                    written.written.len(),
+                    written.lost_race.len(),
+                    written.failed.len()
+                )),
+            });
+            store.save(control).await
+        })
+        .await;
+    if let Err(err) = outcome {
+        tracing::warn!(target_name = %target.name, error = %err.message(&store), "cannot record the {action} in the control table");
     }
 }
 
