@@ -197,8 +197,10 @@ def test_a_restart_while_paused_loses_nothing(lbrecon, fleet, daemons):
     for i in range(6):
         fleet.delete_record("lb-state", f"web-{i:02d}")
     wait_for(lambda: paused(fleet), timeout=10, what="the pause")
-    wait_for(lambda: control_item(fleet, "lb-state-control", "prod-use1")["pausers"]["autoscaling"]["status"] == "done",
-             what="the autoscaling pauser done")
+    # The pause extends to every group as the deletions are seen: wait until it holds all six.
+    wait_for(lambda: len(control_item(fleet, "lb-state-control", "prod-use1")["pausers"]["autoscaling"]
+                         .get("suspended", {})) == 6,
+             what="the autoscaling pauser done for all six")
     before = control_item(fleet, "lb-state-control", "prod-use1")
     daemon.signal(signal.SIGKILL)
     daemon.wait(timeout=10)
