@@ -109,13 +109,10 @@ impl Dynamo {
                 .table_name(table)
                 .set_item(Some(to_sdk_item(item)));
             if let Some(condition) = condition {
-                request = request.condition_expression(&condition.expression);
-                for (name, attribute) in &condition.names {
-                    request = request.expression_attribute_names(name, attribute);
-                }
-                for (name, value) in &condition.values {
-                    request = request.expression_attribute_values(name, to_sdk(value));
-                }
+                request = request
+                    .condition_expression(&condition.expression)
+                    .set_expression_attribute_names(condition.sdk_names())
+                    .set_expression_attribute_values(condition.sdk_values());
             }
             request.send()
         };
@@ -138,27 +135,20 @@ impl Dynamo {
         const OP: &str = "TransactWriteItems";
         let broken =
             |err: dynamodb::error::BuildError| AwsError::unexpected(SERVICE, OP, err.to_string());
-        let mut guard = ConditionCheck::builder()
+        let guard = ConditionCheck::builder()
             .table_name(check.table)
             .key(check.key_name, AttributeValue::S(check.key.to_string()))
-            .condition_expression(&check.condition.expression);
-        for (name, attribute) in &check.condition.names {
-            guard = guard.expression_attribute_names(name, attribute);
-        }
-        for (name, value) in &check.condition.values {
-            guard = guard.expression_attribute_values(name, to_sdk(value));
-        }
+            .condition_expression(&check.condition.expression)
+            .set_expression_attribute_names(check.condition.sdk_names())
+            .set_expression_attribute_values(check.condition.sdk_values());
         let mut put = Put::builder()
             .table_name(table)
             .set_item(Some(to_sdk_item(item)));
         if let Some(condition) = condition {
-            put = put.condition_expression(&condition.expression);
-            for (name, attribute) in &condition.names {
-                put = put.expression_attribute_names(name, attribute);
-            }
-            for (name, value) in &condition.values {
-                put = put.expression_attribute_values(name, to_sdk(value));
-            }
+            put = put
+                .condition_expression(&condition.expression)
+                .set_expression_attribute_names(condition.sdk_names())
+                .set_expression_attribute_values(condition.sdk_values());
         }
         let items = vec![
             TransactWriteItem::builder()
@@ -233,17 +223,12 @@ impl Dynamo {
         const OP: &str = "TransactWriteItems";
         let mut items = Vec::with_capacity(puts.len());
         for (item, condition) in puts {
-            let mut put = Put::builder()
+            let put = Put::builder()
                 .table_name(table)
                 .set_item(Some(to_sdk_item(item)))
-                .condition_expression(&condition.expression);
-            for (name, attribute) in &condition.names {
-                put = put.expression_attribute_names(name, attribute);
-            }
-            for (name, value) in &condition.values {
-                put = put.expression_attribute_values(name, to_sdk(value));
-            }
-            let put = put
+                .condition_expression(&condition.expression)
+                .set_expression_attribute_names(condition.sdk_names())
+                .set_expression_attribute_values(condition.sdk_values())
                 .build()
                 .map_err(|err| AwsError::unexpected(SERVICE, OP, err.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
@@ -393,6 +378,24 @@ pub struct Condition {
     pub expression: String,
     pub names: Vec<(String, String)>,
     pub values: Vec<(String, AttrValue)>,
+}
+
+impl Condition {
+    /// The expression's attribute names as the SDK takes them; `None` when there are none
+    /// (DynamoDB refuses an empty map).
+    fn sdk_names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.iter().cloned().collect())
+    }
+
+    /// The expression's values as the SDK takes them; `None` when there are none.
+    fn sdk_values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| {
+            self.values
+                .iter()
+                .map(|(name, value)| (name.clone(), to_sdk(value)))
+                .collect()
+        })
+    }
 }
 
 /// A condition on another item that a write needs to hold ([`Dynamo::put_checked`]).
