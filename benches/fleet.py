@@ -28,11 +28,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from conftest import Moto, aws_env, free_port, metric, parse_metrics  # noqa: E402
+from conftest import Daemon, Moto, aws_env, free_port, metric  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
 from fleet import Fleet, clients, create_state_table, wait_for  # noqa: E402
 
@@ -116,11 +117,12 @@ def formula(n, listeners, target_groups):
             + math.ceil((n + target_groups) / 20) + n + target_groups)
 
 
-def peak_rss_mib(pid):
-    """The process's peak resident memory so far (VmHWM), or None once it is gone."""
+def proc_status_mib(pid, field):
+    """A memory field of /proc/PID/status (`VmRSS`, `VmHWM`: the peak so far) in MiB, or None
+    once the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
@@ -136,7 +138,7 @@ def run_measured(command, env):
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.DEVNULL, text=True)
         peak = 0.0
         while process.poll() is None:
-            peak = max(peak, peak_rss_mib(process.pid) or 0.0)
+            peak = max(peak, proc_status_mib(process.pid, "VmHWM") or 0.0)
             time.sleep(0.02)
         out.seek(0)
         return time.monotonic() - started, process.returncode, peak, out.read()
@@ -193,19 +195,17 @@ def plain_read(endpoint):
     return time.monotonic() - started, calls
 
 
-class Daemon:
-    def __init__(self, binary, config, endpoint, port, log):
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(log, "w")
-        self.process = subprocess.Popen([binary, "--config", str(config), "run"], env=aws_env(endpoint),
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+class BenchDaemon(Daemon):
+    """The suite's `lbrecon run` process (started and stopped by its PID), with what the
+    benchmark reads of it from /proc."""
 
-    def metrics(self):
-        return parse_metrics(requests.get(self.url + "/metrics", timeout=10).text)[0]
+    def __init__(self, binary, config, endpoint, port, log):
+        runner = SimpleNamespace(binary=binary, config_path=config, tmp_path=Path(log).parent, endpoint=endpoint)
+        super().__init__(runner, port, env=aws_env(endpoint), log_name=Path(log).name)
 
     def cycles(self):
         try:
-            return metric(self.metrics(), "lbrecon_cycles_total", target="bench", outcome="complete") or 0
+            return metric(self.metrics()[0], "lbrecon_cycles_total", target="bench", outcome="complete") or 0
         except requests.RequestException:
             return 0
 
@@ -214,19 +214,7 @@ class Daemon:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mib(self):
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+        return proc_status_mib(self.process.pid, "VmRSS") or float("nan")
 
 
 def write_config(workdir, name, interval, budget):
@@ -273,7 +261,7 @@ def bench_size(args, n, workdir):
             config, port = write_config(workdir, f"on-{n}", "60s", BUDGET_ON)
             proxy.reset_counts()
             start = time.monotonic()
-            daemon = Daemon(args.binary, config, proxy.endpoint, port, workdir / f"daemon-{n}.log")
+            daemon = BenchDaemon(args.binary, config, proxy.endpoint, port, workdir / f"daemon-{n}.log")
             try:
                 wait_for(lambda: daemon.cycles() >= 1, timeout=3600, interval=1, what="the first cycle")
                 first_cycle = time.monotonic() - start
@@ -282,7 +270,7 @@ def bench_size(args, n, workdir):
                     times = sorted(t for t, service, _ in proxy.requests if service == "elasticloadbalancing")
                 window = [t for t in times if t - times[0] <= 60]
                 rate = (len(window) - 10) / (window[-1] - window[0]) if len(window) > 11 else float("nan")
-                samples = daemon.metrics()
+                samples = daemon.metrics()[0]
                 age = metric(samples, "lbrecon_deep_check_age_seconds", target="bench")
                 print(f"lbrecon run, default budget (2/s, burst 10): presence pass {presence:.1f} s; first cycle "
                       f"{first_cycle:.1f} s; ELB calls at {rate:.2f}/s after the burst; a full deep pass at that "
@@ -294,7 +282,7 @@ def bench_size(args, n, workdir):
 
             # Idle: budget off, a long interval; measured after a full first cycle, before the next.
             config, port = write_config(workdir, f"idle-{n}", "3600s", BUDGET_OFF)
-            daemon = Daemon(args.binary, config, moto.endpoint, port, workdir / f"idle-{n}.log")
+            daemon = BenchDaemon(args.binary, config, moto.endpoint, port, workdir / f"idle-{n}.log")
             try:
                 wait_for(lambda: daemon.cycles() >= 1, timeout=3600, interval=1, what="the first cycle")
                 time.sleep(2)
@@ -304,7 +292,7 @@ def bench_size(args, n, workdir):
                 idle = time.monotonic() - wall_before
                 print(f"idle daemon (every load balancer deep-read, next cycle an hour away): {cpu:.3f} s CPU over "
                       f"{idle:.0f} s ({100 * cpu / idle:.3f}% of one core), RSS {daemon.rss_mib():.1f} MiB, "
-                      f"peak {peak_rss_mib(daemon.process.pid):.1f} MiB", flush=True)
+                      f"peak {proc_status_mib(daemon.process.pid, 'VmHWM'):.1f} MiB", flush=True)
             finally:
                 daemon.stop()
         finally:
@@ -318,7 +306,7 @@ def soak(args, workdir):
     try:
         build(moto.endpoint, args.soak_fleet)
         config, port = write_config(workdir, "soak", "50ms", BUDGET_OFF)
-        daemon = Daemon(args.binary, config, moto.endpoint, port, workdir / "soak.log")
+        daemon = BenchDaemon(args.binary, config, moto.endpoint, port, workdir / "soak.log")
         try:
             print(f"\n== soak: {args.soak} cycles of {args.soak_fleet} load balancers, 50 ms apart", flush=True)
             mark = 100

@@ -134,15 +134,7 @@ fn status_table(line: &TargetStatus) -> String {
         out.push_str(&format!("  quarantine: {}\n", line.quarantine.join(", ")));
     }
     for (key, record) in &line.paused_by_pausers {
-        out.push_str(&format!(
-            "  pauser {key}: {}{}\n",
-            record.status,
-            record
-                .detail
-                .as_ref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default()
-        ));
+        out.push_str(&format!("  pauser {key}: {}\n", pauser_summary(record)));
         for (group, processes) in &record.suspended {
             out.push_str(&format!(
                 "    {group}: suspended {}\n",
@@ -216,19 +208,19 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     }
 }
 
+/// A pauser's status, with what it did: `done (suspended 3 groups)`.
+fn pauser_summary(record: &PauserRecord) -> String {
+    match &record.detail {
+        Some(detail) => format!("{} ({detail})", record.status),
+        None => record.status.clone(),
+    }
+}
+
 fn report_pausers(target: &TargetConfig, control: &ControlItem, what: &str) -> i32 {
     println!("target {} {what}", target.name);
     let mut failed = false;
     for (key, record) in &control.pausers {
-        println!(
-            "  {key}: {}{}",
-            record.status,
-            record
-                .detail
-                .as_ref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default()
-        );
+        println!("  {key}: {}", pauser_summary(record));
         if let Some(error) = &record.error {
             failed = true;
             println!("    error: {error}");

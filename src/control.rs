@@ -256,9 +256,9 @@ impl ControlStore<'_> {
     }
 
     /// Whether this replica may act for the target now (always, without leader election).
-    pub async fn acting(&self) -> bool {
+    pub fn acting(&self) -> bool {
         match self.lease {
-            Some(lease) => lease.acting().await,
+            Some(lease) => lease.acting(),
             None => true,
         }
     }

@@ -318,7 +318,7 @@ impl TargetLoop {
                 _ = tokio::time::sleep_until(next) => {}
             }
             if let (Some(lease), Some(leader)) = (&self.lease, leader.as_mut()) {
-                if !lease.acting().await {
+                if !lease.acting() {
                     // A standby: no AWS call but the lease's; wake when the lease changes hands.
                     acting = false;
                     self.status.standby(&self.target.name, true);
@@ -436,7 +436,7 @@ impl TargetLoop {
                 }
             };
             if presence.complete
-                && store.acting().await
+                && store.acting()
                 && let Err(err) = crate::recovery::snapshot_step(
                     &self.config,
                     target,

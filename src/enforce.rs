@@ -245,7 +245,7 @@ impl Enforcer<'_> {
             if pauser.config.kind == PauserKind::DynamodbFlag {
                 continue;
             }
-            if !self.store.acting().await {
+            if !self.store.acting() {
                 // Lost the lease: the new leader carries on; the write below is refused.
                 break;
             }
@@ -361,7 +361,7 @@ impl Enforcer<'_> {
         let event = self.event(control, "pause", reason, by);
         let mut results = BTreeMap::new();
         for pauser in &pausers {
-            if !self.store.acting().await {
+            if !self.store.acting() {
                 return Err(AwsError::not_acting(self.target));
             }
             let previous = control
@@ -416,7 +416,7 @@ impl Enforcer<'_> {
             .map(|(key, record)| (key.clone(), record.clone()))
             .collect();
         for (key, record) in records {
-            if !self.store.acting().await {
+            if !self.store.acting() {
                 return Err(AwsError::not_acting(self.target));
             }
             let pauser = self.pauser_for(&key, &record);

@@ -57,13 +57,6 @@ impl Gate {
 #[error("not sent: this replica does not hold the target's lease")]
 pub struct NotLeader;
 
-/// The lease this replica holds: the version it wrote last, and when it sent that write.
-#[derive(Debug, Clone, PartialEq)]
-struct Holding {
-    version: String,
-    sent: Instant,
-}
-
 /// A lease item as read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seen {
@@ -147,7 +140,9 @@ pub struct Lease {
     target: String,
     owner: String,
     duration: Duration,
-    holding: RwLock<Option<Holding>>,
+    /// The version this replica wrote last, while it holds the lease; when it sent that write
+    /// is kept in `gate`, the one place that says whether the lease is still young enough.
+    holding: RwLock<Option<String>>,
     gate: Arc<Gate>,
     leader: watch::Sender<bool>,
 }
@@ -156,7 +151,7 @@ pub struct Lease {
 /// on the lease version, and renewal waits for them.
 pub struct Fence<'a> {
     lease: &'a Lease,
-    holding: RwLockReadGuard<'a, Option<Holding>>,
+    holding: RwLockReadGuard<'a, Option<String>>,
 }
 
 impl Fence<'_> {
@@ -165,7 +160,7 @@ impl Fence<'_> {
         let version = self
             .holding
             .as_ref()
-            .map(|held| held.version.as_str())
+            .map(String::as_str)
             .unwrap_or_default();
         ItemCheck {
             table: &self.lease.table,
@@ -209,21 +204,15 @@ impl Lease {
         self.leader.subscribe()
     }
 
-    fn valid(&self, holding: &Option<Holding>, now: Instant) -> bool {
-        holding.as_ref().is_some_and(|held| {
-            now.duration_since(held.sent) < self.duration - safety_margin(self.duration)
-        })
-    }
-
     /// Whether this replica may act now: it holds the lease and the lease is young enough.
-    pub async fn acting(&self) -> bool {
-        self.valid(&*self.holding.read().await, Instant::now())
+    pub fn acting(&self) -> bool {
+        self.gate.open()
     }
 
     /// A fence for a write, or `None` when this replica may not act.
     pub async fn fence(&self) -> Option<Fence<'_>> {
         let holding = self.holding.read().await;
-        self.valid(&holding, Instant::now()).then_some(Fence {
+        (holding.is_some() && self.gate.open()).then_some(Fence {
             lease: self,
             holding,
         })
@@ -298,7 +287,7 @@ impl Lease {
             Ok(()) => {
                 self.gate
                     .set(Some(sent + self.duration - safety_margin(self.duration)));
-                *holding = Some(Holding { version, sent });
+                *holding = Some(version);
                 Ok(())
             }
             Err(err) => {
@@ -326,7 +315,7 @@ impl Lease {
         let held = self.holding.read().await.clone();
         let result = match held {
             Some(held) => self
-                .write(self.ours(&held.version))
+                .write(self.ours(&held))
                 .await
                 .map_err(|err| ("renew", err)),
             None => match self.read().await {
@@ -348,7 +337,7 @@ impl Lease {
                 },
             },
         };
-        let acting = self.acting().await;
+        let acting = self.acting();
         match result {
             Err((step, err)) if err.is_condition_failed() => {
                 *observed = None;
@@ -382,7 +371,7 @@ impl Lease {
             return;
         };
         self.set_leader(false);
-        let condition = Self::version_is(&held.version);
+        let condition = Self::version_is(&held);
         match self
             .dynamodb
             .put(

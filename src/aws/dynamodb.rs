@@ -130,11 +130,10 @@ impl Dynamo {
         condition: Option<&Condition>,
         check: &ItemCheck<'_>,
     ) -> Result<(), AwsError> {
-        use dynamodb::operation::transact_write_items::TransactWriteItemsError;
         use dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
-        const OP: &str = "TransactWriteItems";
-        let broken =
-            |err: dynamodb::error::BuildError| AwsError::unexpected(SERVICE, OP, err.to_string());
+        let broken = |err: dynamodb::error::BuildError| {
+            AwsError::unexpected(SERVICE, TRANSACT, err.to_string())
+        };
         let guard = ConditionCheck::builder()
             .table_name(check.table)
             .key(check.key_name, AttributeValue::S(check.key.to_string()))
@@ -158,56 +157,72 @@ impl Dynamo {
                 .put(put.build().map_err(broken)?)
                 .build(),
         ];
+        let Some(cancelled) = self.transact(items).await? else {
+            return Ok(());
+        };
+        let failed = |i: usize| {
+            cancelled
+                .get(i)
+                .is_some_and(|code| code.as_deref() == Some(CHECK_FAILED_CODE))
+        };
+        let (class, code, message) = if failed(0) {
+            (
+                super::ErrorClass::NotLeader,
+                None,
+                format!("the check on {} {} failed", check.table, check.key),
+            )
+        } else if failed(1) {
+            (
+                super::ErrorClass::Service,
+                Some(CONDITION_FAILED),
+                format!("the condition on the write to {table} failed"),
+            )
+        } else {
+            (
+                super::ErrorClass::Service,
+                Some("TransactionCanceledException"),
+                format!("table {table}: the transaction was cancelled"),
+            )
+        };
+        Err(AwsError {
+            service: SERVICE,
+            operation: TRANSACT,
+            class,
+            code: code.map(str::to_string),
+            message,
+        })
+    }
+
+    /// Sends one `TransactWriteItems`. `Ok(None)`: written; `Ok(Some(codes))`: cancelled,
+    /// with each item's cancellation code (`ConditionalCheckFailed`, ...; `None` for an item
+    /// that did not cause it); an error for anything else.
+    async fn transact(
+        &self,
+        items: Vec<dynamodb::types::TransactWriteItem>,
+    ) -> Result<Option<Vec<Option<String>>>, AwsError> {
+        use dynamodb::operation::transact_write_items::TransactWriteItemsError;
         let sent = self
             .api
-            .send(OP, || {
+            .send(TRANSACT, || {
                 self.client
                     .transact_write_items()
                     .set_transact_items(Some(items.clone()))
                     .send()
             })
             .await;
-        let Err(err) = sent else {
-            return Ok(());
-        };
-        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            err.as_service_error()
-        {
-            let failed = |i: usize| {
-                cancelled
-                    .cancellation_reasons()
-                    .get(i)
-                    .and_then(|r| r.code())
-                    == Some("ConditionalCheckFailed")
-            };
-            let (class, code, message) = if failed(0) {
-                (
-                    super::ErrorClass::NotLeader,
-                    None,
-                    format!("the check on {} {} failed", check.table, check.key),
-                )
-            } else if failed(1) {
-                (
-                    super::ErrorClass::Service,
-                    Some(CONDITION_FAILED),
-                    format!("the condition on the write to {table} failed"),
-                )
-            } else {
-                (
-                    super::ErrorClass::Service,
-                    Some("TransactionCanceledException"),
-                    format!("table {table}: the transaction was cancelled"),
-                )
-            };
-            return Err(AwsError {
-                service: SERVICE,
-                operation: OP,
-                class,
-                code: code.map(str::to_string),
-                message,
-            });
+        match sent {
+            Ok(_) => Ok(None),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Ok(Some(
+                    cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|reason| reason.code().map(str::to_string))
+                        .collect(),
+                )),
+                _ => Err(super::classify(SERVICE, TRANSACT, err)),
+            },
         }
-        Err(super::classify(SERVICE, OP, err))
     }
 
     /// Writes up to 100 items in one transaction, each under its own condition. Returns each
@@ -218,9 +233,7 @@ impl Dynamo {
         table: &str,
         puts: &[(Item, Condition)],
     ) -> Result<Vec<PutOutcome>, AwsError> {
-        use dynamodb::operation::transact_write_items::TransactWriteItemsError;
         use dynamodb::types::{Put, TransactWriteItem};
-        const OP: &str = "TransactWriteItems";
         let mut items = Vec::with_capacity(puts.len());
         for (item, condition) in puts {
             let put = Put::builder()
@@ -230,35 +243,20 @@ impl Dynamo {
                 .set_expression_attribute_names(condition.sdk_names())
                 .set_expression_attribute_values(condition.sdk_values())
                 .build()
-                .map_err(|err| AwsError::unexpected(SERVICE, OP, err.to_string()))?;
+                .map_err(|err| AwsError::unexpected(SERVICE, TRANSACT, err.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        let sent = self
-            .api
-            .send(OP, || {
-                self.client
-                    .transact_write_items()
-                    .set_transact_items(Some(items.clone()))
-                    .send()
-            })
-            .await;
-        match sent {
-            Ok(_) => Ok(vec![PutOutcome::Written; puts.len()]),
-            Err(err) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-                    err.as_service_error()
-                {
-                    let reasons = cancelled.cancellation_reasons();
-                    return Ok((0..puts.len())
-                        .map(|i| match reasons.get(i).and_then(|r| r.code()) {
-                            Some("ConditionalCheckFailed") => PutOutcome::ConditionFailed,
-                            _ => PutOutcome::Retry,
-                        })
-                        .collect());
-                }
-                Err(super::classify(SERVICE, OP, err))
-            }
-        }
+        Ok(match self.transact(items).await? {
+            None => vec![PutOutcome::Written; puts.len()],
+            Some(cancelled) => (0..puts.len())
+                .map(
+                    |i| match cancelled.get(i).and_then(|code| code.as_deref()) {
+                        Some(CHECK_FAILED_CODE) => PutOutcome::ConditionFailed,
+                        _ => PutOutcome::Retry,
+                    },
+                )
+                .collect(),
+        })
     }
 
     /// Creates a table keyed by one string attribute, billed on demand, with deletion
@@ -409,6 +407,9 @@ pub struct ItemCheck<'a> {
 
 /// The code of a failed write condition.
 pub const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
+/// A transaction item's cancellation code when its condition failed.
+const CHECK_FAILED_CODE: &str = "ConditionalCheckFailed";
+const TRANSACT: &str = "TransactWriteItems";
 
 /// What happened to one item of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
