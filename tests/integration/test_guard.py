@@ -75,14 +75,16 @@ def test_the_christmas_eve_replay(lbrecon, fleet, daemons):
     doomed = [f"web-{i:02d}" for i in (0, 3, 5, 8, 13, 17)]  # 30% of the records
 
     # The maintenance process runs against the state table.
-    deleted_at = time.monotonic()
+    def complete_cycles():
+        return metric(daemon.metrics()[0], "lbrecon_cycles_total", **T, outcome="complete") or 0
+
+    cycles_before = complete_cycles()
     for name in doomed:
         fleet.delete_record("lb-state", name)
-    wait_for(lambda: paused(fleet), timeout=10, interval=0.05, what="the pause")
-    detection = time.monotonic() - deleted_at
-    # Within confirm_cycles intervals, plus slack for cycles slowed by a loaded machine (the
-    # deletions themselves take time, and the emulator answers one request at a time).
-    assert detection <= 2 * 1.0 + 3.0, f"paused after {detection:.2f}s"
+    wait_for(lambda: paused(fleet), timeout=30, interval=0.05, what="the pause")
+    # Within confirm_cycles complete cycles of the deletions (counted in cycles, not seconds,
+    # so a slow machine cannot fail it): the cycle in flight while they ran, then at most two.
+    assert complete_cycles() - cycles_before <= 1 + 2
 
     item = control_item(fleet, "lb-state-control", "prod-use1")
     assert item["by"] == "lbrecon"
@@ -153,7 +155,7 @@ def test_one_record_missing_for_one_cycle_does_not_trip(lbrecon, fleet, daemons)
 def test_a_single_missing_record_is_quarantined_then_trips(lbrecon, fleet, daemons):
     start(lbrecon, daemons)
     fleet.delete_record("lb-state", "web-07")
-    wait_for(lambda: paused(fleet), timeout=10, what="the pause")
+    wait_for(lambda: paused(fleet), timeout=30, what="the pause")
     item = control_item(fleet, "lb-state-control", "prod-use1")
     assert item["quarantine"] == ["web-07"]
     assert "1 of 20" in item["reason"]
