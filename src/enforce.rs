@@ -291,16 +291,13 @@ impl Enforcer<'_> {
             let extend = record.status == "done";
             let run = !extend || pauser.config.kind == PauserKind::Autoscaling;
             if run {
-                let mut next = pauser
-                    .pause(&record, scope, &event, self.autoscaling, extend)
+                let mut next = self
+                    .run_pauser(&pauser, &record, scope, &event, extend)
                     .await;
-                if next.status != "done" {
-                    telemetry::pauser_failed(
-                        self.target,
-                        &pauser.key,
-                        next.error.as_deref().unwrap_or(""),
-                    );
-                } else if record.status == "done" && next.suspended == record.suspended {
+                if next.status == "done"
+                    && record.status == "done"
+                    && next.suspended == record.suspended
+                {
                     // Nothing new: keep the record as it was, so the item is not rewritten.
                     next = record;
                 }
@@ -309,6 +306,29 @@ impl Enforcer<'_> {
             control.pausers.insert(pauser.key.clone(), record);
         }
         undone_pausers
+    }
+
+    /// Runs one pauser from its previous record; a failure is counted and logged (the pauser
+    /// is retried next cycle).
+    async fn run_pauser(
+        &self,
+        pauser: &Pauser,
+        previous: &PauserRecord,
+        scope: &Scope,
+        event: &PauseEvent,
+        only_new_groups: bool,
+    ) -> PauserRecord {
+        let record = pauser
+            .pause(previous, scope, event, self.autoscaling, only_new_groups)
+            .await;
+        if record.status != "done" {
+            telemetry::pauser_failed(
+                self.target,
+                &pauser.key,
+                record.error.as_deref().unwrap_or(""),
+            );
+        }
+        record
     }
 
     /// Pauses: writes the plan, runs every pauser, records what each did. `event_kind` is the
@@ -369,16 +389,9 @@ impl Enforcer<'_> {
                 .get(&pauser.key)
                 .cloned()
                 .unwrap_or_default();
-            let record = pauser
-                .pause(&previous, scope, &event, self.autoscaling, false)
+            let record = self
+                .run_pauser(pauser, &previous, scope, &event, false)
                 .await;
-            if record.status != "done" {
-                telemetry::pauser_failed(
-                    self.target,
-                    &pauser.key,
-                    record.error.as_deref().unwrap_or(""),
-                );
-            }
             results.insert(pauser.key.clone(), record);
         }
         control.pausers.extend(results.clone());
