@@ -8,15 +8,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_json::Value;
-
 use crate::aws::AwsError;
 use crate::config::TargetConfig;
 use crate::control::ControlView;
 use crate::document::Document;
 use crate::ignore::IgnoreRules;
-use crate::item::Item;
+use crate::item::StoredItem;
 use crate::live::{self, DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
+use crate::node::Node;
 use crate::reader::{DeepOutcome, DeepPlan, Reader};
 use crate::reconcile::{LiveEntry, Reconciled, reconcile};
 use crate::record::{Record, RecordContent};
@@ -56,7 +55,7 @@ pub struct PresencePhase {
     /// It does not exist, and lbrecon never saw it: a configuration error.
     pub state_table_never_seen: bool,
     /// Every item of the state table, verbatim (empty when the scan failed).
-    pub items: Vec<Item>,
+    pub items: Vec<StoredItem>,
     /// The items, read as records.
     pub records: Vec<Record>,
     /// The live load balancers (empty when their read failed).
@@ -136,7 +135,8 @@ pub async fn read_presence(
             .enumerate()
             .map(|(i, item)| Record::from_item(item, i))
             .collect();
-        phase.items = items;
+        // Held as JSON from here on: the trees go as soon as the records are read.
+        phase.items = items.iter().map(StoredItem::new).collect();
     }
     phase.complete = phase.error.is_none();
     if phase.complete {
@@ -356,12 +356,12 @@ pub fn deep_plans<'a>(
 
 /// The keys of a keyed list whose items hold `field`.
 fn keys_holding(document: &Document, list: &str, field: &str) -> BTreeSet<String> {
-    match document.keyed.get(list) {
-        Some(Value::Object(items)) => items
+    match document.get(list).and_then(Node::as_map) {
+        Some(items) => items
             .iter()
             .filter(|(_, item)| item.get(field).is_some())
-            .map(|(key, _)| key.clone())
+            .map(|(key, _)| key.to_string())
             .collect(),
-        _ => BTreeSet::new(),
+        None => BTreeSet::new(),
     }
 }

@@ -9,9 +9,10 @@
 use std::cmp::Ordering;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::document::{Document, Field, LOAD_BALANCER, Shape};
+use crate::node::{Name, Node, lookup};
 
 /// One difference between the recorded and the live document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,7 +37,7 @@ pub fn diff(recorded: &Document, live: &Document) -> Vec<Change> {
         path: Vec::new(),
         changes: Vec::new(),
     };
-    walk.object(LOAD_BALANCER, &recorded.keyed, Some(&live.keyed));
+    walk.object(LOAD_BALANCER, recorded.fields(), Some(live.fields()));
     walk.changes.sort_by(|a, b| a.path.cmp(&b.path));
     walk.changes
 }
@@ -46,12 +47,14 @@ pub fn escape_token(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
-struct Walk {
-    path: Vec<String>,
+/// The walk over both documents: the path is borrowed from them, so descending allocates
+/// nothing; only a change builds its pointer and values.
+struct Walk<'a> {
+    path: Vec<&'a str>,
     changes: Vec<Change>,
 }
 
-impl Walk {
+impl<'a> Walk<'a> {
     fn pointer(&self) -> String {
         self.path
             .iter()
@@ -67,8 +70,8 @@ impl Walk {
         });
     }
 
-    fn at(&mut self, token: &str, f: impl FnOnce(&mut Self)) {
-        self.path.push(token.to_string());
+    fn at(&mut self, token: &'a str, f: impl FnOnce(&mut Self)) {
+        self.path.push(token);
         f(self);
         self.path.pop();
     }
@@ -76,121 +79,131 @@ impl Walk {
     fn object(
         &mut self,
         fields: &'static [Field],
-        recorded: &Map<String, Value>,
-        live: Option<&Map<String, Value>>,
+        recorded: &'a [(Name, Node)],
+        live: Option<&'a [(Name, Node)]>,
     ) {
         for (key, recorded_value) in recorded {
-            let Some((_, shape)) = fields.iter().find(|(name, _)| name == key) else {
+            let Some((_, shape)) = fields.iter().find(|(name, _)| *name == key.as_ref()) else {
                 continue;
             };
-            let live_value = live.and_then(|map| map.get(key));
+            let live_value = live.and_then(|map| lookup(map, key));
             self.at(key, |walk| walk.value(shape, recorded_value, live_value));
         }
     }
 
-    fn value(&mut self, shape: &'static Shape, recorded: &Value, live: Option<&Value>) {
+    fn value(&mut self, shape: &'static Shape, recorded: &'a Node, live: Option<&'a Node>) {
         // Identical values differ under no rule: skip the canonical forms.
         if live == Some(recorded) {
             return;
         }
         let live = live.filter(|value| !value.is_null());
         if recorded.is_null() {
-            if live.is_some_and(|value| !is_empty(value)) {
-                self.change(Value::Null, live_output(shape, live.unwrap()));
+            if let Some(live) = live.filter(|value| !value.is_empty()) {
+                self.change(Value::Null, live_output(shape, &live.to_value()));
             }
             return;
         }
+        let live_or_null = || live.map_or(Value::Null, Node::to_value);
         match shape {
             Shape::Str | Shape::Num | Shape::Bool => {
-                if !live.is_some_and(|live| matches(recorded, live)) {
-                    self.change(recorded.clone(), live.cloned().unwrap_or(Value::Null));
+                if !live.is_some_and(|live| scalar_matches(recorded, live)) {
+                    self.change(recorded.to_value(), live_or_null());
                 }
             }
             Shape::Set(_) => {
-                let live = live.cloned().unwrap_or(Value::Array(Vec::new()));
-                if !set_matches(recorded, &live) {
-                    self.change(recorded.clone(), sorted_set(&live));
+                let recorded = recorded.to_value();
+                let live = live.map_or(Value::Array(Vec::new()), Node::to_value);
+                if !set_matches(&recorded, &live) {
+                    self.change(recorded, sorted_set(&live));
                 }
             }
             Shape::Map | Shape::Tags => {
                 let skip_aws = matches!(shape, Shape::Tags);
-                let recorded = recorded.as_object().expect("checked by the schema");
-                let live = live.and_then(Value::as_object);
+                let recorded = recorded.as_map().expect("checked by the schema");
+                let live = live.and_then(Node::as_map);
                 for (key, recorded_value) in recorded {
                     if skip_aws && key.starts_with(AWS_TAG_PREFIX) {
                         continue;
                     }
-                    let live_value = live.and_then(|map| map.get(key));
+                    let live_value = live.and_then(|map| lookup(map, key));
                     if live_value != Some(recorded_value) {
                         self.at(key, |walk| {
                             walk.change(
-                                recorded_value.clone(),
-                                live_value.cloned().unwrap_or(Value::Null),
+                                recorded_value.to_value(),
+                                live_value.map_or(Value::Null, Node::to_value),
                             )
                         });
                     }
                 }
             }
             Shape::Object(fields) => {
-                let recorded = recorded.as_object().expect("checked by the schema");
-                match live.and_then(Value::as_object) {
-                    Some(live) => self.object(fields, recorded, Some(live)),
-                    None => self.change(Value::Object(recorded.clone()), Value::Null),
+                let recorded_fields = recorded.as_map().expect("checked by the schema");
+                match live.and_then(Node::as_map) {
+                    Some(live) => self.object(fields, recorded_fields, Some(live)),
+                    None => self.change(recorded.to_value(), Value::Null),
                 }
             }
             Shape::Keyed(fields, _) => {
-                let recorded = recorded.as_object().expect("keyed by the schema");
-                let empty = Map::new();
-                let live = live.and_then(Value::as_object).unwrap_or(&empty);
+                let recorded = recorded.as_map().expect("keyed by the schema");
+                let live = live.and_then(Node::as_map).unwrap_or_default();
                 for (key, recorded_item) in recorded {
-                    match live.get(key) {
+                    match lookup(live, key) {
                         Some(live_item) => self.at(key, |walk| {
                             walk.object(
                                 fields,
-                                recorded_item.as_object().expect("keyed items are maps"),
-                                live_item.as_object(),
+                                recorded_item.as_map().expect("keyed items are maps"),
+                                live_item.as_map(),
                             )
                         }),
-                        None => {
-                            self.at(key, |walk| walk.change(recorded_item.clone(), Value::Null))
-                        }
+                        None => self.at(key, |walk| {
+                            walk.change(recorded_item.to_value(), Value::Null)
+                        }),
                     }
                 }
                 for (key, live_item) in live {
-                    if !recorded.contains_key(key) {
-                        self.at(key, |walk| walk.change(Value::Null, live_item.clone()));
+                    if lookup(recorded, key).is_none() {
+                        self.at(key, |walk| walk.change(Value::Null, live_item.to_value()));
                     }
                 }
             }
             Shape::Actions => {
-                let empty = Value::Array(Vec::new());
-                let (same, live_view) = compare_actions(recorded, live.unwrap_or(&empty));
+                let live = live.map_or(Value::Array(Vec::new()), Node::to_value);
+                let recorded = recorded.to_value();
+                let (same, live_view) = compare_actions(&recorded, &live);
                 if !same {
-                    self.change(recorded.clone(), live_view);
+                    self.change(recorded, live_view);
                 }
             }
             Shape::Conditions => {
-                let empty = Value::Array(Vec::new());
-                let live = live.unwrap_or(&empty);
-                if condition_keys(recorded) != condition_keys(live) {
-                    self.change(recorded.clone(), sorted_conditions(live));
+                let live = live.map_or(Value::Array(Vec::new()), Node::to_value);
+                let recorded = recorded.to_value();
+                if condition_keys(&recorded) != condition_keys(&live) {
+                    self.change(recorded, sorted_conditions(&live));
                 }
             }
             Shape::List(_) => {
-                if !live.is_some_and(|live| matches(recorded, live)) {
-                    self.change(recorded.clone(), live.cloned().unwrap_or(Value::Null));
+                let recorded = recorded.to_value();
+                let live = live_or_null();
+                if !matches(&recorded, &live) {
+                    self.change(recorded, live);
                 }
             }
         }
     }
 }
 
-fn is_empty(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Array(items) => items.is_empty(),
-        Value::Object(map) => map.is_empty(),
-        _ => false,
+/// Whether two scalars are equal; numbers compare by value (`1` equals `1.0`).
+fn scalar_matches(recorded: &Node, live: &Node) -> bool {
+    match (recorded, live) {
+        (Node::Number(a), Node::Number(b)) => numbers_match(a, b),
+        _ => recorded == live,
+    }
+}
+
+fn numbers_match(a: &Number, b: &Number) -> bool {
+    match (a.as_i64(), b.as_i64()) {
+        (Some(a), Some(b)) => a == b,
+        _ => a.as_f64() == b.as_f64(),
     }
 }
 
@@ -220,10 +233,7 @@ pub fn matches(recorded: &Value, live: &Value) -> bool {
         (Value::Array(recorded), Value::Array(live)) => {
             recorded.len() == live.len() && recorded.iter().zip(live).all(|(r, l)| matches(r, l))
         }
-        (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64()) {
-            (Some(a), Some(b)) => a == b,
-            _ => a.as_f64() == b.as_f64(),
-        },
+        (Value::Number(a), Value::Number(b)) => numbers_match(a, b),
         (recorded, live) => recorded == live,
     }
 }

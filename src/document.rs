@@ -6,7 +6,11 @@
 //! name, the form the diff walks and change paths point into. The live side goes through the
 //! same function, so both sides always have the same shape.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
+
+use crate::node::{Name, Node, lookup};
 
 /// How one field is typed and compared.
 #[derive(Debug)]
@@ -233,8 +237,9 @@ const DEEP_TARGET_GROUP_FIELDS: &[&str] = &["attributes", "tags", "targets"];
 /// A load-balancer document in keyed form, checked against the schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
-    /// The document with listeners, rules and target groups as maps keyed by identity.
-    pub keyed: Map<String, Value>,
+    /// The document with listeners, rules and target groups as maps keyed by identity: always
+    /// a [`Node::Map`].
+    keyed: Node,
 }
 
 /// A document parsed from a record, with warnings about fields lbrecon does not know.
@@ -250,62 +255,101 @@ impl Document {
     /// first field that is wrong and why (`listeners[0].port: expected a number, found a string`).
     pub fn parse(value: &Value) -> Result<Parsed, String> {
         let mut warnings = Vec::new();
-        let keyed = check_object(value, LOAD_BALANCER, "config", &mut warnings)?;
+        let keyed = Node::sorted_map(check_object(value, LOAD_BALANCER, "config", &mut warnings)?);
         Ok(Parsed {
             document: Document { keyed },
             warnings,
         })
     }
 
+    /// A document naming only the load balancer, for a live answer outside the schema.
+    pub fn named(name: &str) -> Document {
+        Document {
+            keyed: Node::sorted_map(vec![(Name::Borrowed("name"), Node::String(name.into()))]),
+        }
+    }
+
+    /// The top-level fields, sorted by name.
+    pub fn fields(&self) -> &[(Name, Node)] {
+        self.keyed.as_map().unwrap_or_default()
+    }
+
+    /// A top-level field.
+    pub fn get(&self, field: &str) -> Option<&Node> {
+        self.keyed.get(field)
+    }
+
+    /// The keyed form as JSON (the form change paths point into).
+    pub fn to_keyed_value(&self) -> Value {
+        self.keyed.to_value()
+    }
+
     /// The document restricted to what the presence pass reads, for a load balancer whose
     /// deep read failed: drift in these fields is known for certain, the rest is not.
     pub fn presence_only(&self) -> Document {
-        let mut keyed: Map<String, Value> = self
-            .keyed
+        let fields = self
+            .fields()
             .iter()
-            .filter(|(key, _)| PRESENCE_FIELDS.contains(&key.as_str()))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
-        if let Some(Value::Object(groups)) = keyed.get_mut("target_groups") {
-            for group in groups.values_mut() {
-                if let Value::Object(fields) = group {
-                    fields.retain(|key, _| !DEEP_TARGET_GROUP_FIELDS.contains(&key.as_str()));
+            .filter(|(key, _)| PRESENCE_FIELDS.contains(&key.as_ref()))
+            .map(|(key, value)| match (key.as_ref(), value) {
+                ("target_groups", Node::Map(groups)) => {
+                    let groups = groups
+                        .iter()
+                        .map(|(name, group)| (name.clone(), without_deep_fields(group)))
+                        .collect();
+                    (key.clone(), Node::sorted_map(groups))
                 }
-            }
+                _ => (key.clone(), value.clone()),
+            })
+            .collect();
+        Document {
+            keyed: Node::sorted_map(fields),
         }
-        Document { keyed }
     }
 
     /// The document in list form (SPEC 4), as a record holds it: keyed maps become lists,
     /// listeners by port, rules by priority, target groups by name.
     pub fn to_lists(&self) -> Value {
-        unkey(&Value::Object(self.keyed.clone()), LOAD_BALANCER)
+        unkey(&self.keyed, LOAD_BALANCER)
     }
 
     /// Whether the document names `field` at its top level.
     pub fn holds(&self, field: &str) -> bool {
-        self.keyed.contains_key(field)
+        self.keyed.get(field).is_some()
     }
 }
 
-fn unkey(value: &Value, fields: &'static [Field]) -> Value {
-    let Value::Object(map) = value else {
-        return value.clone();
+fn without_deep_fields(group: &Node) -> Node {
+    match group {
+        Node::Map(fields) => Node::sorted_map(
+            fields
+                .iter()
+                .filter(|(key, _)| !DEEP_TARGET_GROUP_FIELDS.contains(&key.as_ref()))
+                .cloned()
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn unkey(value: &Node, fields: &'static [Field]) -> Value {
+    let Node::Map(map) = value else {
+        return value.to_value();
     };
     let mut out = Map::new();
-    for (key, item) in map {
+    for (key, item) in map.iter() {
         let converted = match fields
             .iter()
-            .find(|(name, _)| name == key)
+            .find(|(name, _)| *name == key.as_ref())
             .map(|(_, shape)| shape)
         {
             Some(Shape::Keyed(item_fields, _)) => {
-                let mut items: Vec<(String, Value)> = item
-                    .as_object()
+                let mut items: Vec<(&str, Value)> = item
+                    .as_map()
                     .map(|items| {
                         items
                             .iter()
-                            .map(|(k, v)| (k.clone(), unkey(v, item_fields)))
+                            .map(|(k, v)| (k.as_ref(), unkey(v, item_fields)))
                             .collect()
                     })
                     .unwrap_or_default();
@@ -319,9 +363,9 @@ fn unkey(value: &Value, fields: &'static [Field]) -> Value {
                 Value::Array(items.into_iter().map(|(_, v)| v).collect())
             }
             Some(Shape::Object(inner)) => unkey(item, inner),
-            _ => item.clone(),
+            _ => item.to_value(),
         };
-        out.insert(key.clone(), converted);
+        out.insert(key.to_string(), converted);
     }
     Value::Object(out)
 }
@@ -342,21 +386,23 @@ fn expected(path: &str, what: &str, found: &Value) -> String {
     format!("{path}: expected {what}, found {}", type_of(found))
 }
 
+/// The fields of an object the schema knows, checked, sorted by name.
 fn check_object(
     value: &Value,
     fields: &'static [Field],
     path: &str,
     warnings: &mut Vec<String>,
-) -> Result<Map<String, Value>, String> {
+) -> Result<Vec<(Name, Node)>, String> {
     let Value::Object(map) = value else {
         return Err(expected(path, "a map", value));
     };
-    let mut out = Map::new();
+    let mut out = Vec::with_capacity(map.len());
     for (key, value) in map {
         let child = format!("{path}.{key}");
         match fields.iter().find(|(name, _)| name == key) {
-            Some((_, shape)) => {
-                out.insert(key.clone(), check(value, shape, &child, warnings)?);
+            // The map iterates in key order, so `out` stays sorted.
+            Some((name, shape)) => {
+                out.push((Name::Borrowed(name), check(value, shape, &child, warnings)?))
             }
             None => warnings.push(format!("{child}: unknown field, ignored")),
         }
@@ -369,25 +415,27 @@ fn check(
     shape: &'static Shape,
     path: &str,
     warnings: &mut Vec<String>,
-) -> Result<Value, String> {
+) -> Result<Node, String> {
     // A null names a field as having no value (an HTTP listener's `ssl_policy`, say).
     if value.is_null() {
-        return Ok(Value::Null);
+        return Ok(Node::Null);
     }
     match shape {
         Shape::Str => match value {
-            Value::String(_) => Ok(value.clone()),
+            Value::String(text) => Ok(Node::String(text.as_str().into())),
             _ => Err(expected(path, "a string", value)),
         },
         Shape::Num => match value {
-            Value::Number(_) => Ok(value.clone()),
+            Value::Number(number) => Ok(Node::Number(number.clone())),
             _ => Err(expected(path, "a number", value)),
         },
         Shape::Bool => match value {
-            Value::Bool(_) => Ok(value.clone()),
+            Value::Bool(flag) => Ok(Node::Bool(*flag)),
             _ => Err(expected(path, "a boolean", value)),
         },
-        Shape::Set(Shape::Str) if value.is_string() => Ok(Value::Array(vec![value.clone()])),
+        Shape::Set(Shape::Str) if value.is_string() => {
+            Ok(Node::List(Box::new([Node::from_value(value)])))
+        }
         Shape::Set(element) | Shape::List(element) => check_list(value, path, |item, item_path| {
             check(item, element, item_path, warnings)
         }),
@@ -400,29 +448,34 @@ fn check(
                     return Err(expected(&format!("{path}.{key}"), "a string", item));
                 }
             }
-            Ok(value.clone())
+            Ok(Node::from_value(value))
         }
-        Shape::Object(fields) => Ok(Value::Object(check_object(value, fields, path, warnings)?)),
+        Shape::Object(fields) => Ok(Node::sorted_map(check_object(
+            value, fields, path, warnings,
+        )?)),
         Shape::Actions => check_list(value, path, |item, item_path| {
-            check_object(item, ACTION, item_path, warnings).map(Value::Object)
+            check_object(item, ACTION, item_path, warnings).map(Node::sorted_map)
         }),
         Shape::Conditions => check_list(value, path, |item, item_path| {
-            check_object(item, CONDITION, item_path, warnings).map(Value::Object)
+            check_object(item, CONDITION, item_path, warnings).map(Node::sorted_map)
         }),
         Shape::Keyed(fields, key) => {
             let Value::Array(items) = value else {
                 return Err(expected(path, "a list", value));
             };
-            let mut out = Map::new();
+            let mut out: Vec<(Name, Node)> = Vec::with_capacity(items.len());
+            let mut seen = HashSet::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let item_path = format!("{path}[{i}]");
                 let object = check_object(item, fields, &item_path, warnings)?;
                 let id = key_of(&object, *key, &item_path)?;
-                if out.insert(id.clone(), Value::Object(object)).is_some() {
+                if !seen.insert(id.clone()) {
                     return Err(format!("{path}: two items are keyed {id:?}"));
                 }
+                out.push((Name::Owned(id), Node::sorted_map(object)));
             }
-            Ok(Value::Object(out))
+            out.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+            Ok(Node::sorted_map(out))
         }
     }
 }
@@ -430,8 +483,8 @@ fn check(
 fn check_list(
     value: &Value,
     path: &str,
-    mut each: impl FnMut(&Value, &str) -> Result<Value, String>,
-) -> Result<Value, String> {
+    mut each: impl FnMut(&Value, &str) -> Result<Node, String>,
+) -> Result<Node, String> {
     let Value::Array(items) = value else {
         return Err(expected(path, "a list", value));
     };
@@ -439,32 +492,27 @@ fn check_list(
         .iter()
         .enumerate()
         .map(|(i, item)| each(item, &format!("{path}[{i}]")))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Value::Array)
+        .collect::<Result<Box<[_]>, _>>()
+        .map(Node::List)
 }
 
 /// The identity of one item of a keyed list, as it appears in change paths.
-fn key_of(object: &Map<String, Value>, key: Key, path: &str) -> Result<String, String> {
+fn key_of(object: &[(Name, Node)], key: Key, path: &str) -> Result<String, String> {
+    let field = |name: &str| lookup(object, name);
     match key {
-        Key::Port => match object.get("port") {
-            None | Some(Value::Null) => Ok(GATEWAY_LISTENER_KEY.to_string()),
-            Some(port) => Ok(number_key(port)),
+        Key::Port => match field("port") {
+            None | Some(Node::Null) => Ok(GATEWAY_LISTENER_KEY.to_string()),
+            Some(Node::Number(port)) => Ok(port.to_string()),
+            Some(other) => Ok(other.to_value().to_string()),
         },
-        Key::Priority => match object.get("priority") {
-            Some(priority @ Value::Number(_)) => Ok(number_key(priority)),
+        Key::Priority => match field("priority") {
+            Some(Node::Number(priority)) => Ok(priority.to_string()),
             _ => Err(format!("{path}: a rule needs a numeric priority")),
         },
-        Key::Name => match object.get("name") {
-            Some(Value::String(name)) if !name.is_empty() => Ok(name.clone()),
+        Key::Name => match field("name") {
+            Some(Node::String(name)) if !name.is_empty() => Ok(name.to_string()),
             _ => Err(format!("{path}: a target group needs a name")),
         },
-    }
-}
-
-fn number_key(value: &Value) -> String {
-    match value {
-        Value::Number(n) => n.to_string(),
-        other => other.to_string(),
     }
 }
 
@@ -484,7 +532,7 @@ mod tests {
             "target_groups": [{"name": "api", "port": 8080}]
         }))
         .unwrap();
-        let keyed = Value::Object(parsed.document.keyed);
+        let keyed = parsed.document.to_keyed_value();
         assert_eq!(keyed["listeners"]["443"]["rules"]["10"]["priority"], 10);
         assert_eq!(keyed["listeners"]["443"]["rules"]["20"]["priority"], 20);
         assert_eq!(keyed["listeners"]["gateway"]["protocol"], "GENEVE");
@@ -552,7 +600,7 @@ mod tests {
                 "config.owner: unknown field, ignored",
             ]
         );
-        assert!(!parsed.document.keyed.contains_key("owner"));
+        assert!(!parsed.document.holds("owner"));
     }
 
     #[test]
@@ -562,7 +610,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            parsed.document.keyed["listeners"]["443"]["alpn_policy"],
+            parsed.document.to_keyed_value()["listeners"]["443"]["alpn_policy"],
             json!(["HTTP2Preferred"])
         );
     }
@@ -588,7 +636,7 @@ mod tests {
             "target_groups": [{"name": "api", "port": 80, "tags": {}, "attributes": {}}]
         }))
         .unwrap();
-        let presence = Value::Object(parsed.document.presence_only().keyed);
+        let presence = parsed.document.presence_only().to_keyed_value();
         assert_eq!(
             presence,
             json!({"name": "web", "scheme": "internal", "target_groups": {"api": {"name": "api", "port": 80}}})

@@ -49,6 +49,7 @@ pub mod ignore;
 pub mod item;
 pub mod lease;
 pub mod live;
+pub mod node;
 pub mod pause;
 pub mod reader;
 pub mod reconcile;

@@ -1,6 +1,8 @@
 //! The live side: what the ELBv2 API says, as plain data, and its assembly into documents.
 //!
-//! `src/aws/` fills these types from the SDK's answers; everything here is pure. Actions read
+//! `src/aws/` fills these types from the SDK's answers; everything here is pure. What is held
+//! from one read to the next (the presence fields, a deep state in the daemon's cache) is held
+//! as compact [`Node`] maps. Actions read
 //! from the API name target groups by ARN (`target_group_arn`); [`assemble`] maps them to names,
 //! since identity is by name, never by ARN.
 
@@ -9,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Map, Value};
 
 use crate::document::Document;
+use crate::node::Node;
 
 /// A load balancer as `DescribeLoadBalancers` gives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +22,7 @@ pub struct LiveLoadBalancer {
     pub created_time: Option<i64>,
     /// The document fields this call returns: `type`, `scheme`, `ip_address_type`, `subnets`,
     /// `security_groups`.
-    pub fields: Map<String, Value>,
+    pub fields: Node,
 }
 
 /// A target group as `DescribeTargetGroups` gives it.
@@ -31,7 +34,7 @@ pub struct LiveTargetGroup {
     pub load_balancer_arns: Vec<String>,
     /// The document fields this call returns: `name`, `protocol`, `protocol_version`, `port`,
     /// `target_type`, `vpc_id`, `health_check`.
-    pub fields: Map<String, Value>,
+    pub fields: Node,
 }
 
 /// A listener as `DescribeListeners` gives it.
@@ -39,7 +42,7 @@ pub struct LiveTargetGroup {
 pub struct LiveListener {
     pub arn: String,
     /// `port`, `protocol`, `ssl_policy`, `certificates`, `alpn_policy`, `default_actions`.
-    pub fields: Map<String, Value>,
+    pub fields: Node,
 }
 
 /// A rule as `DescribeRules` gives it.
@@ -48,7 +51,7 @@ pub struct LiveRule {
     /// The listener's default rule, which is its `default_actions`, not one of its rules.
     pub is_default: bool,
     /// `priority` (a number), `conditions`, `actions`.
-    pub fields: Map<String, Value>,
+    pub fields: Node,
 }
 
 /// The presence pass of one target: every load balancer and every target group.
@@ -70,17 +73,17 @@ pub struct ListenerState {
 /// What the deep pass read for one target group.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TargetGroupState {
-    pub attributes: Map<String, Value>,
-    pub tags: Map<String, Value>,
-    /// Registered targets, read only where a record holds `targets`.
-    pub targets: Option<Vec<Value>>,
+    pub attributes: Node,
+    pub tags: Node,
+    /// Registered targets (a list), read only where a record holds `targets`.
+    pub targets: Option<Node>,
 }
 
 /// What the deep pass read for one load balancer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeepState {
-    pub attributes: Map<String, Value>,
-    pub tags: Map<String, Value>,
+    pub attributes: Node,
+    pub tags: Node,
     pub listeners: Vec<ListenerState>,
     /// By target group ARN.
     pub target_groups: BTreeMap<String, TargetGroupState>,
@@ -134,20 +137,20 @@ pub fn assemble(
 ) -> Document {
     let mut doc = Map::new();
     doc.insert("name".into(), Value::String(lb.name.clone()));
-    doc.extend(lb.fields.clone());
+    doc.extend(lb.fields.to_object());
 
     let mut target_groups = Vec::new();
     for group in groups.of(&lb.arn) {
         if deep.is_some_and(|deep| deep.gone_target_groups.contains(&group.arn)) {
             continue;
         }
-        let mut fields = group.fields.clone();
+        let mut fields = group.fields.to_object();
         fields.insert("name".into(), Value::String(group.name.clone()));
         if let Some(state) = deep.and_then(|deep| deep.target_groups.get(&group.arn)) {
-            fields.insert("attributes".into(), Value::Object(state.attributes.clone()));
-            fields.insert("tags".into(), Value::Object(state.tags.clone()));
+            fields.insert("attributes".into(), state.attributes.to_value());
+            fields.insert("tags".into(), state.tags.to_value());
             if let Some(targets) = &state.targets {
-                fields.insert("targets".into(), Value::Array(targets.clone()));
+                fields.insert("targets".into(), targets.to_value());
             }
         }
         target_groups.push(Value::Object(fields));
@@ -155,8 +158,8 @@ pub fn assemble(
     doc.insert("target_groups".into(), Value::Array(target_groups));
 
     if let Some(deep) = deep {
-        doc.insert("attributes".into(), Value::Object(deep.attributes.clone()));
-        doc.insert("tags".into(), Value::Object(deep.tags.clone()));
+        doc.insert("attributes".into(), deep.attributes.to_value());
+        doc.insert("tags".into(), deep.tags.to_value());
         let listeners = deep
             .listeners
             .iter()
@@ -171,14 +174,12 @@ pub fn assemble(
         // The API answered something outside the schema (a duplicate key, say). Keep what can
         // be kept: the load balancer is then reported with every recorded field as drift
         // rather than dropped.
-        Err(_) => Document {
-            keyed: Map::from_iter([("name".to_string(), Value::String(lb.name.clone()))]),
-        },
+        Err(_) => Document::named(&lb.name),
     }
 }
 
 fn listener_value(state: &ListenerState, groups: &TargetGroupIndex<'_>) -> Value {
-    let mut fields = state.listener.fields.clone();
+    let mut fields = state.listener.fields.to_object();
     if let Some(Value::Array(actions)) = fields.get_mut("default_actions") {
         name_target_groups(actions, groups);
     }
@@ -187,7 +188,7 @@ fn listener_value(state: &ListenerState, groups: &TargetGroupIndex<'_>) -> Value
         .iter()
         .filter(|rule| !rule.is_default)
         .map(|rule| {
-            let mut fields = rule.fields.clone();
+            let mut fields = rule.fields.to_object();
             if let Some(Value::Array(actions)) = fields.get_mut("actions") {
                 name_target_groups(actions, groups);
             }
@@ -243,8 +244,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn object(value: Value) -> Map<String, Value> {
-        value.as_object().unwrap().clone()
+    fn object(value: Value) -> Node {
+        Node::from_value(&value)
     }
 
     #[test]
@@ -300,7 +301,7 @@ mod tests {
             )]),
             gone_target_groups: BTreeSet::new(),
         };
-        let doc = Value::Object(assemble(&lb, &index, Some(&deep)).keyed);
+        let doc = assemble(&lb, &index, Some(&deep)).to_keyed_value();
         assert_eq!(
             doc["listeners"]["80"]["default_actions"],
             json!([{"type": "forward", "order": 1, "target_group": "api"}])
@@ -312,7 +313,7 @@ mod tests {
         assert_eq!(doc["target_groups"]["api"]["tags"], json!({"t": "v"}));
         assert_eq!(doc["tags"], json!({"team": "edge"}));
 
-        let presence = Value::Object(assemble(&lb, &index, None).keyed);
+        let presence = assemble(&lb, &index, None).to_keyed_value();
         assert!(presence.get("listeners").is_none());
         assert!(presence["target_groups"]["api"].get("tags").is_none());
     }

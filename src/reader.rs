@@ -14,6 +14,7 @@ use crate::aws::AwsError;
 use crate::aws::dynamodb::Dynamo;
 use crate::aws::elb::{Elb, TAGS_PER_CALL};
 use crate::item::Item;
+use crate::node::Node;
 
 /// A map of document fields (attributes, tags).
 type Fields = serde_json::Map<String, serde_json::Value>;
@@ -222,7 +223,7 @@ impl Reader {
         let mut states = Vec::with_capacity(listeners.len());
         for listener in listeners {
             let key = match listener.fields.get("port") {
-                Some(port) if !port.is_null() => port.to_string(),
+                Some(port) if !port.is_null() => port.to_value().to_string(),
                 _ => crate::document::GATEWAY_LISTENER_KEY.to_string(),
             };
             let rules = match self.elb.rules(&listener.arn).await {
@@ -317,12 +318,12 @@ fn combine(
         }
     };
     let mut state = DeepState {
-        attributes,
+        attributes: attributes.into(),
         listeners,
         ..Default::default()
     };
     match tags_of(&lb.arn, format!("load balancer {}", lb.name)) {
-        Ok(map) => state.tags = map,
+        Ok(map) => state.tags = map.into(),
         Err(failure) => return DeepOutcome::Failed(failure),
     }
     for group in &plan.target_groups {
@@ -338,9 +339,11 @@ fn combine(
                 state.target_groups.insert(
                     group.arn.clone(),
                     TargetGroupState {
-                        attributes: attributes.clone(),
-                        tags: group_tags,
-                        targets: targets.clone(),
+                        attributes: attributes.clone().into(),
+                        tags: group_tags.into(),
+                        targets: targets.as_ref().map(|targets| {
+                            Node::List(targets.iter().map(Node::from_value).collect())
+                        }),
                     },
                 );
             }

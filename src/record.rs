@@ -132,7 +132,10 @@ mod tests {
         );
         assert_eq!(record.name, "web");
         assert_eq!(record.version.as_deref(), Some("7"));
-        assert_eq!(record.document().unwrap().keyed["scheme"], "internal");
+        assert_eq!(
+            record.document().unwrap().to_keyed_value()["scheme"],
+            "internal"
+        );
     }
 
     #[test]

@@ -11,12 +11,14 @@ use crate::commands::actor;
 use crate::config::{Config, TargetConfig};
 use crate::control::{ControlItem, ControlStore, Event};
 use crate::cycle::PresencePhase;
-use crate::item::{AttrValue, Item, from_json};
+use crate::item::{AttrValue, Item, StoredItem, from_json};
 use crate::live::{self, TargetGroupIndex};
 use crate::reader::{DeepOutcome, DeepPlan, Reader};
 use crate::report::exit;
 use crate::restore::{self, Plan, PlannedWrite, RestoreOptions, WriteCondition, plan_restore};
-use crate::snapshot::{Entry, Snapshot, SnapshotItem, Store, to_prune};
+use crate::snapshot::{
+    Entry, Snapshot, SnapshotError, SnapshotItem, Store, content_hash_of, to_prune,
+};
 use crate::telemetry;
 
 /// The snapshot store the config names.
@@ -33,32 +35,58 @@ pub fn store(config: &Config, clients: &Clients) -> Store {
     }
 }
 
-/// The snapshot of what a complete presence pass read.
-pub fn snapshot_of(target: &TargetConfig, presence: &PresencePhase, millis: i64) -> Snapshot {
+/// The items of a complete presence pass in snapshot order (by name), each with the ARN of the
+/// live load balancer of that name.
+fn snapshot_order(presence: &PresencePhase) -> Vec<(&StoredItem, Option<&str>)> {
     let arns: BTreeMap<&str, &str> = presence
         .load_balancers
         .iter()
         .map(|lb| (lb.name.as_str(), lb.arn.as_str()))
         .collect();
-    let items = presence
+    let mut items: Vec<(&StoredItem, Option<&str>)> = presence
         .items
         .iter()
-        .map(|item| SnapshotItem {
-            live_arn: item
-                .get("name")
-                .and_then(AttrValue::as_s)
-                .and_then(|name| arns.get(name))
-                .map(|arn| arn.to_string()),
-            item: item.clone(),
-        })
+        .map(|item| (item, arns.get(item.name()).copied()))
         .collect();
-    Snapshot::new(
+    // Stable, as `Snapshot::new` sorts.
+    items.sort_by(|a, b| a.0.name().cmp(b.0.name()));
+    items
+}
+
+/// The content hash a snapshot of this presence pass would have, without building it.
+pub fn presence_hash(presence: &PresencePhase) -> String {
+    content_hash_of(
+        snapshot_order(presence)
+            .into_iter()
+            .map(|(item, arn)| (item.json(), arn)),
+    )
+}
+
+/// The snapshot of what a complete presence pass read.
+pub fn snapshot_of(
+    target: &TargetConfig,
+    presence: &PresencePhase,
+    millis: i64,
+) -> Result<Snapshot, SnapshotError> {
+    let items = snapshot_order(presence)
+        .into_iter()
+        .map(|(stored, arn)| {
+            Ok(SnapshotItem {
+                item: stored.item().map_err(|err| SnapshotError::Corrupt {
+                    location: format!("the item {:?} held since the scan", stored.name()),
+                    reason: err.to_string(),
+                })?,
+                live_arn: arn.map(str::to_string),
+            })
+        })
+        .collect::<Result<Vec<_>, SnapshotError>>()?;
+    Ok(Snapshot::new(
         &target.name,
         &target.region,
         &target.state_table,
         items,
         millis,
-    )
+    ))
 }
 
 /// The daemon's snapshot step after a complete cycle: writes a snapshot when the recorded state
@@ -82,11 +110,12 @@ pub async fn snapshot_step(
     }
     let now = time::OffsetDateTime::now_utc();
     let millis = (now.unix_timestamp_nanos() / 1_000_000) as i64;
-    let snapshot = snapshot_of(target, presence, millis);
-    let id = snapshot.id();
-    if last.as_deref() == Some(id.hash.as_str()) {
+    // An unchanged state is recognised from the held JSON; only a changed one is rebuilt.
+    if last.as_deref() == Some(presence_hash(presence).as_str()) {
         return Ok(None);
     }
+    let snapshot = snapshot_of(target, presence, millis)?;
+    let id = snapshot.id();
     let entry = store.put(&snapshot).await?;
     *last = Some(id.hash.clone());
     telemetry::snapshot_written(

@@ -12,6 +12,7 @@ use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::aws::AwsError;
@@ -137,9 +138,37 @@ impl SnapshotId {
 
 /// The content hash of a state: the items (by name) and their live ARNs.
 pub fn content_hash(items: &[SnapshotItem]) -> String {
-    let bytes = serde_json::to_vec(items).expect("items always serialize");
-    let digest = Sha256::digest(&bytes);
-    hex::encode(&digest[..8])
+    content_hash_of(items.iter().map(|entry| {
+        (
+            serde_json::to_string(&entry.item).expect("items always serialize"),
+            entry.live_arn.as_deref(),
+        )
+    }))
+}
+
+/// The content hash of items given as their DynamoDB JSON with their live ARNs, in snapshot
+/// order: the first 8 bytes of the SHA-256 of `[{"item":...,"live_arn":...},...]`, the bytes
+/// `serde_json` writes for `[SnapshotItem]`, hashed as they are produced.
+pub fn content_hash_of<'a, S: AsRef<str>>(
+    items: impl IntoIterator<Item = (S, Option<&'a str>)>,
+) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"[");
+    for (i, (json, arn)) in items.into_iter().enumerate() {
+        if i > 0 {
+            hasher.update(b",");
+        }
+        hasher.update(b"{\"item\":");
+        hasher.update(json.as_ref().as_bytes());
+        hasher.update(b",\"live_arn\":");
+        match arn {
+            Some(arn) => hasher.update(Value::String(arn.to_string()).to_string().as_bytes()),
+            None => hasher.update(b"null"),
+        }
+        hasher.update(b"}");
+    }
+    hasher.update(b"]");
+    hex::encode(&hasher.finalize()[..8])
 }
 
 impl Snapshot {
@@ -435,6 +464,45 @@ pub fn to_prune(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_streamed_hash_is_the_hash_of_the_serialized_items() {
+        let item = |name: &str, extra: AttrValue| -> Item {
+            [
+                ("name".to_string(), AttrValue::S(name.into())),
+                ("x".to_string(), extra),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let items = vec![
+            SnapshotItem {
+                item: item("a \"quoted\" é", AttrValue::B(vec![0, 255, 7])),
+                live_arn: Some(
+                    "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/a\\b/1".into(),
+                ),
+            },
+            SnapshotItem {
+                item: item("b", AttrValue::Ns(vec!["1.50".into(), "-2".into()])),
+                live_arn: None,
+            },
+        ];
+        let whole = serde_json::to_vec(&items).unwrap();
+        let expected = hex::encode(&Sha256::digest(&whole)[..8]);
+        assert_eq!(content_hash(&items), expected);
+        let stored: Vec<_> = items
+            .iter()
+            .map(|i| crate::item::StoredItem::new(&i.item))
+            .collect();
+        let streamed = content_hash_of(
+            stored
+                .iter()
+                .zip(&items)
+                .map(|(s, i)| (s.json(), i.live_arn.as_deref())),
+        );
+        assert_eq!(streamed, expected);
+        assert_eq!(content_hash(&[]), hex::encode(&Sha256::digest(b"[]")[..8]));
+    }
+
     use super::*;
     use crate::item::AttrValue;
 

@@ -340,7 +340,7 @@ fn load_balancer(lb: &LoadBalancer) -> Option<LiveLoadBalancer> {
         arn: lb.load_balancer_arn()?.to_string(),
         name: lb.load_balancer_name()?.to_string(),
         created_time: lb.created_time().map(|time| time.secs()),
-        fields,
+        fields: fields.into(),
     })
 }
 
@@ -401,7 +401,7 @@ fn target_group(group: &TargetGroup) -> Option<LiveTargetGroup> {
         arn: group.target_group_arn()?.to_string(),
         name: group.target_group_name()?.to_string(),
         load_balancer_arns: group.load_balancer_arns().to_vec(),
-        fields,
+        fields: fields.into(),
     })
 }
 
@@ -436,7 +436,7 @@ fn listener(listener: &Listener) -> Option<LiveListener> {
     );
     Some(LiveListener {
         arn: listener.listener_arn()?.to_string(),
-        fields,
+        fields: fields.into(),
     })
 }
 
@@ -454,7 +454,10 @@ fn rule(rule: &Rule) -> LiveRule {
         "actions".into(),
         Value::Array(rule.actions().iter().map(action).collect()),
     );
-    LiveRule { is_default, fields }
+    LiveRule {
+        is_default,
+        fields: fields.into(),
+    }
 }
 
 /// An action as the document writes it, but with target groups still named by ARN
@@ -675,7 +678,7 @@ mod tests {
         assert!(rule(&default).is_default);
         let ten = rule(&Rule::builder().priority("10").is_default(false).build());
         assert!(!ten.is_default);
-        assert_eq!(ten.fields["priority"], json!(10));
+        assert_eq!(ten.fields.to_value()["priority"], json!(10));
     }
 
     #[tokio::test]

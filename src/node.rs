@@ -1,0 +1,167 @@
+//! A compact, immutable JSON tree for the documents lbrecon holds between reads and the diff.
+//!
+//! A `serde_json::Value` keeps every object in a B-tree whose node takes about 630 bytes however
+//! few keys it holds, and every key in an allocation of its own. A fleet's documents are mostly
+//! small objects (an action, a condition, a health check), so a document held that way takes
+//! many times its JSON size, and comparing two of them chases pointers across all of it. A
+//! [`Node`] keeps an object as one sorted slice of entries, with field names from the schema
+//! held as static strings; a lookup is a binary search. Nodes are built once, by
+//! [`crate::document::Document::parse`], and only read after that.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Number, Value};
+
+/// An object key: a schema field name (static, no allocation) or a key from the data (a port,
+/// a priority, a target group's name, a tag key).
+pub type Name = Cow<'static, str>;
+
+/// One JSON value. `Map` entries are sorted by key, without duplicates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Box<str>),
+    List(Box<[Node]>),
+    Map(Box<[(Name, Node)]>),
+}
+
+impl Node {
+    /// A map from entries sorted by key without duplicates (as a `serde_json::Map` iterates).
+    pub fn sorted_map(entries: Vec<(Name, Node)>) -> Node {
+        debug_assert!(entries.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        Node::Map(entries.into_boxed_slice())
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Node::Null)
+    }
+
+    pub fn as_map(&self) -> Option<&[(Name, Node)]> {
+        match self {
+            Node::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::String(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The value under `key` of a map; `None` for anything else.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        lookup(self.as_map()?, key)
+    }
+
+    /// Null, an empty list or an empty map: nothing there.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Node::Null => true,
+            Node::List(items) => items.is_empty(),
+            Node::Map(entries) => entries.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The same value as a `serde_json::Value`, for output and for the comparisons that
+    /// rewrite a value before comparing it.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(flag) => Value::Bool(*flag),
+            Node::Number(number) => Value::Number(number.clone()),
+            Node::String(text) => Value::String(text.to_string()),
+            Node::List(items) => Value::Array(items.iter().map(Node::to_value).collect()),
+            Node::Map(entries) => Value::Object(to_map(entries)),
+        }
+    }
+
+    /// A node holding `value` as it is, keys owned.
+    pub fn from_value(value: &Value) -> Node {
+        match value {
+            Value::Null => Node::Null,
+            Value::Bool(flag) => Node::Bool(*flag),
+            Value::Number(number) => Node::Number(number.clone()),
+            Value::String(text) => Node::String(text.as_str().into()),
+            Value::Array(items) => Node::List(items.iter().map(Node::from_value).collect()),
+            Value::Object(map) => Node::sorted_map(
+                map.iter()
+                    .map(|(key, value)| (Name::Owned(key.clone()), Node::from_value(value)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The value under `key` in sorted map entries.
+pub fn lookup<'a>(entries: &'a [(Name, Node)], key: &str) -> Option<&'a Node> {
+    entries
+        .binary_search_by(|(name, _)| name.as_ref().cmp(key))
+        .ok()
+        .map(|index| &entries[index].1)
+}
+
+impl Default for Node {
+    /// An empty map.
+    fn default() -> Node {
+        Node::Map(Box::new([]))
+    }
+}
+
+impl From<Map<String, Value>> for Node {
+    fn from(map: Map<String, Value>) -> Node {
+        Node::sorted_map(
+            map.into_iter()
+                .map(|(key, value)| (Name::Owned(key), Node::from_value(&value)))
+                .collect(),
+        )
+    }
+}
+
+impl Node {
+    /// A map's entries as a `serde_json::Map`; empty for anything else.
+    pub fn to_object(&self) -> Map<String, Value> {
+        to_map(self.as_map().unwrap_or_default())
+    }
+}
+
+/// Map entries as a `serde_json::Map`.
+pub fn to_map(entries: &[(Name, Node)]) -> Map<String, Value> {
+    entries
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_value()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_value_round_trips_and_keys_are_looked_up() {
+        let value = json!({"b": [1, 2.5, "x", null, true], "a": {"z": {}, "y": []}, "c": -3});
+        let node = Node::from_value(&value);
+        assert_eq!(node.to_value(), value);
+        assert_eq!(node.get("c"), Some(&Node::Number((-3).into())));
+        assert!(node.get("a").unwrap().get("z").unwrap().is_empty());
+        assert_eq!(node.get("missing"), None);
+        assert_eq!(node.get("b").unwrap().get("0"), None);
+    }
+
+    #[test]
+    fn static_and_owned_keys_compare_equal() {
+        let owned = Node::sorted_map(vec![(Name::Owned("port".into()), Node::Bool(true))]);
+        let borrowed = Node::sorted_map(vec![(Name::Borrowed("port"), Node::Bool(true))]);
+        assert_eq!(owned, borrowed);
+    }
+
+    #[test]
+    fn a_node_is_small() {
+        assert_eq!(std::mem::size_of::<Node>(), 24);
+    }
+}
