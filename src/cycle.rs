@@ -130,13 +130,7 @@ pub async fn read_presence(
         Err(err) => phase.error = phase.error.take().or(Some(err)),
     }
     if let Some(items) = items {
-        phase.records = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| Record::from_item(item, i))
-            .collect();
-        // Held as JSON from here on: the trees go as soon as the records are read.
-        phase.items = items.iter().map(StoredItem::new).collect();
+        (phase.records, phase.items) = items.into_iter().unzip();
     }
     phase.complete = phase.error.is_none();
     if phase.complete {

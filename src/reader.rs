@@ -13,8 +13,9 @@ use futures::stream;
 use crate::aws::AwsError;
 use crate::aws::dynamodb::Dynamo;
 use crate::aws::elb::{Elb, TAGS_PER_CALL};
-use crate::item::Item;
+use crate::item::StoredItem;
 use crate::node::Node;
+use crate::record::Record;
 
 /// A map of document fields (attributes, tags).
 type Fields = serde_json::Map<String, serde_json::Value>;
@@ -23,13 +24,18 @@ type Fields = serde_json::Map<String, serde_json::Value>;
 type TagsRead = (Vec<String>, Result<BTreeMap<String, Fields>, AwsError>);
 use crate::live::{DeepState, ListenerState, LiveLoadBalancer, LiveTargetGroup, TargetGroupState};
 
+/// One item of the state table as the presence pass keeps it: read as a record, and verbatim
+/// as JSON for the snapshot. Converted as each page arrives, so the scan never holds the whole
+/// table as trees.
+pub type ScannedItem = (Record, StoredItem);
+
 /// What the presence pass read. Each part is kept on its own, so a report can count what was
 /// read in full even when another part failed.
 #[derive(Debug)]
 pub struct PresenceRead {
     pub load_balancers: Result<Vec<LiveLoadBalancer>, AwsError>,
     pub target_groups: Result<Vec<LiveTargetGroup>, AwsError>,
-    pub records: Result<Vec<Item>, AwsError>,
+    pub records: Result<Vec<ScannedItem>, AwsError>,
 }
 
 impl PresenceRead {
@@ -96,7 +102,15 @@ impl Reader {
     pub async fn presence(&self, state_table: &str) -> PresenceRead {
         let (load_balancers, target_groups) =
             tokio::join!(self.elb.load_balancers(), self.elb.target_groups());
-        let records = self.dynamodb.scan(state_table).await;
+        let mut position = 0;
+        let records = self
+            .dynamodb
+            .scan(state_table, |item| {
+                let record = Record::from_item(&item, position);
+                position += 1;
+                (record, StoredItem::new(&item))
+            })
+            .await;
         PresenceRead {
             load_balancers,
             target_groups,

@@ -13,7 +13,7 @@ use crate::control::{ControlItem, ControlStore, Event};
 use crate::cycle::PresencePhase;
 use crate::item::{AttrValue, Item, StoredItem, from_json};
 use crate::live::{self, TargetGroupIndex};
-use crate::reader::{DeepOutcome, DeepPlan, Reader};
+use crate::reader::{DeepOutcome, DeepPlan, Reader, ScannedItem};
 use crate::report::exit;
 use crate::restore::{self, Plan, PlannedWrite, RestoreOptions, WriteCondition, plan_restore};
 use crate::snapshot::{
@@ -32,6 +32,21 @@ pub fn store(config: &Config, clients: &Clients) -> Store {
         None => Store::Local {
             dir: config.snapshots.dir.clone(),
         },
+    }
+}
+
+/// The scanned items back as trees, for a restore or adopt plan; `None` (said on stderr) if one
+/// cannot be read back.
+fn items_of(scanned: &[ScannedItem]) -> Option<Vec<Item>> {
+    let items: Result<Vec<Item>, _> = scanned.iter().map(|(_, stored)| stored.item()).collect();
+    match items {
+        Ok(items) => Some(items),
+        Err(err) => {
+            eprintln!(
+                "lbrecon: an item of the state table could not be read back ({err}); nothing was written. Try again."
+            );
+            None
+        }
     }
 }
 
@@ -273,7 +288,10 @@ pub async fn restore(
     let reader = Reader::new(&clients, config.aws.concurrency);
     let presence = reader.presence(&target.state_table).await;
     let (lbs, current) = match (presence.load_balancers, presence.records) {
-        (Ok(lbs), Ok(items)) => (lbs, items),
+        (Ok(lbs), Ok(scanned)) => match items_of(&scanned) {
+            Some(items) => (lbs, items),
+            None => return exit::ERROR,
+        },
         (Err(err), _) | (_, Err(err)) => {
             eprintln!(
                 "lbrecon: the live read is incomplete ({err}); nothing was written. Try again."
@@ -443,7 +461,10 @@ pub async fn adopt(
         presence.target_groups,
         presence.records,
     ) {
-        (Ok(lbs), Ok(groups), Ok(items)) => (lbs, groups, items),
+        (Ok(lbs), Ok(groups), Ok(scanned)) => match items_of(&scanned) {
+            Some(items) => (lbs, groups, items),
+            None => return exit::ERROR,
+        },
         (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
             eprintln!(
                 "lbrecon: the live read is incomplete ({err}); nothing was written. Try again."

@@ -42,7 +42,11 @@ impl Dynamo {
 
     /// Every item of `table`: a full scan with `ConsistentRead`, every page. A table that does
     /// not exist is an error of class `NotFound`.
-    pub async fn scan(&self, table: &str) -> Result<Vec<Item>, AwsError> {
+    pub async fn scan<T>(
+        &self,
+        table: &str,
+        mut each: impl FnMut(Item) -> T,
+    ) -> Result<Vec<T>, AwsError> {
         const OP: &str = "Scan";
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -59,9 +63,9 @@ impl Dynamo {
                 })
                 .await?;
             for item in out.items() {
-                items.push(from_sdk_item(item).map_err(|message| {
+                items.push(each(from_sdk_item(item).map_err(|message| {
                     AwsError::unexpected(SERVICE, OP, format!("table {table}: {message}"))
-                })?);
+                })?));
             }
             match out.last_evaluated_key() {
                 Some(key) if !key.is_empty() => {
