@@ -255,7 +255,13 @@ impl Document {
     /// first field that is wrong and why (`listeners[0].port: expected a number, found a string`).
     pub fn parse(value: &Value) -> Result<Parsed, String> {
         let mut warnings = Vec::new();
-        let keyed = Node::sorted_map(check_object(value, LOAD_BALANCER, "config", &mut warnings)?);
+        let checked =
+            Node::sorted_map(check_object(value, LOAD_BALANCER, "config", &mut warnings)?);
+        // Copied once more, in one go: the copy's nodes lie together in memory (the check
+        // allocated them among its temporaries), which is what makes comparing two documents
+        // fast.
+        let keyed = checked.clone();
+        drop(checked);
         Ok(Parsed {
             document: Document { keyed },
             warnings,

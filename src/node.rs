@@ -10,21 +10,51 @@
 
 use std::borrow::Cow;
 
+use compact_str::CompactString;
 use serde_json::{Map, Number, Value};
 
 /// An object key: a schema field name (static, no allocation) or a key from the data (a port,
 /// a priority, a target group's name, a tag key).
 pub type Name = Cow<'static, str>;
 
-/// One JSON value. `Map` entries are sorted by key, without duplicates.
-#[derive(Debug, Clone, PartialEq)]
+/// One JSON value. `Map` entries are sorted by key, without duplicates. Strings of up to 24
+/// bytes (most of a document's: protocols, paths, names) are held inline, not behind a pointer.
+#[derive(Debug, Clone)]
 pub enum Node {
     Null,
     Bool(bool),
     Number(Number),
-    String(Box<str>),
+    String(CompactString),
     List(Box<[Node]>),
     Map(Box<[(Name, Node)]>),
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Node) -> bool {
+        match (self, other) {
+            (Node::Null, Node::Null) => true,
+            (Node::Bool(a), Node::Bool(b)) => a == b,
+            (Node::Number(a), Node::Number(b)) => a == b,
+            (Node::String(a), Node::String(b)) => a == b,
+            (Node::List(a), Node::List(b)) => a == b,
+            (Node::Map(a), Node::Map(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b.iter())
+                        .all(|((ka, va), (kb, vb))| same_name(ka, kb) && va == vb)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether two names are equal; two schema names are the same string only when they are the
+/// same static, so the bytes are compared only for names from the data.
+fn same_name(a: &Name, b: &Name) -> bool {
+    match (a, b) {
+        (Cow::Borrowed(a), Cow::Borrowed(b)) => std::ptr::eq(*a, *b) || a == b,
+        _ => a == b,
+    }
 }
 
 impl Node {
@@ -86,7 +116,7 @@ impl Node {
             Value::Null => Node::Null,
             Value::Bool(flag) => Node::Bool(*flag),
             Value::Number(number) => Node::Number(number.clone()),
-            Value::String(text) => Node::String(text.as_str().into()),
+            Value::String(text) => Node::String(CompactString::new(text)),
             Value::Array(items) => Node::List(items.iter().map(Node::from_value).collect()),
             Value::Object(map) => Node::sorted_map(
                 map.iter()
