@@ -15,7 +15,10 @@ and prints, from one run:
   pass takes at that rate (calls / rate);
 - the idle daemon's CPU use between cycles and its resident memory.
 
-With --soak N it also runs a daemon for N cycles on a small fleet and prints its resident memory
+With --pause FRACTION it first deletes that fraction of the records under a running daemon
+(default interval, budget and guard) and prints the time until scaling is paused.
+With --also BINARY (repeatable) it runs the same `check` with another build against the same
+fleet, then this build again, for side-by-side figures. With --soak N it also runs a daemon for N cycles on a small fleet and prints its resident memory
 every 100 cycles (no per-cycle growth is the goal). Not a test: nothing here asserts a figure.
 """
 
@@ -229,9 +232,13 @@ def bench_size(args, n, workdir):
     moto = Moto()
     try:
         started = time.monotonic()
-        build(moto.endpoint, n)
+        fleet = build(moto.endpoint, n)
         print(f"\n== {n} load balancers ({n} target groups, {n} listeners, {2 * n} rules) built in "
               f"{time.monotonic() - started:.0f} s", flush=True)
+        if args.pause:
+            time_to_pause(args, fleet, moto, n, workdir)
+            if args.pause_only:
+                return
         expected = formula(n, 1, n)
         proxy = FaultProxy(moto.endpoint)
         try:
@@ -249,6 +256,17 @@ def bench_size(args, n, workdir):
                   f"{elb_calls} ELB calls (SPEC 12 floor {expected}); peak RSS {rss:.1f} MiB", flush=True)
             by_operation = ", ".join(f"{op} {count}" for (_, op), count in sorted(proxy.operations().items()))
             print(f"  calls: {by_operation}", flush=True)
+
+            # Other builds (an earlier commit, say) against the same fleet, one after the other.
+            for other in args.also:
+                seconds, code, rss, _ = run_measured([other, "--config", str(config), "check", "--format", "json"],
+                                                     aws_env(moto.endpoint))
+                print(f"  {other}: check {seconds:.1f} s wall, exit {code}, peak RSS {rss:.1f} MiB", flush=True)
+            if args.also:
+                seconds, code, rss, _ = run_measured([args.binary, "--config", str(config), "check", "--format", "json"],
+                                                     aws_env(moto.endpoint))
+                print(f"  {args.binary} again: check {seconds:.1f} s wall, exit {code}, peak RSS {rss:.1f} MiB",
+                      flush=True)
 
             # The plain way, same fleet, same run.
             if not args.skip_baseline:
@@ -301,6 +319,52 @@ def bench_size(args, n, workdir):
         moto.stop()
 
 
+PAUSE_CONFIG = """
+[guard]
+new_load_balancer_grace = "0s"
+
+[[guard.pausers]]
+type = "dynamodb_flag"
+"""
+
+
+def time_to_pause(args, fleet, moto, n, workdir):
+    """A daemon with the SPEC's default interval (30 s) and budget; once it has run a complete
+    cycle, a fraction of the records is deleted, and the time until `lbrecon_scaling_paused` is
+    1 is measured (confirmation over `confirm_cycles` complete cycles, or at once on mass loss).
+    The records are written back afterwards."""
+    config, port = write_config(workdir, f"pause-{n}", "30s", BUDGET_ON)
+    config.write_text(config.read_text() + PAUSE_CONFIG)
+    env = aws_env(moto.endpoint)
+    init = subprocess.run([args.binary, "--config", str(config), "init", "--target", "bench", "--approve", "BENCH-1"],
+                          env=env, capture_output=True, text=True)
+    if init.returncode != 0:
+        raise RuntimeError(f"lbrecon init failed: {init.stderr}")
+    daemon = BenchDaemon(args.binary, config, moto.endpoint, port, workdir / f"pause-{n}.log")
+    deleted = sorted(fleet.records)[:: max(1, round(1 / args.pause))]
+    try:
+        wait_for(lambda: daemon.cycles() >= 1, timeout=3600, interval=0.5, what="the first cycle")
+        cycles_before = daemon.cycles()
+        for name in deleted:
+            fleet.delete_record("lb-state", name)
+        gone = time.monotonic()
+
+        def paused():
+            try:
+                return metric(daemon.metrics()[0], "lbrecon_scaling_paused", target="bench") == 1
+            except requests.RequestException:
+                return False
+
+        wait_for(paused, timeout=3600, interval=0.2, what="the pause")
+        print(f"time to pause: {len(deleted)} of {n} records deleted ({100 * len(deleted) / n:.1f}%), paused "
+              f"{time.monotonic() - gone:.1f} s after the last delete, "
+              f"{daemon.cycles() - cycles_before} complete cycles later (interval 30 s, default budget and guard, "
+              f"grace 0 s)", flush=True)
+    finally:
+        daemon.stop()
+        fleet.write_records("lb-state", deleted)
+
+
 def soak(args, workdir):
     moto = Moto()
     try:
@@ -329,6 +393,11 @@ def main():
     parser.add_argument("--soak", type=int, default=0, help="cycles of the soak (0: none)")
     parser.add_argument("--soak-fleet", type=int, default=50)
     parser.add_argument("--binary", default=str(ROOT / "target" / "release" / "lbrecon"))
+    parser.add_argument("--pause", type=float, default=0.0, metavar="FRACTION",
+                        help="delete this fraction of the records under a running daemon and time the pause")
+    parser.add_argument("--pause-only", action="store_true", help="with --pause: measure nothing else")
+    parser.add_argument("--also", action="append", default=[], metavar="BINARY",
+                        help="another lbrecon build to run the same check with, for side-by-side figures")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="lbrecon-bench-"))
     for n in [int(size) for size in args.sizes.split(",") if size]:

@@ -10,6 +10,7 @@ use crate::control::{self, ControlItem, ControlStore, Event, Loaded, PauserRecor
 use crate::cycle::read_presence;
 use crate::enforce::{self, Enforcer};
 use crate::guard;
+use crate::pause::{DONE, DYNAMODB_FLAG, RESUMING};
 use crate::reader::Reader;
 use crate::report::exit;
 use crate::telemetry;
@@ -280,6 +281,31 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
             missing.iter().cloned().collect::<Vec<_>>().join(", ")
         );
         return exit::ERROR;
+    }
+    // First mark the pausers about to be resumed, so a daemon's cycle that reads the item while
+    // their processes are being resumed neither reports that as a pause undone by hand nor
+    // suspends them again.
+    let marks = |control: &ControlItem| {
+        control
+            .pausers
+            .iter()
+            .any(|(key, record)| key != DYNAMODB_FLAG && record.status == DONE)
+    };
+    if marks(&first) {
+        let marked = store
+            .update(ATTEMPTS, async |control: &mut ControlItem| {
+                for (key, record) in control.pausers.iter_mut() {
+                    if key != DYNAMODB_FLAG && record.status == DONE {
+                        record.status = RESUMING.into();
+                    }
+                }
+                store.save(control).await
+            })
+            .await;
+        if let Err(err) = marked {
+            eprintln!("lbrecon: resuming {}: {}", target.name, err.message(&store));
+            return exit::ERROR;
+        }
     }
     let outcome = store
         .update(ATTEMPTS, async |control: &mut ControlItem| {

@@ -12,7 +12,7 @@ use crate::config::{GuardConfig, PauserConfig, PauserKind};
 use crate::control::{ControlItem, ControlStore, Event, GUARD_ACTOR, PauserRecord};
 use crate::cycle::PresencePhase;
 use crate::guard::{self, HighWater, Observation, Trip};
-use crate::pause::{self, PauseEvent, Pauser, Scope};
+use crate::pause::{self, DONE, PauseEvent, Pauser, RESUMING, Scope};
 use crate::telemetry;
 
 /// The current time, RFC 3339.
@@ -223,9 +223,15 @@ impl Enforcer<'_> {
             // this fails and no pauser runs on a stale picture.
             self.store.save(control).await?;
             let claimed = control.clone();
-            outcome.undone.extend(self.maintain(control, &scope).await);
+            let undone = self.maintain(control, &scope).await;
             if *control != claimed {
                 self.store.save(control).await?;
+            }
+            // Reported once recorded: a write refused because `lbrecon resume` moved first
+            // means the processes were being resumed by it, not undone by hand.
+            for (pauser, detail) in undone {
+                telemetry::pause_undone(self.target, &pauser, &detail);
+                outcome.undone.push(pauser);
             }
         } else if *control != before {
             self.store.save(control).await?;
@@ -236,7 +242,8 @@ impl Enforcer<'_> {
     /// While paused: retries pausers that failed, checks the others are still in effect
     /// (reporting, never re-applying, what a person undid), and extends an `affected`
     /// autoscaling pause to load balancers that went missing since.
-    async fn maintain(&self, control: &mut ControlItem, scope: &Scope) -> Vec<String> {
+    /// Returns the pausers found undone, with what was undone.
+    async fn maintain(&self, control: &mut ControlItem, scope: &Scope) -> Vec<(String, String)> {
         let mut undone_pausers = Vec::new();
         let reason = control.reason.clone().unwrap_or_default();
         let by = control.by.clone().unwrap_or_default();
@@ -254,7 +261,11 @@ impl Enforcer<'_> {
                 .get(&pauser.key)
                 .cloned()
                 .unwrap_or_else(|| pauser.plan(scope));
-            if record.status == "done" {
+            if record.status == RESUMING {
+                // `lbrecon resume` is undoing it (or was interrupted, and is run again).
+                continue;
+            }
+            if record.status == DONE {
                 match pauser.verify(&mut record, self.autoscaling).await {
                     Ok(undone) if !undone.is_empty() => {
                         let detail = undone
@@ -267,7 +278,6 @@ impl Enforcer<'_> {
                             })
                             .collect::<Vec<_>>()
                             .join("; ");
-                        telemetry::pause_undone(self.target, &pauser.key, &detail);
                         control.record(Event {
                             time: now(),
                             event: "pause_undone".into(),
@@ -277,7 +287,7 @@ impl Enforcer<'_> {
                             )),
                             ..Default::default()
                         });
-                        undone_pausers.push(pauser.key.clone());
+                        undone_pausers.push((pauser.key.clone(), detail));
                     }
                     Ok(_) => {}
                     Err(error) => {

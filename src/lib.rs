@@ -10,7 +10,8 @@
 //! - [`budget`]: the token buckets every ELB and DynamoDB request waits on.
 //! - [`reader`]: one target's presence pass and deep reads, with bounded concurrency.
 //! - [`item`], [`record`]: state-table items, kept verbatim, and read as documents.
-//! - [`document`]: the load-balancer document's schema, validation and keyed form.
+//! - [`document`]: the load-balancer document's schema, validation and keyed form, held as
+//!   compact [`node`]s.
 //! - [`live`]: the live side as plain data and its assembly into documents.
 //! - [`diff`]: the pure diff of a recorded and a live document.
 //! - [`ignore`]: `[[ignore]]` rules applied to changes.

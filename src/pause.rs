@@ -54,6 +54,14 @@ pub struct Scope {
     pub all_target_groups: BTreeSet<String>,
 }
 
+/// The key of the `dynamodb_flag` pauser in the control item.
+pub const DYNAMODB_FLAG: &str = "dynamodb_flag";
+/// A pauser's status once it has paused.
+pub const DONE: &str = "done";
+/// A pauser's status while `lbrecon resume` undoes it: the daemon leaves it alone (neither
+/// checks nor extends it). One left by an interrupted resume is finished by running it again.
+pub const RESUMING: &str = "resuming";
+
 /// One configured pauser, with its key in the control item.
 #[derive(Debug, Clone)]
 pub struct Pauser {
@@ -65,7 +73,7 @@ pub struct Pauser {
 /// Keys are the kind, with `#N` for a second one of a kind.
 pub fn configured(config: &GuardConfig) -> Vec<Pauser> {
     let mut pausers = vec![Pauser {
-        key: "dynamodb_flag".into(),
+        key: DYNAMODB_FLAG.into(),
         config: PauserConfig {
             kind: PauserKind::DynamodbFlag,
             scope: None,

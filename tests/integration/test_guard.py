@@ -89,12 +89,17 @@ def test_the_christmas_eve_replay(lbrecon, fleet, daemons):
     item = control_item(fleet, "lb-state-control", "prod-use1")
     assert item["by"] == "lbrecon"
     assert "mass loss" in item["reason"] or "state data missing" in item["reason"]
-    assert sorted(item["missing"]) == doomed
+    # The trip may come from a cycle that saw only some of the deletions; while tripped, every
+    # cycle refreshes the missing names.
+    wait_for(lambda: sorted(control_item(fleet, "lb-state-control", "prod-use1")["missing"]) == doomed,
+             timeout=10, what="every deleted record listed as missing")
     wait_for(lambda: control_item(fleet, "lb-state-control", "prod-use1")["pausers"]["autoscaling"]["status"] == "done",
              timeout=10, what="the autoscaling pauser done")
-    item = control_item(fleet, "lb-state-control", "prod-use1")
     groups = {f"asg-{name[4:]}" for name in doomed}
-    assert set(item["pausers"]["autoscaling"]["suspended"]) == groups
+    # An `affected` pause is extended, cycle by cycle, to every load balancer gone missing.
+    wait_for(lambda: set(control_item(fleet, "lb-state-control", "prod-use1")["pausers"]["autoscaling"]["suspended"])
+             == groups, timeout=10, what="every affected group suspended")
+    item = control_item(fleet, "lb-state-control", "prod-use1")
     for i in range(20):
         group = f"asg-{i:02d}"
         if group in groups:
@@ -136,7 +141,7 @@ def test_the_christmas_eve_replay(lbrecon, fleet, daemons):
     time.sleep(3)
     assert not paused(fleet)
     item = control_item(fleet, "lb-state-control", "prod-use1")
-    assert [e["event"] for e in item["history"]][-2:] == ["trip", "resume"]
+    assert [e["event"] for e in item["history"]][-2:] == ["trip", "resume"], [(e["event"], e.get("by"), e.get("detail")) for e in item["history"][-2:]]
 
 
 def test_one_record_missing_for_one_cycle_does_not_trip(lbrecon, fleet, daemons):
@@ -239,6 +244,50 @@ def test_a_pause_undone_by_hand_is_reported_not_reapplied(lbrecon, fleet, daemon
     assert any(e["event"] == "pause_undone" for e in item["history"])
     # Resume resumes only what lbrecon suspended and is still suspended by it.
     assert lbrecon.run("resume", "--target", "prod-use1", "--reason", "x", "--force").returncode == 0
+    assert suspended(fleet, "asg-09") == set()
+
+
+def test_a_pauser_being_resumed_is_left_alone_by_the_daemon(lbrecon, fleet, daemons):
+    """`lbrecon resume` marks a pauser `resuming` before it resumes anything, so a daemon cycle
+    that reads the control item meanwhile neither reports the processes being resumed as undone
+    by hand nor suspends them again. Here a resume stops halfway (marked, processes resumed,
+    the item not yet updated); running resume again finishes it."""
+    daemon = start(lbrecon, daemons)
+    fleet.delete_record("lb-state", "web-09")
+    wait_for(lambda: (control_item(fleet, "lb-state-control", "prod-use1") or {}).get("pausers", {})
+             .get("autoscaling", {}).get("status") == "done", timeout=10, what="the pause recorded")
+    # The mark, as resume writes it: conditional on the version read, again if the daemon wrote.
+    for _ in range(20):
+        seen = control_item(fleet, "lb-state-control", "prod-use1")["version"]
+        try:
+            fleet.c["dynamodb"].update_item(
+                TableName="lb-state-control", Key={"target": {"S": "prod-use1"}},
+                UpdateExpression="SET pausers.autoscaling.#s = :resuming, #v = #v + :one",
+                ConditionExpression="#v = :seen",
+                ExpressionAttributeNames={"#s": "status", "#v": "version"},
+                ExpressionAttributeValues={":resuming": {"S": "resuming"}, ":one": {"N": "1"},
+                                           ":seen": {"N": str(seen)}})
+            break
+        except fleet.c["dynamodb"].exceptions.ConditionalCheckFailedException:
+            continue
+    fleet.c["autoscaling"].resume_processes(AutoScalingGroupName="asg-09", ScalingProcesses=sorted(DEFAULT_PROCESSES))
+
+    def cycles():
+        return metric(daemon.metrics()[0], "lbrecon_cycles_total", **T, outcome="complete") or 0
+
+    seen = cycles()
+    wait_for(lambda: cycles() >= seen + 3, timeout=30, what="three more cycles")
+    assert suspended(fleet, "asg-09") == set()
+    assert (metric(daemon.metrics()[0], "lbrecon_pause_undone_total", **T, pauser="autoscaling") or 0) == 0
+    item = control_item(fleet, "lb-state-control", "prod-use1")
+    assert item["paused"] and item["pausers"]["autoscaling"]["status"] == "resuming"
+    assert not any(e["event"] == "pause_undone" for e in item["history"])
+
+    done = lbrecon.run("resume", "--target", "prod-use1", "--reason", "finish", "--force")
+    assert done.returncode == 0, done.stderr
+    item = control_item(fleet, "lb-state-control", "prod-use1")
+    assert not item["paused"] and "autoscaling" not in item.get("pausers", {})
+    assert [e["event"] for e in item["history"]][-1] == "resume"
     assert suspended(fleet, "asg-09") == set()
 
 
