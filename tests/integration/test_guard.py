@@ -164,7 +164,8 @@ def test_a_single_missing_record_is_quarantined_then_trips(lbrecon, fleet, daemo
     item = control_item(fleet, "lb-state-control", "prod-use1")
     assert item["quarantine"] == ["web-07"]
     assert "1 of 20" in item["reason"]
-    assert suspended(fleet, "asg-07") == DEFAULT_PROCESSES
+    # The flag is written with the pause plan, before the pausers run.
+    wait_for(lambda: suspended(fleet, "asg-07") == DEFAULT_PROCESSES, timeout=10, what="the suspension")
     assert suspended(fleet, "asg-08") == set()
     # The record comes back: out of quarantine; still paused until resumed.
     fleet.write_records("lb-state", ["web-07"])
