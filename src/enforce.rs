@@ -12,7 +12,7 @@ use crate::config::{GuardConfig, PauserConfig, PauserKind};
 use crate::control::{ControlItem, ControlStore, Event, GUARD_ACTOR, PauserRecord};
 use crate::cycle::PresencePhase;
 use crate::guard::{self, HighWater, Observation, Trip};
-use crate::pause::{self, DONE, PauseEvent, Pauser, RESUMING, Scope};
+use crate::pause::{self, DONE, DYNAMODB_FLAG, PauseEvent, Pauser, RESUMING, Scope};
 use crate::telemetry;
 
 /// The current time, RFC 3339.
@@ -149,10 +149,10 @@ impl Enforcer<'_> {
         let flag_undone = !control.paused
             && control
                 .pausers
-                .get("dynamodb_flag")
-                .is_some_and(|record| record.status == "done");
+                .get(DYNAMODB_FLAG)
+                .is_some_and(|record| record.status == DONE);
         if flag_undone {
-            control.pausers.remove("dynamodb_flag");
+            control.pausers.remove(DYNAMODB_FLAG);
             decision
                 .state
                 .acknowledged
@@ -161,7 +161,7 @@ impl Enforcer<'_> {
             decision.trip = None;
             telemetry::pause_undone(
                 self.target,
-                "dynamodb_flag",
+                DYNAMODB_FLAG,
                 "the paused flag was cleared by hand",
             );
             control.record(Event {
@@ -172,7 +172,7 @@ impl Enforcer<'_> {
                 missing: decision.missing.iter().cloned().collect(),
                 ..Default::default()
             });
-            outcome.undone.push("dynamodb_flag".into());
+            outcome.undone.push(DYNAMODB_FLAG.into());
         }
 
         control.set_guard_state(&decision.state);
@@ -298,14 +298,14 @@ impl Enforcer<'_> {
             // A command runs once per pause; an autoscaling pause is extended every cycle (it
             // suspends only what is not suspended yet, and nothing a person undid); a pauser
             // that failed is retried.
-            let extend = record.status == "done";
+            let extend = record.status == DONE;
             let run = !extend || pauser.config.kind == PauserKind::Autoscaling;
             if run {
                 let mut next = self
                     .run_pauser(&pauser, &record, scope, &event, extend)
                     .await;
-                if next.status == "done"
-                    && record.status == "done"
+                if next.status == DONE
+                    && record.status == DONE
                     && next.suspended == record.suspended
                 {
                     // Nothing new: keep the record as it was, so the item is not rewritten.
@@ -331,7 +331,7 @@ impl Enforcer<'_> {
         let record = pauser
             .pause(previous, scope, event, self.autoscaling, only_new_groups)
             .await;
-        if record.status != "done" {
+        if record.status != DONE {
             telemetry::pauser_failed(
                 self.target,
                 &pauser.key,

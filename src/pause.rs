@@ -105,7 +105,7 @@ pub fn configured(config: &GuardConfig) -> Vec<Pauser> {
 
 fn kind_name(kind: PauserKind) -> &'static str {
     match kind {
-        PauserKind::DynamodbFlag => "dynamodb_flag",
+        PauserKind::DynamodbFlag => DYNAMODB_FLAG,
         PauserKind::Autoscaling => "autoscaling",
         PauserKind::Command => "command",
     }
@@ -179,7 +179,7 @@ impl Pauser {
         };
         match result {
             Ok(()) => {
-                record.status = "done".into();
+                record.status = DONE.into();
                 record.error = None;
             }
             Err(error) => {
