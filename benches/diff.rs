@@ -1,5 +1,7 @@
 //! The diff over a whole fleet: 1k, 10k and 100k load balancers (3 listeners, 5 rules each,
-//! 3 target groups), unchanged and with 1% drift. Run: `cargo bench --bench diff`.
+//! 3 target groups), unchanged and with 1% drift; and the parsing that builds its documents
+//! every cycle (records from scanned items, live documents from API answers), 10k of each.
+//! Run: `cargo bench --bench diff`.
 
 use std::hint::black_box;
 
@@ -44,18 +46,17 @@ fn document(i: usize, drift: bool) -> Value {
            "listeners": listeners, "target_groups": groups})
 }
 
+fn item(i: usize) -> Item {
+    [
+        ("name".to_string(), AttrValue::S(format!("lb-{i:06}"))),
+        ("config".to_string(), from_json(&document(i, false))),
+    ]
+    .into_iter()
+    .collect()
+}
+
 fn fleet(n: usize, drift_every: Option<usize>) -> (Vec<Record>, Vec<LiveEntry>) {
-    let records = (0..n)
-        .map(|i| {
-            let item: Item = [
-                ("name".to_string(), AttrValue::S(format!("lb-{i:06}"))),
-                ("config".to_string(), from_json(&document(i, false))),
-            ]
-            .into_iter()
-            .collect();
-            Record::from_item(&item, i)
-        })
-        .collect();
+    let records = (0..n).map(|i| Record::from_item(&item(i), i)).collect();
     let live = (0..n)
         .map(|i| {
             let drift = drift_every.is_some_and(|every| i % every == 0);
@@ -83,6 +84,30 @@ fn bench(c: &mut Criterion) {
             });
         }
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("parse");
+    group.sample_size(10);
+    let n = 10_000;
+    let items: Vec<Item> = (0..n).map(item).collect();
+    group.bench_function(BenchmarkId::new("records", n), |b| {
+        b.iter(|| {
+            black_box(&items)
+                .iter()
+                .enumerate()
+                .map(|(i, item)| Record::from_item(item, i))
+                .collect::<Vec<_>>()
+        })
+    });
+    let answers: Vec<Value> = (0..n).map(|i| document(i, false)).collect();
+    group.bench_function(BenchmarkId::new("live documents", n), |b| {
+        b.iter(|| {
+            black_box(&answers)
+                .iter()
+                .map(|value| Document::parse(value).unwrap().document)
+                .collect::<Vec<_>>()
+        })
+    });
     group.finish();
 }
 
