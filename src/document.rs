@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use crate::node::{Name, Node, lookup};
+use crate::node::{Digest, Name, Node, lookup};
 
 /// How one field is typed and compared.
 #[derive(Debug)]
@@ -235,11 +235,23 @@ const PRESENCE_FIELDS: &[&str] = &[
 const DEEP_TARGET_GROUP_FIELDS: &[&str] = &["attributes", "tags", "targets"];
 
 /// A load-balancer document in keyed form, checked against the schema.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Each top-level field carries the digest of its value, taken when the document is built:
+/// the diff runs every cycle over every load balancer, and two fields with one digest are
+/// identical, so the diff walks only the fields whose digests differ.
+#[derive(Debug, Clone)]
 pub struct Document {
     /// The document with listeners, rules and target groups as maps keyed by identity: always
     /// a [`Node::Map`].
     keyed: Node,
+    /// The digest of each top-level field's value, in the order of [`Document::fields`].
+    digests: Box<[Digest]>,
+}
+
+impl PartialEq for Document {
+    fn eq(&self, other: &Document) -> bool {
+        self.keyed == other.keyed
+    }
 }
 
 /// A document parsed from a record, with warnings about fields lbrecon does not know.
@@ -263,16 +275,27 @@ impl Document {
         let keyed = checked.clone();
         drop(checked);
         Ok(Parsed {
-            document: Document { keyed },
+            document: Document::new(keyed),
             warnings,
         })
     }
 
     /// A document naming only the load balancer, for a live answer outside the schema.
     pub fn named(name: &str) -> Document {
-        Document {
-            keyed: Node::sorted_map(vec![(Name::Borrowed("name"), Node::String(name.into()))]),
-        }
+        Document::new(Node::sorted_map(vec![(
+            Name::Borrowed("name"),
+            Node::String(name.into()),
+        )]))
+    }
+
+    fn new(keyed: Node) -> Document {
+        let digests = keyed
+            .as_map()
+            .unwrap_or_default()
+            .iter()
+            .map(|(_, value)| value.digest())
+            .collect();
+        Document { keyed, digests }
     }
 
     /// The top-level fields, sorted by name.
@@ -285,6 +308,23 @@ impl Document {
         self.keyed.get(field)
     }
 
+    /// The top-level fields, sorted by name, each with its digest.
+    pub fn digested_fields(&self) -> impl Iterator<Item = (&Name, &Node, Digest)> {
+        self.fields()
+            .iter()
+            .zip(self.digests.iter())
+            .map(|((key, value), digest)| (key, value, *digest))
+    }
+
+    /// A top-level field with its digest.
+    pub fn digested(&self, field: &str) -> Option<(&Node, Digest)> {
+        let fields = self.fields();
+        let index = fields
+            .binary_search_by(|(name, _)| name.as_ref().cmp(field))
+            .ok()?;
+        Some((&fields[index].1, self.digests[index]))
+    }
+
     /// The keyed form as JSON (the form change paths point into).
     pub fn to_keyed_value(&self) -> Value {
         self.keyed.to_value()
@@ -293,23 +333,32 @@ impl Document {
     /// The document restricted to what the presence pass reads, for a load balancer whose
     /// deep read failed: drift in these fields is known for certain, the rest is not.
     pub fn presence_only(&self) -> Document {
-        let fields = self
-            .fields()
-            .iter()
-            .filter(|(key, _)| PRESENCE_FIELDS.contains(&key.as_ref()))
-            .map(|(key, value)| match (key.as_ref(), value) {
+        let mut fields = Vec::new();
+        let mut digests = Vec::new();
+        for (key, value, digest) in self.digested_fields() {
+            if !PRESENCE_FIELDS.contains(&key.as_ref()) {
+                continue;
+            }
+            match (key.as_ref(), value) {
                 ("target_groups", Node::Map(groups)) => {
-                    let groups = groups
-                        .iter()
-                        .map(|(name, group)| (name.clone(), without_deep_fields(group)))
-                        .collect();
-                    (key.clone(), Node::sorted_map(groups))
+                    let groups = Node::sorted_map(
+                        groups
+                            .iter()
+                            .map(|(name, group)| (name.clone(), without_deep_fields(group)))
+                            .collect(),
+                    );
+                    digests.push(groups.digest());
+                    fields.push((key.clone(), groups));
                 }
-                _ => (key.clone(), value.clone()),
-            })
-            .collect();
+                _ => {
+                    digests.push(digest);
+                    fields.push((key.clone(), value.clone()));
+                }
+            }
+        }
         Document {
             keyed: Node::sorted_map(fields),
+            digests: digests.into_boxed_slice(),
         }
     }
 

@@ -9,9 +9,12 @@
 //! [`crate::document::Document::parse`], and only read after that.
 
 use std::borrow::Cow;
+use std::hash::Hasher;
+use std::sync::OnceLock;
 
 use compact_str::CompactString;
 use serde_json::{Map, Number, Value};
+use siphasher::sip128::{Hasher128, SipHasher13};
 
 /// An object key: a schema field name (static, no allocation) or a key from the data (a port,
 /// a priority, a target group's name, a tag key).
@@ -127,6 +130,67 @@ impl Node {
     }
 }
 
+/// A 128-bit digest of a node's content: two nodes with the same digest are equal. It is a
+/// keyed hash (SipHash-1-3) under a key drawn when the process starts, so no input can be
+/// built to collide with another, and digests are only ever compared within one process.
+pub type Digest = u128;
+
+impl Node {
+    /// The digest of this node and everything under it.
+    pub fn digest(&self) -> Digest {
+        static KEYS: OnceLock<(u64, u64)> = OnceLock::new();
+        let (key0, key1) = *KEYS.get_or_init(|| (rand::random(), rand::random()));
+        let mut hasher = SipHasher13::new_with_keys(key0, key1);
+        self.feed(&mut hasher);
+        hasher.finish128().as_u128()
+    }
+
+    /// Writes the node into `hasher` unambiguously: a tag per kind, lengths before contents,
+    /// numbers as the kind serde_json keeps them (so `1` and `1.0` differ, as `==` has them).
+    fn feed(&self, hasher: &mut SipHasher13) {
+        match self {
+            Node::Null => hasher.write_u8(0),
+            Node::Bool(flag) => hasher.write_u8(1 + u8::from(*flag)),
+            Node::Number(number) => {
+                if let Some(unsigned) = number.as_u64() {
+                    hasher.write_u8(3);
+                    hasher.write_u64(unsigned);
+                } else if let Some(signed) = number.as_i64() {
+                    hasher.write_u8(4);
+                    hasher.write_i64(signed);
+                } else {
+                    hasher.write_u8(5);
+                    hasher.write_u64(number.as_f64().unwrap_or(f64::NAN).to_bits());
+                }
+            }
+            Node::String(text) => {
+                hasher.write_u8(6);
+                feed_str(hasher, text);
+            }
+            Node::List(items) => {
+                hasher.write_u8(7);
+                hasher.write_usize(items.len());
+                for item in items {
+                    item.feed(hasher);
+                }
+            }
+            Node::Map(entries) => {
+                hasher.write_u8(8);
+                hasher.write_usize(entries.len());
+                for (key, value) in entries {
+                    feed_str(hasher, key);
+                    value.feed(hasher);
+                }
+            }
+        }
+    }
+}
+
+fn feed_str(hasher: &mut SipHasher13, text: &str) {
+    hasher.write_usize(text.len());
+    hasher.write(text.as_bytes());
+}
+
 /// The value under `key` in sorted map entries.
 pub fn lookup<'a>(entries: &'a [(Name, Node)], key: &str) -> Option<&'a Node> {
     entries
@@ -188,6 +252,42 @@ mod tests {
         let owned = Node::sorted_map(vec![(Name::Owned("port".into()), Node::Bool(true))]);
         let borrowed = Node::sorted_map(vec![(Name::Borrowed("port"), Node::Bool(true))]);
         assert_eq!(owned, borrowed);
+    }
+
+    #[test]
+    fn digests_differ_where_nodes_differ() {
+        let values = [
+            json!(null),
+            json!(false),
+            json!(true),
+            json!(1),
+            json!(1.0),
+            json!(-1),
+            json!(""),
+            json!("1"),
+            json!([]),
+            json!({}),
+            json!(["a", "b"]),
+            json!(["ab"]),
+            json!(["b", "a"]),
+            json!({"a": "b"}),
+            json!({"ab": ""}),
+            json!({"a": ["b"]}),
+            json!([{"a": "b"}]),
+        ];
+        let digests: Vec<Digest> = values
+            .iter()
+            .map(|v| Node::from_value(v).digest())
+            .collect();
+        for (i, a) in digests.iter().enumerate() {
+            for (j, b) in digests.iter().enumerate() {
+                assert_eq!(a == b, i == j, "{} against {}", values[i], values[j]);
+            }
+        }
+        // The same content held with static or owned keys, built twice: one digest.
+        let owned = Node::sorted_map(vec![(Name::Owned("port".into()), Node::Bool(true))]);
+        let borrowed = Node::sorted_map(vec![(Name::Borrowed("port"), Node::Bool(true))]);
+        assert_eq!(owned.digest(), borrowed.digest());
     }
 
     #[test]
