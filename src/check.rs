@@ -6,6 +6,7 @@ use crate::control;
 use crate::cycle::{DeepCache, DeepScope, read_presence};
 use crate::ignore::IgnoreRules;
 use crate::reader::Reader;
+use crate::record::RecordCache;
 use crate::report::{GuardView, Report, TargetReport};
 
 /// Checks every target of `config` (or only `only`), concurrently.
@@ -86,7 +87,7 @@ pub async fn check_target(
         ),
     };
     let mut cache = DeepCache::default();
-    let presence = read_presence(target, reader, view.as_ref()).await;
+    let presence = read_presence(target, reader, view.as_ref(), &mut RecordCache::default()).await;
     let cycle = presence
         .finish(reader, ignore, DeepScope::All, &mut cache)
         .await;

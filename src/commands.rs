@@ -12,6 +12,7 @@ use crate::enforce::{self, Enforcer};
 use crate::guard;
 use crate::pause::{DONE, DYNAMODB_FLAG, RESUMING};
 use crate::reader::Reader;
+use crate::record::RecordCache;
 use crate::report::exit;
 use crate::telemetry;
 
@@ -163,7 +164,7 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     let store = store(target, &clients);
     let by = actor();
     let reader = reader(&clients, config);
-    let presence = read_presence(target, &reader, None).await;
+    let presence = read_presence(target, &reader, None, &mut RecordCache::default()).await;
     let missing: BTreeSet<String> = if presence.complete {
         let observation =
             enforce::observation(&presence, time::OffsetDateTime::now_utc().unix_timestamp());
@@ -253,7 +254,13 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
         println!("target {} is not paused; nothing to resume", target.name);
         return exit::OK;
     }
-    let presence = read_presence(target, &reader, Some(&first.view())).await;
+    let presence = read_presence(
+        target,
+        &reader,
+        Some(&first.view()),
+        &mut RecordCache::default(),
+    )
+    .await;
     let missing: BTreeSet<String> = if presence.complete {
         let observation =
             enforce::observation(&presence, time::OffsetDateTime::now_utc().unix_timestamp());

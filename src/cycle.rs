@@ -18,7 +18,7 @@ use crate::live::{self, DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGrou
 use crate::node::Node;
 use crate::reader::{DeepOutcome, DeepPlan, Reader};
 use crate::reconcile::{LiveEntry, Reconciled, reconcile};
-use crate::record::{Record, RecordContent};
+use crate::record::{Record, RecordCache, RecordContent};
 use crate::report::{GuardView, Summary, TargetReport, exit};
 
 /// Which load balancers a cycle deep-reads.
@@ -89,8 +89,9 @@ pub async fn read_presence(
     target: &TargetConfig,
     reader: &Reader,
     control: Option<&ControlView>,
+    records: &mut RecordCache,
 ) -> PresencePhase {
-    let presence = reader.presence(&target.state_table).await;
+    let presence = reader.presence(&target.state_table, records).await;
     let state_table_seen = control.is_some_and(|view| view.state_table_seen);
     let mut phase = PresencePhase {
         complete: false,

@@ -23,6 +23,7 @@ use crate::guard::HighWater;
 use crate::http::{Status, router};
 use crate::ignore::IgnoreRules;
 use crate::reader::Reader;
+use crate::record::RecordCache;
 use crate::report::GuardView;
 use crate::report::TargetReport;
 use crate::telemetry::{self, CycleEvent, DriftSeries};
@@ -289,6 +290,8 @@ struct TargetLoop {
 #[derive(Default)]
 struct LoopState {
     cache: DeepCache,
+    /// The records of the last scan, so unchanged items are not read again.
+    records: RecordCache,
     series: DriftSeries,
     /// The high-water mark, once read from the control table.
     high_water: Option<Option<HighWater>>,
@@ -390,6 +393,7 @@ impl TargetLoop {
         let store = self.store();
         let LoopState {
             cache,
+            records,
             high_water,
             warned_no_control_table,
             last_snapshot,
@@ -401,7 +405,7 @@ impl TargetLoop {
                 Ok(Loaded::Item(item)) => Some(item.view()),
                 _ => None,
             };
-            let presence = read_presence(target, &self.reader, view.as_ref()).await;
+            let presence = read_presence(target, &self.reader, view.as_ref(), records).await;
             let mut guard_error = None;
             let control = match loaded {
                 Ok(Loaded::Item(mut item)) => {

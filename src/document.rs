@@ -7,6 +7,7 @@
 //! same function, so both sides always have the same shape.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -238,19 +239,21 @@ const DEEP_TARGET_GROUP_FIELDS: &[&str] = &["attributes", "tags", "targets"];
 ///
 /// Each top-level field carries the digest of its value, taken when the document is built:
 /// the diff runs every cycle over every load balancer, and two fields with one digest are
-/// identical, so the diff walks only the fields whose digests differ.
+/// identical, so the diff walks only the fields whose digests differ. A document is immutable
+/// and shared: a record unchanged since the last scan keeps its document (see
+/// [`crate::record::RecordCache`]).
 #[derive(Debug, Clone)]
 pub struct Document {
     /// The document with listeners, rules and target groups as maps keyed by identity: always
     /// a [`Node::Map`].
-    keyed: Node,
+    keyed: Arc<Node>,
     /// The digest of each top-level field's value, in the order of [`Document::fields`].
-    digests: Box<[Digest]>,
+    digests: Arc<[Digest]>,
 }
 
 impl PartialEq for Document {
     fn eq(&self, other: &Document) -> bool {
-        self.keyed == other.keyed
+        Arc::ptr_eq(&self.keyed, &other.keyed) || self.keyed == other.keyed
     }
 }
 
@@ -295,7 +298,10 @@ impl Document {
             .iter()
             .map(|(_, value)| value.digest())
             .collect();
-        Document { keyed, digests }
+        Document {
+            keyed: Arc::new(keyed),
+            digests,
+        }
     }
 
     /// The top-level fields, sorted by name.
@@ -357,8 +363,8 @@ impl Document {
             }
         }
         Document {
-            keyed: Node::sorted_map(fields),
-            digests: digests.into_boxed_slice(),
+            keyed: Arc::new(Node::sorted_map(fields)),
+            digests: digests.into(),
         }
     }
 
@@ -366,6 +372,12 @@ impl Document {
     /// listeners by port, rules by priority, target groups by name.
     pub fn to_lists(&self) -> Value {
         unkey(&self.keyed, LOAD_BALANCER)
+    }
+
+    /// Whether two documents are one shared document, not equal copies.
+    #[cfg(test)]
+    pub(crate) fn shares(&self, other: &Document) -> bool {
+        Arc::ptr_eq(&self.keyed, &other.keyed)
     }
 
     /// Whether the document names `field` at its top level.

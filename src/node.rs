@@ -138,9 +138,7 @@ pub type Digest = u128;
 impl Node {
     /// The digest of this node and everything under it.
     pub fn digest(&self) -> Digest {
-        static KEYS: OnceLock<(u64, u64)> = OnceLock::new();
-        let (key0, key1) = *KEYS.get_or_init(|| (rand::random(), rand::random()));
-        let mut hasher = SipHasher13::new_with_keys(key0, key1);
+        let mut hasher = digest_hasher();
         self.feed(&mut hasher);
         hasher.finish128().as_u128()
     }
@@ -184,6 +182,19 @@ impl Node {
             }
         }
     }
+}
+
+/// The digest of some bytes (an item's JSON), under the same key as nodes'.
+pub fn digest_bytes(bytes: &[u8]) -> Digest {
+    let mut hasher = digest_hasher();
+    hasher.write(bytes);
+    hasher.finish128().as_u128()
+}
+
+fn digest_hasher() -> SipHasher13 {
+    static KEYS: OnceLock<(u64, u64)> = OnceLock::new();
+    let (key0, key1) = *KEYS.get_or_init(|| (rand::random(), rand::random()));
+    SipHasher13::new_with_keys(key0, key1)
 }
 
 fn feed_str(hasher: &mut SipHasher13, text: &str) {

@@ -15,7 +15,7 @@ use crate::aws::dynamodb::Dynamo;
 use crate::aws::elb::{Elb, TAGS_PER_CALL};
 use crate::item::StoredItem;
 use crate::node::Node;
-use crate::record::Record;
+use crate::record::{Record, RecordCache};
 
 /// A map of document fields (attributes, tags).
 type Fields = serde_json::Map<String, serde_json::Value>;
@@ -99,18 +99,22 @@ impl Reader {
     }
 
     /// The presence pass: load balancers and target groups (together), then the state table.
-    pub async fn presence(&self, state_table: &str) -> PresenceRead {
+    /// Items unchanged since the last scan kept in `records` are not read again.
+    pub async fn presence(&self, state_table: &str, records: &mut RecordCache) -> PresenceRead {
         let (load_balancers, target_groups) =
             tokio::join!(self.elb.load_balancers(), self.elb.target_groups());
         let mut position = 0;
-        let records = self
+        let scanned = self
             .dynamodb
             .scan(state_table, |item| {
-                let record = Record::from_item(&item, position);
+                let stored = StoredItem::new(&item);
+                let record = records.record(&item, stored.json(), position);
                 position += 1;
-                (record, StoredItem::new(&item))
+                (record, stored)
             })
             .await;
+        records.finish(scanned.is_ok());
+        let records = scanned;
         PresenceRead {
             load_balancers,
             target_groups,

@@ -1,7 +1,10 @@
 //! Records: the state table's items read as load-balancer documents (SPEC 3).
 
+use std::collections::HashMap;
+
 use crate::document::Document;
 use crate::item::{AttrValue, Item, to_json};
+use crate::node::{Digest, digest_bytes};
 
 /// The state table's partition key.
 pub const NAME_ATTRIBUTE: &str = "name";
@@ -66,6 +69,57 @@ impl Record {
     }
 }
 
+/// The records of the last complete scan, by the digest of their item's JSON. Reading an item
+/// as a document (converting it, checking it against the schema, digesting its fields) is the
+/// presence pass's largest cost in CPU; most items do not change between cycles, and an item
+/// with the same JSON reads as the same record, so the daemon reads only the items that
+/// changed. A record's document is shared, not copied.
+#[derive(Debug, Default)]
+pub struct RecordCache {
+    last: HashMap<Digest, Record>,
+    scanning: HashMap<Digest, Record>,
+}
+
+impl RecordCache {
+    /// The record of `item` (whose JSON is `json`), read again only if the last scan did not
+    /// hold the same item. An item without a name is named by its position, so it is always
+    /// read.
+    pub fn record(&mut self, item: &Item, json: &str, position: usize) -> Record {
+        if !matches!(
+            item.get(NAME_ATTRIBUTE),
+            Some(AttrValue::S(_) | AttrValue::N(_))
+        ) {
+            return Record::from_item(item, position);
+        }
+        let digest = digest_bytes(json.as_bytes());
+        let record = match self.last.get(&digest) {
+            Some(record) => record.clone(),
+            None => Record::from_item(item, position),
+        };
+        self.scanning.insert(digest, record.clone());
+        record
+    }
+
+    /// Ends a scan: a complete one replaces what is kept; after a failed one the last complete
+    /// scan's records stay.
+    pub fn finish(&mut self, complete: bool) {
+        if complete {
+            self.last = std::mem::take(&mut self.scanning);
+        } else {
+            self.scanning.clear();
+        }
+    }
+
+    /// How many records are kept.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+}
+
 fn parse_config(item: &Item) -> Result<crate::document::Parsed, String> {
     match item.get(NAME_ATTRIBUTE) {
         Some(AttrValue::S(_)) => {}
@@ -110,6 +164,76 @@ mod tests {
             RecordContent::Invalid(reason) => reason,
             RecordContent::Valid(_) => panic!("{} should be invalid", record.name),
         }
+    }
+
+    fn scan(cache: &mut RecordCache, items: &[Item], complete: bool) -> Vec<Record> {
+        let records = items
+            .iter()
+            .enumerate()
+            .map(|(position, item)| {
+                let json = serde_json::to_string(item).unwrap();
+                cache.record(item, &json, position)
+            })
+            .collect();
+        cache.finish(complete);
+        records
+    }
+
+    fn lb(name: &str, scheme: &str) -> Item {
+        item(vec![
+            ("name", s(name)),
+            (
+                "config",
+                AttrValue::M(BTreeMap::from([("scheme".to_string(), s(scheme))])),
+            ),
+        ])
+    }
+
+    fn shares(a: &Record, b: &Record) -> bool {
+        a.document().unwrap().shares(b.document().unwrap())
+    }
+
+    #[test]
+    fn an_unchanged_item_keeps_its_record_and_a_changed_one_is_read_again() {
+        let mut cache = RecordCache::default();
+        let first = scan(
+            &mut cache,
+            &[lb("a", "internal"), lb("b", "internal")],
+            true,
+        );
+        assert_eq!(cache.len(), 2);
+        let second = scan(
+            &mut cache,
+            &[lb("a", "internal"), lb("b", "internet-facing")],
+            true,
+        );
+        assert!(shares(&first[0], &second[0]));
+        assert!(!shares(&first[1], &second[1]));
+        assert_eq!(
+            second[1]
+                .document()
+                .unwrap()
+                .get("scheme")
+                .unwrap()
+                .as_str(),
+            Some("internet-facing")
+        );
+        // A failed scan keeps the last complete one's records.
+        scan(&mut cache, &[], false);
+        let third = scan(&mut cache, &[lb("a", "internal")], true);
+        assert!(shares(&second[0], &third[0]));
+        // Items gone from the table are not kept.
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn an_item_without_a_name_is_read_at_its_position_every_time() {
+        let mut cache = RecordCache::default();
+        let nameless = item(vec![("config", AttrValue::M(BTreeMap::new()))]);
+        scan(&mut cache, &[lb("a", "internal"), nameless.clone()], true);
+        let records = scan(&mut cache, &[nameless], true);
+        assert_eq!(records[0].name, "(item 0 has no string name)");
+        assert!(cache.is_empty());
     }
 
     #[test]

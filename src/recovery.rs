@@ -14,6 +14,7 @@ use crate::cycle::PresencePhase;
 use crate::item::{AttrValue, Item, StoredItem, from_json};
 use crate::live::{self, TargetGroupIndex};
 use crate::reader::{DeepOutcome, DeepPlan, Reader, ScannedItem};
+use crate::record::RecordCache;
 use crate::report::exit;
 use crate::restore::{self, Plan, PlannedWrite, RestoreOptions, WriteCondition, plan_restore};
 use crate::snapshot::{
@@ -286,7 +287,9 @@ pub async fn restore(
         }
     };
     let reader = Reader::new(&clients, config.aws.concurrency);
-    let presence = reader.presence(&target.state_table).await;
+    let presence = reader
+        .presence(&target.state_table, &mut RecordCache::default())
+        .await;
     let (lbs, current) = match (presence.load_balancers, presence.records) {
         (Ok(lbs), Ok(scanned)) => match items_of(&scanned) {
             Some(items) => (lbs, items),
@@ -455,7 +458,9 @@ pub async fn adopt(
 ) -> i32 {
     let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
     let reader = Reader::new(&clients, config.aws.concurrency);
-    let presence = reader.presence(&target.state_table).await;
+    let presence = reader
+        .presence(&target.state_table, &mut RecordCache::default())
+        .await;
     let (lbs, groups, current) = match (
         presence.load_balancers,
         presence.target_groups,
