@@ -270,8 +270,12 @@ impl Document {
     /// first field that is wrong and why (`listeners[0].port: expected a number, found a string`).
     pub fn parse(value: &Value) -> Result<Parsed, String> {
         let mut warnings = Vec::new();
-        let checked =
-            Node::sorted_map(check_object(value, LOAD_BALANCER, "config", &mut warnings)?);
+        let checked = Node::sorted_map(check_object(
+            value,
+            LOAD_BALANCER,
+            &Path::Root("config"),
+            &mut warnings,
+        )?);
         // Copied once more, in one go: the copy's nodes lie together in memory (the check
         // allocated them among its temporaries), which is what makes comparing two documents
         // fast.
@@ -449,7 +453,26 @@ fn type_of(value: &Value) -> &'static str {
     }
 }
 
-fn expected(path: &str, what: &str, found: &Value) -> String {
+/// Where a value is in the document (`config.listeners[0].port`): rendered only for an error
+/// or a warning, so checking a valid document formats nothing.
+#[derive(Debug, Clone, Copy)]
+enum Path<'a> {
+    Root(&'a str),
+    Field(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(name) => f.write_str(name),
+            Path::Field(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+fn expected(path: &Path<'_>, what: &str, found: &Value) -> String {
     format!("{path}: expected {what}, found {}", type_of(found))
 }
 
@@ -457,7 +480,7 @@ fn expected(path: &str, what: &str, found: &Value) -> String {
 fn check_object(
     value: &Value,
     fields: &'static [Field],
-    path: &str,
+    path: &Path<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<(Name, Node)>, String> {
     let Value::Object(map) = value else {
@@ -465,7 +488,7 @@ fn check_object(
     };
     let mut out = Vec::with_capacity(map.len());
     for (key, value) in map {
-        let child = format!("{path}.{key}");
+        let child = Path::Field(path, key);
         match fields.iter().find(|(name, _)| name == key) {
             // The map iterates in key order, so `out` stays sorted.
             Some((name, shape)) => {
@@ -480,7 +503,7 @@ fn check_object(
 fn check(
     value: &Value,
     shape: &'static Shape,
-    path: &str,
+    path: &Path<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Node, String> {
     // A null names a field as having no value (an HTTP listener's `ssl_policy`, say).
@@ -512,7 +535,7 @@ fn check(
             };
             for (key, item) in map {
                 if !item.is_string() {
-                    return Err(expected(&format!("{path}.{key}"), "a string", item));
+                    return Err(expected(&Path::Field(path, key), "a string", item));
                 }
             }
             Ok(Node::from_value(value))
@@ -533,7 +556,7 @@ fn check(
             let mut out: Vec<(Name, Node)> = Vec::with_capacity(items.len());
             let mut seen = HashSet::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                let item_path = format!("{path}[{i}]");
+                let item_path = Path::Index(path, i);
                 let object = check_object(item, fields, &item_path, warnings)?;
                 let id = key_of(&object, *key, &item_path)?;
                 if !seen.insert(id.clone()) {
@@ -549,8 +572,8 @@ fn check(
 
 fn check_list(
     value: &Value,
-    path: &str,
-    mut each: impl FnMut(&Value, &str) -> Result<Node, String>,
+    path: &Path<'_>,
+    mut each: impl FnMut(&Value, &Path<'_>) -> Result<Node, String>,
 ) -> Result<Node, String> {
     let Value::Array(items) = value else {
         return Err(expected(path, "a list", value));
@@ -558,13 +581,13 @@ fn check_list(
     items
         .iter()
         .enumerate()
-        .map(|(i, item)| each(item, &format!("{path}[{i}]")))
+        .map(|(i, item)| each(item, &Path::Index(path, i)))
         .collect::<Result<Box<[_]>, _>>()
         .map(Node::List)
 }
 
 /// The identity of one item of a keyed list, as it appears in change paths.
-fn key_of(object: &[(Name, Node)], key: Key, path: &str) -> Result<String, String> {
+fn key_of(object: &[(Name, Node)], key: Key, path: &Path<'_>) -> Result<String, String> {
     let field = |name: &str| lookup(object, name);
     match key {
         Key::Port => match field("port") {
