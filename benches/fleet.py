@@ -345,6 +345,7 @@ def time_to_pause(args, fleet, moto, n, workdir):
     try:
         wait_for(lambda: daemon.cycles() >= 1, timeout=3600, interval=0.5, what="the first cycle")
         cycles_before = daemon.cycles()
+        first = time.monotonic()
         for name in deleted:
             fleet.delete_record("lb-state", name)
         gone = time.monotonic()
@@ -357,9 +358,10 @@ def time_to_pause(args, fleet, moto, n, workdir):
 
         wait_for(paused, timeout=3600, interval=0.2, what="the pause")
         print(f"time to pause: {len(deleted)} of {n} records deleted ({100 * len(deleted) / n:.1f}%), paused "
-              f"{time.monotonic() - gone:.1f} s after the last delete, "
-              f"{daemon.cycles() - cycles_before} complete cycles later (interval 30 s, default budget and guard, "
-              f"grace 0 s)", flush=True)
+              f"{time.monotonic() - gone:.1f} s after the last delete ({time.monotonic() - first:.1f} s after the "
+              f"first; deleting took {gone - first:.1f} s), {daemon.cycles() - cycles_before} cycles completed "
+              f"meanwhile, the one in flight at the first delete included (interval 30 s, default budget and "
+              f"guard, grace 0 s)", flush=True)
     finally:
         daemon.stop()
         fleet.write_records("lb-state", deleted)
