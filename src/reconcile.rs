@@ -2,8 +2,6 @@
 //!
 //! Pure: takes what was read, returns one entry per load balancer named on either side.
 
-use std::collections::BTreeMap;
-
 use crate::diff::{Change, diff};
 use crate::document::Document;
 use crate::ignore::IgnoreRules;
@@ -78,37 +76,46 @@ impl Reconciled {
     }
 }
 
-/// Classifies every load balancer named by a record or live.
+/// Classifies every load balancer named by a record or live, in name order.
 pub fn reconcile(records: &[Record], live: &[LiveEntry], ignore: &IgnoreRules) -> Reconciled {
-    let records_by_name: BTreeMap<&str, &Record> = records
+    // One sort of both sides by name, then one pass: each name's record and live load balancer
+    // are next to each other (a name twice on one side: the later one stands).
+    let mut sides: Vec<(&str, Side<'_>)> = records
         .iter()
-        .map(|record| (record.name.as_str(), record))
+        .map(|record| (record.name.as_str(), Side::Record(record)))
+        .chain(
+            live.iter()
+                .map(|entry| (entry.name.as_str(), Side::Live(entry))),
+        )
         .collect();
-    let live_by_name: BTreeMap<&str, &LiveEntry> = live
-        .iter()
-        .map(|entry| (entry.name.as_str(), entry))
-        .collect();
-    let mut names: Vec<&str> = records_by_name
-        .keys()
-        .chain(live_by_name.keys())
-        .copied()
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-
-    let entries = names
-        .into_iter()
-        .map(|name| {
-            let record = records_by_name.get(name).copied();
-            let live = live_by_name.get(name).copied();
-            classify(name, record, live, ignore)
-        })
-        .collect();
+    sides.sort_by_key(|(name, _)| *name);
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut rest = sides.as_slice();
+    while let Some(((name, _), _)) = rest.split_first() {
+        let same = rest.iter().take_while(|(other, _)| other == name).count();
+        let (group, tail) = rest.split_at(same);
+        let mut record = None;
+        let mut live = None;
+        for (_, side) in group {
+            match side {
+                Side::Record(found) => record = Some(*found),
+                Side::Live(found) => live = Some(*found),
+            }
+        }
+        entries.push(classify(name, record, live, ignore));
+        rest = tail;
+    }
     Reconciled {
         entries,
         live: live.len() as u64,
         recorded: records.len() as u64,
     }
+}
+
+/// Where a name comes from.
+enum Side<'a> {
+    Record(&'a Record),
+    Live(&'a LiveEntry),
 }
 
 fn classify(
@@ -181,6 +188,29 @@ mod tests {
             document: Document::parse(&doc).unwrap().document,
             deep_fresh,
         }
+    }
+
+    #[test]
+    fn a_name_is_one_entry_even_twice_on_one_side() {
+        let records = vec![record("a", json!({"name": "a", "scheme": "internal"}))];
+        let live = vec![
+            live("b", json!({"name": "b"}), true),
+            live("a", json!({"name": "a", "scheme": "internet-facing"}), true),
+            live("a", json!({"name": "a", "scheme": "internal"}), true),
+        ];
+        let reconciled = reconcile(&records, &live, &IgnoreRules::default());
+        let kinds: Vec<(&str, Option<DriftKind>)> = reconciled
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("a", Some(DriftKind::InSync)),
+                ("b", Some(DriftKind::MissingRecord))
+            ]
+        );
     }
 
     #[test]
