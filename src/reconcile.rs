@@ -190,6 +190,14 @@ mod tests {
         }
     }
 
+    fn kinds(reconciled: &Reconciled) -> Vec<(&str, Option<DriftKind>)> {
+        reconciled
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.kind))
+            .collect()
+    }
+
     #[test]
     fn a_name_is_one_entry_even_twice_on_one_side() {
         let records = vec![record("a", json!({"name": "a", "scheme": "internal"}))];
@@ -199,13 +207,8 @@ mod tests {
             live("a", json!({"name": "a", "scheme": "internal"}), true),
         ];
         let reconciled = reconcile(&records, &live, &IgnoreRules::default());
-        let kinds: Vec<(&str, Option<DriftKind>)> = reconciled
-            .entries
-            .iter()
-            .map(|e| (e.name.as_str(), e.kind))
-            .collect();
         assert_eq!(
-            kinds,
+            kinds(&reconciled),
             vec![
                 ("a", Some(DriftKind::InSync)),
                 ("b", Some(DriftKind::MissingRecord))
@@ -232,13 +235,8 @@ mod tests {
             live("broken", json!({"name": "broken"}), true),
         ];
         let reconciled = reconcile(&records, &live, &IgnoreRules::default());
-        let kinds: Vec<(&str, Option<DriftKind>)> = reconciled
-            .entries
-            .iter()
-            .map(|e| (e.name.as_str(), e.kind))
-            .collect();
         assert_eq!(
-            kinds,
+            kinds(&reconciled),
             vec![
                 ("broken", Some(DriftKind::InvalidRecord)),
                 ("gone", Some(DriftKind::MissingLive)),
