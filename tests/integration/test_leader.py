@@ -155,13 +155,16 @@ def test_sigterm_releases_the_lease_at_once(fleet, replicas):
     leader = wait_for(lambda: one_leader(group), timeout=30, what="one leader")
     other = next(r for r in group if r is not leader)
     leader.daemon.signal(signal.SIGTERM)
-    stopped = time.monotonic()
     assert leader.daemon.wait(timeout=30) == 0
+    exited = time.monotonic()
     wait_for(lambda: other.leader() == 1, timeout=LEASE + INTERVAL, interval=0.05, what="the standby to lead")
-    handover = time.monotonic() - stopped
-    # Waiting for the lease to run out would take at least two thirds of it after the last
-    # renewal; a release is picked up at the standby's next read.
-    assert handover < LEASE / 2, f"handover took {handover:.2f}s"
+    # Measured from the leader's exit, not the signal: the leader first finishes the cycle in
+    # flight, which takes what it takes on a loaded machine. Waiting for the lease to run out
+    # would take at least two thirds of it after the last renewal, and renewals are a third of
+    # it apart, so at least a third of it after the exit; a release is picked up at the
+    # standby's next read, every sixth of it.
+    pickup = time.monotonic() - exited
+    assert pickup < LEASE / 3, f"the standby led {pickup:.2f}s after the leader exited"
     assert "released the lease" in leader.daemon.output()
 
 
