@@ -726,10 +726,20 @@ mod tests {
             "target_groups": [{"name": "api", "port": 80, "tags": {}, "attributes": {}}]
         }))
         .unwrap();
-        let presence = parsed.document.presence_only().to_keyed_value();
+        let presence = parsed.document.presence_only();
         assert_eq!(
-            presence,
+            presence.to_keyed_value(),
             json!({"name": "web", "scheme": "internal", "target_groups": {"api": {"name": "api", "port": 80}}})
         );
+        // Its digests, kept or taken again, are those of its values.
+        let rebuilt = Document::parse(&presence.to_lists()).unwrap().document;
+        let digests = |document: &Document| -> Vec<(String, Digest)> {
+            document
+                .digested_fields()
+                .map(|(key, _, digest)| (key.to_string(), digest))
+                .collect()
+        };
+        assert_eq!(digests(&presence), digests(&rebuilt));
+        assert_eq!(presence.fields().len(), 3);
     }
 }
