@@ -17,9 +17,7 @@ use crate::reader::{DeepOutcome, DeepPlan, Reader, ScannedItem};
 use crate::record::RecordCache;
 use crate::report::exit;
 use crate::restore::{self, Plan, PlannedWrite, RestoreOptions, WriteCondition, plan_restore};
-use crate::snapshot::{
-    Entry, Snapshot, SnapshotError, SnapshotItem, Store, content_hash_of, to_prune,
-};
+use crate::snapshot::{Entry, Snapshot, Store, content_hash_of, to_prune};
 use crate::telemetry;
 
 /// The snapshot store the config names.
@@ -78,33 +76,6 @@ pub fn presence_hash(presence: &PresencePhase) -> String {
     )
 }
 
-/// The snapshot of what a complete presence pass read.
-pub fn snapshot_of(
-    target: &TargetConfig,
-    presence: &PresencePhase,
-    millis: i64,
-) -> Result<Snapshot, SnapshotError> {
-    let items = snapshot_order(presence)
-        .into_iter()
-        .map(|(stored, arn)| {
-            Ok(SnapshotItem {
-                item: stored.item().map_err(|err| SnapshotError::Corrupt {
-                    location: format!("the item {:?} held since the scan", stored.name()),
-                    reason: err.to_string(),
-                })?,
-                live_arn: arn.map(str::to_string),
-            })
-        })
-        .collect::<Result<Vec<_>, SnapshotError>>()?;
-    Ok(Snapshot::new(
-        &target.name,
-        &target.region,
-        &target.state_table,
-        items,
-        millis,
-    ))
-}
-
 /// The daemon's snapshot step after a complete cycle: writes a snapshot when the recorded state
 /// differs from the last one, and prunes by age and count, never while a record is missing.
 /// `last` is the content hash of the last snapshot, read from the store on first use.
@@ -130,17 +101,24 @@ pub async fn snapshot_step(
     if last.as_deref() == Some(presence_hash(presence).as_str()) {
         return Ok(None);
     }
-    let snapshot = snapshot_of(target, presence, millis)?;
-    let id = snapshot.id();
-    let entry = store.put(&snapshot).await?;
-    *last = Some(id.hash.clone());
-    telemetry::snapshot_written(
+    // Written from the held JSON: rebuilding every item as a tree to serialize it again would
+    // take several times the table's size in memory.
+    let held: Vec<(&str, Option<&str>)> = snapshot_order(presence)
+        .into_iter()
+        .map(|(item, arn)| (item.json(), arn))
+        .collect();
+    let (id, bytes) = Snapshot::encode_held(
         &target.name,
-        &entry.location,
-        id.records,
-        entry.bytes,
+        &target.region,
+        &target.state_table,
+        &held,
         millis,
     );
+    drop(held);
+    let records = id.records;
+    let entry = store.put_encoded(&target.name, id, bytes).await?;
+    *last = Some(entry.id.hash.clone());
+    telemetry::snapshot_written(&target.name, &entry.location, records, entry.bytes, millis);
 
     let valid = presence.valid_record_names();
     let missing = presence
