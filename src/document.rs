@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::node::{Digest, Name, Node, lookup};
+use crate::node::{Digest, Name, Node, lookup, position};
 
 /// How one field is typed and compared.
 #[derive(Debug)]
@@ -329,9 +329,7 @@ impl Document {
     /// A top-level field with its digest.
     pub fn digested(&self, field: &str) -> Option<(&Node, Digest)> {
         let fields = self.fields();
-        let index = fields
-            .binary_search_by(|(name, _)| name.as_ref().cmp(field))
-            .ok()?;
+        let index = position(fields, field)?;
         Some((&fields[index].1, self.digests[index]))
     }
 

@@ -204,10 +204,14 @@ fn feed_str(hasher: &mut SipHasher13, text: &str) {
 
 /// The value under `key` in sorted map entries.
 pub fn lookup<'a>(entries: &'a [(Name, Node)], key: &str) -> Option<&'a Node> {
+    position(entries, key).map(|index| &entries[index].1)
+}
+
+/// Where `key` is in sorted map entries.
+pub fn position(entries: &[(Name, Node)], key: &str) -> Option<usize> {
     entries
         .binary_search_by(|(name, _)| name.as_ref().cmp(key))
         .ok()
-        .map(|index| &entries[index].1)
 }
 
 impl Default for Node {

@@ -104,7 +104,7 @@ impl Reader {
         let (load_balancers, target_groups) =
             tokio::join!(self.elb.load_balancers(), self.elb.target_groups());
         let mut position = 0;
-        let scanned = self
+        let records_read = self
             .dynamodb
             .scan(state_table, |item| {
                 let stored = StoredItem::new(&item);
@@ -113,12 +113,11 @@ impl Reader {
                 (record, stored)
             })
             .await;
-        records.finish(scanned.is_ok());
-        let records = scanned;
+        records.finish(records_read.is_ok());
         PresenceRead {
             load_balancers,
             target_groups,
-            records,
+            records: records_read,
         }
     }
 

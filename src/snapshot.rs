@@ -153,22 +153,33 @@ pub fn content_hash_of<'a, S: AsRef<str>>(
     items: impl IntoIterator<Item = (S, Option<&'a str>)>,
 ) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(b"[");
-    for (i, (json, arn)) in items.into_iter().enumerate() {
-        if i > 0 {
-            hasher.update(b",");
-        }
-        hasher.update(b"{\"item\":");
-        hasher.update(json.as_ref().as_bytes());
-        hasher.update(b",\"live_arn\":");
-        match arn {
-            Some(arn) => hasher.update(Value::String(arn.to_string()).to_string().as_bytes()),
-            None => hasher.update(b"null"),
-        }
-        hasher.update(b"}");
-    }
-    hasher.update(b"]");
+    write_items(items, |bytes| hasher.update(bytes));
     hex::encode(&hasher.finalize()[..8])
+}
+
+/// Writes items given as their DynamoDB JSON with their live ARNs as the JSON `serde_json`
+/// writes for `[SnapshotItem]`, piece by piece: what the content hash digests and what a
+/// snapshot written from held JSON holds.
+fn write_items<'a, S: AsRef<str>>(
+    items: impl IntoIterator<Item = (S, Option<&'a str>)>,
+    mut write: impl FnMut(&[u8]),
+) {
+    write(b"[");
+    for (i, (json, arn)) in items.into_iter().enumerate() {
+        write(if i == 0 {
+            b"{\"item\":"
+        } else {
+            b",{\"item\":"
+        });
+        write(json.as_ref().as_bytes());
+        write(b",\"live_arn\":");
+        match arn {
+            Some(arn) => write(Value::String(arn.to_string()).to_string().as_bytes()),
+            None => write(b"null"),
+        }
+        write(b"}");
+    }
+    write(b"]");
 }
 
 impl Snapshot {
@@ -241,22 +252,9 @@ impl Snapshot {
             write(field.as_bytes());
             write(text(value).as_bytes());
         }
-        write(b",\"items\":[");
-        for (i, (json, arn)) in items.iter().enumerate() {
-            write(if i == 0 {
-                b"{\"item\":"
-            } else {
-                b",{\"item\":"
-            });
-            write(json.as_ref().as_bytes());
-            write(b",\"live_arn\":");
-            match arn {
-                Some(arn) => write(text(arn).as_bytes()),
-                None => write(b"null"),
-            }
-            write(b"}");
-        }
-        write(b"]}");
+        write(b",\"items\":");
+        write_items(items.iter().map(|(json, arn)| (json, *arn)), &mut write);
+        write(b"}");
         (id, encoder.finish().expect("writing to memory"))
     }
 
