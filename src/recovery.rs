@@ -115,10 +115,15 @@ pub async fn snapshot_step(
         millis,
     );
     drop(held);
-    let records = id.records;
     let entry = store.put_encoded(&target.name, id, bytes).await?;
     *last = Some(entry.id.hash.clone());
-    telemetry::snapshot_written(&target.name, &entry.location, records, entry.bytes, millis);
+    telemetry::snapshot_written(
+        &target.name,
+        &entry.location,
+        entry.id.records,
+        entry.bytes,
+        millis,
+    );
 
     let valid = presence.valid_record_names();
     let missing = presence
