@@ -10,7 +10,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lbrecon::document::Document;
 use lbrecon::ignore::IgnoreRules;
 use lbrecon::item::{AttrValue, Item, from_json};
-use lbrecon::reconcile::{LiveEntry, reconcile};
+use lbrecon::reconcile::{LiveDocument, LiveEntry, reconcile};
 use lbrecon::record::{Record, RecordCache};
 use serde_json::{Value, json};
 
@@ -56,16 +56,17 @@ fn item(i: usize) -> Item {
     .collect()
 }
 
-fn fleet(n: usize, drift_every: Option<usize>) -> (Vec<Record>, Vec<LiveEntry>) {
+fn fleet(n: usize, drift_every: Option<usize>) -> (Vec<Record>, Vec<LiveEntry<'static>>) {
     let records = (0..n).map(|i| Record::from_item(&item(i), i)).collect();
     let live = (0..n)
         .map(|i| {
             let drift = drift_every.is_some_and(|every| i % every == 0);
             LiveEntry {
                 name: format!("lb-{i:06}"),
-                arn: format!("arn:lb-{i}"),
                 created_time: Some(0),
-                document: Document::parse(&document(i, drift)).unwrap().document,
+                document: LiveDocument::Built(
+                    Document::parse(&document(i, drift)).unwrap().document,
+                ),
                 deep_fresh: true,
             }
         })

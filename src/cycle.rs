@@ -14,10 +14,10 @@ use crate::control::ControlView;
 use crate::document::Document;
 use crate::ignore::IgnoreRules;
 use crate::item::StoredItem;
-use crate::live::{self, DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
+use crate::live::{DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
 use crate::node::Node;
 use crate::reader::{DeepOutcome, DeepPlan, Reader};
-use crate::reconcile::{LiveEntry, Reconciled, reconcile};
+use crate::reconcile::{LiveDocument, LiveEntry, Reconciled, reconcile};
 use crate::record::{Record, RecordCache, RecordContent};
 use crate::report::{GuardView, Summary, TargetReport, exit};
 
@@ -202,7 +202,6 @@ impl PresencePhase {
         let mut outcomes = reader.deep(&plans).await;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
 
-        let mut live_entries = Vec::with_capacity(presence.load_balancers.len());
         let mut gone = BTreeSet::new();
         for lb in &presence.load_balancers {
             // Moved out, not cloned: a deep state is held once, in the cache.
@@ -211,7 +210,6 @@ impl PresencePhase {
                     // Deleted since the presence pass listed it: not live any more.
                     gone.insert(lb.arn.clone());
                     cache.entries.remove(&lb.arn);
-                    continue;
                 }
                 Some(DeepOutcome::Read(state)) => {
                     cache.entries.insert(lb.arn.clone(), (state, now));
@@ -223,13 +221,13 @@ impl PresencePhase {
                 }
                 None => {}
             }
+        }
+        presence.load_balancers.retain(|lb| !gone.contains(&lb.arn));
+
+        let mut live_entries = Vec::with_capacity(presence.load_balancers.len());
+        for lb in &presence.load_balancers {
             let has_record = with_record.contains(&lb.arn);
             let cached = cache.entries.get(&lb.arn);
-            let (document, deep_fresh) = match cached {
-                Some((state, _)) => (live::assemble(lb, &index, Some(state)), true),
-                // A load balancer without a valid record needs no deep read: nothing compares it.
-                None => (live::assemble(lb, &index, None), !has_record),
-            };
             if has_record {
                 cycle
                     .deep_checked
@@ -247,13 +245,17 @@ impl PresencePhase {
             }
             live_entries.push(LiveEntry {
                 name: lb.name.clone(),
-                arn: lb.arn.clone(),
                 created_time: lb.created_time,
-                document,
-                deep_fresh,
+                document: LiveDocument::Parts {
+                    load_balancer: lb,
+                    groups: &index,
+                    deep: cached.map(|(state, _)| state),
+                },
+                // A load balancer without a valid record needs no deep read: nothing compares
+                // it.
+                deep_fresh: cached.is_some() || !has_record,
             });
         }
-        presence.load_balancers.retain(|lb| !gone.contains(&lb.arn));
         cycle.deep_failures.sort();
         cycle.reconciled = Some(reconcile(&presence.records, &live_entries, ignore));
         cycle

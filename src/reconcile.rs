@@ -2,23 +2,51 @@
 //!
 //! Pure: takes what was read, returns one entry per load balancer named on either side.
 
+use std::borrow::Cow;
+
 use crate::diff::{Change, diff};
 use crate::document::Document;
 use crate::ignore::IgnoreRules;
+use crate::live::{self, DeepState, LiveLoadBalancer, TargetGroupIndex};
 use crate::record::{Record, RecordContent};
 use crate::report::{DriftKind, LoadBalancerReport, Summary};
 
 /// One live load balancer as the diff sees it.
 #[derive(Debug, Clone)]
-pub struct LiveEntry {
+pub struct LiveEntry<'a> {
     pub name: String,
-    pub arn: String,
     /// `CreatedTime`, seconds since the Unix epoch.
     pub created_time: Option<i64>,
-    pub document: Document,
+    pub document: LiveDocument<'a>,
     /// Whether `document` holds a successful deep read; otherwise only presence fields are
     /// known and only they are compared.
     pub deep_fresh: bool,
+}
+
+/// A live load balancer's document, or what it is assembled from.
+#[derive(Debug, Clone)]
+pub enum LiveDocument<'a> {
+    Built(Document),
+    /// Assembled when the diff reaches this load balancer and dropped right after it, so a
+    /// fleet's live documents are never all held at once (they are as large as its records).
+    Parts {
+        load_balancer: &'a LiveLoadBalancer,
+        groups: &'a TargetGroupIndex<'a>,
+        deep: Option<&'a DeepState>,
+    },
+}
+
+impl LiveDocument<'_> {
+    pub fn get(&self) -> Cow<'_, Document> {
+        match self {
+            LiveDocument::Built(document) => Cow::Borrowed(document),
+            LiveDocument::Parts {
+                load_balancer,
+                groups,
+                deep,
+            } => Cow::Owned(live::assemble(load_balancer, groups, *deep)),
+        }
+    }
 }
 
 /// One load balancer's classification.
@@ -77,7 +105,7 @@ impl Reconciled {
 }
 
 /// Classifies every load balancer named by a record or live, in name order.
-pub fn reconcile(records: &[Record], live: &[LiveEntry], ignore: &IgnoreRules) -> Reconciled {
+pub fn reconcile(records: &[Record], live: &[LiveEntry<'_>], ignore: &IgnoreRules) -> Reconciled {
     // One sort of both sides by name, then one pass: each name's record and live load balancer
     // are next to each other (a name twice on one side: the later one stands).
     let mut sides: Vec<(&str, Side<'_>)> = records
@@ -115,13 +143,13 @@ pub fn reconcile(records: &[Record], live: &[LiveEntry], ignore: &IgnoreRules) -
 /// Where a name comes from.
 enum Side<'a> {
     Record(&'a Record),
-    Live(&'a LiveEntry),
+    Live(&'a LiveEntry<'a>),
 }
 
 fn classify(
     name: &str,
     record: Option<&Record>,
-    live: Option<&LiveEntry>,
+    live: Option<&LiveEntry<'_>>,
     ignore: &IgnoreRules,
 ) -> Entry {
     let mut entry = Entry {
@@ -148,7 +176,7 @@ fn classify(
                 presence = recorded.presence_only();
                 &presence
             };
-            let mut changes = diff(recorded, &live.document);
+            let mut changes = diff(recorded, &live.document.get());
             ignore.retain(name, &mut changes);
             entry.kind = if !changes.is_empty() {
                 Some(DriftKind::Changed)
@@ -180,12 +208,11 @@ mod tests {
         Record::from_item(&item, 0)
     }
 
-    fn live(name: &str, doc: Value, deep_fresh: bool) -> LiveEntry {
+    fn live(name: &str, doc: Value, deep_fresh: bool) -> LiveEntry<'static> {
         LiveEntry {
             name: name.into(),
-            arn: format!("arn:{name}"),
             created_time: Some(0),
-            document: Document::parse(&doc).unwrap().document,
+            document: LiveDocument::Built(Document::parse(&doc).unwrap().document),
             deep_fresh,
         }
     }
