@@ -12,6 +12,12 @@ use crate::item::{AttrValue, Item};
 
 const SERVICE: &str = "dynamodb";
 
+/// The most items one `Scan` page holds. Without a limit a page is up to 1 MB of items, and the
+/// SDK holds a page as maps of attribute values, about ten times its size (some 9 MB for a page
+/// of load-balancer records) until every item of it is read. A limit of 250 bounds that to a
+/// quarter, for one `Scan` call per 250 records (40 for 10,000, well within the DynamoDB budget).
+pub const SCAN_PAGE_ITEMS: i32 = 250;
+
 /// A DynamoDB client that answers in plain data.
 #[derive(Debug, Clone)]
 pub struct Dynamo {
@@ -40,8 +46,8 @@ impl Dynamo {
         }
     }
 
-    /// Every item of `table`: a full scan with `ConsistentRead`, every page. A table that does
-    /// not exist is an error of class `NotFound`.
+    /// Every item of `table`: a full scan with `ConsistentRead`, every page of at most
+    /// [`SCAN_PAGE_ITEMS`] items. A table that does not exist is an error of class `NotFound`.
     pub async fn scan<T>(
         &self,
         table: &str,
@@ -58,6 +64,7 @@ impl Dynamo {
                         .scan()
                         .table_name(table)
                         .consistent_read(true)
+                        .limit(SCAN_PAGE_ITEMS)
                         .set_exclusive_start_key(start.clone())
                         .send()
                 })

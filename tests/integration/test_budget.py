@@ -1,5 +1,6 @@
 """The API budget and the call accounting of SPEC 12, counted by the proxy."""
 
+import json
 import math
 import re
 
@@ -65,6 +66,10 @@ def test_a_full_read_makes_exactly_the_spec_minimum(lbrecon, moto, proxy):
     # lbrecon says how many it made.
     said = re.search(r"full read: (\d+) ELB calls", result.stderr)
     assert said and int(said.group(1)) == expected, result.stderr[-2000:]
+    # The state table is scanned in pages of at most 250 items, and every record is read.
+    assert proxy.operations()[("dynamodb", "Scan")] == math.ceil(n / 250) == 2
+    report = json.loads(result.stdout)["targets"][0]
+    assert report["summary"]["recorded"] == n and report["summary"]["in_sync"] == n
 
 
 def test_the_budget_caps_the_rate_and_is_shared_by_targets_of_a_region(lbrecon, moto, proxy):
