@@ -87,7 +87,7 @@ pub async fn check_target(
         ),
     };
     let mut cache = DeepCache::default();
-    let presence = read_presence(target, reader, view.as_ref(), &mut RecordCache::default()).await;
+    let presence = read_presence(target, reader, view.as_ref(), &mut RecordCache::none()).await;
     let cycle = presence
         .finish(reader, ignore, DeepScope::All, &mut cache)
         .await;

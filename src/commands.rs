@@ -164,7 +164,7 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     let store = store(target, &clients);
     let by = actor();
     let reader = reader(&clients, config);
-    let presence = read_presence(target, &reader, None, &mut RecordCache::default()).await;
+    let presence = read_presence(target, &reader, None, &mut RecordCache::none()).await;
     let missing: BTreeSet<String> = if presence.complete {
         let observation =
             enforce::observation(&presence, time::OffsetDateTime::now_utc().unix_timestamp());
@@ -258,7 +258,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
         target,
         &reader,
         Some(&first.view()),
-        &mut RecordCache::default(),
+        &mut RecordCache::none(),
     )
     .await;
     let missing: BTreeSet<String> = if presence.complete {

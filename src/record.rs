@@ -74,21 +74,44 @@ impl Record {
 /// presence pass's largest cost in CPU; most items do not change between cycles, and an item
 /// with the same JSON reads as the same record, so the daemon reads only the items that
 /// changed. A record's document is shared, not copied.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RecordCache {
     last: HashMap<Digest, Record>,
     scanning: HashMap<Digest, Record>,
+    /// Whether records are kept for the next scan; a one-shot command has none.
+    keeps: bool,
+}
+
+impl Default for RecordCache {
+    fn default() -> Self {
+        RecordCache {
+            last: HashMap::new(),
+            scanning: HashMap::new(),
+            keeps: true,
+        }
+    }
 }
 
 impl RecordCache {
+    /// A cache that keeps nothing, for a command that scans once: every item is read, and no
+    /// copy of its record is held beside the scan's.
+    pub fn none() -> Self {
+        RecordCache {
+            keeps: false,
+            ..RecordCache::default()
+        }
+    }
+
     /// The record of `item` (whose JSON is `json`), read again only if the last scan did not
     /// hold the same item. An item without a name is named by its position, so it is always
     /// read.
     pub fn record(&mut self, item: &Item, json: &str, position: usize) -> Record {
-        if !matches!(
-            item.get(NAME_ATTRIBUTE),
-            Some(AttrValue::S(_) | AttrValue::N(_))
-        ) {
+        if !self.keeps
+            || !matches!(
+                item.get(NAME_ATTRIBUTE),
+                Some(AttrValue::S(_) | AttrValue::N(_))
+            )
+        {
             return Record::from_item(item, position);
         }
         let digest = digest_bytes(json.as_bytes());
@@ -224,6 +247,22 @@ mod tests {
         assert!(shares(&second[0], &third[0]));
         // Items gone from the table are not kept.
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn a_cache_for_one_scan_keeps_nothing() {
+        let mut cache = RecordCache::none();
+        let records = scan(&mut cache, &[lb("a", "internal")], true);
+        assert_eq!(
+            records[0]
+                .document()
+                .unwrap()
+                .get("scheme")
+                .unwrap()
+                .as_str(),
+            Some("internal")
+        );
+        assert!(cache.is_empty());
     }
 
     #[test]

@@ -271,7 +271,7 @@ pub async fn restore(
     };
     let reader = Reader::new(&clients, config.aws.concurrency);
     let presence = reader
-        .presence(&target.state_table, &mut RecordCache::default())
+        .presence(&target.state_table, &mut RecordCache::none())
         .await;
     let (lbs, current) = match (presence.load_balancers, presence.records) {
         (Ok(lbs), Ok(scanned)) => match items_of(&scanned) {
@@ -442,7 +442,7 @@ pub async fn adopt(
     let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
     let reader = Reader::new(&clients, config.aws.concurrency);
     let presence = reader
-        .presence(&target.state_table, &mut RecordCache::default())
+        .presence(&target.state_table, &mut RecordCache::none())
         .await;
     let (lbs, groups, current) = match (
         presence.load_balancers,
