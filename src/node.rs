@@ -231,6 +231,35 @@ impl From<Map<String, Value>> for Node {
     }
 }
 
+/// A map of strings (attributes, tags) from key-value pairs in any order; of a key given twice
+/// the last value stands. Keys found in `known` (sorted) are held as its static names, not
+/// allocated one per map.
+pub fn string_map<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    known: &'static [&'static str],
+) -> Node {
+    let mut entries: Vec<(Name, Node)> = pairs
+        .into_iter()
+        .map(|(key, value)| {
+            let name = match known.binary_search(&key) {
+                Ok(index) => Name::Borrowed(known[index]),
+                Err(_) => Name::Owned(key.to_string()),
+            };
+            (name, Node::String(CompactString::new(value)))
+        })
+        .collect();
+    // Stable: equal keys stay in the order given.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut unique: Vec<(Name, Node)> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match unique.last_mut() {
+            Some(last) if last.0 == entry.0 => *last = entry,
+            _ => unique.push(entry),
+        }
+    }
+    Node::sorted_map(unique)
+}
+
 impl Node {
     /// A map's entries as a `serde_json::Map`; empty for anything else.
     pub fn to_object(&self) -> Map<String, Value> {
@@ -250,6 +279,31 @@ pub fn to_map(entries: &[(Name, Node)]) -> Map<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_string_map_is_sorted_keeps_the_last_of_a_key_and_names_known_keys_statically() {
+        const KNOWN: &[&str] = &["a.enabled", "z.seconds"];
+        let map = string_map(
+            [
+                ("z.seconds", "60"),
+                ("custom", "x"),
+                ("a.enabled", "false"),
+                ("z.seconds", "30"),
+            ],
+            KNOWN,
+        );
+        assert_eq!(
+            map.to_value(),
+            json!({"a.enabled": "false", "custom": "x", "z.seconds": "30"})
+        );
+        let entries = map.as_map().unwrap();
+        assert!(matches!(&entries[0].0, Name::Borrowed(name) if std::ptr::eq(*name, KNOWN[0])));
+        assert!(matches!(entries[1].0, Name::Owned(_)));
+        // The same value as the map built from JSON, digest included.
+        let from_json = Node::from_value(&map.to_value());
+        assert_eq!(map, from_json);
+        assert_eq!(map.digest(), from_json.digest());
+    }
 
     #[test]
     fn a_value_round_trips_and_keys_are_looked_up() {

@@ -17,11 +17,8 @@ use crate::item::StoredItem;
 use crate::node::Node;
 use crate::record::{Record, RecordCache};
 
-/// A map of document fields (attributes, tags).
-type Fields = serde_json::Map<String, serde_json::Value>;
-
-/// One `DescribeTags` call: the ARNs asked for, and the tags by ARN.
-type TagsRead = (Vec<String>, Result<BTreeMap<String, Fields>, AwsError>);
+/// One `DescribeTags` call: the ARNs asked for, and the tags (a map) by ARN.
+type TagsRead = (Vec<String>, Result<BTreeMap<String, Node>, AwsError>);
 use crate::live::{DeepState, ListenerState, LiveLoadBalancer, LiveTargetGroup, TargetGroupState};
 
 /// One item of the state table as the presence pass keeps it: read as a record, and verbatim
@@ -151,7 +148,7 @@ impl Reader {
             }
         }
         let group_list: Vec<(&LiveTargetGroup, bool)> = groups.values().copied().collect();
-        let group_reads: HashMap<String, Result<GroupRead, DeepFailure>> =
+        let group_reads: Vec<(String, Result<GroupRead, DeepFailure>)> =
             stream::iter(0..group_list.len())
                 .map(|i| {
                     let (group, wants_targets) = group_list[i];
@@ -180,19 +177,33 @@ impl Reader {
             .buffer_unordered(concurrency)
             .collect()
             .await;
-        let mut tags: HashMap<String, Result<Fields, AwsError>> = HashMap::new();
+        // Every read is moved into the deep state of its last user, copied only for the users
+        // before it (a target group several load balancers route to): never held twice over.
+        let mut uses: HashMap<&str, usize> = HashMap::new();
+        for plan in plans {
+            *uses.entry(&plan.load_balancer.arn).or_default() += 1;
+            for group in &plan.target_groups {
+                *uses.entry(&group.arn).or_default() += 1;
+            }
+        }
+        let uses_of = |arn: &str| uses.get(arn).copied().unwrap_or(0);
+        let mut groups = Shared::default();
+        for (arn, read) in group_reads {
+            groups.insert(uses_of(&arn), arn, read);
+        }
+        let mut tags = Shared::default();
         for (chunk, result) in tag_reads {
             match result {
                 Ok(mut found) => {
                     for arn in chunk {
                         // A resource without tags may be left out of the answer.
                         let map = found.remove(&arn).unwrap_or_default();
-                        tags.insert(arn, Ok(map));
+                        tags.insert(uses_of(&arn), arn, Ok(map));
                     }
                 }
                 Err(err) => {
                     for arn in chunk {
-                        tags.insert(arn, Err(err.clone()));
+                        tags.insert(uses_of(&arn), arn, Err(err.clone()));
                     }
                 }
             }
@@ -211,7 +222,7 @@ impl Reader {
                 Ok(LoadBalancerRead::Read {
                     attributes,
                     listeners,
-                }) => combine(plan, attributes, listeners, &group_reads, &tags),
+                }) => combine(plan, attributes, listeners, &mut groups, &mut tags),
             };
             outcomes.insert(arn, outcome);
         }
@@ -302,15 +313,16 @@ impl Reader {
 
 enum LoadBalancerRead {
     Read {
-        attributes: Fields,
+        attributes: Node,
         listeners: Vec<ListenerState>,
     },
     Gone,
 }
 
+#[derive(Clone)]
 enum GroupRead {
     Read {
-        attributes: Fields,
+        attributes: Node,
         targets: Option<Vec<serde_json::Value>>,
     },
     Gone,
@@ -318,33 +330,30 @@ enum GroupRead {
 
 fn combine(
     plan: &DeepPlan<'_>,
-    attributes: Fields,
+    attributes: Node,
     listeners: Vec<ListenerState>,
-    groups: &HashMap<String, Result<GroupRead, DeepFailure>>,
-    tags: &HashMap<String, Result<Fields, AwsError>>,
+    groups: &mut Shared<Result<GroupRead, DeepFailure>>,
+    tags: &mut Shared<Result<Node, AwsError>>,
 ) -> DeepOutcome {
     let lb = plan.load_balancer;
-    let tags_of = |arn: &str, resource: String| -> Result<Fields, DeepFailure> {
-        match tags.get(arn) {
-            Some(Ok(map)) => Ok(map.clone()),
-            Some(Err(error)) => Err(DeepFailure {
-                resource,
-                error: error.clone(),
-            }),
-            None => Ok(Default::default()),
+    let mut tags_of = |arn: &str, resource: String| -> Result<Node, DeepFailure> {
+        match tags.take(arn) {
+            Some(Ok(map)) => Ok(map),
+            Some(Err(error)) => Err(DeepFailure { resource, error }),
+            None => Ok(Node::default()),
         }
     };
     let mut state = DeepState {
-        attributes: attributes.into(),
+        attributes,
         listeners,
         ..Default::default()
     };
     match tags_of(&lb.arn, format!("load balancer {}", lb.name)) {
-        Ok(map) => state.tags = map.into(),
+        Ok(map) => state.tags = map,
         Err(failure) => return DeepOutcome::Failed(failure),
     }
     for group in &plan.target_groups {
-        match groups.get(&group.arn) {
+        match groups.take(&group.arn) {
             Some(Ok(GroupRead::Read {
                 attributes,
                 targets,
@@ -356,9 +365,9 @@ fn combine(
                 state.target_groups.insert(
                     group.arn.clone(),
                     TargetGroupState {
-                        attributes: attributes.clone().into(),
-                        tags: group_tags.into(),
-                        targets: targets.as_ref().map(|targets| {
+                        attributes,
+                        tags: group_tags,
+                        targets: targets.map(|targets| {
                             Node::List(targets.iter().map(Node::from_value).collect())
                         }),
                     },
@@ -367,9 +376,53 @@ fn combine(
             Some(Ok(GroupRead::Gone)) => {
                 state.gone_target_groups.insert(group.arn.clone());
             }
-            Some(Err(failure)) => return DeepOutcome::Failed(failure.clone()),
+            Some(Err(failure)) => return DeepOutcome::Failed(failure),
             None => {}
         }
     }
     DeepOutcome::Read(state)
+}
+
+/// Reads by ARN, each with how many deep states still take it: the last one gets the read
+/// itself, those before it a copy.
+struct Shared<T> {
+    entries: HashMap<String, (usize, T)>,
+}
+
+impl<T> Default for Shared<T> {
+    fn default() -> Self {
+        Shared {
+            entries: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone> Shared<T> {
+    fn insert(&mut self, uses: usize, arn: String, read: T) {
+        self.entries.insert(arn, (uses, read));
+    }
+
+    fn take(&mut self, arn: &str) -> Option<T> {
+        let (uses, read) = self.entries.get_mut(arn)?;
+        if *uses > 1 {
+            *uses -= 1;
+            return Some(read.clone());
+        }
+        self.entries.remove(arn).map(|(_, read)| read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_read_is_copied_for_all_but_its_last_user_and_then_gone() {
+        let mut shared = Shared::default();
+        shared.insert(2, "arn:tg".to_string(), vec![1]);
+        assert_eq!(shared.take("arn:tg"), Some(vec![1]));
+        assert_eq!(shared.take("arn:tg"), Some(vec![1]));
+        assert!(shared.entries.is_empty());
+        assert_eq!(shared.take("arn:tg"), None);
+    }
 }

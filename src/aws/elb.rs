@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::interceptor::MetricsInterceptor;
 use super::{Api, AwsError};
 use crate::live::{LiveListener, LiveLoadBalancer, LiveRule, LiveTargetGroup};
+use crate::node::{self, Node};
 
 /// The largest page the Describe calls accept.
 pub const PAGE_SIZE: i32 = 400;
@@ -19,6 +20,58 @@ pub const TAGS_PER_CALL: usize = 20;
 const MAX_PAGES: usize = 100_000;
 
 const SERVICE: &str = "elasticloadbalancing";
+
+/// The load-balancer and target-group attribute keys ELBv2 documents, sorted: held as static
+/// names in every attribute map instead of one allocation per key per map. A key not listed
+/// (a new one) is held as read.
+pub const ATTRIBUTE_KEYS: &[&str] = &[
+    "access_logs.s3.bucket",
+    "access_logs.s3.enabled",
+    "access_logs.s3.prefix",
+    "client_keep_alive.seconds",
+    "connection_logs.s3.bucket",
+    "connection_logs.s3.enabled",
+    "connection_logs.s3.prefix",
+    "deletion_protection.enabled",
+    "deregistration_delay.connection_termination.enabled",
+    "deregistration_delay.timeout_seconds",
+    "dns_record.client_routing_policy",
+    "health_check_logs.s3.bucket",
+    "health_check_logs.s3.enabled",
+    "health_check_logs.s3.prefix",
+    "idle_timeout.timeout_seconds",
+    "ipv6.deny_all_igw_traffic",
+    "lambda.multi_value_headers.enabled",
+    "load_balancing.algorithm.anomaly_mitigation",
+    "load_balancing.algorithm.type",
+    "load_balancing.cross_zone.enabled",
+    "preserve_client_ip.enabled",
+    "proxy_protocol_v2.enabled",
+    "routing.http.desync_mitigation_mode",
+    "routing.http.drop_invalid_header_fields.enabled",
+    "routing.http.preserve_host_header.enabled",
+    "routing.http.x_amzn_tls_version_and_cipher_suite.enabled",
+    "routing.http.xff_client_port.enabled",
+    "routing.http.xff_header_processing.mode",
+    "routing.http2.enabled",
+    "secondary_ips.auto_assigned.per_subnet",
+    "slow_start.duration_seconds",
+    "stickiness.app_cookie.cookie_name",
+    "stickiness.app_cookie.duration_seconds",
+    "stickiness.enabled",
+    "stickiness.lb_cookie.duration_seconds",
+    "stickiness.type",
+    "target_failover.on_deregistration",
+    "target_failover.on_unhealthy",
+    "target_group_health.dns_failover.minimum_healthy_targets.count",
+    "target_group_health.dns_failover.minimum_healthy_targets.percentage",
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+    "target_health_state.unhealthy.connection_termination.enabled",
+    "target_health_state.unhealthy.draining_interval_seconds",
+    "waf.fail_open.enabled",
+    "zonal_shift.config.enabled",
+];
 
 /// An ELBv2 client that answers in plain data.
 #[derive(Debug, Clone)]
@@ -198,10 +251,7 @@ impl Elb {
     }
 
     /// A load balancer's attributes.
-    pub async fn load_balancer_attributes(
-        &self,
-        arn: &str,
-    ) -> Result<Map<String, Value>, AwsError> {
+    pub async fn load_balancer_attributes(&self, arn: &str) -> Result<Node, AwsError> {
         let out = self
             .api
             .call("DescribeLoadBalancerAttributes", || {
@@ -211,15 +261,16 @@ impl Elb {
                     .send()
             })
             .await?;
-        Ok(out
-            .attributes()
-            .iter()
-            .filter_map(|a| Some((a.key()?.to_string(), json!(a.value().unwrap_or("")))))
-            .collect())
+        Ok(node::string_map(
+            out.attributes()
+                .iter()
+                .filter_map(|a| Some((a.key()?, a.value().unwrap_or("")))),
+            ATTRIBUTE_KEYS,
+        ))
     }
 
     /// A target group's attributes.
-    pub async fn target_group_attributes(&self, arn: &str) -> Result<Map<String, Value>, AwsError> {
+    pub async fn target_group_attributes(&self, arn: &str) -> Result<Node, AwsError> {
         let out = self
             .api
             .call("DescribeTargetGroupAttributes", || {
@@ -229,18 +280,16 @@ impl Elb {
                     .send()
             })
             .await?;
-        Ok(out
-            .attributes()
-            .iter()
-            .filter_map(|a| Some((a.key()?.to_string(), json!(a.value().unwrap_or("")))))
-            .collect())
+        Ok(node::string_map(
+            out.attributes()
+                .iter()
+                .filter_map(|a| Some((a.key()?, a.value().unwrap_or("")))),
+            ATTRIBUTE_KEYS,
+        ))
     }
 
     /// The tags of up to [`TAGS_PER_CALL`] resources in one `DescribeTags` call, by ARN.
-    pub async fn tags(
-        &self,
-        arns: &[String],
-    ) -> Result<BTreeMap<String, Map<String, Value>>, AwsError> {
+    pub async fn tags(&self, arns: &[String]) -> Result<BTreeMap<String, Node>, AwsError> {
         const OP: &str = "DescribeTags";
         if arns.len() > TAGS_PER_CALL {
             return Err(AwsError::unexpected(
@@ -266,11 +315,13 @@ impl Elb {
             let Some(arn) = description.resource_arn() else {
                 continue;
             };
-            let map: Map<String, Value> = description
-                .tags()
-                .iter()
-                .filter_map(|tag| Some((tag.key()?.to_string(), json!(tag.value().unwrap_or("")))))
-                .collect();
+            let map = node::string_map(
+                description
+                    .tags()
+                    .iter()
+                    .filter_map(|tag| Some((tag.key()?, tag.value().unwrap_or("")))),
+                &[],
+            );
             tags.insert(arn.to_string(), map);
         }
         Ok(tags)
@@ -640,6 +691,11 @@ mod tests {
     use elbv2::types::{
         ActionTypeEnum, ForwardActionConfig, PathPatternConditionConfig, TargetGroupTuple,
     };
+
+    #[test]
+    fn attribute_keys_are_sorted_for_the_binary_search() {
+        assert!(ATTRIBUTE_KEYS.windows(2).all(|pair| pair[0] < pair[1]));
+    }
 
     #[test]
     fn actions_and_conditions_map_to_snake_case() {
