@@ -6,7 +6,7 @@
 //! from the API name target groups by ARN (`target_group_arn`); [`assemble`] maps them to names,
 //! since identity is by name, never by ARN.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -64,7 +64,8 @@ pub struct Presence {
 /// One listener with what the deep pass read for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenerState {
-    pub listener: LiveListener,
+    /// The listener's fields (its ARN is needed only to read its rules, so not kept).
+    pub fields: Node,
     pub rules: Vec<LiveRule>,
     /// Non-default certificates, read only where the record holds `additional_certificates`.
     pub additional_certificates: Option<Vec<String>>,
@@ -85,10 +86,20 @@ pub struct DeepState {
     pub attributes: Node,
     pub tags: Node,
     pub listeners: Vec<ListenerState>,
-    /// By target group ARN.
-    pub target_groups: BTreeMap<String, TargetGroupState>,
+    /// By target group ARN (a load balancer routes to few: a list, not a map).
+    pub target_groups: Vec<(String, TargetGroupState)>,
     /// Target groups deleted since the presence pass listed them: not live any more.
     pub gone_target_groups: BTreeSet<String>,
+}
+
+impl DeepState {
+    /// What was read for the target group with this ARN.
+    pub fn target_group(&self, arn: &str) -> Option<&TargetGroupState> {
+        self.target_groups
+            .iter()
+            .find(|(known, _)| known == arn)
+            .map(|(_, state)| state)
+    }
 }
 
 /// Target groups by ARN, and which belong to which load balancer.
@@ -146,7 +157,7 @@ pub fn assemble(
         }
         let mut fields = group.fields.to_object();
         fields.insert("name".into(), Value::String(group.name.clone()));
-        if let Some(state) = deep.and_then(|deep| deep.target_groups.get(&group.arn)) {
+        if let Some(state) = deep.and_then(|deep| deep.target_group(&group.arn)) {
             fields.insert("attributes".into(), state.attributes.to_value());
             fields.insert("tags".into(), state.tags.to_value());
             if let Some(targets) = &state.targets {
@@ -179,7 +190,7 @@ pub fn assemble(
 }
 
 fn listener_value(state: &ListenerState, groups: &TargetGroupIndex<'_>) -> Value {
-    let mut fields = state.listener.fields.to_object();
+    let mut fields = state.fields.to_object();
     if let Some(Value::Array(actions)) = fields.get_mut("default_actions") {
         name_target_groups(actions, groups);
     }
@@ -268,14 +279,11 @@ mod tests {
             attributes: object(json!({"a": "1"})),
             tags: object(json!({"team": "edge"})),
             listeners: vec![ListenerState {
-                listener: LiveListener {
-                    arn: "arn:listener/1".into(),
-                    fields: object(json!({"port": 80, "protocol": "HTTP", "default_actions": [
-                        {"type": "forward", "order": 1, "target_group_arn": "arn:tg/api",
-                         "forward_config": {"target_groups": [{"target_group_arn": "arn:tg/api", "weight": 1}],
-                                            "target_group_stickiness_config": {"enabled": false}}}
-                    ]})),
-                },
+                fields: object(json!({"port": 80, "protocol": "HTTP", "default_actions": [
+                    {"type": "forward", "order": 1, "target_group_arn": "arn:tg/api",
+                     "forward_config": {"target_groups": [{"target_group_arn": "arn:tg/api", "weight": 1}],
+                                        "target_group_stickiness_config": {"enabled": false}}}
+                ]})),
                 rules: vec![
                     LiveRule {
                         is_default: true,
@@ -292,13 +300,13 @@ mod tests {
                 ],
                 additional_certificates: None,
             }],
-            target_groups: BTreeMap::from([(
+            target_groups: vec![(
                 "arn:tg/api".to_string(),
                 TargetGroupState {
                     tags: object(json!({"t": "v"})),
                     ..Default::default()
                 },
-            )]),
+            )],
             gone_target_groups: BTreeSet::new(),
         };
         let doc = assemble(&lb, &index, Some(&deep)).to_keyed_value();

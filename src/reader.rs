@@ -270,7 +270,7 @@ impl Reader {
                 None
             };
             states.push(ListenerState {
-                listener,
+                fields: listener.fields,
                 rules,
                 additional_certificates,
             });
@@ -362,7 +362,7 @@ fn combine(
                     Ok(map) => map,
                     Err(failure) => return DeepOutcome::Failed(failure),
                 };
-                state.target_groups.insert(
+                state.target_groups.push((
                     group.arn.clone(),
                     TargetGroupState {
                         attributes,
@@ -371,7 +371,7 @@ fn combine(
                             Node::List(targets.iter().map(Node::from_value).collect())
                         }),
                     },
-                );
+                ));
             }
             Some(Ok(GroupRead::Gone)) => {
                 state.gone_target_groups.insert(group.arn.clone());
