@@ -169,14 +169,27 @@ fn classify(
         (None, Some(_)) => entry.kind = Some(DriftKind::MissingRecord),
         (Some(RecordContent::Valid(_)), None) => entry.kind = Some(DriftKind::MissingLive),
         (Some(RecordContent::Valid(recorded)), Some(live)) => {
-            let presence;
-            let recorded = if live.deep_fresh {
-                recorded
+            let live_document = live.document.get();
+            // The record's tree is needed only where a field's digest differs.
+            let found = if recorded.differs_from(&live_document, live.deep_fresh) {
+                recorded.tree().map(|tree| {
+                    if live.deep_fresh {
+                        diff(tree, &live_document)
+                    } else {
+                        diff(&tree.presence_only(), &live_document)
+                    }
+                })
             } else {
-                presence = recorded.presence_only();
-                &presence
+                Ok(Vec::new())
             };
-            let mut changes = diff(recorded, &live.document.get());
+            let mut changes = match found {
+                Ok(changes) => changes,
+                Err(reason) => {
+                    entry.kind = Some(DriftKind::InvalidRecord);
+                    entry.reason = Some(reason);
+                    return entry;
+                }
+            };
             ignore.retain(name, &mut changes);
             entry.kind = if !changes.is_empty() {
                 Some(DriftKind::Changed)
