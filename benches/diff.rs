@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lbrecon::document::Document;
 use lbrecon::ignore::IgnoreRules;
 use lbrecon::item::{AttrValue, Item, from_json};
@@ -86,29 +86,6 @@ fn bench(c: &mut Criterion) {
             });
         }
     }
-    // A record's tree is built from its JSON the first time a diff needs it (a field's digest
-    // differs) and kept: the runs above time the cycles after that, this one the first diff of
-    // freshly read records, the drifted ones' trees built within it.
-    let n = 10_000;
-    let items: Vec<Item> = (0..n).map(item).collect();
-    let (_, live) = fleet(n, Some(100));
-    group.bench_function(BenchmarkId::new("1% drift, records just read", n), |b| {
-        b.iter_batched(
-            || {
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| Record::from_item(item, i))
-                    .collect::<Vec<_>>()
-            },
-            // Returned, so they are dropped outside the timing.
-            |records| {
-                let reconciled = reconcile(&records, black_box(&live), &ignore);
-                (records, reconciled)
-            },
-            BatchSize::LargeInput,
-        )
-    });
     group.finish();
 
     let mut group = c.benchmark_group("parse");

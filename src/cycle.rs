@@ -11,12 +11,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::aws::AwsError;
 use crate::config::TargetConfig;
 use crate::control::ControlView;
+use crate::document::Document;
 use crate::ignore::IgnoreRules;
 use crate::item::StoredItem;
 use crate::live::{DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
+use crate::node::Node;
 use crate::reader::{DeepOutcome, DeepPlan, Reader};
 use crate::reconcile::{LiveDocument, LiveEntry, Reconciled, reconcile};
-use crate::record::{Record, RecordCache, RecordContent, RecordDocument};
+use crate::record::{Record, RecordCache, RecordContent};
 use crate::report::{GuardView, Summary, TargetReport, exit};
 
 /// Which load balancers a cycle deep-reads.
@@ -328,7 +330,7 @@ pub fn deep_plans<'a>(
     records: &[Record],
     index: &TargetGroupIndex<'a>,
 ) -> Vec<DeepPlan<'a>> {
-    let documents: HashMap<&str, &RecordDocument> = records
+    let documents: HashMap<&str, &Document> = records
         .iter()
         .filter_map(|record| Some((record.name.as_str(), record.document()?)))
         .collect();
@@ -338,9 +340,25 @@ pub fn deep_plans<'a>(
             Some(DeepPlan {
                 load_balancer: lb,
                 target_groups: index.of(&lb.arn).to_vec(),
-                additional_certificates: document.listeners_with_additional_certificates().clone(),
-                targets: document.target_groups_with_targets().clone(),
+                additional_certificates: keys_holding(
+                    document,
+                    "listeners",
+                    "additional_certificates",
+                ),
+                targets: keys_holding(document, "target_groups", "targets"),
             })
         })
         .collect()
+}
+
+/// The keys of a keyed list whose items hold `field`.
+fn keys_holding(document: &Document, list: &str, field: &str) -> BTreeSet<String> {
+    match document.get(list).and_then(Node::as_map) {
+        Some(items) => items
+            .iter()
+            .filter(|(_, item)| item.get(field).is_some())
+            .map(|(key, _)| key.to_string())
+            .collect(),
+        None => BTreeSet::new(),
+    }
 }

@@ -169,27 +169,14 @@ fn classify(
         (None, Some(_)) => entry.kind = Some(DriftKind::MissingRecord),
         (Some(RecordContent::Valid(_)), None) => entry.kind = Some(DriftKind::MissingLive),
         (Some(RecordContent::Valid(recorded)), Some(live)) => {
-            let live_document = live.document.get();
-            // The record's tree is needed only where a field's digest differs.
-            let found = if recorded.differs_from(&live_document, live.deep_fresh) {
-                recorded.tree().map(|tree| {
-                    if live.deep_fresh {
-                        diff(tree, &live_document)
-                    } else {
-                        diff(&tree.presence_only(), &live_document)
-                    }
-                })
+            let presence;
+            let recorded = if live.deep_fresh {
+                recorded
             } else {
-                Ok(Vec::new())
+                presence = recorded.presence_only();
+                &presence
             };
-            let mut changes = match found {
-                Ok(changes) => changes,
-                Err(reason) => {
-                    entry.kind = Some(DriftKind::InvalidRecord);
-                    entry.reason = Some(reason);
-                    return entry;
-                }
-            };
+            let mut changes = diff(recorded, &live.document.get());
             ignore.retain(name, &mut changes);
             entry.kind = if !changes.is_empty() {
                 Some(DriftKind::Changed)

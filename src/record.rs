@@ -1,11 +1,10 @@
 //! Records: the state table's items read as load-balancer documents (SPEC 3).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
 
 use crate::document::Document;
 use crate::item::{AttrValue, Item, to_json};
-use crate::node::{Digest, Name, Node, digest_bytes};
+use crate::node::{Digest, digest_bytes};
 
 /// The state table's partition key.
 pub const NAME_ATTRIBUTE: &str = "name";
@@ -28,100 +27,8 @@ pub struct Record {
 /// A record's document, or the reason it is an `invalid_record`.
 #[derive(Debug, Clone)]
 pub enum RecordContent {
-    Valid(Arc<RecordDocument>),
+    Valid(Document),
     Invalid(String),
-}
-
-/// A valid record's document as it is held from one scan to the next: the digest of each
-/// top-level field, what the deep pass needs to know of it, and the checked document as compact
-/// JSON. The document as a tree takes several times its JSON's size, and the diff needs it only
-/// where a field's digest differs from the live one's, so the tree is built from the JSON then,
-/// and kept for the next diff (a drifted record is likely to be drifted in the next cycle too).
-#[derive(Debug)]
-pub struct RecordDocument {
-    /// Each top-level field's name and digest, sorted by name.
-    fields: Box<[(Name, Digest)]>,
-    /// The same for the fields the presence pass reads (SPEC 12), target groups without the
-    /// fields that need a deep read: what is compared when a deep read failed.
-    presence: Box<[(Name, Digest)]>,
-    /// The listeners (by key) whose record holds `additional_certificates`.
-    additional_certificates: BTreeSet<String>,
-    /// The target groups (by name) whose record holds `targets`.
-    targets: BTreeSet<String>,
-    /// The checked document in keyed form, as JSON.
-    json: Box<str>,
-    tree: OnceLock<Document>,
-}
-
-impl RecordDocument {
-    fn new(document: Document) -> RecordDocument {
-        let digests = |document: &Document| -> Box<[(Name, Digest)]> {
-            document
-                .digested_fields()
-                .map(|(key, _, digest)| (key.clone(), digest))
-                .collect()
-        };
-        RecordDocument {
-            fields: digests(&document),
-            presence: digests(&document.presence_only()),
-            additional_certificates: keys_holding(
-                &document,
-                "listeners",
-                "additional_certificates",
-            ),
-            targets: keys_holding(&document, "target_groups", "targets"),
-            json: document.to_keyed_value().to_string().into(),
-            tree: OnceLock::new(),
-        }
-    }
-
-    /// Whether a diff against `live` can find anything: some field's digest differs from the
-    /// live field's, or the live document lacks it. Of the presence fields alone when the live
-    /// document holds no deep read.
-    pub fn differs_from(&self, live: &Document, deep_fresh: bool) -> bool {
-        let fields = if deep_fresh {
-            &self.fields
-        } else {
-            &self.presence
-        };
-        fields.iter().any(|(key, digest)| {
-            live.digested(key)
-                .is_none_or(|(_, live_digest)| live_digest != *digest)
-        })
-    }
-
-    /// The document as a tree, built from its JSON the first time it is asked for.
-    pub fn tree(&self) -> Result<&Document, String> {
-        if let Some(tree) = self.tree.get() {
-            return Ok(tree);
-        }
-        let value: serde_json::Value = serde_json::from_str(&self.json)
-            .map_err(|err| format!("the record's document no longer reads back: {err}"))?;
-        let tree = Document::from_keyed(Node::from_value(&value))?;
-        Ok(self.tree.get_or_init(|| tree))
-    }
-
-    /// The listeners (by key: port, or `gateway`) whose record holds `additional_certificates`.
-    pub fn listeners_with_additional_certificates(&self) -> &BTreeSet<String> {
-        &self.additional_certificates
-    }
-
-    /// The target groups (by name) whose record holds `targets`.
-    pub fn target_groups_with_targets(&self) -> &BTreeSet<String> {
-        &self.targets
-    }
-}
-
-/// The keys of a keyed list whose items hold `field`.
-fn keys_holding(document: &Document, list: &str, field: &str) -> BTreeSet<String> {
-    match document.get(list).and_then(Node::as_map) {
-        Some(items) => items
-            .iter()
-            .filter(|(_, item)| item.get(field).is_some())
-            .map(|(key, _)| key.to_string())
-            .collect(),
-        None => BTreeSet::new(),
-    }
 }
 
 impl Record {
@@ -141,7 +48,7 @@ impl Record {
         let content = match parse_config(item) {
             Ok(parsed) => {
                 warnings = parsed.warnings;
-                RecordContent::Valid(Arc::new(RecordDocument::new(parsed.document)))
+                RecordContent::Valid(parsed.document)
             }
             Err(reason) => RecordContent::Invalid(reason),
         };
@@ -154,7 +61,7 @@ impl Record {
     }
 
     /// The document, where the record is valid.
-    pub fn document(&self) -> Option<&RecordDocument> {
+    pub fn document(&self) -> Option<&Document> {
         match &self.content {
             RecordContent::Valid(document) => Some(document),
             RecordContent::Invalid(_) => None,
@@ -306,7 +213,7 @@ mod tests {
     }
 
     fn shares(a: &Record, b: &Record) -> bool {
-        std::ptr::eq(a.document().unwrap(), b.document().unwrap())
+        a.document().unwrap().shares(b.document().unwrap())
     }
 
     #[test]
@@ -329,8 +236,6 @@ mod tests {
             second[1]
                 .document()
                 .unwrap()
-                .tree()
-                .unwrap()
                 .get("scheme")
                 .unwrap()
                 .as_str(),
@@ -352,8 +257,6 @@ mod tests {
             records[0]
                 .document()
                 .unwrap()
-                .tree()
-                .unwrap()
                 .get("scheme")
                 .unwrap()
                 .as_str(),
@@ -370,81 +273,6 @@ mod tests {
         let records = scan(&mut cache, &[nameless], true);
         assert_eq!(records[0].name, "(item 0 has no string name)");
         assert!(cache.is_empty());
-    }
-
-    fn document(value: serde_json::Value) -> Document {
-        Document::parse(&value).unwrap().document
-    }
-
-    fn full_config() -> serde_json::Value {
-        serde_json::json!({
-            "name": "web", "type": "application", "scheme": "internal",
-            "subnets": ["subnet-b", "subnet-a"], "attributes": {"idle_timeout.timeout_seconds": "60"},
-            "tags": {"team": "edge"},
-            "listeners": [{"port": 443, "protocol": "HTTPS", "certificates": ["arn:cert/1"],
-                           "additional_certificates": ["arn:cert/2"],
-                           "default_actions": [{"type": "forward", "target_group": "api"}],
-                           "rules": [{"priority": 5, "conditions": [{"field": "path-pattern", "values": ["/a/*"]}],
-                                      "actions": [{"type": "fixed-response",
-                                                   "fixed_response_config": {"status_code": "503"}}]}]}],
-            "target_groups": [{"name": "api", "protocol": "HTTP", "port": 8080,
-                               "health_check": {"path": "/health", "interval_seconds": 30},
-                               "attributes": {"stickiness.enabled": "false"}, "targets": [{"id": "i-1", "port": 80}]}]
-        })
-    }
-
-    #[test]
-    fn a_record_document_rebuilds_the_same_tree_from_its_json() {
-        let parsed = document(full_config());
-        let held = RecordDocument::new(parsed.clone());
-        let tree = held.tree().unwrap();
-        assert_eq!(tree, &parsed);
-        assert_eq!(tree.to_keyed_value(), parsed.to_keyed_value());
-        let digests = |document: &Document| -> Vec<Digest> {
-            document
-                .digested_fields()
-                .map(|(_, _, digest)| digest)
-                .collect()
-        };
-        assert_eq!(digests(tree), digests(&parsed));
-        // Built once, then kept.
-        assert!(std::ptr::eq(held.tree().unwrap(), tree));
-        assert_eq!(
-            held.listeners_with_additional_certificates(),
-            &BTreeSet::from(["443".to_string()])
-        );
-        assert_eq!(
-            held.target_groups_with_targets(),
-            &BTreeSet::from(["api".to_string()])
-        );
-    }
-
-    #[test]
-    fn a_record_document_differs_where_a_field_digest_does() {
-        let held = RecordDocument::new(document(full_config()));
-        assert!(!held.differs_from(&document(full_config()), true));
-        // A live document holds more than the record: not a difference by itself.
-        let mut more = full_config();
-        more["ip_address_type"] = "ipv4".into();
-        assert!(!held.differs_from(&document(more), true));
-
-        let mut scheme = full_config();
-        scheme["scheme"] = "internet-facing".into();
-        assert!(held.differs_from(&document(scheme), true));
-        let mut fewer = full_config();
-        fewer.as_object_mut().unwrap().remove("tags");
-        assert!(held.differs_from(&document(fewer), true));
-
-        // Without a deep read only presence fields count, and a target group's presence fields.
-        let mut attributes = full_config();
-        attributes["attributes"]["idle_timeout.timeout_seconds"] = "30".into();
-        attributes["target_groups"][0]["attributes"]["stickiness.enabled"] = "true".into();
-        assert!(held.differs_from(&document(attributes.clone()), true));
-        let presence = document(attributes).presence_only();
-        assert!(!held.differs_from(&presence, false));
-        let mut port = full_config();
-        port["target_groups"][0]["port"] = 8081.into();
-        assert!(held.differs_from(&document(port).presence_only(), false));
     }
 
     #[test]
@@ -468,7 +296,7 @@ mod tests {
         assert_eq!(record.name, "web");
         assert_eq!(record.version.as_deref(), Some("7"));
         assert_eq!(
-            record.document().unwrap().tree().unwrap().to_keyed_value()["scheme"],
+            record.document().unwrap().to_keyed_value()["scheme"],
             "internal"
         );
     }
