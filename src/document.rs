@@ -7,7 +7,7 @@
 //! same function, so both sides always have the same shape.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -219,6 +219,35 @@ pub const CONDITION: &[Field] = &[
     ("http_request_method_config", Shape::Object(VALUES)),
     ("source_ip_config", Shape::Object(VALUES)),
 ];
+
+/// Every field name of the schema, and the names API answers use in their place
+/// (`target_group_arn`), sorted: what a node built from an API answer holds as static names
+/// rather than one allocation per key.
+pub fn field_names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        fn walk(fields: &'static [Field], names: &mut Vec<&'static str>) {
+            for (name, shape) in fields {
+                names.push(name);
+                walk_shape(shape, names);
+            }
+        }
+        fn walk_shape(shape: &'static Shape, names: &mut Vec<&'static str>) {
+            match shape {
+                Shape::Object(fields) | Shape::Keyed(fields, _) => walk(fields, names),
+                Shape::Set(inner) | Shape::List(inner) => walk_shape(inner, names),
+                _ => {}
+            }
+        }
+        let mut names = vec!["target_group_arn"];
+        for fields in [LOAD_BALANCER, ACTION, CONDITION] {
+            walk(fields, &mut names);
+        }
+        names.sort_unstable();
+        names.dedup();
+        names
+    })
+}
 
 /// Fields of the load balancer that the presence pass reads (`DescribeLoadBalancers`,
 /// `DescribeTargetGroups`); everything else needs a deep read.

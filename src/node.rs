@@ -113,7 +113,8 @@ impl Node {
         }
     }
 
-    /// A node holding `value` as it is, keys owned.
+    /// A node holding `value` as it is; keys that are field names of the schema are held as
+    /// static names, others owned.
     pub fn from_value(value: &Value) -> Node {
         match value {
             Value::Null => Node::Null,
@@ -123,7 +124,7 @@ impl Node {
             Value::Array(items) => Node::List(items.iter().map(Node::from_value).collect()),
             Value::Object(map) => Node::sorted_map(
                 map.iter()
-                    .map(|(key, value)| (Name::Owned(key.clone()), Node::from_value(value)))
+                    .map(|(key, value)| (field_name(key.as_str()), Node::from_value(value)))
                     .collect(),
             ),
         }
@@ -224,10 +225,19 @@ impl Default for Node {
 impl From<Map<String, Value>> for Node {
     fn from(map: Map<String, Value>) -> Node {
         Node::sorted_map(
-            map.into_iter()
-                .map(|(key, value)| (Name::Owned(key), Node::from_value(&value)))
+            map.iter()
+                .map(|(key, value)| (field_name(key), Node::from_value(value)))
                 .collect(),
         )
+    }
+}
+
+/// `key` as a static name where it is a field name of the schema, else owned.
+fn field_name(key: &str) -> Name {
+    let names = crate::document::field_names();
+    match names.binary_search(&key) {
+        Ok(index) => Name::Borrowed(names[index]),
+        Err(_) => Name::Owned(key.to_string()),
     }
 }
 
@@ -303,6 +313,28 @@ mod tests {
         let from_json = Node::from_value(&map.to_value());
         assert_eq!(map, from_json);
         assert_eq!(map.digest(), from_json.digest());
+    }
+
+    #[test]
+    fn schema_field_names_are_held_static_and_other_keys_owned() {
+        let names = crate::document::field_names();
+        assert!(names.windows(2).all(|pair| pair[0] < pair[1]));
+        for name in [
+            "health_check",
+            "interval_seconds",
+            "target_group_arn",
+            "forward_config",
+        ] {
+            assert!(names.contains(&name), "{name}");
+        }
+        let node = Node::from_value(&json!({"health_check": {"path": "/"}, "custom-key": 1}));
+        let entries = node.as_map().unwrap();
+        assert!(matches!(entries[0].0, Name::Owned(_)));
+        assert!(matches!(entries[1].0, Name::Borrowed("health_check")));
+        assert!(matches!(
+            node.get("health_check").unwrap().as_map().unwrap()[0].0,
+            Name::Borrowed("path")
+        ));
     }
 
     #[test]
