@@ -234,9 +234,13 @@ impl From<Map<String, Value>> for Node {
 
 /// `key` as a static name where it is a field name of the schema, else owned.
 fn field_name(key: &str) -> Name {
-    let names = crate::document::field_names();
-    match names.binary_search(&key) {
-        Ok(index) => Name::Borrowed(names[index]),
+    name_in(key, crate::document::field_names())
+}
+
+/// `key` as the static name in `known` (sorted) where it is there, else owned.
+fn name_in(key: &str, known: &'static [&'static str]) -> Name {
+    match known.binary_search(&key) {
+        Ok(index) => Name::Borrowed(known[index]),
         Err(_) => Name::Owned(key.to_string()),
     }
 }
@@ -250,13 +254,7 @@ pub fn string_map<'a>(
 ) -> Node {
     let mut entries: Vec<(Name, Node)> = pairs
         .into_iter()
-        .map(|(key, value)| {
-            let name = match known.binary_search(&key) {
-                Ok(index) => Name::Borrowed(known[index]),
-                Err(_) => Name::Owned(key.to_string()),
-            };
-            (name, Node::String(CompactString::new(value)))
-        })
+        .map(|(key, value)| (name_in(key, known), Node::String(CompactString::new(value))))
         .collect();
     // Stable: equal keys stay in the order given.
     entries.sort_by(|a, b| a.0.cmp(&b.0));
