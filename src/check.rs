@@ -5,7 +5,7 @@ use crate::config::{Config, TargetConfig};
 use crate::control;
 use crate::cycle::{DeepCache, DeepScope, read_presence};
 use crate::ignore::IgnoreRules;
-use crate::reader::Reader;
+use crate::reader::{Items, Reader};
 use crate::record::RecordCache;
 use crate::report::{GuardView, Report, TargetReport};
 
@@ -86,10 +86,16 @@ pub async fn check_target(
             )),
         ),
     };
-    let mut cache = DeepCache::default();
-    let presence = read_presence(target, reader, view.as_ref(), &mut RecordCache::none()).await;
+    let presence = read_presence(
+        target,
+        reader,
+        view.as_ref(),
+        &mut RecordCache::none(),
+        Items::Dropped,
+    )
+    .await;
     let cycle = presence
-        .finish(reader, ignore, DeepScope::All, &mut cache)
+        .finish(reader, ignore, DeepScope::All, &mut DeepCache::none())
         .await;
     let mut report = cycle.report(target, guard, true);
     if let Some(error) = control_error {

@@ -11,7 +11,7 @@ use crate::cycle::read_presence;
 use crate::enforce::{self, Enforcer};
 use crate::guard;
 use crate::pause::{DONE, DYNAMODB_FLAG, RESUMING};
-use crate::reader::Reader;
+use crate::reader::{Items, Reader};
 use crate::record::RecordCache;
 use crate::report::exit;
 use crate::telemetry;
@@ -164,7 +164,14 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     let store = store(target, &clients);
     let by = actor();
     let reader = reader(&clients, config);
-    let presence = read_presence(target, &reader, None, &mut RecordCache::none()).await;
+    let presence = read_presence(
+        target,
+        &reader,
+        None,
+        &mut RecordCache::none(),
+        Items::Dropped,
+    )
+    .await;
     let missing: BTreeSet<String> = if presence.complete {
         let observation =
             enforce::observation(&presence, time::OffsetDateTime::now_utc().unix_timestamp());
@@ -259,6 +266,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
         &reader,
         Some(&first.view()),
         &mut RecordCache::none(),
+        Items::Dropped,
     )
     .await;
     let missing: BTreeSet<String> = if presence.complete {

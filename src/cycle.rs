@@ -6,7 +6,7 @@
 //! classifies every load balancer. `check` deep-reads everything; the daemon reads the load
 //! balancers checked longest ago, keeping what it read in a [`DeepCache`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::aws::AwsError;
 use crate::config::TargetConfig;
@@ -16,8 +16,8 @@ use crate::ignore::IgnoreRules;
 use crate::item::StoredItem;
 use crate::live::{DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
 use crate::node::Node;
-use crate::reader::{DeepOutcome, DeepPlan, Reader};
-use crate::reconcile::{LiveDocument, LiveEntry, Reconciled, reconcile};
+use crate::reader::{DeepOutcome, DeepPlan, Items, Reader};
+use crate::reconcile::{LiveDocument, LiveEntry, Reconciled, classify, reconcile};
 use crate::record::{Record, RecordCache, RecordContent};
 use crate::report::{GuardView, Summary, TargetReport, exit};
 
@@ -31,12 +31,33 @@ pub enum DeepScope {
 }
 
 /// What the deep pass last read of each load balancer, by ARN, with when (Unix seconds).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DeepCache {
     entries: HashMap<String, (DeepState, i64)>,
+    /// Whether reads are kept for the next cycle (the daemon), or dropped once compared (a
+    /// one-shot command, which has no next cycle).
+    keeps: bool,
+}
+
+impl Default for DeepCache {
+    fn default() -> Self {
+        DeepCache {
+            entries: HashMap::new(),
+            keeps: true,
+        }
+    }
 }
 
 impl DeepCache {
+    /// A cache for one cycle: each deep read is dropped once its load balancer is compared, so
+    /// a full deep pass holds only the reads in flight, not the fleet's.
+    pub fn none() -> Self {
+        DeepCache {
+            keeps: false,
+            ..DeepCache::default()
+        }
+    }
+
     /// When a load balancer was last deep-checked, if ever.
     pub fn checked_at(&self, arn: &str) -> Option<i64> {
         self.entries.get(arn).map(|(_, at)| *at)
@@ -54,7 +75,8 @@ pub struct PresencePhase {
     pub state_table_missing: bool,
     /// It does not exist, and lbrecon never saw it: a configuration error.
     pub state_table_never_seen: bool,
-    /// Every item of the state table, verbatim (empty when the scan failed).
+    /// Every item of the state table, verbatim, where [`Items::Kept`] (empty when the scan
+    /// failed).
     pub items: Vec<StoredItem>,
     /// The items, read as records.
     pub records: Vec<Record>,
@@ -90,8 +112,9 @@ pub async fn read_presence(
     reader: &Reader,
     control: Option<&ControlView>,
     records: &mut RecordCache,
+    items: Items,
 ) -> PresencePhase {
-    let presence = reader.presence(&target.state_table, records).await;
+    let presence = reader.presence(&target.state_table, records, items).await;
     let state_table_seen = control.is_some_and(|view| view.state_table_seen);
     let mut phase = PresencePhase {
         complete: false,
@@ -131,7 +154,11 @@ pub async fn read_presence(
         Err(err) => phase.error = phase.error.take().or(Some(err)),
     }
     if let Some(items) = items {
-        (phase.records, phase.items) = items.into_iter().unzip();
+        phase.records.reserve_exact(items.len());
+        for (record, item) in items {
+            phase.records.push(record);
+            phase.items.extend(item);
+        }
     }
     phase.complete = phase.error.is_none();
     if phase.complete {
@@ -174,9 +201,9 @@ impl PresencePhase {
         if !cycle.presence.complete {
             return cycle;
         }
-        let presence = &mut cycle.presence;
+        let presence = &cycle.presence;
         let index = TargetGroupIndex::new(&presence.target_groups);
-        let live_arns: BTreeSet<&str> = presence
+        let live_arns: HashSet<&str> = presence
             .load_balancers
             .iter()
             .map(|lb| lb.arn.as_str())
@@ -185,9 +212,9 @@ impl PresencePhase {
             .entries
             .retain(|arn, _| live_arns.contains(arn.as_str()));
         let mut plans = deep_plans(&presence.load_balancers, &presence.records, &index);
-        let with_record: BTreeSet<String> = plans
+        let with_record: HashSet<&str> = plans
             .iter()
-            .map(|plan| plan.load_balancer.arn.clone())
+            .map(|plan| plan.load_balancer.arn.as_str())
             .collect();
         if let DeepScope::Oldest(limit) = scope {
             plans.sort_by_key(|plan| {
@@ -199,66 +226,138 @@ impl PresencePhase {
             plans.truncate(limit);
         }
         cycle.deep_read = plans.len();
-        let mut outcomes = reader.deep(&plans).await;
+        // The record a name stands for: the last of that name, as `reconcile` takes it.
+        let record_of: HashMap<&str, &Record> = presence
+            .records
+            .iter()
+            .map(|record| (record.name.as_str(), record))
+            .collect();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
 
-        let mut gone = BTreeSet::new();
-        for lb in &presence.load_balancers {
-            // Moved out, not cloned: a deep state is held once, in the cache.
-            match outcomes.remove(&lb.arn) {
-                Some(DeepOutcome::Gone) => {
-                    // Deleted since the presence pass listed it: not live any more.
-                    gone.insert(lb.arn.clone());
+        // Each load balancer deep-read is compared as soon as its read is in, so a one-shot
+        // cache holds only the reads in flight.
+        let mut entries = Vec::with_capacity(presence.records.len() + live_arns.len());
+        let mut compared: HashSet<&str> = HashSet::new();
+        let mut gone: HashSet<&str> = HashSet::new();
+        let mut deep = DeepTally::default();
+        reader
+            .deep(&plans, |i, outcome| {
+                let lb = plans[i].load_balancer;
+                match outcome {
+                    DeepOutcome::Gone => {
+                        // Deleted since the presence pass listed it: not live any more (its
+                        // record, if any, is compared with nothing below).
+                        gone.insert(&lb.arn);
+                        cache.entries.remove(&lb.arn);
+                        return;
+                    }
+                    DeepOutcome::Read(state) => {
+                        cache.entries.insert(lb.arn.clone(), (state, now));
+                    }
+                    DeepOutcome::Failed(failure) => {
+                        cycle.deep_failures.push(failure.to_string());
+                        // Stale: never compared as if known, until read again.
+                        cache.entries.remove(&lb.arn);
+                    }
+                }
+                let cached = cache.entries.get(&lb.arn);
+                deep.note(&lb.name, cached.map(|(_, at)| *at));
+                let live = live_entry(lb, &index, cached, true);
+                entries.push(classify(
+                    &lb.name,
+                    record_of.get(lb.name.as_str()).copied(),
+                    Some(&live),
+                    ignore,
+                ));
+                compared.insert(&lb.name);
+                if !cache.keeps {
                     cache.entries.remove(&lb.arn);
                 }
-                Some(DeepOutcome::Read(state)) => {
-                    cache.entries.insert(lb.arn.clone(), (state, now));
-                }
-                Some(DeepOutcome::Failed(failure)) => {
-                    cycle.deep_failures.push(failure.to_string());
-                    // Stale: never compared as if known, until read again.
-                    cache.entries.remove(&lb.arn);
-                }
-                None => {}
-            }
-        }
-        presence.load_balancers.retain(|lb| !gone.contains(&lb.arn));
+            })
+            .await;
 
-        let mut live_entries = Vec::with_capacity(presence.load_balancers.len());
+        // The rest: load balancers not deep-read this cycle (compared with their last deep
+        // read, if any), and names on one side only.
+        let mut live_count = 0;
+        let mut rest_live = Vec::new();
         for lb in &presence.load_balancers {
-            let has_record = with_record.contains(&lb.arn);
+            if gone.contains(lb.arn.as_str()) {
+                continue;
+            }
+            live_count += 1;
+            if compared.contains(lb.name.as_str()) {
+                continue;
+            }
+            let has_record = with_record.contains(lb.arn.as_str());
             let cached = cache.entries.get(&lb.arn);
             if has_record {
-                cycle
-                    .deep_checked
-                    .insert(lb.name.clone(), cached.map(|(_, at)| *at));
-                match cached {
-                    Some((_, at)) => {
-                        cycle.oldest_deep_check = Some(
-                            cycle
-                                .oldest_deep_check
-                                .map_or(*at, |oldest| oldest.min(*at)),
-                        );
-                    }
-                    None => cycle.deep_unchecked += 1,
-                }
+                deep.note(&lb.name, cached.map(|(_, at)| *at));
             }
-            live_entries.push(LiveEntry {
-                name: lb.name.clone(),
-                created_time: lb.created_time,
-                document: LiveDocument::Parts {
-                    load_balancer: lb,
-                    groups: &index,
-                    deep: cached.map(|(state, _)| state),
-                },
-                // A load balancer without a valid record needs no deep read: nothing compares
-                // it.
-                deep_fresh: cached.is_some() || !has_record,
-            });
+            rest_live.push(live_entry(lb, &index, cached, has_record));
         }
+        let rest_records = presence
+            .records
+            .iter()
+            .filter(|record| !compared.contains(record.name.as_str()));
+        entries.extend(reconcile(rest_records, &rest_live, ignore).entries);
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let gone: HashSet<String> = gone.into_iter().map(str::to_string).collect();
+        let recorded = presence.records.len() as u64;
+        drop(plans);
+
+        cycle.deep_checked = deep.checked;
+        cycle.deep_unchecked = deep.unchecked;
+        cycle.oldest_deep_check = deep.oldest;
         cycle.deep_failures.sort();
-        cycle.reconciled = Some(reconcile(&presence.records, &live_entries, ignore));
+        cycle.reconciled = Some(Reconciled {
+            entries,
+            live: live_count,
+            recorded,
+        });
         cycle
+            .presence
+            .load_balancers
+            .retain(|lb| !gone.contains(&lb.arn));
+        cycle
+    }
+}
+
+/// One live load balancer as the diff sees it: its presence fields, with its deep state where
+/// one is known. `has_record`: whether a valid record compares it (without one, no deep read
+/// is needed: it is `missing_record` whatever its deep state).
+fn live_entry<'a>(
+    lb: &'a LiveLoadBalancer,
+    index: &'a TargetGroupIndex<'a>,
+    cached: Option<&'a (DeepState, i64)>,
+    has_record: bool,
+) -> LiveEntry<'a> {
+    LiveEntry {
+        name: lb.name.clone(),
+        created_time: lb.created_time,
+        document: LiveDocument::Parts {
+            load_balancer: lb,
+            groups: index,
+            deep: cached.map(|(state, _)| state),
+        },
+        deep_fresh: cached.is_some() || !has_record,
+    }
+}
+
+/// When each live load balancer with a valid record was last deep-checked.
+#[derive(Default)]
+struct DeepTally {
+    checked: BTreeMap<String, Option<i64>>,
+    unchecked: usize,
+    oldest: Option<i64>,
+}
+
+impl DeepTally {
+    fn note(&mut self, name: &str, at: Option<i64>) {
+        self.checked.insert(name.to_string(), at);
+        match at {
+            Some(at) => self.oldest = Some(self.oldest.map_or(at, |oldest| oldest.min(at))),
+            None => self.unchecked += 1,
+        }
     }
 }
 
@@ -298,7 +397,7 @@ impl Cycle {
             None => {
                 // Counts only from what was read in full.
                 report.summary.live = presence.load_balancers.len() as u64;
-                report.summary.recorded = presence.items.len() as u64;
+                report.summary.recorded = presence.records.len() as u64;
             }
         }
         if presence.state_table_never_seen {

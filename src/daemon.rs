@@ -22,7 +22,7 @@ use crate::enforce::Enforcer;
 use crate::guard::HighWater;
 use crate::http::{Status, router};
 use crate::ignore::IgnoreRules;
-use crate::reader::Reader;
+use crate::reader::{Items, Reader};
 use crate::record::RecordCache;
 use crate::report::GuardView;
 use crate::report::TargetReport;
@@ -405,7 +405,8 @@ impl TargetLoop {
                 Ok(Loaded::Item(item)) => Some(item.view()),
                 _ => None,
             };
-            let presence = read_presence(target, &self.reader, view.as_ref(), records).await;
+            let mut presence =
+                read_presence(target, &self.reader, view.as_ref(), records, Items::Kept).await;
             let mut guard_error = None;
             let control = match loaded {
                 Ok(Loaded::Item(mut item)) => {
@@ -452,6 +453,8 @@ impl TargetLoop {
             {
                 telemetry::snapshot_failed(&target.name, &err.to_string());
             }
+            // The items were kept for the snapshot alone: not held through the deep pass.
+            presence.items = Vec::new();
             let cycle = presence
                 .finish(
                     &self.reader,

@@ -5,7 +5,7 @@
 //! reads fetch listeners, rules, attributes and tags for chosen load balancers with bounded
 //! concurrency; a failure there marks only the load balancers it touched as stale.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
 use futures::stream;
@@ -22,9 +22,17 @@ type TagsRead = (Vec<String>, Result<BTreeMap<String, Node>, AwsError>);
 use crate::live::{DeepState, ListenerState, LiveLoadBalancer, LiveTargetGroup, TargetGroupState};
 
 /// One item of the state table as the presence pass keeps it: read as a record, and verbatim
-/// as JSON for the snapshot. Converted as each page arrives, so the scan never holds the whole
-/// table as trees.
-pub type ScannedItem = (Record, StoredItem);
+/// as JSON for a snapshot or a restore where [`Items::Kept`]. Converted as each page arrives,
+/// so the scan never holds the whole table as trees.
+pub type ScannedItem = (Record, Option<StoredItem>);
+
+/// Whether the presence pass keeps each item of the state table verbatim. Only snapshots and
+/// restores need them; a check compares records, so it does not hold the table twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Items {
+    Kept,
+    Dropped,
+}
 
 /// What the presence pass read. Each part is kept on its own, so a report can count what was
 /// read in full even when another part failed.
@@ -46,6 +54,10 @@ impl PresenceRead {
     }
 }
 
+/// Load balancers deep-read at a time: what is held of deep reads at once, beyond what the
+/// caller keeps.
+pub const DEEP_BATCH: usize = 250;
+
 /// What to deep-read for one load balancer.
 #[derive(Debug, Clone)]
 pub struct DeepPlan<'a> {
@@ -55,6 +67,14 @@ pub struct DeepPlan<'a> {
     pub additional_certificates: BTreeSet<String>,
     /// Target-group names whose record holds `targets`.
     pub targets: BTreeSet<String>,
+}
+
+impl DeepPlan<'_> {
+    /// The ARNs this plan reads: its load balancer's, then its target groups'.
+    pub fn arns(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.load_balancer.arn.as_str())
+            .chain(self.target_groups.iter().map(|group| group.arn.as_str()))
+    }
 }
 
 /// The result of deep-reading one load balancer.
@@ -97,17 +117,27 @@ impl Reader {
 
     /// The presence pass: load balancers and target groups (together), then the state table.
     /// Items unchanged since the last scan kept in `records` are not read again.
-    pub async fn presence(&self, state_table: &str, records: &mut RecordCache) -> PresenceRead {
+    pub async fn presence(
+        &self,
+        state_table: &str,
+        records: &mut RecordCache,
+        items: Items,
+    ) -> PresenceRead {
         let (load_balancers, target_groups) =
             tokio::join!(self.elb.load_balancers(), self.elb.target_groups());
         let mut position = 0;
         let records_read = self
             .dynamodb
             .scan(state_table, |item| {
-                let stored = StoredItem::new(&item);
-                let record = records.record(&item, stored.json(), position);
+                let record = if records.keeps() || items == Items::Kept {
+                    let stored = StoredItem::new(&item);
+                    let record = records.record(&item, stored.json(), position);
+                    (record, (items == Items::Kept).then_some(stored))
+                } else {
+                    (Record::from_item(&item, position), None)
+                };
                 position += 1;
-                (record, stored)
+                record
             })
             .await;
         records.finish(records_read.is_ok());
@@ -120,113 +150,141 @@ impl Reader {
 
     /// Deep-reads the planned load balancers: listeners, rules, attributes, tags (20 ARNs a
     /// call, load balancers and target groups together), and certificates and targets where a
-    /// record holds them. Keyed by load-balancer ARN.
-    pub async fn deep(&self, plans: &[DeepPlan<'_>]) -> HashMap<String, DeepOutcome> {
+    /// record holds them. Each outcome is handed to `done` with its plan's index as soon as
+    /// everything it needs is read, and is not kept here after that.
+    ///
+    /// Plans are read [`DEEP_BATCH`] at a time, so only a batch's reads are held at once,
+    /// whatever the fleet's size. Batching costs no call: a target group is read once, with its
+    /// first user, and kept until its last; and tags are asked for in full calls of 20, the
+    /// ARNs left over from one batch going with the next, so only the last call may be short.
+    pub async fn deep(&self, plans: &[DeepPlan<'_>], mut done: impl FnMut(usize, DeepOutcome)) {
         let concurrency = self.concurrency.max(1);
 
-        // Streams over owned items (indices, owned chunks): closures over borrowed items make
-        // the future unusable in a spawned task.
-        let load_balancer_reads: Vec<(String, Result<LoadBalancerRead, DeepFailure>)> =
-            stream::iter(0..plans.len())
-                .map(|i| async move {
-                    let plan = &plans[i];
-                    (
-                        plan.load_balancer.arn.clone(),
-                        self.read_load_balancer(plan).await,
-                    )
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
-
-        let mut groups: BTreeMap<&str, (&LiveTargetGroup, bool)> = BTreeMap::new();
-        for plan in plans {
-            for group in &plan.target_groups {
-                let wants_targets = plan.targets.contains(&group.name);
-                let entry = groups.entry(&group.arn).or_insert((group, false));
-                entry.1 |= wants_targets;
-            }
-        }
-        let group_list: Vec<(&LiveTargetGroup, bool)> = groups.values().copied().collect();
-        let group_reads: Vec<(String, Result<GroupRead, DeepFailure>)> =
-            stream::iter(0..group_list.len())
-                .map(|i| {
-                    let (group, wants_targets) = group_list[i];
-                    async move {
-                        (
-                            group.arn.clone(),
-                            self.read_target_group(group, wants_targets).await,
-                        )
-                    }
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
-
-        let mut arns: Vec<String> = plans
-            .iter()
-            .map(|plan| plan.load_balancer.arn.clone())
-            .collect();
-        arns.extend(groups.keys().map(|arn| arn.to_string()));
-        let chunks: Vec<Vec<String>> = arns.chunks(TAGS_PER_CALL).map(<[String]>::to_vec).collect();
-        let tag_reads: Vec<TagsRead> = stream::iter(chunks)
-            .map(|chunk| async move {
-                let result = self.elb.tags(&chunk).await;
-                (chunk, result)
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        // Every read is moved into the deep state of its last user, copied only for the users
-        // before it (a target group several load balancers route to): never held twice over.
+        // Whether any plan wants a group's targets, and how many deep states take each read:
+        // the last one gets the read itself, those before it a copy.
+        let mut wants_targets: HashMap<&str, bool> = HashMap::new();
         let mut uses: HashMap<&str, usize> = HashMap::new();
         for plan in plans {
             *uses.entry(&plan.load_balancer.arn).or_default() += 1;
             for group in &plan.target_groups {
                 *uses.entry(&group.arn).or_default() += 1;
+                *wants_targets.entry(&group.arn).or_default() |= plan.targets.contains(&group.name);
             }
         }
         let uses_of = |arn: &str| uses.get(arn).copied().unwrap_or(0);
+
         let mut groups = Shared::default();
-        for (arn, read) in group_reads {
-            groups.insert(uses_of(&arn), arn, read);
-        }
         let mut tags = Shared::default();
-        for (chunk, result) in tag_reads {
-            match result {
-                Ok(mut found) => {
-                    for arn in chunk {
-                        // A resource without tags may be left out of the answer.
-                        let map = found.remove(&arn).unwrap_or_default();
-                        tags.insert(uses_of(&arn), arn, Ok(map));
-                    }
-                }
-                Err(err) => {
-                    for arn in chunk {
-                        tags.insert(uses_of(&arn), arn, Err(err.clone()));
+        // ARNs whose tags are still to be asked for, in order.
+        let mut untagged: Vec<&str> = Vec::new();
+        // Load balancers read whose tags (or a group's) are still to be asked for.
+        let mut waiting: Vec<(usize, Result<LoadBalancerRead, DeepFailure>)> = Vec::new();
+        let mut group_seen: HashSet<&str> = HashSet::new();
+
+        for start in (0..plans.len()).step_by(DEEP_BATCH) {
+            let batch = start..(start + DEEP_BATCH).min(plans.len());
+            let last = batch.end == plans.len();
+
+            // Streams over owned items (indices, owned chunks): closures over borrowed items
+            // make the future unusable in a spawned task.
+            let reads: Vec<(usize, Result<LoadBalancerRead, DeepFailure>)> =
+                stream::iter(batch.clone())
+                    .map(|i| async move { (i, self.read_load_balancer(&plans[i]).await) })
+                    .buffer_unordered(concurrency)
+                    .collect()
+                    .await;
+
+            let mut first_used: Vec<&LiveTargetGroup> = Vec::new();
+            for plan in &plans[batch.clone()] {
+                untagged.push(&plan.load_balancer.arn);
+                for &group in &plan.target_groups {
+                    if group_seen.insert(&group.arn) {
+                        first_used.push(group);
+                        untagged.push(&group.arn);
                     }
                 }
             }
-        }
+            let group_reads: Vec<(&str, Result<GroupRead, DeepFailure>)> =
+                stream::iter(0..first_used.len())
+                    .map(|i| {
+                        let group = first_used[i];
+                        let wants = wants_targets.get(group.arn.as_str()) == Some(&true);
+                        async move {
+                            (
+                                group.arn.as_str(),
+                                self.read_target_group(group, wants).await,
+                            )
+                        }
+                    })
+                    .buffer_unordered(concurrency)
+                    .collect()
+                    .await;
+            for (arn, read) in group_reads {
+                groups.insert(uses_of(arn), arn, read);
+            }
 
-        let mut outcomes = HashMap::new();
-        let by_arn: HashMap<&str, &DeepPlan<'_>> = plans
-            .iter()
-            .map(|plan| (plan.load_balancer.arn.as_str(), plan))
-            .collect();
-        for (arn, read) in load_balancer_reads {
-            let plan = by_arn[arn.as_str()];
-            let outcome = match read {
-                Err(failure) => DeepOutcome::Failed(failure),
-                Ok(LoadBalancerRead::Gone) => DeepOutcome::Gone,
-                Ok(LoadBalancerRead::Read {
-                    attributes,
-                    listeners,
-                }) => combine(plan, attributes, listeners, &mut groups, &mut tags),
+            let asked = if last {
+                untagged.len()
+            } else {
+                untagged.len() - untagged.len() % TAGS_PER_CALL
             };
-            outcomes.insert(arn, outcome);
+            let chunks: Vec<Vec<String>> = untagged
+                .drain(..asked)
+                .collect::<Vec<_>>()
+                .chunks(TAGS_PER_CALL)
+                .map(|chunk| chunk.iter().map(|arn| arn.to_string()).collect())
+                .collect();
+            let tag_reads: Vec<TagsRead> = stream::iter(chunks)
+                .map(|chunk| async move {
+                    let result = self.elb.tags(&chunk).await;
+                    (chunk, result)
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            for (chunk, result) in tag_reads {
+                match result {
+                    Ok(mut found) => {
+                        for arn in chunk {
+                            // A resource without tags may be left out of the answer.
+                            let map = found.remove(&arn).unwrap_or_default();
+                            tags.insert(uses_of(&arn), &arn, Ok(map));
+                        }
+                    }
+                    Err(err) => {
+                        for arn in chunk {
+                            tags.insert(uses_of(&arn), &arn, Err(err.clone()));
+                        }
+                    }
+                }
+            }
+
+            waiting.extend(reads);
+            let pending: HashSet<&str> = untagged.iter().copied().collect();
+            let (ready, held): (Vec<_>, Vec<_>) = std::mem::take(&mut waiting)
+                .into_iter()
+                .partition(|(i, _)| !plans[*i].arns().any(|arn| pending.contains(arn)));
+            waiting = held;
+            for (i, read) in ready {
+                let plan = &plans[i];
+                let outcome = match read {
+                    Ok(LoadBalancerRead::Read {
+                        attributes,
+                        listeners,
+                    }) => combine(plan, attributes, listeners, &mut groups, &mut tags),
+                    Ok(LoadBalancerRead::Gone) => {
+                        let_go(plan, &mut groups, &mut tags);
+                        DeepOutcome::Gone
+                    }
+                    Err(failure) => {
+                        let_go(plan, &mut groups, &mut tags);
+                        DeepOutcome::Failed(failure)
+                    }
+                };
+                done(i, outcome);
+            }
         }
-        outcomes
+        debug_assert!(waiting.is_empty() && untagged.is_empty());
     }
 
     async fn read_load_balancer(
@@ -336,29 +394,35 @@ fn combine(
     tags: &mut Shared<Result<Node, AwsError>>,
 ) -> DeepOutcome {
     let lb = plan.load_balancer;
-    let mut tags_of = |arn: &str, resource: String| -> Result<Node, DeepFailure> {
-        match tags.take(arn) {
-            Some(Ok(map)) => Ok(map),
-            Some(Err(error)) => Err(DeepFailure { resource, error }),
-            None => Ok(Node::default()),
-        }
+    let tags_of = |taken: Option<Result<Node, AwsError>>, resource: String| match taken {
+        Some(Ok(map)) => Ok(map),
+        Some(Err(error)) => Err(DeepFailure { resource, error }),
+        None => Ok(Node::default()),
     };
+    // Everything this plan takes is taken first, so a failure part way does not leave a read
+    // held for it.
+    let lb_tags = tags.take(&lb.arn);
+    let parts: Vec<_> = plan
+        .target_groups
+        .iter()
+        .map(|group| (*group, groups.take(&group.arn), tags.take(&group.arn)))
+        .collect();
     let mut state = DeepState {
         attributes,
         listeners,
         ..Default::default()
     };
-    match tags_of(&lb.arn, format!("load balancer {}", lb.name)) {
+    match tags_of(lb_tags, format!("load balancer {}", lb.name)) {
         Ok(map) => state.tags = map,
         Err(failure) => return DeepOutcome::Failed(failure),
     }
-    for group in &plan.target_groups {
-        match groups.take(&group.arn) {
+    for (group, read, group_tags) in parts {
+        match read {
             Some(Ok(GroupRead::Read {
                 attributes,
                 targets,
             })) => {
-                let group_tags = match tags_of(&group.arn, format!("target group {}", group.name)) {
+                let group_tags = match tags_of(group_tags, format!("target group {}", group.name)) {
                     Ok(map) => map,
                     Err(failure) => return DeepOutcome::Failed(failure),
                 };
@@ -383,6 +447,19 @@ fn combine(
     DeepOutcome::Read(state)
 }
 
+/// Lets go of a plan's reads it will not take (its load balancer is gone, or its read failed),
+/// so they are not held for it.
+fn let_go(
+    plan: &DeepPlan<'_>,
+    groups: &mut Shared<Result<GroupRead, DeepFailure>>,
+    tags: &mut Shared<Result<Node, AwsError>>,
+) {
+    for arn in plan.arns() {
+        groups.release(arn);
+        tags.release(arn);
+    }
+}
+
 /// Reads by ARN, each with how many deep states still take it: the last one gets the read
 /// itself, those before it a copy.
 struct Shared<T> {
@@ -398,10 +475,13 @@ impl<T> Default for Shared<T> {
 }
 
 impl<T: Clone> Shared<T> {
-    fn insert(&mut self, uses: usize, arn: String, read: T) {
-        self.entries.insert(arn, (uses, read));
+    fn insert(&mut self, uses: usize, arn: &str, read: T) {
+        if uses > 0 {
+            self.entries.insert(arn.to_string(), (uses, read));
+        }
     }
 
+    /// The read for one of its users.
     fn take(&mut self, arn: &str) -> Option<T> {
         let (uses, read) = self.entries.get_mut(arn)?;
         if *uses > 1 {
@@ -409,6 +489,16 @@ impl<T: Clone> Shared<T> {
             return Some(read.clone());
         }
         self.entries.remove(arn).map(|(_, read)| read)
+    }
+
+    /// One user will not take the read after all.
+    fn release(&mut self, arn: &str) {
+        if let Some((uses, _)) = self.entries.get_mut(arn) {
+            *uses -= 1;
+            if *uses == 0 {
+                self.entries.remove(arn);
+            }
+        }
     }
 }
 
@@ -419,10 +509,25 @@ mod tests {
     #[test]
     fn a_shared_read_is_copied_for_all_but_its_last_user_and_then_gone() {
         let mut shared = Shared::default();
-        shared.insert(2, "arn:tg".to_string(), vec![1]);
+        shared.insert(2, "arn:tg", vec![1]);
         assert_eq!(shared.take("arn:tg"), Some(vec![1]));
         assert_eq!(shared.take("arn:tg"), Some(vec![1]));
         assert!(shared.entries.is_empty());
         assert_eq!(shared.take("arn:tg"), None);
+    }
+
+    #[test]
+    fn a_user_that_lets_a_read_go_leaves_it_to_the_others_and_the_last_takes_it_whole() {
+        let mut shared = Shared::default();
+        shared.insert(3, "arn:tg", vec![1]);
+        shared.release("arn:tg");
+        assert_eq!(shared.take("arn:tg"), Some(vec![1]));
+        assert_eq!(shared.entries["arn:tg"].0, 1);
+        shared.release("arn:tg");
+        assert!(shared.entries.is_empty(), "no user is left to take it");
+        // A read nobody takes is not held at all.
+        shared.insert(0, "arn:unused", vec![2]);
+        assert!(shared.entries.is_empty());
+        shared.release("arn:unknown");
     }
 }

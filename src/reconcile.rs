@@ -105,11 +105,17 @@ impl Reconciled {
 }
 
 /// Classifies every load balancer named by a record or live, in name order.
-pub fn reconcile(records: &[Record], live: &[LiveEntry<'_>], ignore: &IgnoreRules) -> Reconciled {
+pub fn reconcile<'r>(
+    records: impl IntoIterator<Item = &'r Record>,
+    live: &[LiveEntry<'_>],
+    ignore: &IgnoreRules,
+) -> Reconciled {
     // One sort of both sides by name, then one pass: each name's record and live load balancer
     // are next to each other (a name twice on one side: the later one stands).
+    let mut recorded = 0;
     let mut sides: Vec<(&str, Side<'_>)> = records
-        .iter()
+        .into_iter()
+        .inspect(|_| recorded += 1)
         .map(|record| (record.name.as_str(), Side::Record(record)))
         .chain(
             live.iter()
@@ -136,7 +142,7 @@ pub fn reconcile(records: &[Record], live: &[LiveEntry<'_>], ignore: &IgnoreRule
     Reconciled {
         entries,
         live: live.len() as u64,
-        recorded: records.len() as u64,
+        recorded,
     }
 }
 
@@ -146,7 +152,8 @@ enum Side<'a> {
     Live(&'a LiveEntry<'a>),
 }
 
-fn classify(
+/// Classifies one name: the record of that name that stands, and the live load balancer.
+pub fn classify(
     name: &str,
     record: Option<&Record>,
     live: Option<&LiveEntry<'_>>,

@@ -125,6 +125,11 @@ impl RecordCache {
 
     /// Ends a scan: a complete one replaces what is kept; after a failed one the last complete
     /// scan's records stay.
+    /// Whether records are kept for the next scan.
+    pub fn keeps(&self) -> bool {
+        self.keeps
+    }
+
     pub fn finish(&mut self, complete: bool) {
         if complete {
             self.last = std::mem::take(&mut self.scanning);

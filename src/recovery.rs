@@ -13,7 +13,7 @@ use crate::control::{ControlItem, ControlStore, Event};
 use crate::cycle::PresencePhase;
 use crate::item::{AttrValue, Item, StoredItem, from_json};
 use crate::live::{self, TargetGroupIndex};
-use crate::reader::{DeepOutcome, DeepPlan, Reader, ScannedItem};
+use crate::reader::{DeepOutcome, DeepPlan, Items, Reader, ScannedItem};
 use crate::record::RecordCache;
 use crate::report::exit;
 use crate::restore::{self, Plan, PlannedWrite, RestoreOptions, WriteCondition, plan_restore};
@@ -37,7 +37,13 @@ pub fn store(config: &Config, clients: &Clients) -> Store {
 /// The scanned items back as trees, for a restore or adopt plan; `None` (said on stderr) if one
 /// cannot be read back.
 fn items_of(scanned: &[ScannedItem]) -> Option<Vec<Item>> {
-    let items: Result<Vec<Item>, _> = scanned.iter().map(|(_, stored)| stored.item()).collect();
+    let items: Result<Vec<Item>, String> = scanned
+        .iter()
+        .map(|(record, stored)| match stored {
+            Some(stored) => stored.item().map_err(|err| err.to_string()),
+            None => Err(format!("item {} was not kept by the scan", record.name)),
+        })
+        .collect();
     match items {
         Ok(items) => Some(items),
         Err(err) => {
@@ -271,7 +277,7 @@ pub async fn restore(
     };
     let reader = Reader::new(&clients, config.aws.concurrency);
     let presence = reader
-        .presence(&target.state_table, &mut RecordCache::none())
+        .presence(&target.state_table, &mut RecordCache::none(), Items::Kept)
         .await;
     let (lbs, current) = match (presence.load_balancers, presence.records) {
         (Ok(lbs), Ok(scanned)) => match items_of(&scanned) {
@@ -442,7 +448,7 @@ pub async fn adopt(
     let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
     let reader = Reader::new(&clients, config.aws.concurrency);
     let presence = reader
-        .presence(&target.state_table, &mut RecordCache::none())
+        .presence(&target.state_table, &mut RecordCache::none(), Items::Kept)
         .await;
     let (lbs, groups, current) = match (
         presence.load_balancers,
@@ -531,34 +537,44 @@ pub async fn adopt(
             targets: Default::default(),
         })
         .collect();
-    let outcomes = reader.deep(&plans).await;
+    // Each read is made into its item as it comes in (not held until all are read), and kept
+    // in the plans' order.
+    let mut outcomes: Vec<Option<Result<PlannedWrite, restore::Skipped>>> =
+        plans.iter().map(|_| None).collect();
     let mut failed = false;
-    for deep_plan in &plans {
-        let lb = deep_plan.load_balancer;
-        match outcomes.get(&lb.arn) {
-            Some(DeepOutcome::Read(state)) => {
-                let document = live::assemble(lb, &index, Some(state));
-                let mut config_doc = document.to_lists();
-                strip_aws_tags(&mut config_doc);
-                plan.writes.push(PlannedWrite {
+    reader
+        .deep(&plans, |i, outcome| {
+            let lb = plans[i].load_balancer;
+            let skip = |reason: String| {
+                Err(restore::Skipped {
                     name: lb.name.clone(),
-                    action: "adopt",
-                    item: adopted_item(&lb.name, &config_doc),
-                    condition: WriteCondition::Absent,
-                });
-            }
-            Some(DeepOutcome::Gone) => plan.skipped.push(restore::Skipped {
-                name: lb.name.clone(),
-                reason: "deleted while being read".into(),
-            }),
-            Some(DeepOutcome::Failed(failure)) => {
-                failed = true;
-                plan.skipped.push(restore::Skipped {
-                    name: lb.name.clone(),
-                    reason: format!("reading it failed: {failure}"),
-                });
-            }
-            None => {}
+                    reason,
+                })
+            };
+            outcomes[i] = Some(match outcome {
+                DeepOutcome::Read(state) => {
+                    let document = live::assemble(lb, &index, Some(&state));
+                    let mut config_doc = document.to_lists();
+                    strip_aws_tags(&mut config_doc);
+                    Ok(PlannedWrite {
+                        name: lb.name.clone(),
+                        action: "adopt",
+                        item: adopted_item(&lb.name, &config_doc),
+                        condition: WriteCondition::Absent,
+                    })
+                }
+                DeepOutcome::Gone => skip("deleted while being read".into()),
+                DeepOutcome::Failed(failure) => {
+                    failed = true;
+                    skip(format!("reading it failed: {failure}"))
+                }
+            });
+        })
+        .await;
+    for outcome in outcomes.into_iter().flatten() {
+        match outcome {
+            Ok(write) => plan.writes.push(write),
+            Err(skipped) => plan.skipped.push(skipped),
         }
     }
     println!("adopt for target {}", target.name);
