@@ -11,14 +11,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use crate::aws::AwsError;
 use crate::config::TargetConfig;
 use crate::control::ControlView;
-use crate::document::Document;
 use crate::ignore::IgnoreRules;
 use crate::item::StoredItem;
 use crate::live::{DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
-use crate::node::Node;
 use crate::reader::{DeepOutcome, DeepPlan, Items, Reader};
 use crate::reconcile::{LiveDocument, LiveEntry, Reconciled, classify, reconcile};
-use crate::record::{Record, RecordCache, RecordContent};
+use crate::record::{Record, RecordCache, Wants};
 use crate::report::{GuardView, Summary, TargetReport, exit};
 
 /// Which load balancers a cycle deep-reads.
@@ -176,7 +174,7 @@ impl PresencePhase {
     pub fn valid_record_names(&self) -> BTreeSet<String> {
         self.records
             .iter()
-            .filter(|record| matches!(record.content, RecordContent::Valid(_)))
+            .filter(|record| record.is_valid())
             .map(|record| record.name.clone())
             .collect()
     }
@@ -429,35 +427,21 @@ pub fn deep_plans<'a>(
     records: &[Record],
     index: &TargetGroupIndex<'a>,
 ) -> Vec<DeepPlan<'a>> {
-    let documents: HashMap<&str, &Document> = records
-        .iter()
-        .filter_map(|record| Some((record.name.as_str(), record.document()?)))
-        .collect();
+    let mut wants: HashMap<&str, Wants> = HashMap::new();
+    for record in records {
+        if let Some(wanted) = record.wants() {
+            wants.insert(record.name.as_str(), wanted.into_owned());
+        }
+    }
     lbs.iter()
         .filter_map(|lb| {
-            let document = documents.get(lb.name.as_str())?;
+            let wanted = wants.get(lb.name.as_str())?.clone();
             Some(DeepPlan {
                 load_balancer: lb,
                 target_groups: index.of(&lb.arn).to_vec(),
-                additional_certificates: keys_holding(
-                    document,
-                    "listeners",
-                    "additional_certificates",
-                ),
-                targets: keys_holding(document, "target_groups", "targets"),
+                additional_certificates: wanted.additional_certificates,
+                targets: wanted.targets,
             })
         })
         .collect()
-}
-
-/// The keys of a keyed list whose items hold `field`.
-fn keys_holding(document: &Document, list: &str, field: &str) -> BTreeSet<String> {
-    match document.get(list).and_then(Node::as_map) {
-        Some(items) => items
-            .iter()
-            .filter(|(_, item)| item.get(field).is_some())
-            .map(|(key, _)| key.to_string())
-            .collect(),
-        None => BTreeSet::new(),
-    }
 }

@@ -134,7 +134,9 @@ impl Reader {
                     let record = records.record(&item, stored.json(), position);
                     (record, (items == Items::Kept).then_some(stored))
                 } else {
-                    (Record::from_item(&item, position), None)
+                    // Nothing keeps it for the next scan: the record is compared once, so it
+                    // is held packed.
+                    (Record::from_item_packed(&item, position), None)
                 };
                 position += 1;
                 record

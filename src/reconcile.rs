@@ -174,11 +174,19 @@ pub fn classify(
             entry.reason = Some(reason.clone());
         }
         (None, Some(_)) => entry.kind = Some(DriftKind::MissingRecord),
-        (Some(RecordContent::Valid(_)), None) => entry.kind = Some(DriftKind::MissingLive),
-        (Some(RecordContent::Valid(recorded)), Some(live)) => {
+        (Some(_), None) => entry.kind = Some(DriftKind::MissingLive),
+        (Some(content), Some(live)) => {
+            let recorded = match content.document() {
+                Ok(recorded) => recorded,
+                Err(reason) => {
+                    entry.kind = Some(DriftKind::InvalidRecord);
+                    entry.reason = Some(reason);
+                    return entry;
+                }
+            };
             let presence;
             let recorded = if live.deep_fresh {
-                recorded
+                &*recorded
             } else {
                 presence = recorded.presence_only();
                 &presence

@@ -1,10 +1,13 @@
 //! Records: the state table's items read as load-balancer documents (SPEC 3).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::Value;
 
 use crate::document::Document;
 use crate::item::{AttrValue, Item, to_json};
-use crate::node::{Digest, digest_bytes};
+use crate::node::{Digest, Node, digest_bytes};
 
 /// The state table's partition key.
 pub const NAME_ATTRIBUTE: &str = "name";
@@ -28,13 +31,79 @@ pub struct Record {
 #[derive(Debug, Clone)]
 pub enum RecordContent {
     Valid(Document),
+    /// A valid document held as its compact JSON, read again where it is compared. A one-shot
+    /// command compares each record once, and the text takes about a third of the tree.
+    Packed(Packed),
     Invalid(String),
+}
+
+/// A valid document as compact JSON, with what it asks the deep pass to read.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    json: Box<str>,
+    wants: Wants,
+}
+
+/// What a record asks the deep pass to read beyond listeners, rules, attributes and tags.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Wants {
+    /// Listener keys (port, or `gateway`) whose record holds `additional_certificates`.
+    pub additional_certificates: BTreeSet<String>,
+    /// Target-group names whose record holds `targets`.
+    pub targets: BTreeSet<String>,
+}
+
+impl Wants {
+    fn of(document: &Document) -> Wants {
+        Wants {
+            additional_certificates: keys_holding(document, "listeners", "additional_certificates"),
+            targets: keys_holding(document, "target_groups", "targets"),
+        }
+    }
+}
+
+/// The keys of a keyed list whose items hold `field`.
+fn keys_holding(document: &Document, list: &str, field: &str) -> BTreeSet<String> {
+    match document.get(list).and_then(Node::as_map) {
+        Some(items) => items
+            .iter()
+            .filter(|(_, item)| item.get(field).is_some())
+            .map(|(key, _)| key.to_string())
+            .collect(),
+        None => BTreeSet::new(),
+    }
+}
+
+impl RecordContent {
+    /// The document, or why there is none (the reason of an invalid record). A packed one is
+    /// read again; it was read once already, so that can only fail if its text was damaged in
+    /// memory, and the record is then reported invalid with why, never compared as empty.
+    pub fn document(&self) -> Result<Cow<'_, Document>, String> {
+        match self {
+            RecordContent::Valid(document) => Ok(Cow::Borrowed(document)),
+            RecordContent::Packed(packed) => serde_json::from_str::<Value>(&packed.json)
+                .map_err(|err| err.to_string())
+                .and_then(|value| Document::parse(&value))
+                .map(|parsed| Cow::Owned(parsed.document))
+                .map_err(|err| format!("the record could not be read again: {err}")),
+            RecordContent::Invalid(reason) => Err(reason.clone()),
+        }
+    }
 }
 
 impl Record {
     /// Reads one item. It never fails: an item that is not a document is an invalid record
     /// with the reason, and an item without a string `name` is named by what it has.
     pub fn from_item(item: &Item, position: usize) -> Record {
+        Record::read(item, position, false)
+    }
+
+    /// Reads one item as [`Record::from_item`] does, holding a valid document packed.
+    pub fn from_item_packed(item: &Item, position: usize) -> Record {
+        Record::read(item, position, true)
+    }
+
+    fn read(item: &Item, position: usize, packed: bool) -> Record {
         let name = match item.get(NAME_ATTRIBUTE) {
             Some(AttrValue::S(name)) => name.clone(),
             Some(AttrValue::N(number)) => number.clone(),
@@ -46,9 +115,16 @@ impl Record {
         };
         let mut warnings = Vec::new();
         let content = match parse_config(item) {
-            Ok(parsed) => {
+            Ok((json, parsed)) => {
                 warnings = parsed.warnings;
-                RecordContent::Valid(parsed.document)
+                if packed {
+                    RecordContent::Packed(Packed {
+                        json: json.to_string().into(),
+                        wants: Wants::of(&parsed.document),
+                    })
+                } else {
+                    RecordContent::Valid(parsed.document)
+                }
             }
             Err(reason) => RecordContent::Invalid(reason),
         };
@@ -60,10 +136,24 @@ impl Record {
         }
     }
 
-    /// The document, where the record is valid.
+    /// The document's tree, where the record is valid and not packed.
     pub fn document(&self) -> Option<&Document> {
         match &self.content {
             RecordContent::Valid(document) => Some(document),
+            RecordContent::Packed(_) | RecordContent::Invalid(_) => None,
+        }
+    }
+
+    /// Whether the record is a valid document.
+    pub fn is_valid(&self) -> bool {
+        !matches!(self.content, RecordContent::Invalid(_))
+    }
+
+    /// What a valid record asks the deep pass to read; `None` for an invalid one.
+    pub fn wants(&self) -> Option<Cow<'_, Wants>> {
+        match &self.content {
+            RecordContent::Valid(document) => Some(Cow::Owned(Wants::of(document))),
+            RecordContent::Packed(packed) => Some(Cow::Borrowed(&packed.wants)),
             RecordContent::Invalid(_) => None,
         }
     }
@@ -148,7 +238,8 @@ impl RecordCache {
     }
 }
 
-fn parse_config(item: &Item) -> Result<crate::document::Parsed, String> {
+/// The item's `config` as JSON, and read as a document.
+fn parse_config(item: &Item) -> Result<(Value, crate::document::Parsed), String> {
     match item.get(NAME_ATTRIBUTE) {
         Some(AttrValue::S(_)) => {}
         Some(other) => {
@@ -170,7 +261,8 @@ fn parse_config(item: &Item) -> Result<crate::document::Parsed, String> {
         }
     };
     let json = to_json(config, CONFIG_ATTRIBUTE)?;
-    Document::parse(&json)
+    let parsed = Document::parse(&json)?;
+    Ok((json, parsed))
 }
 
 #[cfg(test)]
@@ -190,7 +282,7 @@ mod tests {
     fn reason(record: &Record) -> &str {
         match &record.content {
             RecordContent::Invalid(reason) => reason,
-            RecordContent::Valid(_) => panic!("{} should be invalid", record.name),
+            _ => panic!("{} should be invalid", record.name),
         }
     }
 
@@ -348,5 +440,57 @@ mod tests {
         let record = Record::from_item(&item(vec![("config", AttrValue::M(BTreeMap::new()))]), 3);
         assert_eq!(record.name, "(item 3 has no string name)");
         assert_eq!(reason(&record), "the item has no name attribute");
+    }
+
+    fn with_extras() -> Item {
+        let config = serde_json::json!({
+            "scheme": "internal",
+            "listeners": [{"port": 443, "protocol": "HTTPS", "additional_certificates": ["arn:cert"]},
+                          {"port": 80, "protocol": "HTTP"}],
+            "target_groups": [{"name": "web", "targets": [{"id": "i-1"}]}, {"name": "api"}],
+        });
+        item(vec![
+            ("name", s("a")),
+            ("config", crate::item::from_json(&config)),
+        ])
+    }
+
+    #[test]
+    fn a_packed_record_reads_back_as_the_same_document_and_asks_for_the_same_reads() {
+        let extras = with_extras();
+        let tree = Record::from_item(&extras, 0);
+        let packed = Record::from_item_packed(&extras, 0);
+        assert!(matches!(packed.content, RecordContent::Packed(_)));
+        assert!(packed.is_valid() && packed.document().is_none());
+        let read_back = packed.content.document().unwrap();
+        assert_eq!(&*read_back, tree.document().unwrap());
+        assert_eq!(packed.wants(), tree.wants());
+        let wants = packed.wants().unwrap();
+        assert_eq!(
+            wants.additional_certificates,
+            BTreeSet::from(["443".to_string()])
+        );
+        assert_eq!(wants.targets, BTreeSet::from(["web".to_string()]));
+        // An invalid item is invalid either way, with the same reason.
+        let bad = item(vec![("name", s("b")), ("config", s("text"))]);
+        assert_eq!(
+            reason(&Record::from_item_packed(&bad, 0)),
+            reason(&Record::from_item(&bad, 0))
+        );
+        assert!(Record::from_item_packed(&bad, 0).wants().is_none());
+    }
+
+    #[test]
+    fn a_packed_record_that_cannot_be_read_again_says_why_and_is_not_a_document() {
+        let content = RecordContent::Packed(Packed {
+            json: "{\"scheme\": 7}".into(),
+            wants: Wants::default(),
+        });
+        let err = content.document().unwrap_err();
+        assert!(
+            err.starts_with("the record could not be read again: "),
+            "{err}"
+        );
+        assert!(err.contains("scheme"), "{err}");
     }
 }

@@ -103,12 +103,9 @@ pub fn plan_restore(
             reason,
         };
         if let Some((item, record)) = current.get(name) {
-            let saved_valid = matches!(
-                Record::from_item(&saved.item, i).content,
-                RecordContent::Valid(_)
-            );
+            let saved_valid = Record::from_item(&saved.item, i).is_valid();
             match (&record.content, saved_valid) {
-                (RecordContent::Valid(_), _) => plan.unchanged += 1,
+                (RecordContent::Valid(_) | RecordContent::Packed(_), _) => plan.unchanged += 1,
                 (RecordContent::Invalid(_), true) if options.replace_invalid => {
                     plan.writes.push(PlannedWrite {
                         name: name.to_string(),
