@@ -213,14 +213,69 @@ mod tests {
     use crate::item::{AttrValue, Item, from_json};
     use serde_json::{Value, json};
 
-    fn record(name: &str, config: Value) -> Record {
-        let item: Item = [
+    fn item(name: &str, config: &Value) -> Item {
+        [
             ("name".to_string(), AttrValue::S(name.into())),
-            ("config".to_string(), from_json(&config)),
+            ("config".to_string(), from_json(config)),
         ]
         .into_iter()
-        .collect();
-        Record::from_item(&item, 0)
+        .collect()
+    }
+
+    fn record(name: &str, config: Value) -> Record {
+        Record::from_item(&item(name, &config), 0)
+    }
+
+    #[test]
+    fn a_packed_record_is_classified_as_its_tree_is() {
+        let configs = [
+            ("same", json!({"scheme": "internal", "tags": {"t": "1"}})),
+            ("moved", json!({"scheme": "internal", "tags": {"t": "1"}})),
+            ("gone", json!({"scheme": "internal"})),
+            ("broken", json!({"listeners": "not a list"})),
+        ];
+        let live = [
+            live("broken", json!({"name": "broken"}), true),
+            live(
+                "moved",
+                json!({"name": "moved", "scheme": "internet-facing"}),
+                true,
+            ),
+            live(
+                "same",
+                json!({"name": "same", "scheme": "internal", "tags": {"t": "1"}}),
+                true,
+            ),
+        ];
+        for deep_fresh in [true, false] {
+            let live: Vec<LiveEntry<'_>> = live
+                .iter()
+                .map(|entry| LiveEntry {
+                    deep_fresh,
+                    ..entry.clone()
+                })
+                .collect();
+            let trees: Vec<Record> = configs
+                .iter()
+                .map(|(name, config)| Record::from_item(&item(name, config), 0))
+                .collect();
+            let packed: Vec<Record> = configs
+                .iter()
+                .map(|(name, config)| Record::from_item_packed(&item(name, config), 0))
+                .collect();
+            let ignore = IgnoreRules::default();
+            let (trees, packed) = (
+                reconcile(&trees, &live, &ignore),
+                reconcile(&packed, &live, &ignore),
+            );
+            assert_eq!(trees.entries, packed.entries, "deep_fresh {deep_fresh}");
+            assert!(
+                trees
+                    .entries
+                    .iter()
+                    .any(|entry| entry.kind == Some(DriftKind::Changed))
+            );
+        }
     }
 
     fn live(name: &str, doc: Value, deep_fresh: bool) -> LiveEntry<'static> {
