@@ -16,7 +16,7 @@ use crate::item::StoredItem;
 use crate::live::{DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
 use crate::reader::{DeepOutcome, DeepPlan, Items, Reader};
 use crate::reconcile::{LiveDocument, LiveEntry, Reconciled, classify, reconcile};
-use crate::record::{Record, RecordCache, Wants};
+use crate::record::{Record, RecordCache};
 use crate::report::{GuardView, Summary, TargetReport, exit};
 
 /// Which load balancers a cycle deep-reads.
@@ -276,14 +276,9 @@ impl PresencePhase {
 
         // The rest: load balancers not deep-read this cycle (compared with their last deep
         // read, if any), and names on one side only.
-        let mut live_count = 0;
         let mut rest_live = Vec::new();
         for lb in &presence.load_balancers {
-            if gone.contains(lb.arn.as_str()) {
-                continue;
-            }
-            live_count += 1;
-            if compared.contains(lb.name.as_str()) {
+            if gone.contains(lb.arn.as_str()) || compared.contains(lb.name.as_str()) {
                 continue;
             }
             let has_record = with_record.contains(lb.arn.as_str());
@@ -300,22 +295,21 @@ impl PresencePhase {
         entries.extend(reconcile(rest_records, &rest_live, ignore).entries);
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let gone: HashSet<String> = gone.into_iter().map(str::to_string).collect();
-        let recorded = presence.records.len() as u64;
         drop(plans);
 
         cycle.deep_checked = deep.checked;
         cycle.deep_unchecked = deep.unchecked;
         cycle.oldest_deep_check = deep.oldest;
         cycle.deep_failures.sort();
-        cycle.reconciled = Some(Reconciled {
-            entries,
-            live: live_count,
-            recorded,
-        });
         cycle
             .presence
             .load_balancers
             .retain(|lb| !gone.contains(&lb.arn));
+        cycle.reconciled = Some(Reconciled {
+            entries,
+            live: cycle.presence.load_balancers.len() as u64,
+            recorded: cycle.presence.records.len() as u64,
+        });
         cycle
     }
 }
@@ -427,15 +421,14 @@ pub fn deep_plans<'a>(
     records: &[Record],
     index: &TargetGroupIndex<'a>,
 ) -> Vec<DeepPlan<'a>> {
-    let mut wants: HashMap<&str, Wants> = HashMap::new();
-    for record in records {
-        if let Some(wanted) = record.wants() {
-            wants.insert(record.name.as_str(), wanted.into_owned());
-        }
-    }
+    let valid: HashMap<&str, &Record> = records
+        .iter()
+        .filter(|record| record.is_valid())
+        .map(|record| (record.name.as_str(), record))
+        .collect();
     lbs.iter()
         .filter_map(|lb| {
-            let wanted = wants.get(lb.name.as_str())?.clone();
+            let wanted = valid.get(lb.name.as_str())?.wants()?.into_owned();
             Some(DeepPlan {
                 load_balancer: lb,
                 target_groups: index.of(&lb.arn).to_vec(),

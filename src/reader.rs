@@ -230,9 +230,8 @@ impl Reader {
             } else {
                 untagged.len() - untagged.len() % TAGS_PER_CALL
             };
-            let chunks: Vec<Vec<String>> = untagged
-                .drain(..asked)
-                .collect::<Vec<_>>()
+            let asked: Vec<&str> = untagged.drain(..asked).collect();
+            let chunks: Vec<Vec<String>> = asked
                 .chunks(TAGS_PER_CALL)
                 .map(|chunk| chunk.iter().map(|arn| arn.to_string()).collect())
                 .collect();
