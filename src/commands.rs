@@ -1,16 +1,17 @@
 //! The guard's commands: `status`, `pause`, `resume`, `init` (SPEC 6, 8).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::aws::{AwsError, Clients};
 use crate::config::{Config, TargetConfig};
-use crate::control::{self, ControlItem, ControlStore, Event, Loaded, PauserRecord, UpdateError};
+use crate::control::{
+    self, Claim, ControlItem, ControlStore, Event, Loaded, PauserRecord, UpdateError,
+};
 use crate::cycle::read_presence;
 use crate::enforce::{self, Enforcer};
-use crate::guard;
-use crate::pause::{DONE, DYNAMODB_FLAG, RESUMING};
+use crate::guard::{self, Action, Command};
 use crate::reader::{Items, Reader};
 use crate::record::RecordCache;
 use crate::report::exit;
@@ -43,6 +44,9 @@ pub struct TargetStatus {
     pub missing: Vec<String>,
     pub quarantine: Vec<String>,
     pub paused_by_pausers: BTreeMap<String, PauserRecord>,
+    /// Who runs the pausers right now, while a claim is held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -76,6 +80,7 @@ pub async fn status(config: &Config, json: bool) -> i32 {
             missing: vec![],
             quarantine: vec![],
             paused_by_pausers: BTreeMap::new(),
+            claim: None,
             error: None,
         };
         match store(target, &clients).load().await {
@@ -87,6 +92,7 @@ pub async fn status(config: &Config, json: bool) -> i32 {
                 line.missing = item.missing;
                 line.quarantine = item.quarantine;
                 line.paused_by_pausers = item.pausers;
+                line.claim = item.claim;
             }
             Ok(Loaded::NoTable) => line.reason = Some(control::NO_CONTROL_TABLE.to_string()),
             Err(err) => {
@@ -135,11 +141,26 @@ fn status_table(line: &TargetStatus) -> String {
     if !line.quarantine.is_empty() {
         out.push_str(&format!("  quarantine: {}\n", line.quarantine.join(", ")));
     }
+    if let Some(claim) = &line.claim {
+        out.push_str(&format!(
+            "  pausers claimed by {} ({}) since {}, stale at {}\n",
+            claim.by,
+            claim.purpose,
+            claim.since,
+            crate::check::rfc3339(claim.until).unwrap_or_else(|| claim.until.to_string())
+        ));
+    }
     for (key, record) in &line.paused_by_pausers {
         out.push_str(&format!("  pauser {key}: {}\n", pauser_summary(record)));
         for (group, processes) in &record.suspended {
             out.push_str(&format!(
                 "    {group}: suspended {}\n",
+                processes.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        for (group, processes) in &record.suspending {
+            out.push_str(&format!(
+                "    {group}: suspending {} (written ahead, not confirmed)\n",
                 processes.iter().cloned().collect::<Vec<_>>().join(", ")
             ));
         }
@@ -158,7 +179,39 @@ async fn load_item(store: &ControlStore<'_>) -> Result<ControlItem, String> {
     }
 }
 
-/// `lbrecon pause --target T --reason TEXT`: pauses by hand, with every pauser.
+/// How often a command looks again at a claim it waits for.
+const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Reads the control item once no other actor's claim on the pausers blocks it: waits while a
+/// claim is held (saying so once), and goes on once it is released or stale (older than
+/// `guard.claim_timeout`, then taken over).
+async fn load_unclaimed(
+    store: &ControlStore<'_>,
+    enforcer: &Enforcer<'_>,
+) -> Result<ControlItem, String> {
+    let mut said = false;
+    loop {
+        let control = load_item(store).await?;
+        let Some(claim) = enforcer.blocking_claim(&control) else {
+            return Ok(control);
+        };
+        if !said {
+            eprintln!(
+                "lbrecon: waiting: the pausers of {} are claimed by {} ({}) since {}; the claim is released when that run ends, or taken over once stale at {}",
+                store.target,
+                claim.by,
+                claim.purpose,
+                claim.since,
+                crate::check::rfc3339(claim.until).unwrap_or_else(|| claim.until.to_string()),
+            );
+            said = true;
+        }
+        tokio::time::sleep(CLAIM_POLL).await;
+    }
+}
+
+/// `lbrecon pause --target T --reason TEXT`: pauses by hand, with every pauser. Over a pause the
+/// guard made, the pause becomes the operator's: it no longer resumes by itself.
 pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 {
     let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
     let store = store(target, &clients);
@@ -172,56 +225,85 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
         Items::Dropped,
     )
     .await;
-    let missing: BTreeSet<String> = if presence.complete {
-        let observation =
-            enforce::observation(&presence, time::OffsetDateTime::now_utc().unix_timestamp());
-        guard::missing(&observation, &guard::eligible(&observation, &config.guard))
-    } else {
-        BTreeSet::new()
-    };
-    let scope = enforce::scope(&presence, &missing);
+    let observation = presence
+        .complete
+        .then(|| enforce::observation(&presence, enforce::now_unix()));
     let enforcer = Enforcer {
         target: &target.name,
         config: &config.guard,
         store,
         autoscaling: &clients.autoscaling,
     };
-    // (whether this command paused, the item as it left it)
-    let outcome = store
-        .update(ATTEMPTS, async |control: &mut ControlItem| {
-            if !control.paused {
-                enforcer
-                    .pause(control, reason, &by, &missing, &scope, "pause")
-                    .await?;
-                return Ok((true, control.clone()));
+    let command = Command::Pause { by: by.clone() };
+    for _ in 0..ATTEMPTS {
+        let mut control = match load_unclaimed(&store, &enforcer).await {
+            Ok(control) => control,
+            Err(message) => {
+                eprintln!("lbrecon: pausing {}: {message}", target.name);
+                return exit::ERROR;
             }
-            Ok((false, control.clone()))
-        })
-        .await;
-    match outcome {
-        Ok((true, control)) => report_pausers(target, &control, "paused"),
-        Ok((false, control)) => {
-            println!(
-                "target {} is already paused since {} by {}: {}",
-                target.name,
-                control.since.as_deref().unwrap_or("?"),
-                control.by.as_deref().unwrap_or("?"),
-                control.reason.as_deref().unwrap_or("")
-            );
-            exit::OK
-        }
-        Err(err) => {
-            eprintln!("lbrecon: pausing {}: {}", target.name, err.message(&store));
-            exit::ERROR
+        };
+        let state = control.guard_state(&control.quarantine, None);
+        let step = guard::step(
+            observation.as_ref(),
+            &state,
+            &enforce::facts(&control),
+            &config.guard,
+            &command,
+        );
+        let result = match step.action {
+            Action::Pause => {
+                let scope = enforce::scope(&presence, &step.missing);
+                enforcer
+                    .pause(&mut control, reason, &by, &step.missing, &scope, "pause")
+                    .await
+                    .map(|_| ())
+            }
+            Action::TakeOver => enforcer.take_over(&mut control, reason, &by).await,
+            _ => {
+                println!(
+                    "target {} is already paused since {} by {}: {}",
+                    target.name,
+                    control.since.as_deref().unwrap_or("?"),
+                    control.by.as_deref().unwrap_or("?"),
+                    control.reason.as_deref().unwrap_or("")
+                );
+                return exit::OK;
+            }
+        };
+        match result {
+            Ok(()) if step.action == Action::TakeOver => {
+                println!(
+                    "target {} was paused by lbrecon; the pause is now yours ({by}): it will not resume by itself",
+                    target.name
+                );
+                return exit::OK;
+            }
+            Ok(()) => return report_pausers(target, &control, "paused"),
+            Err(err) if err.is_condition_failed() => continue,
+            Err(err) => {
+                eprintln!(
+                    "lbrecon: pausing {}: {}",
+                    target.name,
+                    UpdateError::Aws(err).message(&store)
+                );
+                return exit::ERROR;
+            }
         }
     }
+    eprintln!(
+        "lbrecon: pausing {}: {}",
+        target.name,
+        UpdateError::Contended.message(&store)
+    );
+    exit::ERROR
 }
 
 /// A pauser's status, with what it did: `done (suspended 3 groups)`.
 fn pauser_summary(record: &PauserRecord) -> String {
     match &record.detail {
-        Some(detail) => format!("{} ({detail})", record.status),
-        None => record.status.clone(),
+        Some(detail) => format!("{} ({detail})", record.status.as_str()),
+        None => record.status.as_str().to_string(),
     }
 }
 
@@ -257,10 +339,6 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
             return exit::ERROR;
         }
     };
-    if !first.paused && first.pausers.is_empty() {
-        println!("target {} is not paused; nothing to resume", target.name);
-        return exit::OK;
-    }
     let presence = read_presence(
         target,
         &reader,
@@ -269,88 +347,103 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
         Items::Dropped,
     )
     .await;
-    let missing: BTreeSet<String> = if presence.complete {
-        let observation =
-            enforce::observation(&presence, time::OffsetDateTime::now_utc().unix_timestamp());
-        guard::missing(&observation, &guard::eligible(&observation, &config.guard))
-    } else if force {
-        first.missing.iter().cloned().collect()
-    } else {
-        let error = presence
-            .error
-            .as_ref()
-            .map(AwsError::to_string)
-            .unwrap_or_default();
-        eprintln!(
-            "lbrecon: cannot check that the records of {} are back ({error}); try again, or resume with --force",
-            target.name
-        );
-        return exit::ERROR;
-    };
-    if !missing.is_empty() && !force {
-        eprintln!(
-            "lbrecon: {} load balancer(s) of {} still have no valid record: {}. Restore them \
-             (`lbrecon restore` or `lbrecon adopt`), or resume with --force to acknowledge them",
-            missing.len(),
-            target.name,
-            missing.iter().cloned().collect::<Vec<_>>().join(", ")
-        );
-        return exit::ERROR;
-    }
-    // First mark the pausers about to be resumed, so a daemon's cycle that reads the item while
-    // their processes are being resumed neither reports that as a pause undone by hand nor
-    // suspends them again.
-    let marks = |control: &ControlItem| {
-        control
-            .pausers
-            .iter()
-            .any(|(key, record)| key != DYNAMODB_FLAG && record.status == DONE)
-    };
-    if marks(&first) {
-        let marked = store
-            .update(ATTEMPTS, async |control: &mut ControlItem| {
-                for (key, record) in control.pausers.iter_mut() {
-                    if key != DYNAMODB_FLAG && record.status == DONE {
-                        record.status = RESUMING.into();
-                    }
-                }
-                store.save(control).await
-            })
-            .await;
-        if let Err(err) = marked {
-            eprintln!("lbrecon: resuming {}: {}", target.name, err.message(&store));
-            return exit::ERROR;
-        }
-    }
-    let outcome = store
-        .update(ATTEMPTS, async |control: &mut ControlItem| {
-            enforcer.resume(control, reason, &by, &missing, force).await
-        })
-        .await;
-    match outcome {
-        Ok(errors) if errors.is_empty() => {
-            println!("target {} resumed", target.name);
-            if !missing.is_empty() {
-                println!(
-                    "  acknowledged (no new trip until their records are back): {}",
-                    missing.iter().cloned().collect::<Vec<_>>().join(", ")
-                );
+    let observation = presence
+        .complete
+        .then(|| enforce::observation(&presence, enforce::now_unix()));
+    let command = Command::Resume { force };
+    for _ in 0..ATTEMPTS {
+        let mut control = match load_unclaimed(&store, &enforcer).await {
+            Ok(control) => control,
+            Err(message) => {
+                eprintln!("lbrecon: resuming {}: {message}", target.name);
+                return exit::ERROR;
             }
-            exit::OK
-        }
-        Ok(errors) => {
-            eprintln!(
-                "lbrecon: target {} is still paused; these could not be resumed: {}",
-                target.name,
-                errors.join("; ")
-            );
-            exit::ERROR
-        }
-        Err(err) => {
-            eprintln!("lbrecon: resuming {}: {}", target.name, err.message(&store));
-            exit::ERROR
+        };
+        let state = control.guard_state(&control.quarantine, None);
+        let step = guard::step(
+            observation.as_ref(),
+            &state,
+            &enforce::facts(&control),
+            &config.guard,
+            &command,
+        );
+        let (acknowledged, forced) = match &step.action {
+            Action::NotPaused => {
+                println!("target {} is not paused; nothing to resume", target.name);
+                return exit::OK;
+            }
+            Action::RefuseResume if observation.is_none() => {
+                let error = presence
+                    .error
+                    .as_ref()
+                    .map(AwsError::to_string)
+                    .unwrap_or_default();
+                eprintln!(
+                    "lbrecon: cannot check that the records of {} are back ({error}); try again, or resume with --force",
+                    target.name
+                );
+                return exit::ERROR;
+            }
+            Action::RefuseResume => {
+                eprintln!(
+                    "lbrecon: {} load balancer(s) of {} still have no valid record: {}. Restore them \
+                     (`lbrecon restore` or `lbrecon adopt`), or resume with --force to acknowledge them",
+                    step.missing.len(),
+                    target.name,
+                    step.missing.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+                return exit::ERROR;
+            }
+            Action::Resume {
+                acknowledged,
+                forced,
+            } => (acknowledged.clone(), *forced),
+            other => unreachable!("resume is never answered with {other:?}"),
+        };
+        let detail = if forced && !acknowledged.is_empty() {
+            "forced while records were missing; those are acknowledged"
+        } else {
+            "resumed everything lbrecon paused"
+        };
+        match enforcer
+            .resume(&mut control, reason, &by, &step.state, "resume", detail)
+            .await
+        {
+            Ok(errors) if errors.is_empty() => {
+                println!("target {} resumed", target.name);
+                if !acknowledged.is_empty() {
+                    println!(
+                        "  acknowledged (no new trip until their records are back): {}",
+                        acknowledged.iter().cloned().collect::<Vec<_>>().join(", ")
+                    );
+                }
+                return exit::OK;
+            }
+            Ok(errors) => {
+                eprintln!(
+                    "lbrecon: target {} is still paused; these could not be resumed: {}",
+                    target.name,
+                    errors.join("; ")
+                );
+                return exit::ERROR;
+            }
+            Err(err) if err.is_condition_failed() => continue,
+            Err(err) => {
+                eprintln!(
+                    "lbrecon: resuming {}: {}",
+                    target.name,
+                    UpdateError::Aws(err).message(&store)
+                );
+                return exit::ERROR;
+            }
         }
     }
+    eprintln!(
+        "lbrecon: resuming {}: {}",
+        target.name,
+        UpdateError::Contended.message(&store)
+    );
+    exit::ERROR
 }
 
 /// `lbrecon init --target T [--approve TICKET]`: creates the control table (and the lease

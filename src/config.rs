@@ -114,6 +114,10 @@ pub struct GuardConfig {
     /// Resume by itself once nothing has been missing for this many complete cycles.
     #[serde(default)]
     pub auto_resume_after: Option<u32>,
+    /// How long a claim on the pausers holds before another actor may take it over (the
+    /// claimer died, or hangs).
+    #[serde(default = "default_claim_timeout", with = "humantime_serde")]
+    pub claim_timeout: Duration,
     #[serde(default)]
     pub pausers: Vec<PauserConfig>,
 }
@@ -128,6 +132,7 @@ impl Default for GuardConfig {
             mass_loss_ratio: default_mass_loss_ratio(),
             mass_loss_window: default_mass_loss_window(),
             auto_resume_after: None,
+            claim_timeout: default_claim_timeout(),
             pausers: Vec::new(),
         }
     }
@@ -294,6 +299,9 @@ fn default_interval() -> Duration {
 fn default_jitter() -> f64 {
     0.1
 }
+fn default_claim_timeout() -> Duration {
+    Duration::from_secs(120)
+}
 fn default_cycle_deadline() -> Duration {
     Duration::from_secs(60)
 }
@@ -457,6 +465,10 @@ impl Config {
         check(
             !self.daemon.cycle_deadline.is_zero(),
             "daemon.cycle_deadline: must be longer than 0s".into(),
+        );
+        check(
+            !self.guard.claim_timeout.is_zero(),
+            "guard.claim_timeout: must be longer than 0s".into(),
         );
         check(
             self.http.listen.parse::<std::net::SocketAddr>().is_ok(),

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::aws::AwsError;
 use crate::aws::dynamodb::{Condition, Dynamo};
+use crate::config::PauserKind;
 use crate::guard::{GuardState, HighWater};
 use crate::item::{AttrValue, Item, from_json, to_json};
 use crate::lease::Lease;
@@ -64,6 +65,9 @@ pub struct ControlItem {
     /// The guard's counters (the high-water names live in their own item).
     #[serde(default)]
     pub guard: StoredGuard,
+    /// Who runs the target's pausers now; nobody else runs them until it is released or stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
     /// The version this item was read at; `None` when it was not in the table.
     #[serde(skip)]
     pub loaded_version: Option<i64>,
@@ -84,17 +88,21 @@ pub struct StoredGuard {
     pub trips: u64,
 }
 
-/// One pauser's part of a pause.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// One pauser's part of a pause. Every effect is in here before it happens (written ahead), so
+/// `resume` undoes it whether it finished or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PauserRecord {
-    /// `dynamodb_flag`, `autoscaling` or `command`.
-    pub kind: String,
-    /// `planned`, `done` or `failed` (retried next cycle).
-    pub status: String,
+    pub kind: PauserKind,
+    pub status: PauserStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `autoscaling`: per group, the processes lbrecon is about to suspend (read as not
+    /// suspended just before). Written before `SuspendProcesses` is sent, moved to `suspended`
+    /// once it answered; `resume` resumes these too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub suspending: BTreeMap<String, BTreeSet<String>>,
     /// `autoscaling`: per group, the processes lbrecon suspended (not those already suspended).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub suspended: BTreeMap<String, BTreeSet<String>>,
@@ -104,6 +112,83 @@ pub struct PauserRecord {
     pub undone: BTreeMap<String, BTreeSet<String>>,
     #[serde(default)]
     pub attempts: u32,
+}
+
+impl PauserRecord {
+    /// A record of `kind` about to act.
+    pub fn planned(kind: PauserKind) -> Self {
+        PauserRecord {
+            kind,
+            status: PauserStatus::Planned,
+            detail: None,
+            error: None,
+            suspending: BTreeMap::new(),
+            suspended: BTreeMap::new(),
+            undone: BTreeMap::new(),
+            attempts: 0,
+        }
+    }
+
+    /// Per group, every process this record may have suspended: done or only written ahead.
+    pub fn to_undo(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut all = self.suspended.clone();
+        for (group, processes) in &self.suspending {
+            all.entry(group.clone())
+                .or_default()
+                .extend(processes.iter().cloned());
+        }
+        all.retain(|_, processes| !processes.is_empty());
+        all
+    }
+}
+
+/// Where a pauser stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauserStatus {
+    /// Written ahead; acting, or interrupted while acting (finished by the next actor).
+    Planned,
+    /// Everything written ahead was done.
+    Done,
+    /// The last attempt failed; retried next cycle.
+    Failed,
+    /// `lbrecon resume` is undoing it; the daemon leaves it alone. One left by an interrupted
+    /// resume is finished by running resume again.
+    Resuming,
+}
+
+impl PauserStatus {
+    /// As the control item spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauserStatus::Planned => "planned",
+            PauserStatus::Done => "done",
+            PauserStatus::Failed => "failed",
+            PauserStatus::Resuming => "resuming",
+        }
+    }
+}
+
+/// A claim on a target's pausers: one actor at a time runs them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Who: `lbrecon` for the daemon, the operator for a command.
+    pub by: String,
+    /// The claiming process; a process recognizes its own claim.
+    pub owner: String,
+    /// What for: `trip`, `maintain`, `auto_resume`, `pause`, `resume`.
+    pub purpose: String,
+    /// RFC 3339.
+    pub since: String,
+    /// Unix seconds after which the claim is stale and another actor may take it over.
+    pub until: i64,
+}
+
+impl Claim {
+    /// Whether another actor must wait for this claim at `now` (Unix seconds).
+    pub fn blocks(&self, owner: &str, now: i64) -> bool {
+        self.owner != owner && now <= self.until
+    }
 }
 
 /// An audit event kept in the control item.
@@ -120,6 +205,66 @@ pub struct Event {
     pub missing: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// This process's identity in claims: host, process ID and a random part, so a restarted
+/// process never takes an old claim for its own.
+pub fn process_owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "host".to_string());
+        format!(
+            "{host}/{}/{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        )
+    })
+}
+
+/// One pauser's record after two actors ran it: every step either wrote ahead or did stays
+/// recorded, so resume undoes both; a step done by either is done.
+pub fn merge(theirs: &PauserRecord, ours: &PauserRecord) -> PauserRecord {
+    let mut merged = ours.clone();
+    for (group, processes) in &theirs.suspended {
+        merged
+            .suspended
+            .entry(group.clone())
+            .or_default()
+            .extend(processes.iter().cloned());
+    }
+    for (group, processes) in &theirs.suspending {
+        merged
+            .suspending
+            .entry(group.clone())
+            .or_default()
+            .extend(processes.iter().cloned());
+    }
+    for (group, processes) in &theirs.undone {
+        merged
+            .undone
+            .entry(group.clone())
+            .or_default()
+            .extend(processes.iter().cloned());
+    }
+    for (group, done) in &merged.suspended {
+        if let Some(pending) = merged.suspending.get_mut(group) {
+            pending.retain(|process| !done.contains(process));
+        }
+    }
+    merged
+        .suspending
+        .retain(|_, processes| !processes.is_empty());
+    if theirs.status == PauserStatus::Resuming {
+        // Someone is undoing it: it stays theirs to finish.
+        merged.status = PauserStatus::Resuming;
+    }
+    merged.attempts = theirs.attempts.max(ours.attempts);
+    merged
 }
 
 /// What `check` needs of the control item.
@@ -430,12 +575,19 @@ mod tests {
         control.pausers.insert(
             "autoscaling".into(),
             PauserRecord {
-                kind: "autoscaling".into(),
-                status: "done".into(),
+                status: PauserStatus::Done,
                 suspended: BTreeMap::from([("asg-1".into(), BTreeSet::from(["Launch".into()]))]),
-                ..Default::default()
+                suspending: BTreeMap::from([("asg-2".into(), BTreeSet::from(["Launch".into()]))]),
+                ..PauserRecord::planned(PauserKind::Autoscaling)
             },
         );
+        control.claim = Some(Claim {
+            by: GUARD_ACTOR.into(),
+            owner: "daemon-1".into(),
+            purpose: "trip".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+            until: 1_767_225_660,
+        });
         control.record(Event {
             time: "2026-01-01T00:00:00Z".into(),
             event: "trip".into(),
@@ -444,6 +596,14 @@ mod tests {
         });
         let item = control.to_item();
         assert_eq!(item["paused"], AttrValue::Bool(true));
+        let AttrValue::M(pausers) = &item["pausers"] else {
+            panic!("pausers is a map")
+        };
+        let AttrValue::M(autoscaling) = &pausers["autoscaling"] else {
+            panic!("a pauser is a map")
+        };
+        assert_eq!(autoscaling["status"], AttrValue::S("done".into()));
+        assert_eq!(autoscaling["kind"], AttrValue::S("autoscaling".into()));
         assert_eq!(item["target"], AttrValue::S("prod".into()));
         assert_eq!(item["version"], AttrValue::N("4".into()));
         assert_eq!(

@@ -1,23 +1,39 @@
-//! Carrying out the guard's decisions: the pause plan, the pausers, resume.
+//! Carrying out the guard's decisions: the pause plan, the pausers, resume. The decision itself
+//! is [`guard::step`]'s; nothing here chooses whether to trip, resume or acknowledge.
 //!
-//! The order on a trip is SPEC 8's: write the plan into the control item (conditional on its
-//! version), then run the pausers, then record what each did. Nothing here reads load
-//! balancers; callers pass what the presence pass read.
+//! The protocol (SPEC 8):
+//! - **One actor at a time.** Whoever runs a target's pausers (a daemon's cycle, an operator's
+//!   `pause` or `resume`) first claims them in the control item with a conditional write.
+//!   Another actor waits for the claim, or takes it over once it is stale.
+//! - **Written ahead.** That same write holds every effect about to happen (for `autoscaling`,
+//!   per group, the processes read as not suspended just before); only then do the pausers act,
+//!   and a last write marks what was done and releases the claim. `resume` undoes every step
+//!   written ahead, done or not, so a crash, a cycle deadline or a lost lease at any point leaves
+//!   nothing suspended that `resume` will not undo.
+//! - A trip whose last write finds the item resumed meanwhile undoes what it just did instead of
+//!   recording it on top.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aws::AwsError;
-use crate::aws::autoscaling::AutoScaling;
-use crate::config::{GuardConfig, PauserConfig, PauserKind};
-use crate::control::{ControlItem, ControlStore, Event, GUARD_ACTOR, PauserRecord};
+use crate::aws::autoscaling::{AutoScaling, ScalingGroup};
+use crate::config::{GuardConfig, PauserKind};
+use crate::control::{
+    self, Claim, ControlItem, ControlStore, Event, GUARD_ACTOR, Loaded, PauserRecord, PauserStatus,
+};
 use crate::cycle::PresencePhase;
-use crate::guard::{self, HighWater, Observation, Trip};
-use crate::pause::{self, DONE, DYNAMODB_FLAG, PauseEvent, Pauser, RESUMING, Scope};
+use crate::guard::{self, Action, Command, GuardState, HighWater, Observation, Owner, PauseFacts};
+use crate::pause::{self, DYNAMODB_FLAG, PauseEvent, Pauser, Scope};
 use crate::telemetry;
 
 /// The current time, RFC 3339.
 fn now() -> String {
     crate::check::now_rfc3339()
+}
+
+/// The current time, Unix seconds.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// What the guard sees of a complete presence pass.
@@ -31,6 +47,24 @@ pub fn observation(presence: &PresencePhase, now: i64) -> Observation {
             .collect(),
         records: presence.valid_record_names(),
         state_table_gone: presence.state_table_missing,
+    }
+}
+
+/// What the guard's policy needs of the control item, as plain facts.
+pub fn facts(control: &ControlItem) -> PauseFacts {
+    PauseFacts {
+        paused: control.paused,
+        owner: control.paused.then(|| match control.by.as_deref() {
+            Some(GUARD_ACTOR) => Owner::Guard,
+            by => Owner::Operator(by.unwrap_or_default().to_string()),
+        }),
+        listed_missing: control.missing.iter().cloned().collect(),
+        flag_cleared_by_hand: !control.paused
+            && control
+                .pausers
+                .get(DYNAMODB_FLAG)
+                .is_some_and(|record| record.status == PauserStatus::Done),
+        recorded: !control.pausers.is_empty(),
     }
 }
 
@@ -62,10 +96,21 @@ pub fn scope(presence: &PresencePhase, affected: &BTreeSet<String>) -> Scope {
 /// What one guard step did.
 #[derive(Debug, Default)]
 pub struct GuardOutcome {
-    pub tripped: Option<Trip>,
+    pub tripped: Option<guard::Trip>,
     pub resumed: bool,
     /// Pausers whose effect a person undid this cycle.
     pub undone: Vec<String>,
+    /// Another actor holds the pausers' claim: this cycle left the control item alone.
+    pub waited_for: Option<Claim>,
+}
+
+/// How a run of the pausers ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finished {
+    /// What the pausers did is recorded in the control item.
+    Recorded,
+    /// The item had been resumed meanwhile: what this run did was undone, not recorded.
+    Reverted,
 }
 
 /// Acts for one target.
@@ -81,27 +126,39 @@ impl Enforcer<'_> {
         pause::configured(self.config)
     }
 
-    /// A pauser for a record whose pauser is no longer configured, so what it did can still be
-    /// undone.
-    fn pauser_for(&self, key: &str, record: &PauserRecord) -> Pauser {
-        if let Some(pauser) = self.pausers().into_iter().find(|p| p.key == key) {
-            return pauser;
+    /// The pauser of a record: the configured one, or, when it is no longer configured, one of
+    /// its kind, so what it did can still be undone.
+    fn pauser_for(&self, key: &str, kind: PauserKind) -> Pauser {
+        self.pausers()
+            .into_iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| Pauser::of_kind(key, kind))
+    }
+
+    /// The claim on the pausers that this actor must wait for, if any.
+    pub fn blocking_claim<'c>(&self, control: &'c ControlItem) -> Option<&'c Claim> {
+        control
+            .claim
+            .as_ref()
+            .filter(|claim| claim.blocks(control::process_owner(), now_unix()))
+    }
+
+    fn claim(&self, control: &mut ControlItem, by: &str, purpose: &str) {
+        if let Some(stale) = self
+            .blocking_claim(control)
+            .cloned()
+            .or(control.claim.clone())
+            && stale.owner != control::process_owner()
+        {
+            tracing::warn!(target_name = self.target, by = %stale.by, purpose = %stale.purpose, since = %stale.since, "taking over a stale claim on the pausers");
         }
-        let kind = match record.kind.as_str() {
-            "autoscaling" => PauserKind::Autoscaling,
-            "command" => PauserKind::Command,
-            _ => PauserKind::DynamodbFlag,
-        };
-        Pauser {
-            key: key.to_string(),
-            config: PauserConfig {
-                kind,
-                scope: None,
-                processes: None,
-                command: None,
-                timeout: None,
-            },
-        }
+        control.claim = Some(Claim {
+            by: by.to_string(),
+            owner: control::process_owner().to_string(),
+            purpose: purpose.to_string(),
+            since: now(),
+            until: now_unix() + self.config.claim_timeout.as_secs() as i64,
+        });
     }
 
     fn event(
@@ -122,227 +179,305 @@ impl Enforcer<'_> {
         }
     }
 
-    /// The guard's step after a complete presence pass: decide, then pause, retry, verify or
-    /// resume, and write the control item if anything changed. The high-water mark is kept in
-    /// `high_water` and written when it moves.
+    /// The Auto Scaling groups, read when a pauser needs them.
+    async fn groups(&self, pausers: &[Pauser]) -> Option<Result<Vec<ScalingGroup>, String>> {
+        if !pausers.iter().any(Pauser::needs_groups) {
+            return None;
+        }
+        Some(
+            self.autoscaling
+                .groups()
+                .await
+                .map_err(|err| format!("reading the Auto Scaling groups: {err}")),
+        )
+    }
+
+    /// The guard's step after a complete presence pass: decide, then carry the action out and
+    /// write the control item if anything changed. The high-water mark is kept in
+    /// `high_water` and written whenever it moves (its time included).
     pub async fn after_presence(
         &self,
         presence: &PresencePhase,
         control: &mut ControlItem,
         high_water: &mut Option<HighWater>,
     ) -> Result<GuardOutcome, AwsError> {
-        let before = control.clone();
         let mut outcome = GuardOutcome::default();
-        let observation = observation(presence, time::OffsetDateTime::now_utc().unix_timestamp());
-        let paused_by_guard = control.by.as_deref() == Some(GUARD_ACTOR);
-        let state = control.guard_state(&control.quarantine, high_water.clone());
-        let mut decision = guard::decide(
-            &observation,
-            &state,
-            self.config,
-            control.paused,
-            paused_by_guard,
-        );
-
-        // The flag was cleared by hand, not through `lbrecon resume`: report it, never set it
-        // again for the load balancers missing now.
-        let flag_undone = !control.paused
-            && control
-                .pausers
-                .get(DYNAMODB_FLAG)
-                .is_some_and(|record| record.status == DONE);
-        if flag_undone {
-            control.pausers.remove(DYNAMODB_FLAG);
-            decision
-                .state
-                .acknowledged
-                .extend(decision.missing.iter().cloned());
-            decision.state.confirm_count = 0;
-            decision.trip = None;
-            telemetry::pause_undone(
-                self.target,
-                DYNAMODB_FLAG,
-                "the paused flag was cleared by hand",
-            );
-            control.record(Event {
-                time: now(),
-                event: "pause_undone".into(),
-                by: "unknown".into(),
-                detail: Some("the paused flag was cleared outside lbrecon; not paused again for the load balancers missing now".into()),
-                missing: decision.missing.iter().cloned().collect(),
-                ..Default::default()
-            });
-            outcome.undone.push(DYNAMODB_FLAG.into());
+        if let Some(claim) = self.blocking_claim(control) {
+            tracing::info!(target_name = self.target, by = %claim.by, purpose = %claim.purpose, since = %claim.since, "the pausers are claimed by another actor; the guard acts again next cycle");
+            outcome.waited_for = Some(claim.clone());
+            return Ok(outcome);
         }
-
-        control.set_guard_state(&decision.state);
+        let before = control.clone();
+        let observation = observation(presence, now_unix());
+        let state = control.guard_state(&control.quarantine, high_water.clone());
+        let step = guard::step(
+            Some(&observation),
+            &state,
+            &facts(control),
+            self.config,
+            &Command::Cycle,
+        );
+        control.set_guard_state(&step.state);
         control.state_table_seen |= !presence.state_table_missing;
         if control.paused {
-            control.missing = decision.missing.iter().cloned().collect();
+            control.missing = step.missing.iter().cloned().collect();
         }
-        if decision.state.high_water != *high_water {
-            if let Some(mark) = &decision.state.high_water
-                && high_water
-                    .as_ref()
-                    .is_none_or(|old| old.names != mark.names)
-            {
+        if step.state.high_water != *high_water {
+            if let Some(mark) = &step.state.high_water {
                 self.store.save_high_water(mark).await?;
             }
-            *high_water = decision.state.high_water.clone();
+            *high_water = step.state.high_water.clone();
         }
 
-        let scope = scope(presence, &decision.missing);
-        if let Some(trip) = &decision.trip {
-            control.guard.trips += 1;
-            self.pause(
-                control,
-                &trip.reason(),
-                GUARD_ACTOR,
-                &decision.missing,
-                &scope,
-                "trip",
-            )
-            .await?;
-            telemetry::guard_tripped(self.target, &trip.reason(), decision.missing.len());
-            outcome.tripped = Some(trip.clone());
-            return Ok(outcome);
-        }
-        if decision.auto_resume {
-            let reason = format!(
-                "automatic resume: nothing missing for {} complete cycles",
-                decision.state.clean_cycles
-            );
-            let errors = self
-                .resume(control, &reason, GUARD_ACTOR, &BTreeSet::new(), false)
+        let scope = scope(presence, &step.missing);
+        match step.action {
+            Action::Trip(trip) => {
+                self.pause(
+                    control,
+                    &trip.reason(),
+                    GUARD_ACTOR,
+                    &step.missing,
+                    &scope,
+                    "trip",
+                )
                 .await?;
-            outcome.resumed = errors.is_empty();
-            return Ok(outcome);
-        }
-        if control.paused {
-            // Claim the item first: if anyone (an operator's resume) wrote since it was read,
-            // this fails and no pauser runs on a stale picture.
-            self.store.save(control).await?;
-            let claimed = control.clone();
-            let undone = self.maintain(control, &scope).await;
-            if *control != claimed {
+                outcome.tripped = Some(trip);
+            }
+            Action::AutoResume { clean_cycles } => {
+                let reason =
+                    format!("automatic resume: nothing missing for {clean_cycles} complete cycles");
+                let errors = self
+                    .resume(
+                        control,
+                        &reason,
+                        GUARD_ACTOR,
+                        &step.state,
+                        "auto_resume",
+                        "resumed everything lbrecon paused",
+                    )
+                    .await?;
+                outcome.resumed = errors.is_empty();
+            }
+            Action::Maintain => {
+                outcome.undone = self.maintain(control, &before, &scope).await?;
+            }
+            Action::FlagUndone => {
+                control.pausers.remove(DYNAMODB_FLAG);
+                control.record(Event {
+                    time: now(),
+                    event: "pause_undone".into(),
+                    by: "unknown".into(),
+                    detail: Some("the paused flag was cleared outside lbrecon; not paused again for the load balancers missing now".into()),
+                    missing: step.missing.iter().cloned().collect(),
+                    ..Default::default()
+                });
                 self.store.save(control).await?;
+                telemetry::pause_undone(
+                    self.target,
+                    DYNAMODB_FLAG,
+                    "the paused flag was cleared by hand",
+                );
+                outcome.undone.push(DYNAMODB_FLAG.into());
             }
-            // Reported once recorded: a write refused because `lbrecon resume` moved first
-            // means the processes were being resumed by it, not undone by hand.
-            for (pauser, detail) in undone {
-                telemetry::pause_undone(self.target, &pauser, &detail);
-                outcome.undone.push(pauser);
+            _ => {
+                if *control != before {
+                    self.store.save(control).await?;
+                }
             }
-        } else if *control != before {
-            self.store.save(control).await?;
         }
         Ok(outcome)
     }
 
-    /// While paused: retries pausers that failed, checks the others are still in effect
-    /// (reporting, never re-applying, what a person undid), and extends an `affected`
-    /// autoscaling pause to load balancers that went missing since.
-    /// Returns the pausers found undone, with what was undone.
-    async fn maintain(&self, control: &mut ControlItem, scope: &Scope) -> Vec<(String, String)> {
-        let mut undone_pausers = Vec::new();
-        let reason = control.reason.clone().unwrap_or_default();
-        let by = control.by.clone().unwrap_or_default();
-        let event = self.event(control, "pause", &reason, &by);
-        for pauser in self.pausers() {
-            if pauser.config.kind == PauserKind::DynamodbFlag {
-                continue;
-            }
-            if !self.store.acting() {
-                // Lost the lease: the new leader carries on; the write below is refused.
-                break;
-            }
+    /// While paused: finishes steps written ahead and not done (a crash or a deadline cut them
+    /// short), retries pausers that failed, checks the others are still in effect (reporting,
+    /// never re-applying, what a person undid), and extends an `affected` autoscaling pause to
+    /// load balancers that went missing since. Writes only when something changed. Returns the
+    /// pausers found undone.
+    async fn maintain(
+        &self,
+        control: &mut ControlItem,
+        before: &ControlItem,
+        scope: &Scope,
+    ) -> Result<Vec<String>, AwsError> {
+        let pausers: Vec<Pauser> = self
+            .pausers()
+            .into_iter()
+            .filter(|pauser| pauser.config.kind != PauserKind::DynamodbFlag)
+            .filter(|pauser| {
+                control
+                    .pausers
+                    .get(&pauser.key)
+                    .is_none_or(|record| record.status != PauserStatus::Resuming)
+            })
+            .collect();
+        let groups = self.groups(&pausers).await;
+        let mut undone = Vec::new();
+        let mut to_run = Vec::new();
+        for pauser in pausers {
+            // A pauser configured since the pause started gets its plan now.
             let mut record = control
                 .pausers
                 .get(&pauser.key)
                 .cloned()
                 .unwrap_or_else(|| pauser.plan(scope));
-            if record.status == RESUMING {
-                // `lbrecon resume` is undoing it (or was interrupted, and is run again).
-                continue;
-            }
-            if record.status == DONE {
-                match pauser.verify(&mut record, self.autoscaling).await {
-                    Ok(undone) if !undone.is_empty() => {
-                        let detail = undone
-                            .iter()
-                            .map(|(group, processes)| {
-                                format!(
-                                    "{group}: {}",
-                                    processes.iter().cloned().collect::<Vec<_>>().join(", ")
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join("; ");
-                        control.record(Event {
-                            time: now(),
-                            event: "pause_undone".into(),
-                            by: "unknown".into(),
-                            detail: Some(format!(
-                                "resumed outside lbrecon, not suspended again: {detail}"
-                            )),
-                            ..Default::default()
-                        });
-                        undone_pausers.push((pauser.key.clone(), detail));
+            if pauser.needs_groups() {
+                match &groups {
+                    Some(Ok(groups)) => {
+                        let found = pauser.verify(&mut record, groups);
+                        if !found.is_empty() {
+                            let detail = describe(&found);
+                            control.record(Event {
+                                time: now(),
+                                event: "pause_undone".into(),
+                                by: "unknown".into(),
+                                detail: Some(format!(
+                                    "resumed outside lbrecon, not suspended again: {detail}"
+                                )),
+                                ..Default::default()
+                            });
+                            undone.push((pauser.key.clone(), detail));
+                        }
+                        let extend_only = record.status == PauserStatus::Done;
+                        pauser.intend(&mut record, groups, scope, extend_only);
                     }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(target_name = self.target, pauser = %pauser.key, %error, "cannot verify the pause")
+                    Some(Err(error)) => {
+                        tracing::warn!(target_name = self.target, pauser = %pauser.key, %error, "cannot check or extend the pause; next cycle tries again");
+                        continue;
                     }
+                    None => {}
                 }
             }
-            // A command runs once per pause; an autoscaling pause is extended every cycle (it
-            // suspends only what is not suspended yet, and nothing a person undid); a pauser
-            // that failed is retried.
-            let extend = record.status == DONE;
-            let run = !extend || pauser.config.kind == PauserKind::Autoscaling;
-            if run {
-                let mut next = self
-                    .run_pauser(&pauser, &record, scope, &event, extend)
-                    .await;
-                if next.status == DONE
-                    && record.status == DONE
-                    && next.suspended == record.suspended
-                {
-                    // Nothing new: keep the record as it was, so the item is not rewritten.
-                    next = record;
+            if pauser.has_work(&record) {
+                if record.status == PauserStatus::Done {
+                    record.status = PauserStatus::Planned;
                 }
-                record = next;
+                to_run.push(pauser.clone());
             }
             control.pausers.insert(pauser.key.clone(), record);
         }
-        undone_pausers
-    }
-
-    /// Runs one pauser from its previous record; a failure is counted and logged (the pauser
-    /// is retried next cycle).
-    async fn run_pauser(
-        &self,
-        pauser: &Pauser,
-        previous: &PauserRecord,
-        scope: &Scope,
-        event: &PauseEvent,
-        only_new_groups: bool,
-    ) -> PauserRecord {
-        let record = pauser
-            .pause(previous, scope, event, self.autoscaling, only_new_groups)
-            .await;
-        if record.status != DONE {
-            telemetry::pauser_failed(
-                self.target,
-                &pauser.key,
-                record.error.as_deref().unwrap_or(""),
-            );
+        if to_run.is_empty() {
+            if control != before {
+                self.store.save(control).await?;
+            }
+        } else {
+            // Written ahead, and claimed, before any pauser acts.
+            self.claim(control, GUARD_ACTOR, "maintain");
+            self.store.save(control).await?;
         }
-        record
+        // Reported once recorded: a write refused because `lbrecon resume` moved first means
+        // the processes were being resumed by it, not undone by hand.
+        for (pauser, detail) in &undone {
+            telemetry::pause_undone(self.target, pauser, detail);
+        }
+        if !to_run.is_empty() {
+            let reason = control.reason.clone().unwrap_or_default();
+            let by = control.by.clone().unwrap_or_default();
+            let event = self.event(control, "pause", &reason, &by);
+            let results = self.run(control, &to_run, &event).await?;
+            self.finish(control, results, &event).await?;
+        }
+        Ok(undone.into_iter().map(|(pauser, _)| pauser).collect())
     }
 
-    /// Pauses: writes the plan, runs every pauser, records what each did. `event_kind` is the
-    /// audit event (`trip` for the guard, `pause` for an operator).
+    /// Runs `pausers` on what their records wrote ahead; a failure is counted and logged (the
+    /// pauser is retried next cycle). Stops, with the rest still written ahead, once this
+    /// replica may no longer act.
+    async fn run(
+        &self,
+        control: &ControlItem,
+        pausers: &[Pauser],
+        event: &PauseEvent,
+    ) -> Result<BTreeMap<String, PauserRecord>, AwsError> {
+        let mut results = BTreeMap::new();
+        for pauser in pausers {
+            if !self.store.acting() {
+                return Err(AwsError::not_acting(self.target));
+            }
+            let Some(record) = control.pausers.get(&pauser.key) else {
+                continue;
+            };
+            let done = pauser.act(record, event, self.autoscaling).await;
+            if done.status != PauserStatus::Done {
+                telemetry::pauser_failed(
+                    self.target,
+                    &pauser.key,
+                    done.error.as_deref().unwrap_or(""),
+                );
+            }
+            results.insert(pauser.key.clone(), done);
+        }
+        Ok(results)
+    }
+
+    /// The last write of a run: records what the pausers did and releases the claim. When
+    /// another writer moved in between (this run's claim had gone stale and was taken over),
+    /// the fresh item decides: resumed meanwhile, what this run did is undone instead of
+    /// recorded; still paused, it is recorded into the fresh item.
+    async fn finish(
+        &self,
+        control: &mut ControlItem,
+        results: BTreeMap<String, PauserRecord>,
+        event: &PauseEvent,
+    ) -> Result<Finished, AwsError> {
+        let mut recorded = control.clone();
+        recorded.pausers.extend(results.clone());
+        release(&mut recorded);
+        match self.store.save(&mut recorded).await {
+            Ok(()) => {
+                *control = recorded;
+                return Ok(Finished::Recorded);
+            }
+            Err(err) if !err.is_condition_failed() => return Err(err),
+            Err(_) => {}
+        }
+        let Loaded::Item(fresh) = self.store.load().await? else {
+            return Err(AwsError::unexpected(
+                "dynamodb",
+                "GetItem",
+                format!("the control table of {} is gone", self.target),
+            ));
+        };
+        let mut fresh = *fresh;
+        if !fresh.paused {
+            tracing::warn!(
+                target_name = self.target,
+                "the target was resumed while its pausers ran: undoing what they did instead of recording it"
+            );
+            let resume_event = PauseEvent {
+                event: "resume",
+                ..event.clone()
+            };
+            for (key, record) in &results {
+                let pauser = self.pauser_for(key, record.kind);
+                if let Err(error) = pauser.resume(record, &resume_event, self.autoscaling).await {
+                    telemetry::pauser_failed(self.target, key, &error);
+                }
+            }
+            *control = fresh;
+            return Ok(Finished::Reverted);
+        }
+        for (key, ours) in results {
+            let merged = match fresh.pausers.get(&key) {
+                Some(theirs) => control::merge(theirs, &ours),
+                None => ours,
+            };
+            fresh.pausers.insert(key, merged);
+        }
+        if fresh
+            .claim
+            .as_ref()
+            .is_some_and(|claim| claim.owner == control::process_owner())
+        {
+            release(&mut fresh);
+        }
+        self.store.save(&mut fresh).await?;
+        *control = fresh;
+        Ok(Finished::Recorded)
+    }
+
+    /// Pauses: reads what is suspended now, writes the plan (every effect about to happen) and
+    /// the claim, runs every pauser, records what each did. `event_kind` is the audit event
+    /// (`trip` for the guard, `pause` for an operator).
     pub async fn pause(
         &self,
         control: &mut ControlItem,
@@ -351,21 +486,39 @@ impl Enforcer<'_> {
         missing: &BTreeSet<String>,
         scope: &Scope,
         event_kind: &str,
-    ) -> Result<(), AwsError> {
+    ) -> Result<Finished, AwsError> {
+        let pausers = self.pausers();
+        let groups = self.groups(&pausers).await;
         control.paused = true;
         control.reason = Some(reason.to_string());
         control.since = Some(now());
         control.by = Some(by.to_string());
         control.missing = missing.iter().cloned().collect();
-        let pausers = self.pausers();
+        let mut to_run = Vec::new();
         for pauser in &pausers {
-            let mut plan = pauser.plan(scope);
+            let mut record = pauser.plan(scope);
             if let Some(previous) = control.pausers.get(&pauser.key) {
-                // Processes from a pause never resumed stay recorded, so resume undoes them.
-                plan.suspended = previous.suspended.clone();
-                plan.undone = previous.undone.clone();
+                // Steps of a pause never resumed stay recorded, so resume undoes them.
+                record.suspending = previous.suspending.clone();
+                record.suspended = previous.suspended.clone();
+                record.undone = previous.undone.clone();
             }
-            control.pausers.insert(pauser.key.clone(), plan);
+            match (&groups, pauser.needs_groups()) {
+                (Some(Ok(groups)), true) => pauser.intend(&mut record, groups, scope, false),
+                (Some(Err(error)), true) => {
+                    record.status = PauserStatus::Failed;
+                    record.error = Some(error.clone());
+                    telemetry::pauser_failed(self.target, &pauser.key, error);
+                }
+                _ => {}
+            }
+            if record.status == PauserStatus::Planned {
+                to_run.push(pauser.clone());
+            }
+            control.pausers.insert(pauser.key.clone(), record);
+        }
+        if event_kind == "trip" {
+            control.guard.trips += 1;
         }
         control.record(Event {
             time: now(),
@@ -384,53 +537,68 @@ impl Enforcer<'_> {
                     .join("; "),
             ),
         });
-        // The plan is in the control item before any pauser runs.
+        self.claim(control, by, event_kind);
+        // The plan is in the control item before any pauser runs: from here workflows see the
+        // pause, and resume can undo every step.
         self.store.save(control).await?;
+        if event_kind == "trip" {
+            telemetry::guard_tripped(self.target, reason, missing.len());
+        }
         telemetry::audit(self.target, event_kind, by, reason, &control.missing);
 
         let event = self.event(control, "pause", reason, by);
-        let mut results = BTreeMap::new();
-        for pauser in &pausers {
-            if !self.store.acting() {
-                return Err(AwsError::not_acting(self.target));
-            }
-            let previous = control
-                .pausers
-                .get(&pauser.key)
-                .cloned()
-                .unwrap_or_default();
-            let record = self
-                .run_pauser(pauser, &previous, scope, &event, false)
-                .await;
-            results.insert(pauser.key.clone(), record);
-        }
-        control.pausers.extend(results.clone());
-        match self.store.save(control).await {
-            Ok(()) => Ok(()),
-            Err(err) if err.is_condition_failed() => {
-                // Someone wrote in between (an operator's command): record the results on top.
-                let crate::control::Loaded::Item(fresh) = self.store.load().await? else {
-                    return Err(err);
-                };
-                *control = *fresh;
-                control.pausers.extend(results);
-                self.store.save(control).await
-            }
-            Err(err) => Err(err),
-        }
+        let results = self.run(control, &to_run, &event).await?;
+        self.finish(control, results, &event).await
     }
 
-    /// Resumes exactly what was paused. Load balancers in `acknowledged` (missing at a forced
-    /// resume) do not trip the guard again until their records are back. Returns the pausers
-    /// that could not be resumed; while there are any, the target stays paused.
+    /// Takes a pause over for an operator: it becomes theirs (`by`) and no longer resumes by
+    /// itself. The pausers' steps stay as they are.
+    pub async fn take_over(
+        &self,
+        control: &mut ControlItem,
+        reason: &str,
+        by: &str,
+    ) -> Result<(), AwsError> {
+        let previous = control.by.clone().unwrap_or_default();
+        control.by = Some(by.to_string());
+        control.reason = Some(reason.to_string());
+        control.record(Event {
+            time: now(),
+            event: "pause".into(),
+            by: by.to_string(),
+            reason: Some(reason.to_string()),
+            missing: control.missing.clone(),
+            detail: Some(format!(
+                "took over the pause by {previous}: it no longer resumes by itself"
+            )),
+        });
+        self.store.save(control).await?;
+        telemetry::audit(self.target, "pause", by, reason, &control.missing);
+        Ok(())
+    }
+
+    /// Resumes exactly what was paused: claims the pausers and marks each `resuming` (so a
+    /// daemon cycle meanwhile neither reports it undone nor extends it), undoes every step
+    /// written ahead, then clears the pause and stores `state` (the guard's, from
+    /// [`guard::step`]). Returns the pausers that could not be resumed; while there are any,
+    /// the target stays paused.
     pub async fn resume(
         &self,
         control: &mut ControlItem,
         reason: &str,
         by: &str,
-        acknowledged: &BTreeSet<String>,
-        forced: bool,
+        state: &GuardState,
+        purpose: &str,
+        detail: &str,
     ) -> Result<Vec<String>, AwsError> {
+        for record in control.pausers.values_mut() {
+            if record.kind != PauserKind::DynamodbFlag {
+                record.status = PauserStatus::Resuming;
+            }
+        }
+        self.claim(control, by, purpose);
+        self.store.save(control).await?;
+
         let event = self.event(control, "resume", reason, by);
         let mut errors = Vec::new();
         let records: Vec<(String, PauserRecord)> = control
@@ -442,14 +610,15 @@ impl Enforcer<'_> {
             if !self.store.acting() {
                 return Err(AwsError::not_acting(self.target));
             }
-            let pauser = self.pauser_for(&key, &record);
+            let pauser = self.pauser_for(&key, record.kind);
             match pauser.resume(&record, &event, self.autoscaling).await {
                 Ok(()) => {
                     control.pausers.remove(&key);
                 }
                 Err(error) => {
-                    let failed = control.pausers.get_mut(&key).expect("listed above");
-                    failed.error = Some(format!("resume failed: {error}"));
+                    if let Some(failed) = control.pausers.get_mut(&key) {
+                        failed.error = Some(format!("resume failed: {error}"));
+                    }
                     errors.push(format!("{key}: {error}"));
                 }
             }
@@ -461,28 +630,48 @@ impl Enforcer<'_> {
             control.by = None;
             control.missing.clear();
         }
-        let state = guard::after_resume(
-            &control.guard_state(&control.quarantine, None),
-            acknowledged,
-        );
-        control.set_guard_state(&state);
+        control.set_guard_state(state);
+        release(control);
         control.record(Event {
             time: now(),
             event: "resume".into(),
             by: by.to_string(),
             reason: Some(reason.to_string()),
-            missing: acknowledged.iter().cloned().collect(),
-            detail: Some(if !errors.is_empty() {
-                format!("incomplete, still paused: {}", errors.join("; "))
-            } else if forced {
-                "forced while records were missing; those are acknowledged".to_string()
+            missing: state.acknowledged.iter().cloned().collect(),
+            detail: Some(if errors.is_empty() {
+                detail.to_string()
             } else {
-                "resumed everything lbrecon paused".to_string()
+                format!("incomplete, still paused: {}", errors.join("; "))
             }),
         });
         self.store.save(control).await?;
-        let acknowledged: Vec<String> = acknowledged.iter().cloned().collect();
+        let acknowledged: Vec<String> = state.acknowledged.iter().cloned().collect();
         telemetry::audit(self.target, "resume", by, reason, &acknowledged);
         Ok(errors)
     }
+}
+
+/// Releases this process's claim on the pausers.
+fn release(control: &mut ControlItem) {
+    if control
+        .claim
+        .as_ref()
+        .is_some_and(|claim| claim.owner == control::process_owner())
+    {
+        control.claim = None;
+    }
+}
+
+/// `asg-1: Launch, Terminate; asg-2: Launch`.
+fn describe(by_group: &BTreeMap<String, BTreeSet<String>>) -> String {
+    by_group
+        .iter()
+        .map(|(group, processes)| {
+            format!(
+                "{group}: {}",
+                processes.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -194,6 +194,10 @@ pub fn decide(
             eligible: e,
         });
     }
+    // The mark keeps the largest record set of the window. A cycle that confirms it (holds at
+    // least as many valid records) takes it over with its own time, so the stored time is the
+    // last time the set was seen whole, and a restart in the middle of a loss still compares
+    // against the set from before it.
     next.high_water = match &state.high_water {
         Some(high_water)
             if observation.now - high_water.time <= window
@@ -239,6 +243,199 @@ pub fn after_resume(state: &GuardState, still_missing: &BTreeSet<String>) -> Gua
     }
 }
 
+/// Who holds a pause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// lbrecon's guard tripped it: it may resume by itself (`auto_resume_after`).
+    Guard,
+    /// A person paused it, or took the guard's pause over: only a person resumes it.
+    Operator(String),
+}
+
+/// What the guard's policy needs to know of the control item, as plain facts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PauseFacts {
+    /// Scaling is paused now.
+    pub paused: bool,
+    /// Who paused it (`None` while not paused).
+    pub owner: Option<Owner>,
+    /// The missing load balancers the item lists (as of the last complete cycle while paused).
+    pub listed_missing: BTreeSet<String>,
+    /// The item is not paused, yet its flag pauser is recorded done: someone cleared the flag
+    /// outside lbrecon.
+    pub flag_cleared_by_hand: bool,
+    /// The item records pauser steps (written ahead, done or not) that a resume would undo.
+    pub recorded: bool,
+}
+
+/// What asks the guard to act.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// The daemon, after a complete cycle.
+    Cycle,
+    /// `lbrecon pause`.
+    Pause { by: String },
+    /// `lbrecon resume`, with `--force` or without.
+    Resume { force: bool },
+}
+
+/// What the code that carries out the guard's decision must do. It decides nothing itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Nothing beyond storing the new state.
+    Nothing,
+    /// Pause for the guard: write the plan ahead, run the pausers, record what they did.
+    Trip(Trip),
+    /// Paused: finish what was written ahead and not done, retry failed pausers, extend an
+    /// `affected` pause to load balancers missing since, and report (never re-apply) what a
+    /// person undid.
+    Maintain,
+    /// Resume what lbrecon paused, by itself.
+    AutoResume { clean_cycles: u32 },
+    /// The paused flag was cleared outside lbrecon: report it; the load balancers missing now
+    /// are acknowledged (not paused for again until their records are back).
+    FlagUndone,
+    /// Pause for an operator.
+    Pause,
+    /// Paused by the guard already: the pause becomes the operator's (it no longer resumes
+    /// by itself).
+    TakeOver,
+    /// Paused by an operator already: nothing to do.
+    AlreadyPaused,
+    /// Resume everything lbrecon paused; `acknowledged` are the load balancers missing now.
+    Resume {
+        acknowledged: BTreeSet<String>,
+        forced: bool,
+    },
+    /// Records are still missing and `--force` was not given (or the check could not be
+    /// made): resume nothing.
+    RefuseResume,
+    /// Not paused, nothing recorded to undo.
+    NotPaused,
+}
+
+/// One step of the guard: the state to store, and what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub state: GuardState,
+    /// Eligible load balancers without a valid record (M), acknowledged ones included; empty
+    /// without an observation.
+    pub missing: BTreeSet<String>,
+    /// How many load balancers were eligible (E).
+    pub eligible: usize,
+    pub action: Action,
+}
+
+/// All guard policy in one place: from what was observed (a complete presence pass, or `None`
+/// when the read was incomplete), the stored state and the pause as the control item has it,
+/// the new state and the one action to carry out. Pure: no I/O, no clock (a cycle's time is
+/// its observation's).
+pub fn step(
+    observation: Option<&Observation>,
+    state: &GuardState,
+    pause: &PauseFacts,
+    config: &GuardConfig,
+    command: &Command,
+) -> Step {
+    let by_guard = pause.owner == Some(Owner::Guard);
+    match command {
+        Command::Cycle => {
+            let Some(observation) = observation else {
+                // An incomplete cycle neither advances nor resets anything.
+                return Step {
+                    state: state.clone(),
+                    missing: BTreeSet::new(),
+                    eligible: 0,
+                    action: Action::Nothing,
+                };
+            };
+            let decision = decide(observation, state, config, pause.paused, by_guard);
+            let mut next = decision.state;
+            let action = if pause.paused {
+                if decision.auto_resume {
+                    let clean_cycles = next.clean_cycles;
+                    next = after_resume(&next, &BTreeSet::new());
+                    Action::AutoResume { clean_cycles }
+                } else {
+                    Action::Maintain
+                }
+            } else if pause.flag_cleared_by_hand {
+                // A person undid the pause: never set it again for what is missing now.
+                next.acknowledged.extend(decision.missing.iter().cloned());
+                next.confirm_count = 0;
+                Action::FlagUndone
+            } else if let Some(trip) = decision.trip {
+                Action::Trip(trip)
+            } else {
+                Action::Nothing
+            };
+            Step {
+                state: next,
+                missing: decision.missing,
+                eligible: decision.eligible,
+                action,
+            }
+        }
+        Command::Pause { .. } => {
+            let (missing, eligible) = observed_missing(observation, config);
+            let action = match (&pause.paused, &pause.owner) {
+                (false, _) => Action::Pause,
+                (true, Some(Owner::Guard)) => Action::TakeOver,
+                (true, _) => Action::AlreadyPaused,
+            };
+            Step {
+                state: state.clone(),
+                missing,
+                eligible,
+                action,
+            }
+        }
+        Command::Resume { force } => {
+            let (missing, eligible) = observed_missing(observation, config);
+            // Without a complete read nothing shows the records are back: only a forced
+            // resume goes on, acknowledging what the item lists as missing.
+            let acknowledged = match observation {
+                Some(_) => missing.clone(),
+                None => pause.listed_missing.clone(),
+            };
+            let action = if !pause.paused && !pause.recorded {
+                Action::NotPaused
+            } else if !*force && (observation.is_none() || !missing.is_empty()) {
+                Action::RefuseResume
+            } else {
+                Action::Resume {
+                    acknowledged: acknowledged.clone(),
+                    forced: *force,
+                }
+            };
+            let state = match &action {
+                Action::Resume { acknowledged, .. } => after_resume(state, acknowledged),
+                _ => state.clone(),
+            };
+            Step {
+                state,
+                missing,
+                eligible,
+                action,
+            }
+        }
+    }
+}
+
+/// M and E of an observation, or nothing without one.
+fn observed_missing(
+    observation: Option<&Observation>,
+    config: &GuardConfig,
+) -> (BTreeSet<String>, usize) {
+    match observation {
+        Some(observation) => {
+            let eligible = eligible(observation, config);
+            (missing(observation, &eligible), eligible.len())
+        }
+        None => (BTreeSet::new(), 0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -256,6 +453,7 @@ mod tests {
             mass_loss_ratio: 0.2,
             mass_loss_window: Duration::from_secs(3600),
             auto_resume_after: None,
+            claim_timeout: Duration::from_secs(120),
             pausers: vec![],
         }
     }

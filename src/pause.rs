@@ -16,9 +16,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-use crate::aws::autoscaling::AutoScaling;
+use crate::aws::autoscaling::{AutoScaling, ScalingGroup};
 use crate::config::{GuardConfig, PauseScope, PauserConfig, PauserKind};
-use crate::control::PauserRecord;
+use crate::control::{PauserRecord, PauserStatus};
 
 /// The processes an `autoscaling` pauser suspends unless configured otherwise.
 pub const DEFAULT_PROCESSES: &[&str] = &[
@@ -56,11 +56,6 @@ pub struct Scope {
 
 /// The key of the `dynamodb_flag` pauser in the control item.
 pub const DYNAMODB_FLAG: &str = "dynamodb_flag";
-/// A pauser's status once it has paused.
-pub const DONE: &str = "done";
-/// A pauser's status while `lbrecon resume` undoes it: the daemon leaves it alone (neither
-/// checks nor extends it). One left by an interrupted resume is finished by running it again.
-pub const RESUMING: &str = "resuming";
 
 /// One configured pauser, with its key in the control item.
 #[derive(Debug, Clone)]
@@ -72,16 +67,7 @@ pub struct Pauser {
 /// The configured pausers: `dynamodb_flag` first and always, then the others in config order.
 /// Keys are the kind, with `#N` for a second one of a kind.
 pub fn configured(config: &GuardConfig) -> Vec<Pauser> {
-    let mut pausers = vec![Pauser {
-        key: DYNAMODB_FLAG.into(),
-        config: PauserConfig {
-            kind: PauserKind::DynamodbFlag,
-            scope: None,
-            processes: None,
-            command: None,
-            timeout: None,
-        },
-    }];
+    let mut pausers = vec![Pauser::of_kind(DYNAMODB_FLAG, PauserKind::DynamodbFlag)];
     let mut seen: BTreeMap<&'static str, usize> = BTreeMap::new();
     for pauser in &config.pausers {
         if pauser.kind == PauserKind::DynamodbFlag {
@@ -112,6 +98,21 @@ fn kind_name(kind: PauserKind) -> &'static str {
 }
 
 impl Pauser {
+    /// A pauser of `kind` with nothing configured: enough to undo what a record says it did
+    /// after its configuration was removed.
+    pub fn of_kind(key: &str, kind: PauserKind) -> Pauser {
+        Pauser {
+            key: key.to_string(),
+            config: PauserConfig {
+                kind,
+                scope: None,
+                processes: None,
+                command: None,
+                timeout: None,
+            },
+        }
+    }
+
     fn processes(&self) -> BTreeSet<String> {
         match &self.config.processes {
             Some(processes) => processes.iter().cloned().collect(),
@@ -126,7 +127,12 @@ impl Pauser {
         }
     }
 
-    /// What this pauser will do, written into the control item before it runs.
+    /// Whether this pauser acts on Auto Scaling groups (and needs them read first).
+    pub fn needs_groups(&self) -> bool {
+        self.config.kind == PauserKind::Autoscaling
+    }
+
+    /// A fresh record, planned: what this pauser is about to do, before it knows the groups.
     pub fn plan(&self, scope: &Scope) -> PauserRecord {
         let detail = match self.config.kind {
             PauserKind::DynamodbFlag => "set paused in the control item".to_string(),
@@ -136,61 +142,126 @@ impl Pauser {
                 self.target_groups(scope).len()
             ),
             PauserKind::Command => format!(
-                "run {}",
+                "deliver the pause event to {}",
                 self.config.command.clone().unwrap_or_default().join(" ")
             ),
         };
         PauserRecord {
-            kind: kind_name(self.config.kind).into(),
-            status: "planned".into(),
             detail: Some(detail),
-            ..Default::default()
+            ..PauserRecord::planned(self.config.kind)
         }
     }
 
-    /// Pauses. Idempotent: given its previous record, it does only what is still to do, and
-    /// never again what a person undid.
-    /// With `only_new_groups`, an autoscaling pauser leaves the groups it already handled
-    /// alone: extending a pause to load balancers that went missing since must never re-apply
-    /// what someone resumed in between.
-    pub async fn pause(
+    /// Writes ahead, into `record`, what this pauser is about to do, from the groups as read
+    /// just now. For `autoscaling`: on every group behind the scope's target groups, the
+    /// processes not suspended now and not undone by a person go into `suspending`. With
+    /// `only_new_groups` (extending a pause that is done), groups already handled are left
+    /// alone, so nothing a person resumed in between is suspended again. Steps written ahead
+    /// earlier and not done stay, to be finished.
+    pub fn intend(
         &self,
-        previous: &PauserRecord,
+        record: &mut PauserRecord,
+        groups: &[ScalingGroup],
         scope: &Scope,
+        only_new_groups: bool,
+    ) {
+        if self.config.kind != PauserKind::Autoscaling {
+            return;
+        }
+        let processes = self.processes();
+        let target_groups = self.target_groups(scope);
+        let mut touched = 0;
+        for group in groups {
+            if group.target_group_arns.is_disjoint(target_groups) {
+                continue;
+            }
+            touched += 1;
+            let known = record.suspended.contains_key(&group.name)
+                || record.undone.contains_key(&group.name)
+                || record.suspending.contains_key(&group.name);
+            if only_new_groups && known {
+                continue;
+            }
+            let undone = record.undone.get(&group.name);
+            let to_suspend: BTreeSet<String> = processes
+                .iter()
+                .filter(|process| {
+                    !group.suspended.contains(*process)
+                        && undone.is_none_or(|undone| !undone.contains(*process))
+                })
+                .cloned()
+                .collect();
+            if !to_suspend.is_empty() {
+                record
+                    .suspending
+                    .entry(group.name.clone())
+                    .or_default()
+                    .extend(to_suspend);
+            }
+        }
+        record.detail = Some(format!(
+            "suspend processes on {} of {touched} group(s) behind {} target group(s)",
+            record.suspending.len() + record.suspended.len(),
+            target_groups.len()
+        ));
+    }
+
+    /// Whether this record holds anything still to do: a step written ahead and not done, or
+    /// an attempt that failed or was cut short.
+    pub fn has_work(&self, record: &PauserRecord) -> bool {
+        !record.suspending.is_empty()
+            || matches!(record.status, PauserStatus::Planned | PauserStatus::Failed)
+    }
+
+    /// Carries out what `record` wrote ahead and returns the record with it marked done.
+    /// Idempotent: suspending a suspended process, or delivering an event twice, changes
+    /// nothing. A step that fails stays written ahead (its request may have landed), so resume
+    /// still undoes it and the next cycle retries it.
+    pub async fn act(
+        &self,
+        record: &PauserRecord,
         event: &PauseEvent,
         autoscaling: &AutoScaling,
-        only_new_groups: bool,
     ) -> PauserRecord {
-        let mut record = previous.clone();
+        let mut record = record.clone();
         record.attempts += 1;
         let result = match self.config.kind {
             PauserKind::DynamodbFlag => Ok(()),
             PauserKind::Autoscaling => {
-                suspend(
-                    &mut record,
-                    self.processes(),
-                    self.target_groups(scope),
-                    autoscaling,
-                    only_new_groups,
-                )
-                .await
+                let mut errors = Vec::new();
+                for (group, processes) in std::mem::take(&mut record.suspending) {
+                    match autoscaling.suspend(&group, &processes).await {
+                        Ok(()) => record.suspended.entry(group).or_default().extend(processes),
+                        Err(err) => {
+                            errors.push(format!("{group}: {err}"));
+                            record.suspending.insert(group, processes);
+                        }
+                    }
+                }
+                if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(errors.join("; "))
+                }
             }
             PauserKind::Command => self.run_command(event).await,
         };
         match result {
             Ok(()) => {
-                record.status = DONE.into();
+                record.status = PauserStatus::Done;
                 record.error = None;
             }
             Err(error) => {
-                record.status = "failed".into();
+                record.status = PauserStatus::Failed;
                 record.error = Some(error);
             }
         }
         record
     }
 
-    /// Resumes exactly what this pauser's record says it paused.
+    /// Undoes everything `record` wrote ahead, done or not: resuming a process that is not
+    /// suspended, or delivering a resume event for a pause event that never arrived, changes
+    /// nothing. Returns the record with what could not be undone (the rest removed).
     pub async fn resume(
         &self,
         record: &PauserRecord,
@@ -201,11 +272,8 @@ impl Pauser {
             PauserKind::DynamodbFlag => Ok(()),
             PauserKind::Autoscaling => {
                 let mut errors = Vec::new();
-                for (group, processes) in &record.suspended {
-                    if processes.is_empty() {
-                        continue;
-                    }
-                    if let Err(err) = autoscaling.resume(group, processes).await {
+                for (group, processes) in record.to_undo() {
+                    if let Err(err) = autoscaling.resume(&group, &processes).await {
                         errors.push(format!("{group}: {err}"));
                     }
                 }
@@ -215,27 +283,22 @@ impl Pauser {
                     Err(errors.join("; "))
                 }
             }
-            PauserKind::Command => {
-                if record.status == "planned" {
-                    // It never ran: nothing to undo.
-                    return Ok(());
-                }
-                self.run_command(event).await
-            }
+            PauserKind::Command => self.run_command(event).await,
         }
     }
 
-    /// Checks that what this pauser did is still in effect. Processes a person resumed since
-    /// are moved to `undone` (and never suspended again); returns them, by group.
-    pub async fn verify(
+    /// Checks, against the groups as read just now, that what this pauser did is still in
+    /// effect. Processes a person resumed since are moved to `undone` (and never suspended
+    /// again); returns them, by group. Steps only written ahead are not checked: they may not
+    /// have happened yet.
+    pub fn verify(
         &self,
         record: &mut PauserRecord,
-        autoscaling: &AutoScaling,
-    ) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+        groups: &[ScalingGroup],
+    ) -> BTreeMap<String, BTreeSet<String>> {
         if self.config.kind != PauserKind::Autoscaling || record.suspended.is_empty() {
-            return Ok(BTreeMap::new());
+            return BTreeMap::new();
         }
-        let groups = autoscaling.groups().await.map_err(|err| err.to_string())?;
         let current: BTreeMap<&str, &BTreeSet<String>> = groups
             .iter()
             .map(|g| (g.name.as_str(), &g.suspended))
@@ -258,7 +321,10 @@ impl Pauser {
                 undone.insert(group.clone(), resumed);
             }
         }
-        Ok(undone)
+        record
+            .suspended
+            .retain(|_, processes| !processes.is_empty());
+        undone
     }
 
     async fn run_command(&self, event: &PauseEvent) -> Result<(), String> {
@@ -301,58 +367,6 @@ impl Pauser {
                 Err(format!("{program} exited with {}: {tail}", output.status))
             }
         }
-    }
-}
-
-/// Suspends the processes on every group behind `target_groups` that are not suspended yet,
-/// adding them to the record; groups a person undid are left alone.
-async fn suspend(
-    record: &mut PauserRecord,
-    processes: BTreeSet<String>,
-    target_groups: &BTreeSet<String>,
-    autoscaling: &AutoScaling,
-    only_new_groups: bool,
-) -> Result<(), String> {
-    let groups = autoscaling.groups().await.map_err(|err| err.to_string())?;
-    let mut errors = Vec::new();
-    let mut touched = 0;
-    for group in groups {
-        if group.target_group_arns.is_disjoint(target_groups) {
-            continue;
-        }
-        touched += 1;
-        let known =
-            record.suspended.contains_key(&group.name) || record.undone.contains_key(&group.name);
-        if only_new_groups && known {
-            continue;
-        }
-        let undone = record.undone.get(&group.name).cloned().unwrap_or_default();
-        let to_suspend: BTreeSet<String> = processes
-            .iter()
-            .filter(|process| !group.suspended.contains(*process) && !undone.contains(*process))
-            .cloned()
-            .collect();
-        if to_suspend.is_empty() {
-            continue;
-        }
-        match autoscaling.suspend(&group.name, &to_suspend).await {
-            Ok(()) => record
-                .suspended
-                .entry(group.name.clone())
-                .or_default()
-                .extend(to_suspend),
-            Err(err) => errors.push(format!("{}: {err}", group.name)),
-        }
-    }
-    record.detail = Some(format!(
-        "suspended processes on {} of {touched} group(s) behind {} target group(s)",
-        record.suspended.len(),
-        target_groups.len()
-    ));
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
     }
 }
 
