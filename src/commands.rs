@@ -152,7 +152,7 @@ fn status_table(line: &TargetStatus) -> String {
     }
     for (key, record) in &line.paused_by_pausers {
         out.push_str(&format!("  pauser {key}: {}\n", pauser_summary(record)));
-        for (group, processes) in &record.suspended {
+        for (group, processes) in record.suspended.iter().filter(|(_, p)| !p.is_empty()) {
             out.push_str(&format!(
                 "    {group}: suspended {}\n",
                 processes.iter().cloned().collect::<Vec<_>>().join(", ")

@@ -663,4 +663,183 @@ mod tests {
                 .contains("schema")
         );
     }
+
+    /// Per group, processes: `[("asg-1", &["Launch"])]`.
+    fn per_group(groups: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+        groups
+            .iter()
+            .map(|(group, processes)| {
+                (
+                    group.to_string(),
+                    processes.iter().map(|p| p.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// An autoscaling record, built step by step.
+    fn autoscaling(status: PauserStatus) -> PauserRecord {
+        PauserRecord {
+            status,
+            ..PauserRecord::planned(PauserKind::Autoscaling)
+        }
+    }
+
+    impl PauserRecord {
+        fn with_suspending(mut self, groups: &[(&str, &[&str])]) -> Self {
+            self.suspending = per_group(groups);
+            self
+        }
+
+        fn with_suspended(mut self, groups: &[(&str, &[&str])]) -> Self {
+            self.suspended = per_group(groups);
+            self
+        }
+
+        fn with_undone(mut self, groups: &[(&str, &[&str])]) -> Self {
+            self.undone = per_group(groups);
+            self
+        }
+
+        fn attempted(mut self, attempts: u32) -> Self {
+            self.attempts = attempts;
+            self
+        }
+    }
+
+    struct MergeRow {
+        name: &'static str,
+        theirs: PauserRecord,
+        ours: PauserRecord,
+        merged: PauserRecord,
+    }
+
+    #[test]
+    fn merge_keeps_every_step_of_both_actors() {
+        let rows = vec![
+            MergeRow {
+                name: "every map is a union",
+                theirs: autoscaling(PauserStatus::Done)
+                    .with_suspended(&[("asg-1", &["Launch"]), ("asg-3", &["Launch"])])
+                    .with_suspending(&[("asg-2", &["Launch"])])
+                    .with_undone(&[("asg-4", &["Terminate"])]),
+                ours: autoscaling(PauserStatus::Done)
+                    .with_suspended(&[("asg-3", &["Terminate"]), ("asg-5", &["Launch"])])
+                    .with_suspending(&[("asg-6", &["Terminate"])])
+                    .with_undone(&[("asg-4", &["Launch"])]),
+                merged: autoscaling(PauserStatus::Done)
+                    .with_suspended(&[
+                        ("asg-1", &["Launch"]),
+                        ("asg-3", &["Launch", "Terminate"]),
+                        ("asg-5", &["Launch"]),
+                    ])
+                    .with_suspending(&[("asg-2", &["Launch"]), ("asg-6", &["Terminate"])])
+                    .with_undone(&[("asg-4", &["Launch", "Terminate"])]),
+            },
+            MergeRow {
+                name: "a step we did is not left in their suspending",
+                theirs: autoscaling(PauserStatus::Planned)
+                    .with_suspending(&[("asg-1", &["Launch", "Terminate"])]),
+                ours: autoscaling(PauserStatus::Done).with_suspended(&[("asg-1", &["Launch"])]),
+                merged: autoscaling(PauserStatus::Done)
+                    .with_suspended(&[("asg-1", &["Launch"])])
+                    .with_suspending(&[("asg-1", &["Terminate"])]),
+            },
+            MergeRow {
+                name: "a step they did is not left in our suspending",
+                theirs: autoscaling(PauserStatus::Done)
+                    .with_suspended(&[("asg-1", &["Launch", "Terminate"])]),
+                ours: autoscaling(PauserStatus::Failed)
+                    .with_suspending(&[("asg-1", &["Launch", "Terminate"])]),
+                merged: autoscaling(PauserStatus::Failed)
+                    .with_suspended(&[("asg-1", &["Launch", "Terminate"])]),
+            },
+            MergeRow {
+                name: "their resume wins over our done",
+                theirs: autoscaling(PauserStatus::Resuming)
+                    .with_suspended(&[("asg-1", &["Launch"])])
+                    .attempted(1),
+                ours: autoscaling(PauserStatus::Done)
+                    .with_suspended(&[("asg-2", &["Launch"])])
+                    .attempted(2),
+                merged: autoscaling(PauserStatus::Resuming)
+                    .with_suspended(&[("asg-1", &["Launch"]), ("asg-2", &["Launch"])])
+                    .attempted(2),
+            },
+            MergeRow {
+                name: "our resume stays a resume",
+                theirs: autoscaling(PauserStatus::Done)
+                    .with_suspended(&[("asg-1", &["Launch"])])
+                    .attempted(3),
+                ours: autoscaling(PauserStatus::Resuming),
+                merged: autoscaling(PauserStatus::Resuming)
+                    .with_suspended(&[("asg-1", &["Launch"])])
+                    .attempted(3),
+            },
+            MergeRow {
+                name: "otherwise our status stands",
+                theirs: autoscaling(PauserStatus::Failed),
+                ours: autoscaling(PauserStatus::Done),
+                merged: autoscaling(PauserStatus::Done),
+            },
+        ];
+        for row in rows {
+            let name = row.name;
+            let merged = merge(&row.theirs, &row.ours);
+            assert_eq!(merged, row.merged, "{name}");
+            // Whatever either may have suspended, resume still undoes.
+            let mut either = row.theirs.to_undo();
+            for (group, processes) in row.ours.to_undo() {
+                either.entry(group).or_default().extend(processes);
+            }
+            assert_eq!(merged.to_undo(), either, "{name}: to_undo");
+            // Merging again changes nothing.
+            assert_eq!(merge(&row.theirs, &merged), merged, "{name}: idempotent");
+        }
+    }
+
+    #[test]
+    fn to_undo_is_everything_suspended_or_written_ahead() {
+        let record = autoscaling(PauserStatus::Failed)
+            .with_suspended(&[("asg-1", &["Launch"]), ("asg-2", &[])])
+            .with_suspending(&[
+                ("asg-1", &["Terminate"]),
+                ("asg-3", &["Launch"]),
+                ("asg-4", &[]),
+            ])
+            .with_undone(&[("asg-5", &["Launch"])]);
+        assert_eq!(
+            record.to_undo(),
+            per_group(&[("asg-1", &["Launch", "Terminate"]), ("asg-3", &["Launch"])])
+        );
+        assert!(autoscaling(PauserStatus::Planned).to_undo().is_empty());
+    }
+
+    #[test]
+    fn a_claim_blocks_others_until_it_is_stale() {
+        const UNTIL: i64 = 1_000_000;
+        let claim = Claim {
+            by: GUARD_ACTOR.into(),
+            owner: "host/1/aa".into(),
+            purpose: "trip".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+            until: UNTIL,
+        };
+        let rows = [
+            ("our own claim, in time", "host/1/aa", UNTIL - 60, false),
+            ("our own claim, stale", "host/1/aa", UNTIL + 60, false),
+            ("another's claim, in time", "host/2/bb", UNTIL - 60, true),
+            ("another's claim, at its limit", "host/2/bb", UNTIL, true),
+            ("another's claim, just stale", "host/2/bb", UNTIL + 1, false),
+            (
+                "a restarted process is another",
+                "host/1/cc",
+                UNTIL - 60,
+                true,
+            ),
+        ];
+        for (name, owner, now, blocks) in rows {
+            assert_eq!(claim.blocks(owner, now), blocks, "{name}");
+        }
+    }
 }

@@ -299,10 +299,11 @@ impl Enforcer<'_> {
         before: &ControlItem,
         scope: &Scope,
     ) -> Result<Vec<String>, AwsError> {
+        // The flag pauser is among them: one whose plan was written but not marked done (a
+        // crash after the plan) is marked done here, so a flag cleared by hand later is seen.
         let pausers: Vec<Pauser> = self
             .pausers()
             .into_iter()
-            .filter(|pauser| pauser.config.kind != PauserKind::DynamodbFlag)
             .filter(|pauser| {
                 control
                     .pausers

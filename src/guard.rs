@@ -716,4 +716,760 @@ mod tests {
         let back: GuardState = serde_json::from_str(&text).unwrap();
         assert_eq!(&back, state);
     }
+
+    // guard::step: one row per transition.
+
+    /// The names `lb-i`, one per index.
+    fn names(indices: impl IntoIterator<Item = usize>) -> BTreeSet<String> {
+        indices.into_iter().map(|i| format!("lb-{i}")).collect()
+    }
+
+    /// The indices `from..to` as a list, for `fleet`.
+    fn span(from: usize, to: usize) -> Vec<usize> {
+        (from..to).collect()
+    }
+
+    impl Observation {
+        /// The same cycle, seen at `now`.
+        fn at(mut self, now: i64) -> Self {
+            self.now = now;
+            self
+        }
+
+        /// These records are still in the table but no longer valid: the caller lists only
+        /// valid records, so they are absent here while their load balancers stay live.
+        fn invalid(mut self, indices: &[usize]) -> Self {
+            for name in names(indices.iter().copied()) {
+                self.records.remove(&name);
+            }
+            self
+        }
+
+        /// The state table lbrecon has seen before is gone, and every record with it.
+        fn table_gone(mut self) -> Self {
+            self.records.clear();
+            self.state_table_gone = true;
+            self
+        }
+    }
+
+    impl GuardState {
+        fn confirmed(mut self, cycles: u32) -> Self {
+            self.confirm_count = cycles;
+            self
+        }
+
+        fn clean(mut self, cycles: u32) -> Self {
+            self.clean_cycles = cycles;
+            self
+        }
+
+        fn acknowledging(mut self, names: BTreeSet<String>) -> Self {
+            self.acknowledged = names;
+            self
+        }
+
+        fn high_water_at(mut self, time: i64, names: BTreeSet<String>) -> Self {
+            self.high_water = Some(HighWater { time, names });
+            self
+        }
+    }
+
+    /// Not paused, nothing recorded.
+    fn running() -> PauseFacts {
+        PauseFacts::default()
+    }
+
+    fn paused_by_guard() -> PauseFacts {
+        PauseFacts {
+            paused: true,
+            owner: Some(Owner::Guard),
+            recorded: true,
+            ..Default::default()
+        }
+    }
+
+    fn paused_by(operator: &str) -> PauseFacts {
+        PauseFacts {
+            paused: true,
+            owner: Some(Owner::Operator(operator.to_string())),
+            recorded: true,
+            ..Default::default()
+        }
+    }
+
+    impl PauseFacts {
+        fn listing(mut self, missing: BTreeSet<String>) -> Self {
+            self.listed_missing = missing;
+            self
+        }
+
+        /// Not paused, but pauser steps are still recorded (a resume that did not finish).
+        fn with_leftovers(mut self) -> Self {
+            self.recorded = true;
+            self
+        }
+
+        /// Not paused, yet the flag pauser is recorded done: someone cleared the flag.
+        fn flag_cleared(mut self) -> Self {
+            self.flag_cleared_by_hand = true;
+            self.recorded = true;
+            self
+        }
+    }
+
+    /// One transition of `step`: its inputs, the action expected, and the state fields that
+    /// matter for it (`None`: not checked).
+    struct Row {
+        name: &'static str,
+        observation: Option<Observation>,
+        state: GuardState,
+        pause: PauseFacts,
+        config: GuardConfig,
+        command: Command,
+        action: Action,
+        missing: Option<BTreeSet<String>>,
+        confirm_count: Option<u32>,
+        clean_cycles: Option<u32>,
+        acknowledged: Option<BTreeSet<String>>,
+        /// The stored state comes back exactly as it was.
+        unchanged: bool,
+    }
+
+    fn row(
+        name: &'static str,
+        observation: Option<Observation>,
+        state: GuardState,
+        pause: PauseFacts,
+        command: Command,
+        action: Action,
+    ) -> Row {
+        Row {
+            name,
+            observation,
+            state,
+            pause,
+            config: config(),
+            command,
+            action,
+            missing: None,
+            confirm_count: None,
+            clean_cycles: None,
+            acknowledged: None,
+            unchanged: false,
+        }
+    }
+
+    impl Row {
+        fn config(mut self, change: impl FnOnce(&mut GuardConfig)) -> Self {
+            change(&mut self.config);
+            self
+        }
+
+        fn missing(mut self, missing: BTreeSet<String>) -> Self {
+            self.missing = Some(missing);
+            self
+        }
+
+        fn confirm_count(mut self, count: u32) -> Self {
+            self.confirm_count = Some(count);
+            self
+        }
+
+        fn clean_cycles(mut self, count: u32) -> Self {
+            self.clean_cycles = Some(count);
+            self
+        }
+
+        fn acknowledged(mut self, names: BTreeSet<String>) -> Self {
+            self.acknowledged = Some(names);
+            self
+        }
+
+        fn unchanged(mut self) -> Self {
+            self.unchanged = true;
+            self
+        }
+    }
+
+    fn resume(force: bool) -> Command {
+        Command::Resume { force }
+    }
+
+    fn pause_by(by: &str) -> Command {
+        Command::Pause { by: by.to_string() }
+    }
+
+    fn step_rows() -> Vec<Row> {
+        let six = || names(1..=6);
+        // The full fleet of a hundred, confirmed a minute ago.
+        let marked = || GuardState::default().high_water_at(NOW - 60, names(0..100));
+        vec![
+            // Cycle.
+            row(
+                "an incomplete cycle changes nothing",
+                None,
+                GuardState::default()
+                    .confirmed(1)
+                    .clean(3)
+                    .acknowledging(names([4]))
+                    .high_water_at(NOW - 60, names(0..10)),
+                running(),
+                Command::Cycle,
+                Action::Nothing,
+            )
+            .missing(BTreeSet::new())
+            .unchanged(),
+            row(
+                "an incomplete cycle while paused neither maintains nor resumes",
+                None,
+                GuardState::default().clean(5),
+                paused_by_guard(),
+                Command::Cycle,
+                Action::Nothing,
+            )
+            .config(|c| c.auto_resume_after = Some(1))
+            .unchanged(),
+            row(
+                "nothing missing, not paused",
+                Some(fleet(10, &[])),
+                GuardState::default(),
+                running(),
+                Command::Cycle,
+                Action::Nothing,
+            )
+            .missing(BTreeSet::new())
+            .confirm_count(0)
+            .clean_cycles(1),
+            row(
+                "the first cycle over the thresholds only counts",
+                Some(fleet(100, &[1, 2, 3, 4, 5, 6])),
+                GuardState::default(),
+                running(),
+                Command::Cycle,
+                Action::Nothing,
+            )
+            .missing(six())
+            .confirm_count(1)
+            .clean_cycles(0),
+            row(
+                "the thresholds met for confirm_cycles trip",
+                Some(fleet(100, &[1, 2, 3, 4, 5, 6])),
+                GuardState::default().confirmed(1),
+                running(),
+                Command::Cycle,
+                Action::Trip(Trip::Threshold {
+                    missing: 6,
+                    eligible: 100,
+                }),
+            )
+            .missing(six())
+            .confirm_count(2),
+            row(
+                "a mass loss trips at once",
+                Some(fleet(100, &span(0, 30))),
+                marked(),
+                running(),
+                Command::Cycle,
+                Action::Trip(Trip::MassLoss {
+                    gone: 30,
+                    high_water: 100,
+                }),
+            )
+            .confirm_count(1),
+            row(
+                "records that became invalid while their load balancers live are a mass loss",
+                Some(fleet(100, &[]).invalid(&span(0, 25))),
+                marked(),
+                running(),
+                Command::Cycle,
+                Action::Trip(Trip::MassLoss {
+                    gone: 25,
+                    high_water: 100,
+                }),
+            )
+            .missing(names(0..25)),
+            row(
+                "a deleted state table trips at once",
+                Some(fleet(10, &[]).table_gone()),
+                GuardState::default(),
+                running(),
+                Command::Cycle,
+                Action::Trip(Trip::StateTableGone),
+            ),
+            row(
+                "paused: maintain, even over the thresholds",
+                Some(fleet(100, &[1, 2, 3, 4, 5, 6])),
+                GuardState::default().confirmed(4),
+                paused_by_guard(),
+                Command::Cycle,
+                Action::Maintain,
+            )
+            .missing(six())
+            .confirm_count(5),
+            row(
+                "paused: a mass loss does not trip again",
+                Some(fleet(100, &span(0, 30))),
+                marked(),
+                paused_by("alice"),
+                Command::Cycle,
+                Action::Maintain,
+            ),
+            row(
+                "a guard pause not yet clean for auto_resume_after is maintained",
+                Some(fleet(10, &[])),
+                GuardState::default(),
+                paused_by_guard(),
+                Command::Cycle,
+                Action::Maintain,
+            )
+            .config(|c| c.auto_resume_after = Some(2))
+            .clean_cycles(1),
+            row(
+                "a guard pause clean for auto_resume_after resumes by itself",
+                Some(fleet(10, &[])),
+                GuardState::default().clean(1).confirmed(3),
+                paused_by_guard(),
+                Command::Cycle,
+                Action::AutoResume { clean_cycles: 2 },
+            )
+            .config(|c| c.auto_resume_after = Some(2))
+            .missing(BTreeSet::new())
+            .confirm_count(0)
+            .clean_cycles(0),
+            row(
+                "an operator's pause never resumes by itself",
+                Some(fleet(10, &[])),
+                GuardState::default().clean(5),
+                paused_by("alice"),
+                Command::Cycle,
+                Action::Maintain,
+            )
+            .config(|c| c.auto_resume_after = Some(2))
+            .clean_cycles(6),
+            row(
+                "a flag cleared by hand acknowledges what is missing and does not trip",
+                Some(fleet(100, &[1, 2, 3, 4, 5, 6])),
+                GuardState::default().confirmed(1),
+                running().flag_cleared(),
+                Command::Cycle,
+                Action::FlagUndone,
+            )
+            .missing(six())
+            .acknowledged(six())
+            .confirm_count(0),
+            row(
+                "a flag cleared by hand during a mass loss does not trip either",
+                Some(fleet(100, &span(0, 30))),
+                marked().acknowledging(names([99])),
+                running().flag_cleared(),
+                Command::Cycle,
+                Action::FlagUndone,
+            )
+            .acknowledged(names(0..30))
+            .confirm_count(0),
+            // Pause.
+            row(
+                "pause when not paused",
+                Some(fleet(10, &[3])),
+                GuardState::default().confirmed(1),
+                running(),
+                pause_by("alice"),
+                Action::Pause,
+            )
+            .missing(names([3]))
+            .unchanged(),
+            row(
+                "pause without a complete read still pauses",
+                None,
+                GuardState::default(),
+                running(),
+                pause_by("alice"),
+                Action::Pause,
+            )
+            .missing(BTreeSet::new())
+            .unchanged(),
+            row(
+                "pause over a guard pause takes it over",
+                Some(fleet(10, &[3])),
+                GuardState::default(),
+                paused_by_guard(),
+                pause_by("alice"),
+                Action::TakeOver,
+            )
+            .unchanged(),
+            row(
+                "pause over an operator's pause",
+                Some(fleet(10, &[])),
+                GuardState::default(),
+                paused_by("bob"),
+                pause_by("alice"),
+                Action::AlreadyPaused,
+            )
+            .unchanged(),
+            // Resume.
+            row(
+                "resume when not paused and nothing recorded",
+                Some(fleet(10, &[3])),
+                GuardState::default().confirmed(1),
+                running(),
+                resume(true),
+                Action::NotPaused,
+            )
+            .unchanged(),
+            row(
+                "resume when not paused undoes the leftovers",
+                Some(fleet(10, &[])),
+                GuardState::default(),
+                running().with_leftovers(),
+                resume(false),
+                Action::Resume {
+                    acknowledged: BTreeSet::new(),
+                    forced: false,
+                },
+            ),
+            row(
+                "resume with nothing missing",
+                Some(fleet(10, &[])),
+                GuardState::default().confirmed(2).clean(1),
+                paused_by_guard(),
+                resume(false),
+                Action::Resume {
+                    acknowledged: BTreeSet::new(),
+                    forced: false,
+                },
+            )
+            .confirm_count(0)
+            .clean_cycles(0),
+            row(
+                "resume without force while records are missing is refused",
+                Some(fleet(10, &[3])),
+                GuardState::default().confirmed(2),
+                paused_by_guard(),
+                resume(false),
+                Action::RefuseResume,
+            )
+            .missing(names([3]))
+            .unchanged(),
+            row(
+                "resume without force after an incomplete read is refused",
+                None,
+                GuardState::default().confirmed(2),
+                paused_by_guard().listing(names([3])),
+                resume(false),
+                Action::RefuseResume,
+            )
+            .unchanged(),
+            row(
+                "a forced resume after an incomplete read acknowledges what the item lists",
+                None,
+                GuardState::default().confirmed(2).acknowledging(names([8])),
+                paused_by("alice").listing(names([3, 4])),
+                resume(true),
+                Action::Resume {
+                    acknowledged: names([3, 4]),
+                    forced: true,
+                },
+            )
+            .acknowledged(names([3, 4, 8]))
+            .confirm_count(0),
+            row(
+                "a forced resume while missing acknowledges the missing",
+                Some(fleet(100, &[1, 2, 3, 4, 5, 6])),
+                GuardState::default().confirmed(2),
+                paused_by_guard().listing(names([1])),
+                resume(true),
+                Action::Resume {
+                    acknowledged: six(),
+                    forced: true,
+                },
+            )
+            .missing(six())
+            .acknowledged(six())
+            .confirm_count(0)
+            .clean_cycles(0),
+            // After a forced resume.
+            row(
+                "acknowledged load balancers do not trip again",
+                Some(fleet(100, &[1, 2, 3, 4, 5, 6])),
+                GuardState::default().acknowledging(six()).confirmed(1),
+                running().with_leftovers(),
+                Command::Cycle,
+                Action::Nothing,
+            )
+            .missing(six())
+            .acknowledged(six())
+            .confirm_count(0),
+            row(
+                "acknowledged load balancers are no mass loss",
+                Some(fleet(100, &span(0, 30))),
+                marked().acknowledging(names(0..30)),
+                running(),
+                Command::Cycle,
+                Action::Nothing,
+            ),
+            row(
+                "a load balancer missing besides the acknowledged ones trips",
+                Some(fleet(10, &[1, 2])),
+                GuardState::default().acknowledging(names([1])).confirmed(1),
+                running(),
+                Command::Cycle,
+                Action::Trip(Trip::Threshold {
+                    missing: 1,
+                    eligible: 10,
+                }),
+            )
+            .missing(names([1, 2]))
+            .acknowledged(names([1])),
+            row(
+                "a record that is back loses its acknowledgement",
+                Some(fleet(10, &[2])),
+                GuardState::default().acknowledging(names([1, 2])),
+                running(),
+                Command::Cycle,
+                Action::Nothing,
+            )
+            .acknowledged(names([2])),
+        ]
+    }
+
+    #[test]
+    fn every_step_transition() {
+        for row in step_rows() {
+            let got = step(
+                row.observation.as_ref(),
+                &row.state,
+                &row.pause,
+                &row.config,
+                &row.command,
+            );
+            let name = row.name;
+            assert_eq!(got.action, row.action, "{name}: action");
+            if let Some(missing) = &row.missing {
+                assert_eq!(&got.missing, missing, "{name}: missing");
+            }
+            if let Some(count) = row.confirm_count {
+                assert_eq!(got.state.confirm_count, count, "{name}: confirm_count");
+            }
+            if let Some(count) = row.clean_cycles {
+                assert_eq!(got.state.clean_cycles, count, "{name}: clean_cycles");
+            }
+            if let Some(acknowledged) = &row.acknowledged {
+                assert_eq!(
+                    &got.state.acknowledged, acknowledged,
+                    "{name}: acknowledged"
+                );
+            }
+            if row.unchanged {
+                assert_eq!(got.state, row.state, "{name}: state");
+            }
+        }
+    }
+
+    /// Carries out a chain of commands the way the daemon and an operator would: each step
+    /// starts from the state the previous one stored, and the pause follows the actions.
+    fn chain(config: &GuardConfig, commands: &[(Option<Observation>, Command)]) -> Vec<Step> {
+        let mut state = GuardState::default();
+        let mut pause = running();
+        commands
+            .iter()
+            .map(|(observation, command)| {
+                let got = step(observation.as_ref(), &state, &pause, config, command);
+                state = got.state.clone();
+                pause = match &got.action {
+                    Action::Trip(_) => paused_by_guard().listing(got.missing.clone()),
+                    Action::Pause | Action::TakeOver => {
+                        paused_by("alice").listing(got.missing.clone())
+                    }
+                    Action::Resume { .. } | Action::AutoResume { .. } => running(),
+                    _ => pause.clone(),
+                };
+                got
+            })
+            .collect()
+    }
+
+    #[test]
+    fn after_a_forced_resume_only_a_new_loss_trips() {
+        let six = fleet(100, &[1, 2, 3, 4, 5, 6]);
+        let eleven = fleet(100, &span(1, 12));
+        let steps = chain(
+            &config(),
+            &[
+                (Some(fleet(100, &[])), Command::Cycle),
+                (Some(six.clone()), Command::Cycle),
+                (Some(six.clone()), Command::Cycle),
+                (Some(six.clone()), resume(false)),
+                (Some(six.clone()), resume(true)),
+                (Some(six.clone()), Command::Cycle),
+                (Some(six.clone()), Command::Cycle),
+                (Some(six), Command::Cycle),
+                (Some(eleven.clone()), Command::Cycle),
+                (Some(eleven), Command::Cycle),
+            ],
+        );
+        let actions: Vec<&Action> = steps.iter().map(|s| &s.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                &Action::Nothing,
+                &Action::Nothing,
+                &Action::Trip(Trip::Threshold {
+                    missing: 6,
+                    eligible: 100
+                }),
+                &Action::RefuseResume,
+                &Action::Resume {
+                    acknowledged: names(1..=6),
+                    forced: true
+                },
+                &Action::Nothing,
+                &Action::Nothing,
+                &Action::Nothing,
+                &Action::Nothing,
+                &Action::Trip(Trip::Threshold {
+                    missing: 5,
+                    eligible: 100
+                }),
+            ]
+        );
+        assert_eq!(steps[7].state.confirm_count, 0);
+        assert_eq!(steps[8].state.confirm_count, 1);
+    }
+
+    #[test]
+    fn an_operator_take_over_stops_the_automatic_resume() {
+        let mut config = config();
+        config.auto_resume_after = Some(1);
+        let lost = fleet(10, &[1]);
+        let steps = chain(
+            &config,
+            &[
+                (Some(lost.clone()), Command::Cycle),
+                (Some(lost.clone()), Command::Cycle),
+                (Some(lost), pause_by("alice")),
+                (Some(fleet(10, &[])), Command::Cycle),
+                (Some(fleet(10, &[])), Command::Cycle),
+            ],
+        );
+        assert!(matches!(steps[1].action, Action::Trip(_)));
+        assert_eq!(steps[2].action, Action::TakeOver);
+        assert_eq!(steps[3].action, Action::Maintain);
+        assert_eq!(steps[4].action, Action::Maintain);
+        assert_eq!(steps[4].state.clean_cycles, 2);
+    }
+
+    #[test]
+    fn the_high_water_mark_is_refreshed_by_every_cycle_that_confirms_it() {
+        let config = config();
+        let all = names(0..10);
+        let stored = GuardState::default().high_water_at(NOW - 600, all.clone());
+        let cycle = |observation: Observation, state: &GuardState, pause: PauseFacts| {
+            step(Some(&observation), state, &pause, &config, &Command::Cycle).state
+        };
+
+        // The same record set, later: the mark's time moves to this cycle's.
+        let confirmed = cycle(fleet(10, &[]), &stored, running());
+        assert_eq!(
+            confirmed.high_water,
+            Some(HighWater {
+                time: NOW,
+                names: all.clone()
+            })
+        );
+        // Fewer records within the window: the mark, and its time, are kept.
+        let fewer = cycle(fleet(10, &[3]).at(NOW + 60), &confirmed, running());
+        assert_eq!(fewer.high_water, confirmed.high_water);
+        let fewer = cycle(fleet(10, &[3, 4]).at(NOW + 120), &fewer, running());
+        assert_eq!(fewer.high_water, confirmed.high_water);
+        // Whole again, while paused: confirmed again.
+        let whole = cycle(fleet(10, &[]).at(NOW + 180), &fewer, paused_by_guard());
+        assert_eq!(
+            whole.high_water,
+            Some(HighWater {
+                time: NOW + 180,
+                names: all
+            })
+        );
+        // More records: the larger set is the mark.
+        let grown = cycle(fleet(12, &[]).at(NOW + 240), &whole, running());
+        assert_eq!(
+            grown.high_water,
+            Some(HighWater {
+                time: NOW + 240,
+                names: names(0..12)
+            })
+        );
+        // An incomplete cycle does not touch it.
+        let incomplete = step(None, &grown, &running(), &config, &Command::Cycle).state;
+        assert_eq!(incomplete.high_water, grown.high_water);
+    }
+
+    #[test]
+    fn a_restart_in_the_middle_of_a_mass_deletion_still_trips_at_once() {
+        let mut config = config();
+        config.confirm_cycles = 10;
+        // What the last leader stored: a set that has been whole for hours, last confirmed
+        // 30 s before this cycle.
+        let stored = GuardState::default().high_water_at(NOW - 30, names(0..100));
+        let got = step(
+            Some(&fleet(100, &span(0, 25))),
+            &stored,
+            &running(),
+            &config,
+            &Command::Cycle,
+        );
+        assert_eq!(
+            got.action,
+            Action::Trip(Trip::MassLoss {
+                gone: 25,
+                high_water: 100
+            })
+        );
+
+        // The same, lived through: two hours of a whole fleet, a loss that starts, then the
+        // state carried over to a new leader as the control item keeps it.
+        let mut state = GuardState::default();
+        for minutes in [120, 100, 80, 60, 40, 20, 1] {
+            let observation = fleet(100, &[]).at(NOW - minutes * 60 + 30);
+            state = step(
+                Some(&observation),
+                &state,
+                &running(),
+                &config,
+                &Command::Cycle,
+            )
+            .state;
+        }
+        assert_eq!(
+            state.high_water.as_ref().map(|mark| mark.time),
+            Some(NOW - 30)
+        );
+        let started = step(
+            Some(&fleet(100, &span(0, 10)).at(NOW - 10)),
+            &state,
+            &running(),
+            &config,
+            &Command::Cycle,
+        );
+        assert_eq!(started.action, Action::Nothing);
+        let mut control = crate::control::ControlItem::new("prod");
+        control.set_guard_state(&started.state);
+        let quarantine = control.quarantine.clone();
+        let restarted = control.guard_state(&quarantine, started.state.high_water.clone());
+        let got = step(
+            Some(&fleet(100, &span(0, 25))),
+            &restarted,
+            &running(),
+            &config,
+            &Command::Cycle,
+        );
+        assert_eq!(
+            got.action,
+            Action::Trip(Trip::MassLoss {
+                gone: 25,
+                high_water: 100
+            })
+        );
+    }
 }

@@ -171,15 +171,27 @@ impl Pauser {
         let processes = self.processes();
         let target_groups = self.target_groups(scope);
         let mut touched = 0;
+        let mut acted_on = 0;
         for group in groups {
             if group.target_group_arns.is_disjoint(target_groups) {
                 continue;
             }
             touched += 1;
+            let is_mine = |record: &PauserRecord| {
+                record
+                    .suspending
+                    .get(&group.name)
+                    .is_some_and(|p| !p.is_empty())
+                    || record
+                        .suspended
+                        .get(&group.name)
+                        .is_some_and(|p| !p.is_empty())
+            };
             let known = record.suspended.contains_key(&group.name)
                 || record.undone.contains_key(&group.name)
                 || record.suspending.contains_key(&group.name);
             if only_new_groups && known {
+                acted_on += usize::from(is_mine(record));
                 continue;
             }
             let undone = record.undone.get(&group.name);
@@ -191,17 +203,21 @@ impl Pauser {
                 })
                 .cloned()
                 .collect();
-            if !to_suspend.is_empty() {
+            if to_suspend.is_empty() {
+                // Handled, with nothing to suspend: remembered (an empty entry), so extending
+                // the pause later leaves it alone too.
+                record.suspended.entry(group.name.clone()).or_default();
+            } else {
                 record
                     .suspending
                     .entry(group.name.clone())
                     .or_default()
                     .extend(to_suspend);
             }
+            acted_on += usize::from(is_mine(record));
         }
         record.detail = Some(format!(
-            "suspend processes on {} of {touched} group(s) behind {} target group(s)",
-            record.suspending.len() + record.suspended.len(),
+            "suspend processes on {acted_on} of {touched} group(s) behind {} target group(s)",
             target_groups.len()
         ));
     }
@@ -321,9 +337,6 @@ impl Pauser {
                 undone.insert(group.clone(), resumed);
             }
         }
-        record
-            .suspended
-            .retain(|_, processes| !processes.is_empty());
         undone
     }
 
@@ -454,6 +467,442 @@ mod tests {
                 .await
                 .unwrap_err()
                 .contains("cannot start")
+        );
+    }
+
+    // Autoscaling: intend, verify, has_work, plan.
+
+    /// Processes by name.
+    fn processes(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|name| name.to_string()).collect()
+    }
+
+    /// Per group, processes, as a fixture spells them.
+    type PerGroup<'a> = &'a [(&'a str, &'a [&'a str])];
+
+    /// Per group, processes: `[("asg-1", &["Launch"])]`.
+    fn per_group(groups: PerGroup) -> BTreeMap<String, BTreeSet<String>> {
+        groups
+            .iter()
+            .map(|(group, names)| (group.to_string(), processes(names)))
+            .collect()
+    }
+
+    /// An Auto Scaling group behind `target_groups`, with `suspended` suspended now.
+    fn group(name: &str, target_groups: &[&str], suspended: &[&str]) -> ScalingGroup {
+        ScalingGroup {
+            name: name.to_string(),
+            target_group_arns: processes(target_groups),
+            suspended: processes(suspended),
+        }
+    }
+
+    /// An `autoscaling` pauser that suspends `Launch` and `Terminate`.
+    fn autoscaling(scope: Option<PauseScope>) -> Pauser {
+        Pauser {
+            key: "autoscaling".into(),
+            config: PauserConfig {
+                scope,
+                processes: Some(vec!["Launch".into(), "Terminate".into()]),
+                ..Pauser::of_kind("autoscaling", PauserKind::Autoscaling).config
+            },
+        }
+    }
+
+    fn scope(affected: &[&str], all: &[&str]) -> Scope {
+        Scope {
+            affected_target_groups: processes(affected),
+            all_target_groups: processes(all),
+        }
+    }
+
+    /// An autoscaling record with these steps recorded.
+    fn record(
+        status: PauserStatus,
+        suspending: &[(&str, &[&str])],
+        suspended: &[(&str, &[&str])],
+        undone: &[(&str, &[&str])],
+    ) -> PauserRecord {
+        PauserRecord {
+            status,
+            suspending: per_group(suspending),
+            suspended: per_group(suspended),
+            undone: per_group(undone),
+            ..PauserRecord::planned(PauserKind::Autoscaling)
+        }
+    }
+
+    fn fresh() -> PauserRecord {
+        PauserRecord::planned(PauserKind::Autoscaling)
+    }
+
+    const BOTH: &[&str] = &["Launch", "Terminate"];
+
+    struct IntendRow {
+        name: &'static str,
+        pauser: Pauser,
+        record: PauserRecord,
+        groups: Vec<ScalingGroup>,
+        only_new_groups: bool,
+        suspending: BTreeMap<String, BTreeSet<String>>,
+    }
+
+    #[test]
+    fn intend_writes_ahead_only_what_it_may_suspend() {
+        let affected = scope(&["tg-a", "tg-b"], &["tg-a", "tg-b", "tg-z"]);
+        let rows = vec![
+            IntendRow {
+                name: "a fresh pause writes ahead every process not suspended",
+                pauser: autoscaling(None),
+                record: fresh(),
+                groups: vec![group("asg-1", &["tg-a"], &[])],
+                only_new_groups: false,
+                suspending: per_group(&[("asg-1", BOTH)]),
+            },
+            IntendRow {
+                name: "a process a person suspended is not written ahead",
+                pauser: autoscaling(None),
+                record: fresh(),
+                groups: vec![
+                    group("asg-1", &["tg-a"], &["Launch", "AZRebalance"]),
+                    group("asg-2", &["tg-b"], BOTH),
+                ],
+                only_new_groups: false,
+                suspending: per_group(&[("asg-1", &["Terminate"])]),
+            },
+            IntendRow {
+                name: "processes a person undid are never intended again",
+                pauser: autoscaling(None),
+                record: record(
+                    PauserStatus::Failed,
+                    &[],
+                    &[("asg-2", &["Launch"])],
+                    &[("asg-1", &["Launch"]), ("asg-2", &["Terminate"])],
+                ),
+                groups: vec![
+                    group("asg-1", &["tg-a"], &[]),
+                    group("asg-2", &["tg-a"], &["Launch"]),
+                ],
+                only_new_groups: false,
+                suspending: per_group(&[("asg-1", &["Terminate"])]),
+            },
+            IntendRow {
+                name: "only new groups: known groups untouched, new ones intended",
+                pauser: autoscaling(None),
+                record: record(
+                    PauserStatus::Done,
+                    &[],
+                    &[("asg-1", &["Launch"])],
+                    &[("asg-2", &["Launch"])],
+                ),
+                groups: vec![
+                    // A person resumed Terminate here, or it was never ours: left alone.
+                    group("asg-1", &["tg-a"], &[]),
+                    group("asg-2", &["tg-a"], &[]),
+                    group("asg-3", &["tg-b"], &["Launch"]),
+                ],
+                only_new_groups: true,
+                suspending: per_group(&[("asg-3", &["Terminate"])]),
+            },
+            IntendRow {
+                name: "all groups: known groups get what they lack",
+                pauser: autoscaling(None),
+                record: record(
+                    PauserStatus::Failed,
+                    &[],
+                    &[("asg-1", &["Launch"])],
+                    &[("asg-2", &["Launch"])],
+                ),
+                groups: vec![
+                    group("asg-1", &["tg-a"], &["Launch"]),
+                    group("asg-2", &["tg-a"], &[]),
+                    group("asg-3", &["tg-b"], &[]),
+                ],
+                only_new_groups: false,
+                suspending: per_group(&[
+                    ("asg-1", &["Terminate"]),
+                    ("asg-2", &["Terminate"]),
+                    ("asg-3", BOTH),
+                ]),
+            },
+            IntendRow {
+                name: "groups outside the scope are untouched",
+                pauser: autoscaling(None),
+                record: fresh(),
+                groups: vec![
+                    group("asg-1", &["tg-a"], &[]),
+                    group("asg-9", &["tg-z"], &[]),
+                    group("asg-0", &[], &[]),
+                ],
+                only_new_groups: false,
+                suspending: per_group(&[("asg-1", BOTH)]),
+            },
+            IntendRow {
+                name: "a group is in scope through any of its target groups",
+                pauser: autoscaling(None),
+                record: fresh(),
+                groups: vec![group("asg-1", &["tg-z", "tg-b"], &[])],
+                only_new_groups: false,
+                suspending: per_group(&[("asg-1", BOTH)]),
+            },
+            IntendRow {
+                name: "the all scope reaches every load balancer's groups",
+                pauser: autoscaling(Some(PauseScope::All)),
+                record: fresh(),
+                groups: vec![
+                    group("asg-1", &["tg-a"], &[]),
+                    group("asg-9", &["tg-z"], &[]),
+                    group("asg-0", &["tg-elsewhere"], &[]),
+                ],
+                only_new_groups: false,
+                suspending: per_group(&[("asg-1", BOTH), ("asg-9", BOTH)]),
+            },
+            IntendRow {
+                name: "leftover steps written ahead stay, and are extended",
+                pauser: autoscaling(None),
+                record: record(
+                    PauserStatus::Planned,
+                    &[("asg-gone", &["Launch"]), ("asg-1", &["Launch"])],
+                    &[],
+                    &[],
+                ),
+                groups: vec![group("asg-1", &["tg-a"], &[])],
+                only_new_groups: false,
+                suspending: per_group(&[("asg-gone", &["Launch"]), ("asg-1", BOTH)]),
+            },
+            IntendRow {
+                name: "leftover steps stay as they are with only new groups",
+                pauser: autoscaling(None),
+                record: record(PauserStatus::Done, &[("asg-1", &["Launch"])], &[], &[]),
+                groups: vec![group("asg-1", &["tg-a"], &[])],
+                only_new_groups: true,
+                suspending: per_group(&[("asg-1", &["Launch"])]),
+            },
+            IntendRow {
+                name: "a pauser that is not autoscaling writes nothing ahead",
+                pauser: Pauser::of_kind("command", PauserKind::Command),
+                record: fresh(),
+                groups: vec![group("asg-1", &["tg-a"], &[])],
+                only_new_groups: false,
+                suspending: BTreeMap::new(),
+            },
+        ];
+        for row in rows {
+            let name = row.name;
+            let mut record = row.record.clone();
+            row.pauser
+                .intend(&mut record, &row.groups, &affected, row.only_new_groups);
+            assert_eq!(record.suspending, row.suspending, "{name}: suspending");
+            // Only steps about to happen are written: nothing is marked done or undone (a
+            // group handled with nothing to suspend is remembered by an empty entry).
+            let mut suspended = record.suspended.clone();
+            suspended.retain(|group, processes| {
+                !processes.is_empty() || row.record.suspended.contains_key(group)
+            });
+            assert_eq!(suspended, row.record.suspended, "{name}: suspended");
+            assert_eq!(record.undone, row.record.undone, "{name}: undone");
+            assert_eq!(record.status, row.record.status, "{name}: status");
+        }
+    }
+
+    #[test]
+    fn intend_twice_writes_nothing_more() {
+        let pauser = autoscaling(None);
+        let scope = scope(&["tg-a"], &["tg-a"]);
+        let groups = vec![group("asg-1", &["tg-a"], &["Launch"])];
+        let mut record = fresh();
+        pauser.intend(&mut record, &groups, &scope, false);
+        let once = record.clone();
+        pauser.intend(&mut record, &groups, &scope, false);
+        assert_eq!(record, once);
+    }
+
+    #[test]
+    fn verify_moves_what_a_person_resumed_to_undone() {
+        let pauser = autoscaling(None);
+        let mut record = record(
+            PauserStatus::Done,
+            &[("asg-3", &["Launch"])],
+            &[
+                ("asg-1", BOTH),
+                ("asg-2", &["Launch"]),
+                ("asg-4", &["Launch"]),
+            ],
+            &[("asg-1", &["AZRebalance"])],
+        );
+        let groups = vec![
+            // Terminate resumed by a person.
+            group("asg-1", &["tg-a"], &["Launch"]),
+            // Everything of ours resumed.
+            group("asg-2", &["tg-a"], &["Terminate"]),
+            // Written ahead only, not suspended yet: not checked.
+            group("asg-3", &["tg-a"], &[]),
+            // asg-4 was not read: nothing is known of it, so nothing is reported.
+        ];
+        let found = pauser.verify(&mut record, &groups);
+        assert_eq!(
+            found,
+            per_group(&[("asg-1", &["Terminate"]), ("asg-2", &["Launch"])])
+        );
+        // asg-2 stays known (empty), so a pause extended later leaves it alone.
+        assert_eq!(
+            record.suspended,
+            per_group(&[
+                ("asg-1", &["Launch"]),
+                ("asg-2", &[]),
+                ("asg-4", &["Launch"])
+            ])
+        );
+        assert_eq!(
+            record.undone,
+            per_group(&[
+                ("asg-1", &["AZRebalance", "Terminate"]),
+                ("asg-2", &["Launch"])
+            ])
+        );
+        assert_eq!(record.suspending, per_group(&[("asg-3", &["Launch"])]));
+        assert_eq!(record.status, PauserStatus::Done);
+
+        // Checked again with nothing new: nothing more is reported.
+        let before = record.clone();
+        assert!(pauser.verify(&mut record, &groups).is_empty());
+        assert_eq!(record, before);
+        // What was undone is not intended again.
+        pauser.intend(&mut record, &groups, &scope(&["tg-a"], &[]), false);
+        assert_eq!(
+            record.suspending,
+            per_group(&[("asg-3", &["Launch", "Terminate"])])
+        );
+    }
+
+    #[test]
+    fn verify_of_a_record_with_nothing_done_or_of_another_kind_finds_nothing() {
+        let groups = vec![group("asg-1", &["tg-a"], &[])];
+        let mut written_ahead = record(PauserStatus::Planned, &[("asg-1", BOTH)], &[], &[]);
+        let before = written_ahead.clone();
+        assert!(
+            autoscaling(None)
+                .verify(&mut written_ahead, &groups)
+                .is_empty()
+        );
+        assert_eq!(written_ahead, before);
+        let command = Pauser::of_kind("command", PauserKind::Command);
+        let mut done = record(PauserStatus::Done, &[], &[("asg-1", BOTH)], &[]);
+        assert!(command.verify(&mut done, &groups).is_empty());
+        assert_eq!(done.suspended, per_group(&[("asg-1", BOTH)]));
+    }
+
+    #[test]
+    fn has_work_for_each_status() {
+        let pauser = autoscaling(None);
+        let pending: PerGroup = &[("asg-1", &["Launch"])];
+        let rows: &[(&str, PauserStatus, PerGroup, bool)] = &[
+            ("planned", PauserStatus::Planned, &[], true),
+            ("failed", PauserStatus::Failed, &[], true),
+            ("done", PauserStatus::Done, &[], false),
+            ("resuming", PauserStatus::Resuming, &[], false),
+            (
+                "done with steps written ahead",
+                PauserStatus::Done,
+                pending,
+                true,
+            ),
+            (
+                "planned with steps written ahead",
+                PauserStatus::Planned,
+                pending,
+                true,
+            ),
+            // Work left, but `maintain` leaves a resuming record to the resume.
+            (
+                "resuming with steps written ahead",
+                PauserStatus::Resuming,
+                pending,
+                true,
+            ),
+        ];
+        for (name, status, suspending, expected) in rows {
+            let record = record(*status, suspending, &[("asg-2", &["Launch"])], &[]);
+            assert_eq!(pauser.has_work(&record), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_plan_names_the_scope_it_acts_on() {
+        let scope = scope(&["tg-a"], &["tg-a", "tg-b", "tg-c"]);
+        let affected = autoscaling(None).plan(&scope);
+        assert_eq!(affected.status, PauserStatus::Planned);
+        assert_eq!(affected.kind, PauserKind::Autoscaling);
+        assert!(affected.suspending.is_empty());
+        let detail = affected.detail.unwrap();
+        assert!(detail.contains("behind 1 target group(s)"), "{detail}");
+        assert!(detail.contains("Launch, Terminate"), "{detail}");
+        let explicit = autoscaling(Some(PauseScope::Affected)).plan(&scope);
+        assert!(
+            explicit
+                .detail
+                .unwrap()
+                .contains("behind 1 target group(s)")
+        );
+        let all = autoscaling(Some(PauseScope::All))
+            .plan(&scope)
+            .detail
+            .unwrap();
+        assert!(all.contains("behind 3 target group(s)"), "{all}");
+        // Without `processes`, the default list.
+        let default = Pauser::of_kind("autoscaling", PauserKind::Autoscaling)
+            .plan(&scope)
+            .detail
+            .unwrap();
+        for process in DEFAULT_PROCESSES {
+            assert!(default.contains(process), "{default}");
+        }
+    }
+
+    #[test]
+    fn extending_a_pause_leaves_a_handled_group_alone_even_if_nothing_was_suspended_there() {
+        let pauser = autoscaling(None);
+        let scope = scope(&["tg-a"], &["tg-a"]);
+        // At the trip, everything on asg-1 was already suspended (by someone else): nothing of
+        // it is written ahead, so the record does not mention asg-1.
+        let mut record = fresh();
+        pauser.intend(
+            &mut record,
+            &[group("asg-1", &["tg-a"], BOTH)],
+            &scope,
+            false,
+        );
+        assert!(record.suspending.is_empty());
+        record.status = PauserStatus::Done;
+        // During the pause a person resumes Launch there; the next cycle extends the pause.
+        pauser.intend(
+            &mut record,
+            &[group("asg-1", &["tg-a"], &["Terminate"])],
+            &scope,
+            true,
+        );
+        // asg-1 was handled already: what a person resumed in between is not suspended again.
+        assert!(record.suspending.is_empty(), "{:?}", record.suspending);
+    }
+
+    #[test]
+    fn the_detail_counts_each_group_once() {
+        let pauser = autoscaling(None);
+        let scope = scope(&["tg-a"], &["tg-a"]);
+        // A pause started over leftovers: asg-1 had Launch suspended by lbrecon, a person
+        // resumed it, and it is written ahead again.
+        let mut record = record(PauserStatus::Planned, &[], &[("asg-1", &["Launch"])], &[]);
+        pauser.intend(
+            &mut record,
+            &[group("asg-1", &["tg-a"], &[])],
+            &scope,
+            false,
+        );
+        assert_eq!(record.suspending, per_group(&[("asg-1", BOTH)]));
+        let detail = record.detail.unwrap();
+        assert!(
+            detail.starts_with("suspend processes on 1 of 1 group(s)"),
+            "{detail}"
         );
     }
 }
