@@ -877,6 +877,13 @@ paths = ["/tags/[", "/ok"]
                 .to_string()
                 .contains("mandatory")
         );
+        // The shipped example's commented block, uncommented, is a valid one.
+        let example = include_str!("../config/lbrecon.example.toml")
+            .replace("# [records]\n# required", "[records]\nrequired");
+        assert_eq!(
+            parse(&example).unwrap().records.required,
+            ["type", "listeners"]
+        );
     }
 
     #[test]
