@@ -11,7 +11,7 @@ use lbrecon::document::Document;
 use lbrecon::ignore::IgnoreRules;
 use lbrecon::item::{AttrValue, Item, from_json};
 use lbrecon::reconcile::{LiveDocument, LiveEntry, reconcile};
-use lbrecon::record::{Record, RecordCache};
+use lbrecon::record::{Record, RecordCache, RecordRules};
 use serde_json::{Value, json};
 
 fn document(i: usize, drift: bool) -> Value {
@@ -57,7 +57,9 @@ fn item(i: usize) -> Item {
 }
 
 fn fleet(n: usize, drift_every: Option<usize>) -> (Vec<Record>, Vec<LiveEntry<'static>>) {
-    let records = (0..n).map(|i| Record::from_item(&item(i), i)).collect();
+    let records = (0..n)
+        .map(|i| Record::from_item(&item(i), i, &RecordRules::default()))
+        .collect();
     let live = (0..n)
         .map(|i| {
             let drift = drift_every.is_some_and(|every| i % every == 0);
@@ -97,7 +99,7 @@ fn bench(c: &mut Criterion) {
             black_box(&items)
                 .iter()
                 .enumerate()
-                .map(|(i, item)| Record::from_item(item, i))
+                .map(|(i, item)| Record::from_item(item, i, &RecordRules::default()))
                 .collect::<Vec<_>>()
         })
     });
@@ -113,7 +115,7 @@ fn bench(c: &mut Criterion) {
             .iter()
             .zip(&jsons)
             .enumerate()
-            .map(|(i, (item, json))| cache.record(item, json, i))
+            .map(|(i, (item, json))| cache.record(item, json, i, &RecordRules::default()))
             .collect();
         cache.finish(true);
         records

@@ -21,7 +21,7 @@ pub async fn check(config: &Config, only: Option<&str>, ignore: &IgnoreRules) ->
     let budgets = &budgets;
     let reports = futures::future::join_all(targets.into_iter().map(|target| async move {
         let clients = Clients::connect(target, &config.aws, budgets).await;
-        let reader = Reader::new(&clients, config.aws.concurrency);
+        let reader = Reader::new(&clients, config.aws.concurrency, (&config.records).into());
         let report = check_target(target, &reader, ignore).await;
         let elb = reader.elb.calls();
         let dynamodb = reader.dynamodb.calls();

@@ -61,7 +61,7 @@ fn store<'a>(target: &'a TargetConfig, clients: &'a Clients) -> ControlStore<'a>
 }
 
 fn reader(clients: &Clients, config: &Config) -> Reader {
-    Reader::new(clients, config.aws.concurrency)
+    Reader::new(clients, config.aws.concurrency, (&config.records).into())
 }
 
 /// `lbrecon status`.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::document::LOAD_BALANCER;
 use crate::ignore::IgnoreRules;
 
 /// Where the config is read from when `--config` is not given and `LBRECON_CONFIG` is unset.
@@ -37,6 +38,8 @@ pub struct Config {
     pub leader_election: Option<LeaderElectionConfig>,
     #[serde(default)]
     pub ignore: Vec<IgnoreConfig>,
+    #[serde(default)]
+    pub records: RecordsConfig,
 }
 
 /// `[daemon]`: the reconciliation loop.
@@ -291,6 +294,16 @@ pub struct IgnoreConfig {
     pub load_balancers: String,
     /// Globs over change paths (`*` stays within one segment, `**` crosses segments).
     pub paths: Vec<String>,
+}
+
+/// `[records]`: what every record of the state table must hold to be valid (SPEC 3).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsConfig {
+    /// Top-level document fields every record must hold (`["type", "listeners"]`); a record
+    /// without one is an invalid record whose reason names the field. None by default.
+    #[serde(default)]
+    pub required: Vec<String>,
 }
 
 fn default_interval() -> Duration {
@@ -646,6 +659,17 @@ impl Config {
             );
         }
 
+        let fields: Vec<&str> = LOAD_BALANCER.iter().map(|(name, _)| *name).collect();
+        for (i, field) in self.records.required.iter().enumerate() {
+            check(
+                fields.contains(&field.as_str()),
+                format!(
+                    "records.required[{i}]: {field:?} is not a top-level field of the load-balancer document (one of {})",
+                    fields.join(", ")
+                ),
+            );
+        }
+
         if let Err(errors) = IgnoreRules::new(&self.ignore) {
             problems.extend(errors);
         }
@@ -822,6 +846,56 @@ paths = ["/tags/[", "/ok"]
             assert!(joined.contains(key), "{key} not named in:\n{joined}");
         }
         assert_eq!(err.kind(), "invalid");
+    }
+
+    #[test]
+    fn required_record_fields_default_to_none_and_must_be_document_fields() {
+        assert!(parse(MINIMAL).unwrap().records.required.is_empty());
+        let good = format!("{MINIMAL}\n[records]\nrequired = [\"type\", \"listeners\"]\n");
+        assert_eq!(
+            parse(&good).unwrap().records.required,
+            vec!["type".to_string(), "listeners".to_string()]
+        );
+        let bad = format!("{MINIMAL}\n[records]\nrequired = [\"type\", \"listener\", \"\"]\n");
+        let err = parse(&bad).unwrap_err();
+        let ConfigError::Invalid { problems, .. } = &err else {
+            panic!("expected an invalid config, got {err}");
+        };
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "records.required[1]: \"listener\" is not a top-level field of the load-balancer document (one of name, type, scheme,"
+            ),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[0].contains("listeners, target_groups)"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[1].starts_with("records.required[2]: \"\""),
+            "{}",
+            problems[1]
+        );
+        // A field of a listener or a target group is not a top-level field.
+        let nested = format!("{MINIMAL}\n[records]\nrequired = [\"port\"]\n");
+        assert!(parse(&nested).is_err());
+        let unknown = format!("{MINIMAL}\n[records]\nmandatory = [\"type\"]\n");
+        assert!(
+            parse(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("mandatory")
+        );
+        // The shipped example's commented block, uncommented, is a valid one.
+        let example = include_str!("../config/lbrecon.example.toml")
+            .replace("# [records]\n# required", "[records]\nrequired");
+        assert_eq!(
+            parse(&example).unwrap().records.required,
+            ["type", "listeners"]
+        );
     }
 
     #[test]

@@ -172,11 +172,7 @@ pub async fn read_presence(
 impl PresencePhase {
     /// Names of load balancers with a readable record.
     pub fn valid_record_names(&self) -> BTreeSet<String> {
-        self.records
-            .iter()
-            .filter(|record| record.is_valid())
-            .map(|record| record.name.clone())
-            .collect()
+        crate::record::valid_names(&self.records)
     }
 
     /// Deep-reads within `scope` and classifies every load balancer.

@@ -174,7 +174,7 @@ pub async fn run(
             lease,
             done: done_tx,
             limit: deep_limit(&config, &target),
-            reader: Reader::new(&clients, config.aws.concurrency),
+            reader: Reader::new(&clients, config.aws.concurrency, (&config.records).into()),
             autoscaling: clients.autoscaling.clone(),
             snapshots: crate::recovery::store(&config, &clients),
             target,

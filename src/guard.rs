@@ -56,8 +56,8 @@ pub struct Observation {
 pub enum Trip {
     /// `M >= min_missing` and `M >= max_missing_ratio * E` for `confirm_cycles` cycles.
     Threshold { missing: usize, eligible: usize },
-    /// At least `mass_loss_ratio` of the records at the high-water mark are gone while their
-    /// load balancers are live.
+    /// At least `mass_loss_ratio` of the valid records at the high-water mark are gone or no
+    /// longer valid (emptied, corrupted) while their load balancers are live.
     MassLoss { gone: usize, high_water: usize },
     /// The state table itself is gone.
     StateTableGone,
@@ -71,7 +71,7 @@ impl Trip {
                 "state data missing: {missing} of {eligible} load balancers have no valid record"
             ),
             Trip::MassLoss { gone, high_water } => format!(
-                "mass loss: {gone} of the {high_water} records at the high-water mark are gone while their load balancers are live"
+                "mass loss: {gone} of the {high_water} valid records at the high-water mark are gone or no longer valid while their load balancers are live"
             ),
             Trip::StateTableGone => "the state table does not exist any more".to_string(),
         }
@@ -606,6 +606,79 @@ mod tests {
                 gone: 30,
                 high_water: 100
             })
+        );
+    }
+
+    #[test]
+    fn emptied_records_are_a_mass_loss() {
+        use crate::item::{AttrValue, Item, from_json};
+        use crate::record::{Record, RecordRules, valid_names};
+        use serde_json::json;
+
+        // Twenty records as the scan reads them; then five overwritten the way the 2023
+        // incident did: version bumped, everything else kept, `config` emptied (`{}`) or left
+        // holding only the name.
+        let item = |i: usize, config: serde_json::Value, version: u32| -> Item {
+            [
+                ("name".to_string(), AttrValue::S(format!("lb-{i}"))),
+                ("config".to_string(), from_json(&config)),
+                ("version".to_string(), AttrValue::N(version.to_string())),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let kept = |i: usize| {
+            item(
+                i,
+                json!({"name": format!("lb-{i}"), "scheme": "internal"}),
+                1,
+            )
+        };
+        let emptied = |i: usize| match i % 2 {
+            0 => item(i, json!({}), 2),
+            _ => item(i, json!({ "name": format!("lb-{i}") }), 2),
+        };
+        let observe = |items: Vec<Item>| {
+            let rules = RecordRules::default();
+            let records: Vec<Record> = items
+                .iter()
+                .enumerate()
+                .map(|(position, item)| Record::from_item(item, position, &rules))
+                .collect();
+            Observation {
+                records: valid_names(&records),
+                ..fleet(20, &[])
+            }
+        };
+        let before = observe((0..20).map(kept).collect());
+        assert_eq!(before.records.len(), 20);
+        let after = observe(
+            (0..20)
+                .map(|i| if i < 5 { emptied(i) } else { kept(i) })
+                .collect(),
+        );
+        let decisions = run(&[before, after.clone(), after], &config());
+        assert_eq!(decisions[0].trip, None);
+        // A fifth of the table emptied pauses at once, not after confirm_cycles.
+        assert_eq!(
+            decisions[1].trip,
+            Some(Trip::MassLoss {
+                gone: 5,
+                high_water: 20
+            })
+        );
+        let emptied_names: BTreeSet<String> = (0..5).map(|i| format!("lb-{i}")).collect();
+        assert_eq!(decisions[1].missing, emptied_names);
+        assert!(decisions[1].state.quarantine.is_empty());
+        // And they are quarantined once confirmed, like records deleted.
+        assert_eq!(decisions[2].state.quarantine, emptied_names);
+        assert!(
+            Trip::MassLoss {
+                gone: 5,
+                high_water: 20
+            }
+            .reason()
+            .contains("gone or no longer valid")
         );
     }
 

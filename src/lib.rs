@@ -9,7 +9,8 @@
 //!   answers into plain data ([`live`], [`item`]) and classifies errors.
 //! - [`budget`]: the token buckets every ELB and DynamoDB request waits on.
 //! - [`reader`]: one target's presence pass and deep reads, with bounded concurrency.
-//! - [`item`], [`record`]: state-table items, kept verbatim, and read as documents.
+//! - [`item`], [`record`]: state-table items, kept verbatim, and read as documents; a record
+//!   that manages nothing or lacks a field `[records]` requires is invalid.
 //! - [`document`]: the load-balancer document's schema, validation and keyed form, held as
 //!   compact [`node`]s.
 //! - [`live`]: the live side as plain data and its assembly into documents.

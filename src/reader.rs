@@ -15,7 +15,7 @@ use crate::aws::dynamodb::Dynamo;
 use crate::aws::elb::{Elb, TAGS_PER_CALL};
 use crate::item::StoredItem;
 use crate::node::Node;
-use crate::record::{Record, RecordCache};
+use crate::record::{Record, RecordCache, RecordRules};
 
 /// One `DescribeTags` call: the ARNs asked for, and the tags (a map) by ARN.
 type TagsRead = (Vec<String>, Result<BTreeMap<String, Node>, AwsError>);
@@ -103,20 +103,24 @@ pub struct Reader {
     pub dynamodb: Dynamo,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// What makes an item of the state table a valid record (`[records]`).
+    pub rules: RecordRules,
 }
 
 impl Reader {
-    /// A reader over a target's clients.
-    pub fn new(clients: &crate::aws::Clients, concurrency: usize) -> Reader {
+    /// A reader over a target's clients, reading records under `rules`.
+    pub fn new(clients: &crate::aws::Clients, concurrency: usize, rules: RecordRules) -> Reader {
         Reader {
             elb: clients.elb.clone(),
             dynamodb: clients.dynamodb.clone(),
             concurrency,
+            rules,
         }
     }
 
     /// The presence pass: load balancers and target groups (together), then the state table.
-    /// Items unchanged since the last scan kept in `records` are not read again.
+    /// Items are read as records under the reader's rules; items unchanged since the last scan
+    /// kept in `records` are not read again.
     pub async fn presence(
         &self,
         state_table: &str,
@@ -131,12 +135,12 @@ impl Reader {
             .scan(state_table, |item| {
                 let record = if records.keeps() || items == Items::Kept {
                     let stored = StoredItem::new(&item);
-                    let record = records.record(&item, stored.json(), position);
+                    let record = records.record(&item, stored.json(), position, &self.rules);
                     (record, (items == Items::Kept).then_some(stored))
                 } else {
                     // Nothing keeps it for the next scan: the record is compared once, so it
                     // is held packed.
-                    (Record::from_item_packed(&item, position), None)
+                    (Record::from_item_packed(&item, position, &self.rules), None)
                 };
                 position += 1;
                 record

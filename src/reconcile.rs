@@ -211,6 +211,7 @@ mod tests {
     use super::*;
     use crate::config::IgnoreConfig;
     use crate::item::{AttrValue, Item, from_json};
+    use crate::record::RecordRules;
     use serde_json::{Value, json};
 
     fn item(name: &str, config: &Value) -> Item {
@@ -223,7 +224,7 @@ mod tests {
     }
 
     fn record(name: &str, config: Value) -> Record {
-        Record::from_item(&item(name, &config), 0)
+        Record::from_item(&item(name, &config), 0, &RecordRules::default())
     }
 
     #[test]
@@ -233,6 +234,9 @@ mod tests {
             ("moved", json!({"scheme": "internal", "tags": {"t": "1"}})),
             ("gone", json!({"scheme": "internal"})),
             ("broken", json!({"listeners": "not a list"})),
+            ("emptied", json!({})),
+            ("renamed", json!({"name": "renamed"})),
+            ("tagged", json!({"name": "tagged", "tags": {"t": "1"}})),
         ];
         let live = [
             live("broken", json!({"name": "broken"}), true),
@@ -246,35 +250,63 @@ mod tests {
                 json!({"name": "same", "scheme": "internal", "tags": {"t": "1"}}),
                 true,
             ),
+            live("emptied", json!({"name": "emptied"}), true),
+            live("renamed", json!({"name": "renamed"}), true),
+            live(
+                "tagged",
+                json!({"name": "tagged", "tags": {"t": "1"}}),
+                true,
+            ),
         ];
-        for deep_fresh in [true, false] {
-            let live: Vec<LiveEntry<'_>> = live
-                .iter()
-                .map(|entry| LiveEntry {
-                    deep_fresh,
-                    ..entry.clone()
-                })
-                .collect();
-            let trees: Vec<Record> = configs
-                .iter()
-                .map(|(name, config)| Record::from_item(&item(name, config), 0))
-                .collect();
-            let packed: Vec<Record> = configs
-                .iter()
-                .map(|(name, config)| Record::from_item_packed(&item(name, config), 0))
-                .collect();
-            let ignore = IgnoreRules::default();
-            let (trees, packed) = (
-                reconcile(&trees, &live, &ignore),
-                reconcile(&packed, &live, &ignore),
-            );
-            assert_eq!(trees.entries, packed.entries, "deep_fresh {deep_fresh}");
-            assert!(
-                trees
+        // Under `records.required = ["tags"]` only the emptied ones and those without tags are
+        // invalid; under `["listeners"]` every record is.
+        for (rules, invalid) in [
+            (RecordRules::default(), 3),
+            (RecordRules::new(["tags"]), 4),
+            (RecordRules::new(["listeners"]), 7),
+        ] {
+            for deep_fresh in [true, false] {
+                let live: Vec<LiveEntry<'_>> = live
+                    .iter()
+                    .map(|entry| LiveEntry {
+                        deep_fresh,
+                        ..entry.clone()
+                    })
+                    .collect();
+                let trees: Vec<Record> = configs
+                    .iter()
+                    .map(|(name, config)| Record::from_item(&item(name, config), 0, &rules))
+                    .collect();
+                let packed: Vec<Record> = configs
+                    .iter()
+                    .map(|(name, config)| Record::from_item_packed(&item(name, config), 0, &rules))
+                    .collect();
+                let ignore = IgnoreRules::default();
+                let (trees, packed) = (
+                    reconcile(&trees, &live, &ignore),
+                    reconcile(&packed, &live, &ignore),
+                );
+                assert_eq!(trees.entries, packed.entries, "deep_fresh {deep_fresh}");
+                let invalid_now = trees
                     .entries
                     .iter()
-                    .any(|entry| entry.kind == Some(DriftKind::Changed))
-            );
+                    .filter(|entry| entry.kind == Some(DriftKind::InvalidRecord))
+                    .count();
+                assert_eq!(invalid_now, invalid, "{rules:?}");
+                let emptied = trees.entries.iter().find(|e| e.name == "emptied").unwrap();
+                assert_eq!(
+                    emptied.reason.as_deref(),
+                    Some("emptied: manages nothing, config is empty")
+                );
+                if invalid < configs.len() {
+                    assert!(
+                        trees
+                            .entries
+                            .iter()
+                            .any(|entry| entry.kind == Some(DriftKind::Changed))
+                    );
+                }
+            }
         }
     }
 
@@ -318,7 +350,7 @@ mod tests {
         let records = vec![
             record("same", json!({"name": "same", "scheme": "internal"})),
             record("moved", json!({"name": "moved", "scheme": "internal"})),
-            record("gone", json!({"name": "gone"})),
+            record("gone", json!({"name": "gone", "scheme": "internal"})),
             record("broken", json!({"listeners": "not a list"})),
         ];
         let live = vec![

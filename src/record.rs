@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
+use crate::config::RecordsConfig;
 use crate::document::Document;
 use crate::item::{AttrValue, Item, to_json};
 use crate::node::{Digest, Node, digest_bytes};
@@ -13,6 +14,86 @@ use crate::node::{Digest, Node, digest_bytes};
 pub const NAME_ATTRIBUTE: &str = "name";
 /// The attribute that holds the load-balancer document.
 pub const CONFIG_ATTRIBUTE: &str = "config";
+
+/// How the reason of a record that manages nothing begins: a `config` that is empty or holds
+/// no field but `name`, the way configs were emptied in the Google Cloud load-balancing
+/// incident of September 2023. Such a record compares nothing, so it would read as `in_sync`
+/// for ever; it is an invalid record instead, and counts toward the guard as a lost one.
+pub const EMPTIED: &str = "emptied: manages nothing";
+
+/// What a record must hold to be valid beyond the document's schema (SPEC 3, `[records]`).
+/// Every read of a record (the scan, a restore's plan) takes the same rules, so a record is
+/// valid or invalid the same way everywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordRules {
+    /// Top-level document fields every record must hold (`records.required`).
+    required: Vec<String>,
+}
+
+impl RecordRules {
+    /// Rules that require the top-level fields `required` of every record. The names are
+    /// checked against the document's fields when the config is validated.
+    pub fn new<S: Into<String>>(required: impl IntoIterator<Item = S>) -> RecordRules {
+        RecordRules {
+            required: required.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Why `document` (read from `config`) is not a valid record under these rules, if it is
+    /// not: it manages nothing, or lacks a required field.
+    fn judge(&self, config: &Value, document: &Document) -> Result<(), String> {
+        let manages_something = document
+            .fields()
+            .iter()
+            .any(|(field, _)| field.as_ref() != NAME_FIELD);
+        if !manages_something {
+            let what = match config.as_object() {
+                Some(fields) if fields.is_empty() => "config is empty",
+                Some(fields) if fields.keys().all(|field| field == NAME_FIELD) => {
+                    "config holds no field but name"
+                }
+                // Only fields lbrecon does not know besides the name: nothing is compared.
+                _ => "config holds no field but name that lbrecon knows",
+            };
+            return Err(format!("{EMPTIED}, {what}"));
+        }
+        let missing: Vec<String> = self
+            .required
+            .iter()
+            .filter(|field| !document.holds(field))
+            .map(|field| format!("{CONFIG_ATTRIBUTE}.{field}"))
+            .collect();
+        match missing.len() {
+            0 => Ok(()),
+            1 => Err(format!(
+                "{}: missing, and records.required asks every record to hold it",
+                missing[0]
+            )),
+            _ => Err(format!(
+                "{}: missing, and records.required asks every record to hold them",
+                missing.join(", ")
+            )),
+        }
+    }
+}
+
+impl From<&RecordsConfig> for RecordRules {
+    fn from(config: &RecordsConfig) -> RecordRules {
+        RecordRules::new(config.required.iter().cloned())
+    }
+}
+
+/// The document's own `name` field: a config holding only that manages nothing.
+const NAME_FIELD: &str = "name";
+
+/// The names of the valid records among `records`: what the guard counts as present.
+pub fn valid_names<'a>(records: impl IntoIterator<Item = &'a Record>) -> BTreeSet<String> {
+    records
+        .into_iter()
+        .filter(|record| record.is_valid())
+        .map(|record| record.name.clone())
+        .collect()
+}
 
 /// One item of the state table, read.
 #[derive(Debug, Clone)]
@@ -92,18 +173,19 @@ impl RecordContent {
 }
 
 impl Record {
-    /// Reads one item. It never fails: an item that is not a document is an invalid record
-    /// with the reason, and an item without a string `name` is named by what it has.
-    pub fn from_item(item: &Item, position: usize) -> Record {
-        Record::read(item, position, false)
+    /// Reads one item under `rules`. It never fails: an item that is not a document, manages
+    /// nothing or lacks a required field is an invalid record with the reason, and an item
+    /// without a string `name` is named by what it has.
+    pub fn from_item(item: &Item, position: usize, rules: &RecordRules) -> Record {
+        Record::read(item, position, rules, false)
     }
 
     /// Reads one item as [`Record::from_item`] does, holding a valid document packed.
-    pub fn from_item_packed(item: &Item, position: usize) -> Record {
-        Record::read(item, position, true)
+    pub fn from_item_packed(item: &Item, position: usize, rules: &RecordRules) -> Record {
+        Record::read(item, position, rules, true)
     }
 
-    fn read(item: &Item, position: usize, packed: bool) -> Record {
+    fn read(item: &Item, position: usize, rules: &RecordRules, packed: bool) -> Record {
         let name = match item.get(NAME_ATTRIBUTE) {
             Some(AttrValue::S(name)) => name.clone(),
             Some(AttrValue::N(number)) => number.clone(),
@@ -114,7 +196,7 @@ impl Record {
             _ => None,
         };
         let mut warnings = Vec::new();
-        let content = match parse_config(item) {
+        let content = match parse_config(item, rules) {
             Ok((json, parsed)) => {
                 warnings = parsed.warnings;
                 if packed {
@@ -192,22 +274,29 @@ impl RecordCache {
         }
     }
 
-    /// The record of `item` (whose JSON is `json`), read again only if the last scan did not
-    /// hold the same item. An item without a name is named by its position, so it is always
-    /// read.
-    pub fn record(&mut self, item: &Item, json: &str, position: usize) -> Record {
+    /// The record of `item` (whose JSON is `json`) under `rules`, read again only if the last
+    /// scan did not hold the same item. A cache is used with one set of rules (a target's
+    /// reader keeps them for its life). An item without a name is named by its position, so it
+    /// is always read.
+    pub fn record(
+        &mut self,
+        item: &Item,
+        json: &str,
+        position: usize,
+        rules: &RecordRules,
+    ) -> Record {
         if !self.keeps
             || !matches!(
                 item.get(NAME_ATTRIBUTE),
                 Some(AttrValue::S(_) | AttrValue::N(_))
             )
         {
-            return Record::from_item(item, position);
+            return Record::from_item(item, position, rules);
         }
         let digest = digest_bytes(json.as_bytes());
         let record = match self.last.get(&digest) {
             Some(record) => record.clone(),
-            None => Record::from_item(item, position),
+            None => Record::from_item(item, position, rules),
         };
         self.scanning.insert(digest, record.clone());
         record
@@ -238,8 +327,11 @@ impl RecordCache {
     }
 }
 
-/// The item's `config` as JSON, and read as a document.
-fn parse_config(item: &Item) -> Result<(Value, crate::document::Parsed), String> {
+/// The item's `config` as JSON, and read as a document that `rules` accept.
+fn parse_config(
+    item: &Item,
+    rules: &RecordRules,
+) -> Result<(Value, crate::document::Parsed), String> {
     match item.get(NAME_ATTRIBUTE) {
         Some(AttrValue::S(_)) => {}
         Some(other) => {
@@ -262,6 +354,7 @@ fn parse_config(item: &Item) -> Result<(Value, crate::document::Parsed), String>
     };
     let json = to_json(config, CONFIG_ATTRIBUTE)?;
     let parsed = Document::parse(&json)?;
+    rules.judge(&json, &parsed.document)?;
     Ok((json, parsed))
 }
 
@@ -292,7 +385,7 @@ mod tests {
             .enumerate()
             .map(|(position, item)| {
                 let json = serde_json::to_string(item).unwrap();
-                cache.record(item, &json, position)
+                cache.record(item, &json, position, &RecordRules::default())
             })
             .collect();
         cache.finish(complete);
@@ -389,6 +482,7 @@ mod tests {
                 ),
             ]),
             0,
+            &RecordRules::default(),
         );
         assert_eq!(record.name, "web");
         assert_eq!(record.version.as_deref(), Some("7"));
@@ -431,13 +525,135 @@ mod tests {
             ),
         ];
         for (item, expected) in cases {
-            assert_eq!(reason(&Record::from_item(&item, 0)), expected);
+            assert_eq!(
+                reason(&Record::from_item(&item, 0, &RecordRules::default())),
+                expected
+            );
+        }
+    }
+
+    fn config(pairs: Vec<(&str, AttrValue)>) -> AttrValue {
+        AttrValue::M(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+
+    fn with_config(name: &str, config: AttrValue) -> Item {
+        item(vec![
+            ("name", s(name)),
+            ("version", AttrValue::N("2".into())),
+            ("config", config),
+        ])
+    }
+
+    #[test]
+    fn a_config_that_manages_nothing_is_invalid_either_way_it_is_read() {
+        let cases = vec![
+            (config(vec![]), "emptied: manages nothing, config is empty"),
+            (
+                config(vec![("name", s("a"))]),
+                "emptied: manages nothing, config holds no field but name",
+            ),
+            (
+                config(vec![("name", s("a")), ("owner_team", s("x"))]),
+                "emptied: manages nothing, config holds no field but name that lbrecon knows",
+            ),
+        ];
+        for rules in [RecordRules::default(), RecordRules::new(["listeners"])] {
+            for (config, expected) in &cases {
+                let emptied = with_config("a", config.clone());
+                let tree = Record::from_item(&emptied, 0, &rules);
+                let packed = Record::from_item_packed(&emptied, 0, &rules);
+                // Emptied says more than a missing required field: it wins.
+                assert_eq!(reason(&tree), *expected);
+                assert_eq!(reason(&packed), *expected);
+                assert!(reason(&tree).starts_with(EMPTIED));
+                assert!(!tree.is_valid() && tree.wants().is_none());
+                assert_eq!(tree.version.as_deref(), Some("2"));
+            }
+        }
+        // One field beside the name is enough to manage something, even one that compares
+        // nothing yet (a null names a field as having no value).
+        for managed in [
+            config(vec![("name", s("a")), ("scheme", s("internal"))]),
+            config(vec![("tags", config(vec![]))]),
+            config(vec![("name", s("a")), ("scheme", AttrValue::Null(true))]),
+        ] {
+            let record = Record::from_item(&with_config("a", managed), 0, &RecordRules::default());
+            assert!(record.is_valid(), "{record:?}");
         }
     }
 
     #[test]
+    fn required_fields_are_named_when_missing() {
+        let tags_only = with_config(
+            "a",
+            config(vec![
+                ("name", s("a")),
+                ("tags", config(vec![("team", s("edge"))])),
+            ]),
+        );
+        assert!(Record::from_item(&tags_only, 0, &RecordRules::default()).is_valid());
+        let listeners = RecordRules::new(["listeners"]);
+        for record in [
+            Record::from_item(&tags_only, 0, &listeners),
+            Record::from_item_packed(&tags_only, 0, &listeners),
+        ] {
+            assert_eq!(
+                reason(&record),
+                "config.listeners: missing, and records.required asks every record to hold it"
+            );
+        }
+        let both = RecordRules::new(["type", "tags", "listeners"]);
+        assert_eq!(
+            reason(&Record::from_item(&tags_only, 0, &both)),
+            "config.type, config.listeners: missing, and records.required asks every record to hold them"
+        );
+        // A record holding every required field is read as before.
+        let full = with_config(
+            "b",
+            config(vec![
+                ("type", s("application")),
+                ("listeners", AttrValue::L(vec![])),
+            ]),
+        );
+        let tree = Record::from_item(&full, 0, &RecordRules::new(["type", "listeners"]));
+        assert!(tree.document().unwrap().holds("listeners"));
+        assert!(
+            Record::from_item_packed(&full, 0, &RecordRules::new(["type", "listeners"])).is_valid()
+        );
+    }
+
+    #[test]
+    fn a_cache_reads_under_the_rules_it_is_given() {
+        let tags_only = with_config("a", config(vec![("tags", config(vec![]))]));
+        let json = serde_json::to_string(&tags_only).unwrap();
+        let mut cache = RecordCache::default();
+        let rules = RecordRules::new(["listeners"]);
+        assert!(!cache.record(&tags_only, &json, 0, &rules).is_valid());
+        cache.finish(true);
+        assert!(!cache.record(&tags_only, &json, 0, &rules).is_valid());
+    }
+
+    #[test]
+    fn only_valid_records_are_named_valid() {
+        let records: Vec<Record> = [
+            with_config("kept", config(vec![("scheme", s("internal"))])),
+            with_config("emptied", config(vec![])),
+            with_config("named", config(vec![("name", s("named"))])),
+            with_config("corrupt", s("text")),
+        ]
+        .iter()
+        .map(|item| Record::from_item(item, 0, &RecordRules::default()))
+        .collect();
+        assert_eq!(valid_names(&records), BTreeSet::from(["kept".to_string()]));
+    }
+
+    #[test]
     fn an_item_without_a_string_name_is_still_reported() {
-        let record = Record::from_item(&item(vec![("config", AttrValue::M(BTreeMap::new()))]), 3);
+        let record = Record::from_item(
+            &item(vec![("config", AttrValue::M(BTreeMap::new()))]),
+            3,
+            &RecordRules::default(),
+        );
         assert_eq!(record.name, "(item 3 has no string name)");
         assert_eq!(reason(&record), "the item has no name attribute");
     }
@@ -458,8 +674,8 @@ mod tests {
     #[test]
     fn a_packed_record_reads_back_as_the_same_document_and_asks_for_the_same_reads() {
         let extras = with_extras();
-        let tree = Record::from_item(&extras, 0);
-        let packed = Record::from_item_packed(&extras, 0);
+        let tree = Record::from_item(&extras, 0, &RecordRules::default());
+        let packed = Record::from_item_packed(&extras, 0, &RecordRules::default());
         assert!(matches!(packed.content, RecordContent::Packed(_)));
         assert!(packed.is_valid() && packed.document().is_none());
         let read_back = packed.content.document().unwrap();
@@ -474,10 +690,14 @@ mod tests {
         // An invalid item is invalid either way, with the same reason.
         let bad = item(vec![("name", s("b")), ("config", s("text"))]);
         assert_eq!(
-            reason(&Record::from_item_packed(&bad, 0)),
-            reason(&Record::from_item(&bad, 0))
+            reason(&Record::from_item_packed(&bad, 0, &RecordRules::default())),
+            reason(&Record::from_item(&bad, 0, &RecordRules::default()))
         );
-        assert!(Record::from_item_packed(&bad, 0).wants().is_none());
+        assert!(
+            Record::from_item_packed(&bad, 0, &RecordRules::default())
+                .wants()
+                .is_none()
+        );
     }
 
     #[test]

@@ -275,7 +275,7 @@ pub async fn restore(
             return exit::ERROR;
         }
     };
-    let reader = Reader::new(&clients, config.aws.concurrency);
+    let reader = Reader::new(&clients, config.aws.concurrency, (&config.records).into());
     let presence = reader
         .presence(&target.state_table, &mut RecordCache::none(), Items::Kept)
         .await;
@@ -295,7 +295,7 @@ pub async fn restore(
         .iter()
         .map(|lb| (lb.name.clone(), lb.arn.clone()))
         .collect();
-    let plan = plan_restore(&snapshot, &current, &live, options);
+    let plan = plan_restore(&snapshot, &current, &live, &reader.rules, options);
     println!(
         "restore of target {} from snapshot {} ({}, {} records)",
         target.name,
@@ -384,7 +384,13 @@ fn print_plan(plan: &Plan) {
     // A large plan is summarized: the first lines of each kind, then a count.
     const SHOWN: usize = 25;
     for write in plan.writes.iter().take(SHOWN) {
-        println!("  {:<10} {}", write.action, write.name);
+        match &write.replaces_invalid {
+            Some(reason) => println!(
+                "  {:<10} {}: over the table's invalid record ({reason})",
+                write.action, write.name
+            ),
+            None => println!("  {:<10} {}", write.action, write.name),
+        }
     }
     if plan.writes.len() > SHOWN {
         println!("  ... and {} more to write", plan.writes.len() - SHOWN);
@@ -446,7 +452,7 @@ pub async fn adopt(
     approve: Option<&str>,
 ) -> i32 {
     let clients = Clients::connect(target, &config.aws, &crate::budget::Budgets::default()).await;
-    let reader = Reader::new(&clients, config.aws.concurrency);
+    let reader = Reader::new(&clients, config.aws.concurrency, (&config.records).into());
     let presence = reader
         .presence(&target.state_table, &mut RecordCache::none(), Items::Kept)
         .await;
@@ -559,6 +565,7 @@ pub async fn adopt(
                     Ok(PlannedWrite {
                         name: lb.name.clone(),
                         action: "adopt",
+                        replaces_invalid: None,
                         item: adopted_item(&lb.name, &config_doc),
                         condition: WriteCondition::Absent,
                     })

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::aws::AwsError;
 use crate::aws::dynamodb::{Condition, Dynamo, PutOutcome};
 use crate::item::{AttrValue, Item};
-use crate::record::{Record, RecordContent};
+use crate::record::{Record, RecordContent, RecordRules};
 use crate::snapshot::Snapshot;
 
 /// Items in one transaction, DynamoDB's limit.
@@ -41,6 +41,10 @@ pub struct PlannedWrite {
     pub name: String,
     /// `restore` (the table lacks it) or `replace_invalid`.
     pub action: &'static str,
+    /// For `replace_invalid`: why the table's record is invalid (an emptied one says
+    /// `emptied: manages nothing`), so the plan shows what it writes over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces_invalid: Option<String>,
     #[serde(skip)]
     pub item: Item,
     #[serde(skip)]
@@ -77,17 +81,19 @@ fn name_of(item: &Item) -> Option<&str> {
 }
 
 /// Plans a restore from `snapshot` against the table's current items and the live load
-/// balancers (name to ARN).
+/// balancers (name to ARN). `rules` judge which records are valid, in the table and in the
+/// snapshot alike, as the daemon judges them.
 pub fn plan_restore(
     snapshot: &Snapshot,
     current: &[Item],
     live: &BTreeMap<String, String>,
+    rules: &RecordRules,
     options: RestoreOptions,
 ) -> Plan {
     let current: BTreeMap<&str, (&Item, Record)> = current
         .iter()
         .enumerate()
-        .filter_map(|(i, item)| Some((name_of(item)?, (item, Record::from_item(item, i)))))
+        .filter_map(|(i, item)| Some((name_of(item)?, (item, Record::from_item(item, i, rules)))))
         .collect();
     let mut plan = Plan::default();
     for (i, saved) in snapshot.items.iter().enumerate() {
@@ -103,13 +109,14 @@ pub fn plan_restore(
             reason,
         };
         if let Some((item, record)) = current.get(name) {
-            let saved_valid = Record::from_item(&saved.item, i).is_valid();
+            let saved_valid = Record::from_item(&saved.item, i, rules).is_valid();
             match (&record.content, saved_valid) {
                 (RecordContent::Valid(_) | RecordContent::Packed(_), _) => plan.unchanged += 1,
-                (RecordContent::Invalid(_), true) if options.replace_invalid => {
+                (RecordContent::Invalid(reason), true) if options.replace_invalid => {
                     plan.writes.push(PlannedWrite {
                         name: name.to_string(),
                         action: "replace_invalid",
+                        replaces_invalid: Some(reason.clone()),
                         item: saved.item.clone(),
                         condition: WriteCondition::InvalidVersion(match item.get("version") {
                             Some(AttrValue::N(version)) => Some(version.clone()),
@@ -142,6 +149,7 @@ pub fn plan_restore(
             _ => plan.writes.push(PlannedWrite {
                 name: name.to_string(),
                 action: "restore",
+                replaces_invalid: None,
                 item: saved.item.clone(),
                 condition: WriteCondition::Absent,
             }),
@@ -379,6 +387,7 @@ mod tests {
             &snap,
             &[valid("a", 9)],
             &live(&[("a", "arn:a"), ("b", "arn:b")]),
+            &RecordRules::default(),
             RestoreOptions::default(),
         );
         assert_eq!(plan.unchanged, 1);
@@ -396,7 +405,13 @@ mod tests {
             (valid("never", 1), None),
         ]);
         let now = live(&[("recreated", "arn:new"), ("never", "arn:never")]);
-        let plan = plan_restore(&snap, &[], &now, RestoreOptions::default());
+        let plan = plan_restore(
+            &snap,
+            &[],
+            &now,
+            &RecordRules::default(),
+            RestoreOptions::default(),
+        );
         assert!(plan.writes.is_empty());
         let reason = |name: &str| {
             plan.skipped
@@ -412,6 +427,7 @@ mod tests {
             &snap,
             &[],
             &now,
+            &RecordRules::default(),
             RestoreOptions {
                 include_gone: true,
                 ..Default::default()
@@ -428,13 +444,20 @@ mod tests {
         ]);
         let current = vec![invalid("a", Some(5)), invalid("b", None)];
         let now = live(&[("a", "arn:a"), ("b", "arn:b")]);
-        let plan = plan_restore(&snap, &current, &now, RestoreOptions::default());
+        let plan = plan_restore(
+            &snap,
+            &current,
+            &now,
+            &RecordRules::default(),
+            RestoreOptions::default(),
+        );
         assert!(plan.writes.is_empty());
         assert!(plan.skipped[0].reason.contains("--replace-invalid"));
         let plan = plan_restore(
             &snap,
             &current,
             &now,
+            &RecordRules::default(),
             RestoreOptions {
                 replace_invalid: true,
                 ..Default::default()
@@ -451,6 +474,129 @@ mod tests {
         assert_eq!(plan.writes[0].action, "replace_invalid");
     }
 
+    /// `name`'s item as the incident left it: version bumped, everything else kept, `config`
+    /// emptied (`{}`) or holding only the name.
+    fn emptied(name: &str, version: u32, keep_name: bool) -> Item {
+        let mut item = valid(name, version);
+        let config = if keep_name {
+            json!({ "name": name })
+        } else {
+            json!({})
+        };
+        item.insert("config".into(), from_json(&config));
+        item
+    }
+
+    const REPLACE: RestoreOptions = RestoreOptions {
+        replace_invalid: true,
+        include_gone: false,
+    };
+
+    #[test]
+    fn emptied_records_are_replaced_on_their_version_and_the_plan_says_they_were_emptied() {
+        let snap = snapshot(vec![
+            (valid("a", 1), Some("arn:a")),
+            (valid("b", 1), Some("arn:b")),
+            (valid("c", 1), Some("arn:c")),
+        ]);
+        let current = vec![emptied("a", 2, false), emptied("b", 3, true), valid("c", 1)];
+        let now = live(&[("a", "arn:a"), ("b", "arn:b"), ("c", "arn:c")]);
+        let rules = RecordRules::default();
+
+        let plan = plan_restore(&snap, &current, &now, &rules, RestoreOptions::default());
+        assert!(plan.writes.is_empty());
+        assert_eq!(plan.unchanged, 1);
+        for skipped in &plan.skipped {
+            assert!(
+                skipped
+                    .reason
+                    .starts_with("the table's record is invalid (emptied: manages nothing, "),
+                "{}",
+                skipped.reason
+            );
+        }
+
+        let plan = plan_restore(&snap, &current, &now, &rules, REPLACE);
+        assert_eq!(plan.unchanged, 1);
+        let writes: Vec<(&str, &str, Option<&str>, &WriteCondition)> = plan
+            .writes
+            .iter()
+            .map(|w| {
+                (
+                    w.name.as_str(),
+                    w.action,
+                    w.replaces_invalid.as_deref(),
+                    &w.condition,
+                )
+            })
+            .collect();
+        assert_eq!(
+            writes,
+            vec![
+                (
+                    "a",
+                    "replace_invalid",
+                    Some("emptied: manages nothing, config is empty"),
+                    &WriteCondition::InvalidVersion(Some("2".into()))
+                ),
+                (
+                    "b",
+                    "replace_invalid",
+                    Some("emptied: manages nothing, config holds no field but name"),
+                    &WriteCondition::InvalidVersion(Some("3".into()))
+                ),
+            ]
+        );
+        // What is written back is the snapshot's item, verbatim.
+        assert_eq!(plan.writes[0].item, valid("a", 1));
+        // The plan's JSON form says so too.
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(
+            json["writes"][1],
+            json!({
+                "name": "b",
+                "action": "replace_invalid",
+                "replaces_invalid": "emptied: manages nothing, config holds no field but name"
+            })
+        );
+        // An emptied snapshot item is no valid version to put back.
+        let emptied_then = snapshot(vec![(emptied("a", 1, true), Some("arn:a"))]);
+        let plan = plan_restore(&emptied_then, &current[..1], &now, &rules, REPLACE);
+        assert!(plan.writes.is_empty());
+        assert_eq!(plan.unchanged, 1);
+    }
+
+    #[test]
+    fn required_fields_judge_the_table_and_the_snapshot_alike() {
+        let with_listeners = |name: &str, version: u32| {
+            let mut item = valid(name, version);
+            item.insert(
+                "config".into(),
+                from_json(&json!({"name": name, "scheme": "internal", "listeners": []})),
+            );
+            item
+        };
+        // The table's a lacks listeners; the snapshot's has them.
+        let snap = snapshot(vec![
+            (with_listeners("a", 1), Some("arn:a")),
+            (valid("b", 1), Some("arn:b")),
+        ]);
+        let current = vec![valid("a", 4), valid("b", 4)];
+        let now = live(&[("a", "arn:a"), ("b", "arn:b")]);
+        let plan = plan_restore(&snap, &current, &now, &RecordRules::default(), REPLACE);
+        assert!(plan.writes.is_empty());
+        let rules = RecordRules::new(["listeners"]);
+        let plan = plan_restore(&snap, &current, &now, &rules, REPLACE);
+        assert_eq!(plan.writes.len(), 1);
+        assert_eq!(plan.writes[0].name, "a");
+        assert_eq!(
+            plan.writes[0].replaces_invalid.as_deref(),
+            Some("config.listeners: missing, and records.required asks every record to hold it")
+        );
+        // b is invalid in the table, and the snapshot holds no valid version of it either.
+        assert_eq!(plan.unchanged, 1);
+    }
+
     #[test]
     fn a_second_run_plans_nothing() {
         let snap = snapshot(vec![(valid("a", 1), Some("arn:a"))]);
@@ -458,6 +604,7 @@ mod tests {
             &snap,
             &[valid("a", 1)],
             &live(&[("a", "arn:a")]),
+            &RecordRules::default(),
             RestoreOptions::default(),
         );
         assert!(plan.writes.is_empty());

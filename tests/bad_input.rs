@@ -6,7 +6,7 @@ use std::path::Path;
 
 use lbrecon::config::Config;
 use lbrecon::item::{AttrValue, Item};
-use lbrecon::record::{Record, RecordContent};
+use lbrecon::record::{Record, RecordContent, RecordRules};
 use proptest::prelude::*;
 
 /// Keys a document knows, so generated items reach deep into the schema, mixed with others.
@@ -74,7 +74,7 @@ proptest! {
             ("name".to_string(), AttrValue::S(name.clone())),
             ("config".to_string(), config),
         ]);
-        let record = Record::from_item(&item, 0);
+        let record = Record::from_item(&item, 0, &RecordRules::default());
         prop_assert_eq!(&record.name, &name);
         if let RecordContent::Invalid(reason) = &record.content {
             prop_assert!(!reason.is_empty());
@@ -115,7 +115,7 @@ fn a_very_large_and_deep_item_is_read_without_panicking() {
         ("name".to_string(), AttrValue::S("big".into())),
         ("config".to_string(), deep),
     ]);
-    let record = Record::from_item(&item, 0);
+    let record = Record::from_item(&item, 0, &RecordRules::default());
     assert_eq!(record.name, "big");
     // The nested `listeners` are unknown fields of a listener: ignored, with a warning each.
     assert!(matches!(record.content, RecordContent::Valid(_)));
