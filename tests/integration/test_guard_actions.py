@@ -178,6 +178,7 @@ def test_a_kill_while_suspend_processes_is_in_flight_leaves_nothing_resume_misse
     for group in GROUPS:
         assert suspended(fleet, group) == DEFAULT_PROCESSES, group
     assert "taking over a stale claim" in daemon.output()
+    wait_for(lambda: item(fleet)["pausers"]["dynamodb_flag"]["status"] == "done", timeout=10, what="the flag marked done")
     status = json.loads(lbrecon.run("status", "--format", "json").stdout)["targets"][0]
     assert status["paused"] and status["by"] == "lbrecon" and sorted(status["missing"]) == DOOMED
 
