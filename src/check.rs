@@ -3,7 +3,7 @@
 use crate::aws::Clients;
 use crate::config::{Config, TargetConfig};
 use crate::control;
-use crate::cycle::{DeepCache, DeepScope, read_presence};
+use crate::cycle::{DeepCache, DeepScope, read_scoped_presence};
 use crate::ignore::IgnoreRules;
 use crate::reader::{Items, Reader};
 use crate::record::RecordCache;
@@ -86,7 +86,7 @@ pub async fn check_target(
             )),
         ),
     };
-    let presence = read_presence(
+    let presence = read_scoped_presence(
         target,
         reader,
         view.as_ref(),

@@ -9,7 +9,7 @@ use crate::config::{Config, TargetConfig};
 use crate::control::{
     self, Claim, ControlItem, ControlStore, Event, Loaded, PauserRecord, UpdateError,
 };
-use crate::cycle::read_presence;
+use crate::cycle::read_scoped_presence;
 use crate::enforce::{self, Enforcer};
 use crate::guard::{self, Action, Command};
 use crate::reader::{Items, Reader};
@@ -217,7 +217,7 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     let store = store(target, &clients);
     let by = actor();
     let reader = reader(&clients, config);
-    let presence = read_presence(
+    let presence = read_scoped_presence(
         target,
         &reader,
         None,
@@ -339,7 +339,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
             return exit::ERROR;
         }
     };
-    let presence = read_presence(
+    let presence = read_scoped_presence(
         target,
         &reader,
         Some(&first.view()),

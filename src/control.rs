@@ -273,6 +273,9 @@ pub struct ControlView {
     pub guard: GuardView,
     /// Whether lbrecon has seen the state table exist.
     pub state_table_seen: bool,
+    /// Load balancers the guard counts as missing or quarantines: they stay in the target's
+    /// scope until their records are back, whatever its rules.
+    pub keep_in_scope: BTreeSet<String>,
 }
 
 /// The control item, or the absence of its table.
@@ -335,6 +338,13 @@ impl ControlItem {
                 },
             },
             state_table_seen: self.state_table_seen,
+            keep_in_scope: self
+                .missing
+                .iter()
+                .chain(&self.quarantine)
+                .chain(self.guard.missing_streaks.keys())
+                .cloned()
+                .collect(),
         }
     }
 
@@ -556,6 +566,7 @@ pub async fn read_view(
                 reason: Some(NO_CONTROL_TABLE.to_string()),
             },
             state_table_seen: false,
+            keep_in_scope: BTreeSet::new(),
         },
     })
 }

@@ -14,10 +14,12 @@ use crate::control::ControlView;
 use crate::ignore::IgnoreRules;
 use crate::item::StoredItem;
 use crate::live::{DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
+use crate::node::Node;
 use crate::reader::{DeepOutcome, DeepPlan, Items, Reader};
 use crate::reconcile::{LiveDocument, LiveEntry, Reconciled, classify, reconcile};
 use crate::record::{Record, RecordCache};
 use crate::report::{GuardView, Summary, TargetReport, exit};
+use crate::scope::{Membership, ScopeRules};
 
 /// Which load balancers a cycle deep-reads.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +58,11 @@ impl DeepCache {
         }
     }
 
+    /// The tags the last deep read of a load balancer found, if any.
+    pub fn tags(&self, arn: &str) -> Option<&Node> {
+        self.entries.get(arn).map(|(state, _)| &state.tags)
+    }
+
     /// When a load balancer was last deep-checked, if ever.
     pub fn checked_at(&self, arn: &str) -> Option<i64> {
         self.entries.get(arn).map(|(_, at)| *at)
@@ -78,9 +85,16 @@ pub struct PresencePhase {
     pub items: Vec<StoredItem>,
     /// The items, read as records.
     pub records: Vec<Record>,
-    /// The live load balancers (empty when their read failed).
+    /// The live load balancers in the target's scope (empty when their read failed).
     pub load_balancers: Vec<LiveLoadBalancer>,
     pub target_groups: Vec<LiveTargetGroup>,
+    /// Live load balancers outside the target's scope: counted, nothing else.
+    pub outside: Vec<LiveLoadBalancer>,
+    /// Live load balancers whose tags decide their scope and are not known yet: like ones
+    /// inside their grace period, not counted; their tags are read first.
+    pub pending: Vec<LiveLoadBalancer>,
+    /// Reads of tags for the scope that failed, one line each (a `check` needs every read).
+    pub scope_failures: Vec<String>,
 }
 
 /// The outcome of a whole cycle.
@@ -123,6 +137,9 @@ pub async fn read_presence(
         records: Vec::new(),
         load_balancers: Vec::new(),
         target_groups: Vec::new(),
+        outside: Vec::new(),
+        pending: Vec::new(),
+        scope_failures: Vec::new(),
     };
     let items = match presence.records {
         Ok(items) => Some(items),
@@ -169,10 +186,114 @@ pub async fn read_presence(
     phase
 }
 
+/// Reads the presence of `target` as a one-shot command needs it: the presence pass, then,
+/// when tags decide the scope, the tags of every live load balancer without a record, and the
+/// scope applied (`keep`: names that stay in scope whatever the rules, see
+/// [`PresencePhase::apply_scope`]).
+pub async fn read_scoped_presence(
+    target: &TargetConfig,
+    reader: &Reader,
+    control: Option<&ControlView>,
+    records: &mut RecordCache,
+    items: Items,
+) -> PresencePhase {
+    let mut presence = read_presence(target, reader, control, records, items).await;
+    let rules = ScopeRules::new(&target.scope, &target.name).unwrap_or_default();
+    let mut tags = HashMap::new();
+    if presence.complete && rules.needs_tags() {
+        let recorded = presence.record_names();
+        let unrecorded: Vec<&LiveLoadBalancer> = presence
+            .load_balancers
+            .iter()
+            .filter(|lb| !recorded.contains(lb.name.as_str()))
+            .collect();
+        let (read, failures) = read_scope_tags(reader, &unrecorded).await;
+        tags = read;
+        presence.scope_failures = failures;
+    }
+    let keep = control
+        .map(|view| view.keep_in_scope.clone())
+        .unwrap_or_default();
+    presence.apply_scope(&target.name, &rules, |arn| tags.get(arn), &keep);
+    presence
+}
+
+/// Reads the tags of `load_balancers` (20 ARNs a call), for the scope. A call that fails
+/// leaves its load balancers unknown (pending), with one failure line each call.
+pub async fn read_scope_tags(
+    reader: &Reader,
+    load_balancers: &[&LiveLoadBalancer],
+) -> (HashMap<String, Node>, Vec<String>) {
+    let mut tags = HashMap::new();
+    let mut failures = Vec::new();
+    let arns: Vec<String> = load_balancers.iter().map(|lb| lb.arn.clone()).collect();
+    for chunk in arns.chunks(20) {
+        match reader.elb.tags(chunk).await {
+            Ok(read) => {
+                for arn in chunk {
+                    // A resource without tags may be left out of the answer.
+                    let map = read
+                        .get(arn)
+                        .cloned()
+                        .unwrap_or_else(|| Node::sorted_map(Vec::new()));
+                    tags.insert(arn.clone(), map);
+                }
+            }
+            Err(err) => failures.push(format!("reading tags for the scope: {err}")),
+        }
+    }
+    (tags, failures)
+}
+
 impl PresencePhase {
     /// Names of load balancers with a readable record.
     pub fn valid_record_names(&self) -> BTreeSet<String> {
         crate::record::valid_names(&self.records)
+    }
+
+    /// Names the state table holds an item for, valid or not.
+    pub fn record_names(&self) -> HashSet<&str> {
+        self.records
+            .iter()
+            .map(|record| record.name.as_str())
+            .collect()
+    }
+
+    /// Splits the live load balancers by scope: in scope ones stay in `load_balancers`,
+    /// pending ones move to `pending`, out of scope ones to `outside`. A name
+    /// in `keep` (one the guard counts as missing, or quarantines, or whose record was at the
+    /// high-water mark) stays in scope whatever the rules say: a load balancer whose ownership
+    /// tag is removed during a loss is not dropped until its record is back.
+    pub fn apply_scope<'t>(
+        &mut self,
+        target: &str,
+        rules: &ScopeRules,
+        tags_of: impl Fn(&str) -> Option<&'t Node>,
+        keep: &BTreeSet<String>,
+    ) {
+        if rules.is_everything() || !self.complete {
+            return;
+        }
+        let recorded: HashSet<String> = self
+            .record_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let mut in_scope = Vec::with_capacity(self.load_balancers.len());
+        for lb in std::mem::take(&mut self.load_balancers) {
+            let membership =
+                rules.membership(&lb.name, recorded.contains(&lb.name), tags_of(&lb.arn));
+            match membership {
+                Membership::In => in_scope.push(lb),
+                _ if keep.contains(&lb.name) => {
+                    tracing::warn!(target_name = target, load_balancer = %lb.name, "out of the target's scope by its rules, but kept in it until its record is back: it went missing while in scope");
+                    in_scope.push(lb);
+                }
+                Membership::Pending => self.pending.push(lb),
+                Membership::Out => self.outside.push(lb),
+            }
+        }
+        self.load_balancers = in_scope;
     }
 
     /// Deep-reads within `scope` and classifies every load balancer.
@@ -195,6 +316,9 @@ impl PresencePhase {
         if !cycle.presence.complete {
             return cycle;
         }
+        cycle
+            .deep_failures
+            .extend(std::mem::take(&mut cycle.presence.scope_failures));
         let presence = &cycle.presence;
         let index = TargetGroupIndex::new(&presence.target_groups);
         let live_arns: HashSet<&str> = presence
@@ -388,6 +512,7 @@ impl Cycle {
                 report.summary.recorded = presence.records.len() as u64;
             }
         }
+        report.summary.out_of_scope = presence.outside.len() as u64;
         if presence.state_table_never_seen {
             report.error = Some(format!(
                 "state table {} does not exist in region {}; create it, or fix state_table of \

@@ -5,6 +5,7 @@
 //! delays another. The first shutdown signal lets every cycle in flight finish (each is bounded
 //! by `daemon.cycle_deadline`), starts no new one, and returns; `main` exits at once on a second.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use crate::enforce::Enforcer;
 use crate::guard::HighWater;
 use crate::http::{Status, router};
 use crate::ignore::IgnoreRules;
+use crate::node::Node;
 use crate::reader::{Items, Reader};
 use crate::record::RecordCache;
 use crate::report::GuardView;
@@ -175,6 +177,7 @@ pub async fn run(
             done: done_tx,
             limit: deep_limit(&config, &target),
             reader: Reader::new(&clients, config.aws.concurrency, (&config.records).into()),
+            scope: crate::scope::ScopeRules::new(&target.scope, &target.name).unwrap_or_default(),
             autoscaling: clients.autoscaling.clone(),
             snapshots: crate::recovery::store(&config, &clients),
             target,
@@ -278,6 +281,8 @@ struct TargetLoop {
     target: TargetConfig,
     config: Arc<Config>,
     ignore: Arc<IgnoreRules>,
+    /// The target's scope, compiled.
+    scope: crate::scope::ScopeRules,
     reader: Reader,
     autoscaling: AutoScaling,
     snapshots: crate::snapshot::Store,
@@ -299,7 +304,14 @@ struct LoopState {
     warned_no_control_table: bool,
     /// The content hash of the last snapshot, once read from the store.
     last_snapshot: Option<String>,
+    /// Tags of live load balancers without a record, by ARN, with when they were read (Unix
+    /// seconds), where tags decide the scope. Those with a record are always in scope.
+    scope_tags: HashMap<String, (Node, i64)>,
 }
+
+/// Tags read for the scope are read again after this long (a tag added to a load balancer
+/// without a record brings it into scope within it).
+const SCOPE_TAGS_MAX_AGE: i64 = 3600;
 
 /// How often a standby looks at its lease between the election task's rounds.
 const STANDBY_POLL: Duration = Duration::from_secs(1);
@@ -397,6 +409,7 @@ impl TargetLoop {
             high_water,
             warned_no_control_table,
             last_snapshot,
+            scope_tags,
             ..
         } = state;
         let work = async {
@@ -407,6 +420,26 @@ impl TargetLoop {
             };
             let mut presence =
                 read_presence(target, &self.reader, view.as_ref(), records, Items::Kept).await;
+            // Names the guard counts as missing, quarantines, or had a valid record for at the
+            // high-water mark stay in scope whatever the rules say.
+            let mut keep = view
+                .as_ref()
+                .map(|view| view.keep_in_scope.clone())
+                .unwrap_or_default();
+            if let Some(Some(mark)) = high_water.as_ref() {
+                keep.extend(mark.names.iter().cloned());
+            }
+            presence.apply_scope(
+                &target.name,
+                &self.scope,
+                |arn| {
+                    scope_tags
+                        .get(arn)
+                        .map(|(tags, _)| tags)
+                        .or_else(|| cache.tags(arn))
+                },
+                &keep,
+            );
             let mut guard_error = None;
             let control = match loaded {
                 Ok(Loaded::Item(mut item)) => {
@@ -455,6 +488,9 @@ impl TargetLoop {
             }
             // The items were kept for the snapshot alone: not held through the deep pass.
             presence.items = Vec::new();
+            if presence.complete && self.scope.needs_tags() {
+                self.read_scope_tags(&presence, scope_tags).await;
+            }
             let cycle = presence
                 .finish(
                     &self.reader,
@@ -549,6 +585,53 @@ impl TargetLoop {
             .after_presence(presence, control, mark)
             .await
             .map(|_| ())
+    }
+
+    /// Reads, ahead of the deep pass, the tags of the load balancers whose scope is pending,
+    /// then of those read longest ago (past [`SCOPE_TAGS_MAX_AGE`]), in one call of 20 at most
+    /// beyond the pending ones. Tags of load balancers no longer live are dropped.
+    async fn read_scope_tags(
+        &self,
+        presence: &crate::cycle::PresencePhase,
+        scope_tags: &mut HashMap<String, (Node, i64)>,
+    ) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let recorded = presence.record_names();
+        let live: Vec<&crate::live::LiveLoadBalancer> = presence
+            .load_balancers
+            .iter()
+            .chain(&presence.outside)
+            .chain(&presence.pending)
+            .collect();
+        let live_arns: std::collections::HashSet<&str> =
+            live.iter().map(|lb| lb.arn.as_str()).collect();
+        scope_tags.retain(|arn, _| live_arns.contains(arn.as_str()));
+        let mut stale: Vec<(i64, &crate::live::LiveLoadBalancer)> = live
+            .iter()
+            .filter(|lb| !recorded.contains(lb.name.as_str()))
+            .filter_map(|lb| {
+                scope_tags
+                    .get(&lb.arn)
+                    .filter(|(_, at)| now - at > SCOPE_TAGS_MAX_AGE)
+                    .map(|(_, at)| (*at, *lb))
+            })
+            .collect();
+        stale.sort_by_key(|(at, _)| *at);
+        let to_read: Vec<&crate::live::LiveLoadBalancer> = presence
+            .pending
+            .iter()
+            .chain(stale.into_iter().take(20).map(|(_, lb)| lb))
+            .collect();
+        if to_read.is_empty() {
+            return;
+        }
+        let (read, failures) = crate::cycle::read_scope_tags(&self.reader, &to_read).await;
+        for failure in failures {
+            tracing::warn!(target_name = %self.target.name, "{failure}; those load balancers stay pending and are read again next cycle");
+        }
+        for (arn, tags) in read {
+            scope_tags.insert(arn, (tags, now));
+        }
     }
 
     /// Reads the state table's protection once an hour and exports it.

@@ -16,6 +16,7 @@
 //! - [`live`]: the live side as plain data and its assembly into documents.
 //! - [`diff`]: the pure diff of a recorded and a live document.
 //! - [`ignore`]: `[[ignore]]` rules applied to changes.
+//! - [`scope`]: which live load balancers a target owns (`[targets.scope]`).
 //! - [`reconcile`]: matching records with load balancers and classifying each.
 //! - [`report`]: the report's JSON and table forms, and exit codes.
 //! - [`telemetry`]: metric names, and one function per event for its metrics and log line.
@@ -59,5 +60,6 @@ pub mod record;
 pub mod recovery;
 pub mod report;
 pub mod restore;
+pub mod scope;
 pub mod snapshot;
 pub mod telemetry;

@@ -81,6 +81,8 @@ pub struct Summary {
     pub missing_record: u64,
     pub missing_live: u64,
     pub invalid_record: u64,
+    /// Live load balancers outside the target's scope (`[targets.scope]`).
+    pub out_of_scope: u64,
 }
 
 impl Summary {
@@ -210,6 +212,13 @@ impl Report {
                 s.missing_live,
                 s.invalid_record
             );
+            if s.out_of_scope > 0 {
+                let _ = writeln!(
+                    out,
+                    "  {} live load balancer(s) outside the target's scope, not checked",
+                    s.out_of_scope
+                );
+            }
             let guard = match (&target.guard.paused, &target.guard.reason) {
                 (true, Some(reason)) => format!("PAUSED: {reason}"),
                 (true, None) => "PAUSED".to_string(),
@@ -328,7 +337,8 @@ mod tests {
             json!({"generated_at": "2026-01-01T00:00:00Z", "targets": [{
                 "target": "prod", "complete": true, "error": null,
                 "summary": {"live": 1, "recorded": 1, "in_sync": 0, "changed": 1,
-                            "missing_record": 0, "missing_live": 0, "invalid_record": 0},
+                            "missing_record": 0, "missing_live": 0, "invalid_record": 0,
+                            "out_of_scope": 0},
                 "load_balancers": [{"name": "web", "kind": "changed", "changes": [
                     {"path": "/scheme", "recorded": "internal", "live": "internet-facing"}]}],
                 "guard": {"paused": false, "reason": null}}]})

@@ -74,6 +74,7 @@ def test_an_in_sync_fleet_is_exit_0_with_an_empty_report(lbrecon, fleet):
             "missing_record": 0,
             "missing_live": 0,
             "invalid_record": 0,
+            "out_of_scope": 0,
         },
         "load_balancers": [],
         "guard": NO_CONTROL_TABLE,
@@ -109,6 +110,7 @@ def test_every_drift_kind(lbrecon, fleet):
         "missing_record": 2,
         "missing_live": 1,
         "invalid_record": 1,
+        "out_of_scope": 0,
     }
     assert [lb["name"] for lb in target["load_balancers"]] == ["changed", "corrupt", "no-record", "not-live", "unrecorded"]
     lbs = by_name(target)
