@@ -56,6 +56,11 @@ impl Dynamo {
         const OP: &str = "Scan";
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
+        // The error names the table it was for (SPEC 6).
+        let for_table = |mut err: AwsError| {
+            err.message = format!("{} (for state table {table})", err.message);
+            err
+        };
         loop {
             let out = self
                 .api
@@ -68,7 +73,8 @@ impl Dynamo {
                         .set_exclusive_start_key(start.clone())
                         .send()
                 })
-                .await?;
+                .await
+                .map_err(for_table)?;
             for item in out.items() {
                 items.push(each(from_sdk_item(item).map_err(|message| {
                     AwsError::unexpected(SERVICE, OP, format!("table {table}: {message}"))

@@ -476,7 +476,9 @@ def test_a_failed_presence_read_is_exit_1_and_reports_nothing_missing(lbrecon, f
     _, report = lbrecon.check_json(expect=1)
     target = only_target(report)
     assert target["complete"] is False
-    assert operation in target["error"]
+    assert target["error"].startswith(f"{operation} failed: "), target["error"]
+    if operation == "Scan":
+        assert target["error"].endswith("(for state table lb-state)"), target["error"]
     assert target["load_balancers"] == []
     for kind_name in ("in_sync", "changed", "missing_record", "missing_live", "invalid_record"):
         assert target["summary"][kind_name] == 0
