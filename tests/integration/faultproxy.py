@@ -201,7 +201,7 @@ class FaultProxy:
         self.requests = []
         self.faults = []
         self.hooks = []
-        self.refused_items = set()
+        self.refused_items = {}
         self.lock = threading.Lock()
         proxy = self
 
@@ -234,26 +234,47 @@ class FaultProxy:
         with self.lock:
             self.faults.append(Fault(operation, kind, times, after, delay))
 
-    def refuse_item(self, name):
-        """Every `TransactWriteItems` that would put an item of this `name` is refused as a
-        whole with a `ValidationException`, as DynamoDB refuses one for an item too large:
-        the answer does not say which item."""
+    def refuse_item(self, name, whole=True):
+        """Every `TransactWriteItems` that would put an item of this `name` is refused: `whole`,
+        with a `ValidationException` for the whole call, as DynamoDB refuses one for an item too
+        large (the answer does not say which item); else cancelled, that item's reason
+        `ValidationError` and the others' `None`."""
         with self.lock:
-            self.refused_items.add(name)
+            self.refused_items[name] = whole
 
-    def _refused(self, service, operation, body):
+    def _refusal(self, service, operation, body):
+        """The answer to a transaction that puts a refused item, or None."""
         if service != "dynamodb" or operation != "TransactWriteItems" or not self.refused_items:
-            return False
+            return None
         try:
             request = json.loads(body)
         except ValueError:
-            return False
-        names = {
+            return None
+        names = [
             item.get("Put", {}).get("Item", {}).get("name", {}).get("S")
             for item in request.get("TransactItems", [])
-        }
+        ]
         with self.lock:
-            return bool(names & self.refused_items)
+            refused = {name: self.refused_items[name] for name in names if name in self.refused_items}
+        if not refused:
+            return None
+        if any(refused.values()):
+            return 400, "application/x-amz-json-1.0", (
+                b'{"__type":"com.amazon.coral.validate#ValidationException",'
+                b'"message":"Item size has exceeded the maximum allowed size"}'
+            )
+        reasons = [
+            {"Code": "ValidationError", "Message": "One or more parameter values were invalid"}
+            if name in refused
+            else {"Code": "None"}
+            for name in names
+        ]
+        codes = ", ".join(reason["Code"] for reason in reasons)
+        return 400, "application/x-amz-json-1.0", json.dumps({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]",
+            "CancellationReasons": reasons,
+        }).encode()
 
     def before(self, operation, action):
         """Runs `action()` once, before the first request of `operation` is answered (a
@@ -447,11 +468,9 @@ class FaultProxy:
             self.hooks = [hook for hook in self.hooks if hook[0] != operation]
         for _, action in due:
             action()
-        if self._refused(service, operation, body):
-            self._answer(request, (400, "application/x-amz-json-1.0", (
-                b'{"__type":"com.amazon.coral.validate#ValidationException",'
-                b'"message":"Item size has exceeded the maximum allowed size"}'
-            )))
+        refusal = self._refusal(service, operation, body)
+        if refusal is not None:
+            self._answer(request, refusal)
             return
         fault = self._fault_for(operation)
         if fault is not None:

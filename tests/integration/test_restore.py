@@ -284,6 +284,26 @@ def test_a_chunk_refused_for_one_item_writes_the_others(lbrecon, fleet, daemons,
     assert items == {f"web-{i}" for i in range(8)} - {"web-4"}
 
 
+def test_an_item_cancelled_for_itself_fails_alone(lbrecon, fleet, daemons, store, proxy):
+    daemon = run_daemon(lbrecon, daemons, store)
+    wait_for(lambda: len(listed(lbrecon)) >= 1, what="a snapshot")
+    daemon.stop()
+    for name in ("web-1", "web-2", "web-3"):
+        fleet.delete_record("lb-state", name)
+    # The transaction is cancelled, web-2's reason its own (not a failed condition).
+    proxy.refuse_item("web-2", whole=False)
+    lbrecon.endpoint = proxy.endpoint
+    result = lbrecon.run("restore", "--target", "prod-use1", "--snapshot", listed(lbrecon)[-1]["id"], "--approve", "CHG-10")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "wrote 2 record(s)" in result.stdout, result.stdout
+    assert "web-2: FAILED: ValidationError: One or more parameter values were invalid" in result.stdout
+    assert "someone else" not in result.stdout
+    # Refused once, not tried again; the others once more, without it.
+    assert proxy.operations()[("dynamodb", "TransactWriteItems")] == 2
+    items = {item["name"]["S"] for item in table_items(fleet, "lb-state")}
+    assert items == {f"web-{i}" for i in range(8)} - {"web-2"}
+
+
 def test_a_write_that_landed_though_its_answer_was_lost_is_not_someone_elses(lbrecon, fleet, daemons, store, proxy):
     daemon = run_daemon(lbrecon, daemons, store)
     wait_for(lambda: len(listed(lbrecon)) >= 1, what="a snapshot")
