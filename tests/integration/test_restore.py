@@ -347,3 +347,30 @@ def test_adopt_after_two_snapshots_leaves_lost_records_to_restore(lbrecon, fleet
     items = {item["name"]["S"]: item for item in table_items(fleet, "lb-state")}
     assert item_without_approval(items["web-5"])["config"]["M"]["name"]["S"] == "web-5"
     assert "lbrecon_adopted" not in items["web-5"]
+
+
+def test_adopt_writes_a_gateway_load_balancer_with_its_listener(lbrecon, moto, tmp_path):
+    from faultproxy import FaultProxy
+
+    fleet = Fleet(moto.endpoint)
+    fleet.gwlb("gw-0")
+    fleet.nlb("db-0")
+    create_state_table(fleet.endpoint, fleet.region, "lb-state")
+    # Through AWS's answers: DescribeRules on a gateway listener is ListenerNotFound there.
+    faithful = FaultProxy(moto.endpoint, faithful=True)
+    try:
+        lbrecon.endpoint = faithful.endpoint
+        lbrecon.write_config(daemon_config(free_port(), snapshots=f'dir = "{tmp_path / "snaps"}"'))
+        done = lbrecon.run("adopt", "--target", "prod-use1", "--all", "--approve", "CHG-11")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "wrote 2 record(s)" in done.stdout
+        items = {item["name"]["S"]: item for item in table_items(fleet, "lb-state")}
+        listeners = items["gw-0"]["config"]["M"]["listeners"]["L"]
+        assert len(listeners) == 1
+        actions = listeners[0]["M"]["default_actions"]["L"]
+        assert actions[0]["M"]["target_group"]["S"] == "gw-0-geneve"
+        code, report = lbrecon.check_json()
+        assert code == 0, report
+        assert report["targets"][0]["summary"]["in_sync"] == 2
+    finally:
+        faithful.stop()
