@@ -86,7 +86,9 @@ def test_the_deep_check_age_keeps_growing_while_the_scan_fails(faithful, fleet, 
     assert ages[-1] >= 3, ages
 
     proxy.clear()
-    wait_for(
-        lambda: (metric(daemon.metrics()[0], "lbrecon_deep_check_age_seconds", **T) or 99) <= 2,
-        what="the age back down after a complete cycle",
-    )
+
+    def recovered():
+        age = metric(daemon.metrics()[0], "lbrecon_deep_check_age_seconds", **T)
+        return age is not None and age <= 2
+
+    wait_for(recovered, what="the age back down after a complete cycle")
