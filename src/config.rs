@@ -472,21 +472,37 @@ impl Config {
         Config::parse(&text, path)
     }
 
-    /// Parses and validates config text; `path` only names the file in errors.
+    /// Parses and validates config text; `path` only names the file in errors. Every problem
+    /// is reported at once: unknown keys, wrong types and bad values (each with its key), then
+    /// the semantic checks of [`Config::problems`].
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
+        let read = read_document::<Config>(text).map_err(|err| ConfigError::Parse {
             path: path.to_path_buf(),
             message: err.to_string().trim_end().to_string(),
         })?;
-        let problems = config.problems();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                problems,
-            })
+        let mut problems = read.problems;
+        match read.value {
+            Some(config) if problems.is_empty() => {
+                let semantic = config.problems();
+                if semantic.is_empty() {
+                    return Ok(config);
+                }
+                problems = semantic;
+            }
+            // With a list element set aside, later elements moved up: the semantic problems of
+            // that list would name the wrong index, so they wait for the next run.
+            Some(config) => problems.extend(config.problems().into_iter().filter(|problem| {
+                !read
+                    .removed_from_lists
+                    .iter()
+                    .any(|list| problem.starts_with(list.as_str()))
+            })),
+            None => {}
         }
+        Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
     }
 
     /// Every semantic problem of a parsed config, each naming its key.
@@ -721,6 +737,214 @@ impl Config {
     }
 }
 
+/// What [`read_document`] made of a TOML document.
+#[derive(Debug)]
+pub struct DocumentRead<T> {
+    /// The document read with every problem set aside (`None` when one could not be).
+    pub value: Option<T>,
+    /// Every problem found, each as `key: what is wrong`.
+    pub problems: Vec<String>,
+    /// The lists (`targets`, `guard.pausers`) a problem set a whole element aside from.
+    pub removed_from_lists: Vec<String>,
+}
+
+/// Reads a TOML document into `T`, collecting every problem the deserializer finds (unknown
+/// keys, wrong types, bad values, missing keys), each with its key, instead of stopping at the
+/// first: serde stops at one, so each one found is set aside (its key taken out of the document,
+/// or for a missing key the table that lacks it) and the document read again. Only a syntax
+/// error, which leaves no document to read, is an `Err`.
+///
+/// Nothing here knows the config's keys: what is allowed is what `T` deserializes, so a key
+/// added to `T` needs no change here.
+pub fn read_document<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<DocumentRead<T>, toml::de::Error> {
+    use toml::de::{DeTable, Deserializer};
+
+    let original = DeTable::parse(text)?;
+    let mut working = original.clone();
+    let mut read = DocumentRead {
+        value: None,
+        problems: Vec::new(),
+        removed_from_lists: Vec::new(),
+    };
+    let mut named: Vec<String> = Vec::new();
+    // Each round sets one problem aside; a document has fewer problems than bytes.
+    for _ in 0..=text.len() {
+        let err = match T::deserialize(Deserializer::from(working.clone())) {
+            Ok(value) => {
+                read.value = Some(value);
+                return Ok(read);
+            }
+            Err(err) => err,
+        };
+        let message = err.message().trim_end().to_string();
+        let Some(span) = err.span() else {
+            read.problems.push(message);
+            return Ok(read);
+        };
+        let located = locate(original.get_ref(), &span);
+        let key = key_path(&located);
+        // A missing key where an earlier problem took one out says nothing new.
+        let inside = |earlier: &String| {
+            key.is_empty()
+                || earlier.starts_with(&format!("{key}."))
+                || earlier.starts_with(&format!("{key}["))
+        };
+        let consequence = message.starts_with("missing field") && named.iter().any(inside);
+        if !consequence {
+            read.problems.push(if key.is_empty() {
+                message
+            } else {
+                format!("{key}: {message}")
+            });
+            named.push(key);
+        }
+        let path = locate(working.get_ref(), &span);
+        if path.is_empty() || !remove(working.get_mut(), &path) {
+            return Ok(read);
+        }
+        if let Some((Step::Index(_), list)) = located.split_last() {
+            read.removed_from_lists.push(key_path(list));
+        }
+    }
+    Ok(read)
+}
+
+/// One step down a TOML document: a table's key or a list's index.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn covers(outer: &std::ops::Range<usize>, inner: &std::ops::Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end
+}
+
+/// The path to the key or value the error at `span` is about: of every key and value of the
+/// document whose text holds `span`, the one of the shortest text (the deeper one on a tie).
+/// Every part of the document is looked at: a table's own span need not hold its keys (a
+/// `[table]` header's span is the header's).
+fn locate(table: &toml::de::DeTable<'_>, span: &std::ops::Range<usize>) -> Vec<Step> {
+    let mut best: Option<(usize, Vec<Step>)> = None;
+    let mut path = Vec::new();
+    visit_table(table, span, &mut path, &mut best);
+    best.map(|(_, path)| path).unwrap_or_default()
+}
+
+/// Keeps `path` as the best candidate so far when `candidate` holds `span` more tightly.
+fn consider(
+    candidate: &std::ops::Range<usize>,
+    span: &std::ops::Range<usize>,
+    path: &[Step],
+    best: &mut Option<(usize, Vec<Step>)>,
+) {
+    if !covers(candidate, span) {
+        return;
+    }
+    let length = candidate.end - candidate.start;
+    let better = match best {
+        None => true,
+        Some((best_length, best_path)) => {
+            length < *best_length || (length == *best_length && path.len() > best_path.len())
+        }
+    };
+    if better {
+        *best = Some((length, path.to_vec()));
+    }
+}
+
+fn visit_table(
+    table: &toml::de::DeTable<'_>,
+    span: &std::ops::Range<usize>,
+    path: &mut Vec<Step>,
+    best: &mut Option<(usize, Vec<Step>)>,
+) {
+    for (key, value) in table.iter() {
+        path.push(Step::Key(key.get_ref().to_string()));
+        consider(&key.span(), span, path, best);
+        consider(&value.span(), span, path, best);
+        visit_value(value.get_ref(), span, path, best);
+        path.pop();
+    }
+}
+
+fn visit_value(
+    value: &toml::de::DeValue<'_>,
+    span: &std::ops::Range<usize>,
+    path: &mut Vec<Step>,
+    best: &mut Option<(usize, Vec<Step>)>,
+) {
+    match value {
+        toml::de::DeValue::Table(table) => visit_table(table, span, path, best),
+        toml::de::DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(Step::Index(i));
+                consider(&item.span(), span, path, best);
+                visit_value(item.get_ref(), span, path, best);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `targets[0].region`.
+fn key_path(path: &[Step]) -> String {
+    let mut text = String::new();
+    for step in path {
+        match step {
+            Step::Key(key) if text.is_empty() => text.push_str(key),
+            Step::Key(key) => {
+                text.push('.');
+                text.push_str(key);
+            }
+            Step::Index(i) => text.push_str(&format!("[{i}]")),
+        }
+    }
+    text
+}
+
+/// Takes what `path` leads to out of the document; false when it is not there.
+fn remove(table: &mut toml::de::DeTable<'_>, path: &[Step]) -> bool {
+    let Some((Step::Key(key), rest)) = path.split_first() else {
+        return false;
+    };
+    if rest.is_empty() {
+        return table.remove(key.as_str()).is_some();
+    }
+    table
+        .get_mut(key.as_str())
+        .is_some_and(|value| remove_in_value(value.get_mut(), rest))
+}
+
+fn remove_in_value(value: &mut toml::de::DeValue<'_>, path: &[Step]) -> bool {
+    match (value, path.split_first()) {
+        (toml::de::DeValue::Table(table), Some((Step::Key(_), _))) => remove(table, path),
+        (toml::de::DeValue::Array(items), Some((Step::Index(i), rest))) => {
+            if rest.is_empty() {
+                if *i >= items.len() {
+                    return false;
+                }
+                let mut kept = toml::de::DeArray::new();
+                for (j, item) in items.iter().enumerate() {
+                    if j != *i {
+                        kept.push(item.clone());
+                    }
+                }
+                *items = kept;
+                true
+            } else {
+                items
+                    .get_mut(*i)
+                    .is_some_and(|item| remove_in_value(item.get_mut(), rest))
+            }
+        }
+        _ => false,
+    }
+}
+
 /// The Auto Scaling processes a pauser may suspend.
 pub const AUTOSCALING_PROCESSES: &[&str] = &[
     "Launch",
@@ -935,6 +1159,75 @@ paths = ["/tags/[", "/ok"]
             parse(&example).unwrap().records.required,
             ["type", "listeners"]
         );
+    }
+
+    #[test]
+    fn every_structural_problem_is_listed_with_its_key_not_only_the_first() {
+        let text = r#"
+[daemon]
+interval = "soon"
+speed = 1
+[[targets]]
+name = "a"
+region = "us-east-1"
+state_table = "lb-state"
+control_table = "lb-ctl"
+colour = "red"
+[guard]
+min_missing = "one"
+max_missing_ratio = 2.0
+[[guard.pausers]]
+type = "email"
+"#;
+        let err = parse(text).unwrap_err();
+        let ConfigError::Invalid { problems, .. } = &err else {
+            panic!("expected an invalid config, got {err}");
+        };
+        let joined = problems.join("\n");
+        for (key, what) in [
+            ("daemon.interval", "not a duration"),
+            ("daemon.speed", "unknown field"),
+            ("targets[0].colour", "unknown field"),
+            ("guard.min_missing", "invalid type"),
+            ("guard.pausers[0].type", "unknown variant"),
+            // A semantic problem is listed beside them.
+            ("guard.max_missing_ratio", ""),
+        ] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(&format!("{key}: ")) && p.contains(what)),
+                "{key} ({what}) not named in:\n{joined}"
+            );
+        }
+        assert_eq!(problems.len(), 6, "{joined}");
+        assert_eq!(err.kind(), "invalid");
+    }
+
+    #[test]
+    fn a_missing_key_is_named_once_and_a_syntax_error_stops_there() {
+        // The wrong type takes `region` out; the missing key that leaves is not listed again.
+        let text = MINIMAL.replace("region = \"us-east-1\"", "region = 5");
+        let ConfigError::Invalid { problems, .. } = parse(&text).unwrap_err() else {
+            panic!("expected an invalid config");
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("targets[0].region: invalid type"),
+            "{problems:?}"
+        );
+
+        let text = MINIMAL.replace("region = \"us-east-1\"\n", "");
+        let ConfigError::Invalid { problems, .. } = parse(&text).unwrap_err() else {
+            panic!("expected an invalid config");
+        };
+        assert_eq!(
+            problems,
+            vec!["targets[0]: missing field `region`".to_string()]
+        );
+
+        let err = parse("[daemon\ninterval = 1").unwrap_err();
+        assert_eq!(err.kind(), "parse", "{err}");
     }
 
     #[test]

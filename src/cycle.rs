@@ -15,7 +15,7 @@ use crate::ignore::IgnoreRules;
 use crate::item::StoredItem;
 use crate::live::{DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
 use crate::node::Node;
-use crate::reader::{DeepOutcome, DeepPlan, Items, Reader};
+use crate::reader::{DeepOutcome, DeepPlan, Items, Reader, Tagged};
 use crate::reconcile::{LiveDocument, LiveEntry, Reconciled, classify, reconcile};
 use crate::record::{Record, RecordCache};
 use crate::report::{GuardView, Summary, TargetReport, exit};
@@ -34,6 +34,9 @@ pub enum DeepScope {
 #[derive(Debug)]
 pub struct DeepCache {
     entries: HashMap<String, (DeepState, i64)>,
+    /// When each live load balancer was last deep-read in full (Unix seconds), kept while later
+    /// reads fail: the deep-check age grows from it (SPEC 10).
+    read_at: HashMap<String, i64>,
     /// Whether reads are kept for the next cycle (the daemon), or dropped once compared (a
     /// one-shot command, which has no next cycle).
     keeps: bool,
@@ -43,6 +46,7 @@ impl Default for DeepCache {
     fn default() -> Self {
         DeepCache {
             entries: HashMap::new(),
+            read_at: HashMap::new(),
             keeps: true,
         }
     }
@@ -110,6 +114,12 @@ pub struct Cycle {
     pub deep_unchecked: usize,
     /// The oldest deep check among live load balancers with a valid record (Unix seconds).
     pub oldest_deep_check: Option<i64>,
+    /// The oldest successful deep read among live load balancers with a valid record (Unix
+    /// seconds), a failed read since not counted: what the deep-check age counts from. `None`
+    /// when there is none to read; see also `deep_never_read`.
+    pub oldest_deep_read: Option<i64>,
+    /// Some live load balancer with a valid record has never been deep-read in full.
+    pub deep_never_read: bool,
     /// Deep reads made this cycle.
     pub deep_read: usize,
     /// When each live load balancer with a valid record was last deep-checked (Unix seconds),
@@ -218,8 +228,10 @@ pub async fn read_scoped_presence(
     presence
 }
 
-/// Reads the tags of `load_balancers` (20 ARNs a call), for the scope. A call that fails
-/// leaves its load balancers unknown (pending), with one failure line each call.
+/// Reads the tags of `load_balancers` (20 ARNs a call), for the scope. A NotFound batch is
+/// narrowed as the deep pass's are; a load balancer deleted in between is left out (nothing to
+/// judge). A call that fails leaves its load balancers unknown (pending), with one failure line
+/// each.
 pub async fn read_scope_tags(
     reader: &Reader,
     load_balancers: &[&LiveLoadBalancer],
@@ -227,21 +239,22 @@ pub async fn read_scope_tags(
     let mut tags = HashMap::new();
     let mut failures = Vec::new();
     let arns: Vec<String> = load_balancers.iter().map(|lb| lb.arn.clone()).collect();
-    for chunk in arns.chunks(20) {
-        match reader.elb.tags(chunk).await {
-            Ok(read) => {
-                for arn in chunk {
-                    // A resource without tags may be left out of the answer.
-                    let map = read
-                        .get(arn)
-                        .cloned()
-                        .unwrap_or_else(|| Node::sorted_map(Vec::new()));
-                    tags.insert(arn.clone(), map);
+    for chunk in arns.chunks(crate::aws::elb::TAGS_PER_CALL) {
+        let answers = crate::reader::narrow_tags(chunk.to_vec(), |batch, again| async move {
+            reader.elb.tags(&batch, again).await
+        })
+        .await;
+        for (arn, answer) in answers {
+            match answer {
+                Ok(Tagged::Tags(map)) => {
+                    tags.insert(arn, map);
                 }
+                Ok(Tagged::Gone) => {}
+                Err(err) => failures.push(format!("reading tags for the scope: {err}")),
             }
-            Err(err) => failures.push(format!("reading tags for the scope: {err}")),
         }
     }
+    failures.dedup();
     (tags, failures)
 }
 
@@ -310,6 +323,8 @@ impl PresencePhase {
             reconciled: None,
             deep_unchecked: 0,
             oldest_deep_check: None,
+            oldest_deep_read: None,
+            deep_never_read: false,
             deep_checked: BTreeMap::new(),
             deep_read: 0,
         };
@@ -328,6 +343,9 @@ impl PresencePhase {
             .collect();
         cache
             .entries
+            .retain(|arn, _| live_arns.contains(arn.as_str()));
+        cache
+            .read_at
             .retain(|arn, _| live_arns.contains(arn.as_str()));
         let mut plans = deep_plans(&presence.load_balancers, &presence.records, &index);
         let with_record: HashSet<&str> = plans
@@ -367,10 +385,14 @@ impl PresencePhase {
                         // record, if any, is compared with nothing below).
                         gone.insert(&lb.arn);
                         cache.entries.remove(&lb.arn);
+                        cache.read_at.remove(&lb.arn);
                         return;
                     }
                     DeepOutcome::Read(state) => {
                         cache.entries.insert(lb.arn.clone(), (state, now));
+                        if cache.keeps {
+                            cache.read_at.insert(lb.arn.clone(), now);
+                        }
                     }
                     DeepOutcome::Failed(failure) => {
                         cycle.deep_failures.push(failure.to_string());
@@ -380,6 +402,7 @@ impl PresencePhase {
                 }
                 let cached = cache.entries.get(&lb.arn);
                 deep.note(&lb.name, cached.map(|(_, at)| *at));
+                deep.note_read(cache.read_at.get(&lb.arn).copied());
                 let live = live_entry(lb, &index, cached, true);
                 entries.push(classify(
                     &lb.name,
@@ -405,6 +428,7 @@ impl PresencePhase {
             let cached = cache.entries.get(&lb.arn);
             if has_record {
                 deep.note(&lb.name, cached.map(|(_, at)| *at));
+                deep.note_read(cache.read_at.get(&lb.arn).copied());
             }
             rest_live.push(live_entry(lb, &index, cached, has_record));
         }
@@ -420,6 +444,8 @@ impl PresencePhase {
         cycle.deep_checked = deep.checked;
         cycle.deep_unchecked = deep.unchecked;
         cycle.oldest_deep_check = deep.oldest;
+        cycle.oldest_deep_read = deep.oldest_read;
+        cycle.deep_never_read = deep.never_read;
         cycle.deep_failures.sort();
         cycle
             .presence
@@ -461,6 +487,8 @@ struct DeepTally {
     checked: BTreeMap<String, Option<i64>>,
     unchecked: usize,
     oldest: Option<i64>,
+    oldest_read: Option<i64>,
+    never_read: bool,
 }
 
 impl DeepTally {
@@ -471,12 +499,57 @@ impl DeepTally {
             None => self.unchecked += 1,
         }
     }
+
+    /// When a load balancer was last deep-read in full, failed reads since not counted.
+    fn note_read(&mut self, at: Option<i64>) {
+        match at {
+            Some(at) => {
+                self.oldest_read = Some(self.oldest_read.map_or(at, |oldest| oldest.min(at)))
+            }
+            None => self.never_read = true,
+        }
+    }
+}
+
+/// What a cycle says of its deep reads, for the deep-check age: whether some live load
+/// balancer with a record was never deep-read in full, and the oldest full read among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeepReadAge {
+    pub never_read: bool,
+    pub oldest_read: Option<i64>,
+}
+
+/// When the deep-check age counts from (Unix seconds), after a cycle (SPEC 10). `read`: what a
+/// complete cycle said (`None` for an incomplete one). The oldest successful deep read of a
+/// live load balancer with a record, or `started` (the daemon's start) while one has never
+/// been read; `now` when there is nothing to read. An incomplete cycle says nothing new: the
+/// age keeps counting from `previous` (or from `started`), so it grows while cycles fail.
+pub fn deep_age_since(
+    read: Option<DeepReadAge>,
+    previous: Option<i64>,
+    started: i64,
+    now: i64,
+) -> i64 {
+    match read {
+        None => previous.unwrap_or(started),
+        Some(read) if read.never_read => started,
+        Some(read) => read.oldest_read.unwrap_or(now),
+    }
 }
 
 impl Cycle {
     /// The presence pass succeeded in full.
     pub fn complete(&self) -> bool {
         self.presence.complete
+    }
+
+    /// What this cycle says of its deep reads, for the deep-check age; `None` when it was
+    /// incomplete (it read nothing deep).
+    pub fn deep_read_age(&self) -> Option<DeepReadAge> {
+        self.complete().then_some(DeepReadAge {
+            never_read: self.deep_never_read,
+            oldest_read: self.oldest_deep_read,
+        })
     }
 
     /// The report of this cycle. `complete` follows `check`'s rule (every read succeeded) when
@@ -558,4 +631,49 @@ pub fn deep_plans<'a>(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STARTED: i64 = 1_000;
+
+    #[test]
+    fn the_deep_check_age_keeps_growing_while_cycles_fail() {
+        let read = DeepReadAge {
+            never_read: false,
+            oldest_read: Some(1_100),
+        };
+        // A complete cycle: from the oldest full read.
+        let since = deep_age_since(Some(read), None, STARTED, 1_200);
+        assert_eq!(since, 1_100);
+        // Incomplete cycles after it: still from that read, so the age (now - since) grows.
+        let since = deep_age_since(None, Some(since), STARTED, 1_300);
+        assert_eq!(since, 1_100);
+        assert_eq!(deep_age_since(None, Some(since), STARTED, 1_400), 1_100);
+    }
+
+    #[test]
+    fn a_load_balancer_never_read_ages_from_the_daemons_start() {
+        // The first cycles fail: from the start, exported all the same.
+        assert_eq!(deep_age_since(None, None, STARTED, 1_050), STARTED);
+        let never = DeepReadAge {
+            never_read: true,
+            oldest_read: Some(1_100),
+        };
+        assert_eq!(deep_age_since(Some(never), None, STARTED, 1_200), STARTED);
+    }
+
+    #[test]
+    fn nothing_to_read_is_an_age_of_zero() {
+        let nothing = DeepReadAge {
+            never_read: false,
+            oldest_read: None,
+        };
+        assert_eq!(
+            deep_age_since(Some(nothing), Some(900), STARTED, 1_200),
+            1_200
+        );
+    }
 }

@@ -307,6 +307,8 @@ struct LoopState {
     /// Tags of live load balancers without a record, by ARN, with when they were read (Unix
     /// seconds), where tags decide the scope. Those with a record are always in scope.
     scope_tags: HashMap<String, (Node, i64)>,
+    /// When the deep-check age counts from (Unix seconds), as of the last complete cycle.
+    deep_age_since: Option<i64>,
 }
 
 /// Tags read for the scope are read again after this long (a tag added to a load balancer
@@ -518,7 +520,8 @@ impl TargetLoop {
                 deep_checked_at: None,
                 exit_code: crate::report::exit::ERROR,
             };
-            self.finish(report, false, started, 0, None, &mut state.series);
+            let deep_age = self.deep_age(None, state);
+            self.finish(report, false, started, 0, deep_age, &mut state.series);
             return;
         };
         let guard = match (&control, &guard_error) {
@@ -545,15 +548,7 @@ impl TargetLoop {
             report.complete = false;
             report.error = Some(format!("control table {}: {err}", target.control_table));
         }
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let deep_age = if cycle.deep_unchecked > 0 {
-            Some(self.started.elapsed().as_secs_f64())
-        } else {
-            cycle
-                .oldest_deep_check
-                .map(|at| (now - at).max(0) as f64)
-                .or(Some(0.0))
-        };
+        let deep_age = self.deep_age(Some(&cycle), state);
         self.finish(
             report,
             complete,
@@ -562,6 +557,17 @@ impl TargetLoop {
             deep_age,
             &mut state.series,
         );
+    }
+
+    /// The deep-check age after a cycle (`None`: it did not finish), in seconds; it keeps
+    /// growing while cycles are incomplete.
+    fn deep_age(&self, cycle: Option<&crate::cycle::Cycle>, state: &mut LoopState) -> Option<f64> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let started = now - self.started.elapsed().as_secs() as i64;
+        let read = cycle.and_then(crate::cycle::Cycle::deep_read_age);
+        let since = crate::cycle::deep_age_since(read, state.deep_age_since, started, now);
+        state.deep_age_since = Some(since);
+        Some((now - since).max(0) as f64)
     }
 
     async fn guard(

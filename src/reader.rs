@@ -17,9 +17,76 @@ use crate::item::StoredItem;
 use crate::node::Node;
 use crate::record::{Record, RecordCache, RecordRules};
 
-/// One `DescribeTags` call: the ARNs asked for, and the tags (a map) by ARN.
-type TagsRead = (Vec<String>, Result<BTreeMap<String, Node>, AwsError>);
 use crate::live::{DeepState, ListenerState, LiveLoadBalancer, LiveTargetGroup, TargetGroupState};
+
+/// What `DescribeTags` said of one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tagged<T> {
+    /// Its tags (a map).
+    Tags(T),
+    /// It does not exist any more: deleted since the presence pass listed it.
+    Gone,
+}
+
+/// The answer for one ARN of a `DescribeTags` batch.
+type TagAnswer<T> = (String, Result<Tagged<T>, AwsError>);
+
+/// Asks `ask` for the tags of `arns` (one batch) and narrows a NotFound answer until the gone
+/// ARNs are known and the others are read (SPEC 2).
+///
+/// AWS fails a whole `DescribeTags` call with `LoadBalancerNotFound` or `TargetGroupNotFound`
+/// when any one of its ARNs is gone, so one deleted resource would otherwise fail its 19
+/// neighbours. The ARNs the error message names are taken as gone and the rest asked again; a
+/// message that names none of them is narrowed by halves. `ask` gets the ARNs and whether the
+/// call asks again (counted as a retry, apart from the full read's calls). A resource the
+/// answer leaves out has no tags.
+pub async fn narrow_tags<T, F, Fut>(arns: Vec<String>, mut ask: F) -> Vec<TagAnswer<T>>
+where
+    T: Default,
+    F: FnMut(Vec<String>, bool) -> Fut,
+    Fut: std::future::Future<Output = Result<BTreeMap<String, T>, AwsError>>,
+{
+    let mut answers = Vec::with_capacity(arns.len());
+    let mut queue: Vec<(Vec<String>, bool)> = vec![(arns, false)];
+    while let Some((batch, again)) = queue.pop() {
+        if batch.is_empty() {
+            continue;
+        }
+        match ask(batch.clone(), again).await {
+            Ok(mut found) => answers.extend(batch.into_iter().map(|arn| {
+                let tags = found.remove(&arn).unwrap_or_default();
+                (arn, Ok(Tagged::Tags(tags)))
+            })),
+            Err(err) if err.is_not_found() && batch.len() == 1 => {
+                answers.extend(batch.into_iter().map(|arn| (arn, Ok(Tagged::Gone))));
+            }
+            Err(err) if err.is_not_found() => {
+                let (named, rest): (Vec<String>, Vec<String>) = batch
+                    .into_iter()
+                    .partition(|arn| names_arn(&err.message, arn));
+                if named.is_empty() {
+                    let mut first = rest;
+                    let second = first.split_off(first.len() / 2);
+                    queue.push((second, true));
+                    queue.push((first, true));
+                } else {
+                    answers.extend(named.into_iter().map(|arn| (arn, Ok(Tagged::Gone))));
+                    queue.push((rest, true));
+                }
+            }
+            Err(err) => answers.extend(batch.into_iter().map(|arn| (arn, Err(err.clone())))),
+        }
+    }
+    answers
+}
+
+/// Whether `message` names `arn` whole (not as the start of a longer ARN).
+fn names_arn(message: &str, arn: &str) -> bool {
+    message.match_indices(arn).any(|(at, _)| {
+        !message[at + arn.len()..]
+            .starts_with(|c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'))
+    })
+}
 
 /// One item of the state table as the presence pass keeps it: read as a record, and verbatim
 /// as JSON for a snapshot or a restore where [`Items::Kept`]. Converted as each page arrives,
@@ -239,29 +306,17 @@ impl Reader {
                 .chunks(TAGS_PER_CALL)
                 .map(|chunk| chunk.iter().map(|arn| arn.to_string()).collect())
                 .collect();
-            let tag_reads: Vec<TagsRead> = stream::iter(chunks)
-                .map(|chunk| async move {
-                    let result = self.elb.tags(&chunk).await;
-                    (chunk, result)
+            let tag_reads: Vec<Vec<TagAnswer<Node>>> = stream::iter(chunks)
+                .map(|chunk| {
+                    narrow_tags(chunk, |arns, again| async move {
+                        self.elb.tags(&arns, again).await
+                    })
                 })
                 .buffer_unordered(concurrency)
                 .collect()
                 .await;
-            for (chunk, result) in tag_reads {
-                match result {
-                    Ok(mut found) => {
-                        for arn in chunk {
-                            // A resource without tags may be left out of the answer.
-                            let map = found.remove(&arn).unwrap_or_default();
-                            tags.insert(uses_of(&arn), &arn, Ok(map));
-                        }
-                    }
-                    Err(err) => {
-                        for arn in chunk {
-                            tags.insert(uses_of(&arn), &arn, Err(err.clone()));
-                        }
-                    }
-                }
+            for (arn, answer) in tag_reads.into_iter().flatten() {
+                tags.insert(uses_of(&arn), &arn, answer);
             }
 
             waiting.extend(reads);
@@ -311,17 +366,24 @@ impl Reader {
             Err(err) if err.is_not_found() => return Ok(LoadBalancerRead::Gone),
             Err(err) => return Err(fail(err)),
         };
+        // A gateway load balancer's listener has no rules: AWS answers `DescribeRules` on one
+        // with ListenerNotFound, which would read as a deleted listener (SPEC 2).
+        let gateway = lb.fields.get("type").and_then(Node::as_str) == Some("gateway");
         let mut states = Vec::with_capacity(listeners.len());
         for listener in listeners {
             let key = match listener.fields.get("port") {
                 Some(port) if !port.is_null() => port.to_value().to_string(),
                 _ => crate::document::GATEWAY_LISTENER_KEY.to_string(),
             };
-            let rules = match self.elb.rules(&listener.arn).await {
-                Ok(rules) => rules,
-                // Deleted since it was listed: it is not live any more.
-                Err(err) if err.is_not_found() => continue,
-                Err(err) => return Err(fail(err)),
+            let rules = if gateway {
+                Vec::new()
+            } else {
+                match self.elb.rules(&listener.arn).await {
+                    Ok(rules) => rules,
+                    // Deleted since it was listed: it is not live any more.
+                    Err(err) if err.is_not_found() => continue,
+                    Err(err) => return Err(fail(err)),
+                }
             };
             let additional_certificates = if plan.additional_certificates.contains(&key) {
                 match self.elb.additional_certificates(&listener.arn).await {
@@ -396,13 +458,13 @@ fn combine(
     attributes: Node,
     listeners: Vec<ListenerState>,
     groups: &mut Shared<Result<GroupRead, DeepFailure>>,
-    tags: &mut Shared<Result<Node, AwsError>>,
+    tags: &mut Shared<Result<Tagged<Node>, AwsError>>,
 ) -> DeepOutcome {
     let lb = plan.load_balancer;
-    let tags_of = |taken: Option<Result<Node, AwsError>>, resource: String| match taken {
-        Some(Ok(map)) => Ok(map),
+    let tags_of = |taken: Option<Result<Tagged<Node>, AwsError>>, resource: String| match taken {
+        Some(Ok(tagged)) => Ok(tagged),
         Some(Err(error)) => Err(DeepFailure { resource, error }),
-        None => Ok(Node::default()),
+        None => Ok(Tagged::Tags(Node::default())),
     };
     // Everything this plan takes is taken first, so a failure part way does not leave a read
     // held for it.
@@ -418,7 +480,9 @@ fn combine(
         ..Default::default()
     };
     match tags_of(lb_tags, format!("load balancer {}", lb.name)) {
-        Ok(map) => state.tags = map,
+        Ok(Tagged::Tags(map)) => state.tags = map,
+        // Deleted since the presence pass listed it.
+        Ok(Tagged::Gone) => return DeepOutcome::Gone,
         Err(failure) => return DeepOutcome::Failed(failure),
     }
     for (group, read, group_tags) in parts {
@@ -428,7 +492,11 @@ fn combine(
                 targets,
             })) => {
                 let group_tags = match tags_of(group_tags, format!("target group {}", group.name)) {
-                    Ok(map) => map,
+                    Ok(Tagged::Tags(map)) => map,
+                    Ok(Tagged::Gone) => {
+                        state.gone_target_groups.insert(group.arn.clone());
+                        continue;
+                    }
                     Err(failure) => return DeepOutcome::Failed(failure),
                 };
                 state.target_groups.push((
@@ -457,7 +525,7 @@ fn combine(
 fn let_go(
     plan: &DeepPlan<'_>,
     groups: &mut Shared<Result<GroupRead, DeepFailure>>,
-    tags: &mut Shared<Result<Node, AwsError>>,
+    tags: &mut Shared<Result<Tagged<Node>, AwsError>>,
 ) {
     for arn in plan.arns() {
         groups.release(arn);
@@ -510,6 +578,173 @@ impl<T: Clone> Shared<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::ErrorClass;
+    use std::sync::Mutex;
+
+    fn arn(i: usize) -> String {
+        format!(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/lb-{i}/{i:016x}"
+        )
+    }
+
+    fn error(class: ErrorClass, code: &str, message: String) -> AwsError {
+        AwsError {
+            service: "elasticloadbalancing",
+            operation: "DescribeTags",
+            class,
+            code: Some(code.to_string()),
+            message,
+        }
+    }
+
+    /// A fake `DescribeTags`: fails the whole call, as AWS does, when any ARN asked is gone;
+    /// `names`: whether its message names the gone ARNs. Records every call with its `again`.
+    async fn run_narrowing(
+        arns: Vec<String>,
+        gone: &[String],
+        names: bool,
+    ) -> (Vec<TagAnswer<u32>>, Vec<(usize, bool)>) {
+        let calls = Mutex::new(Vec::new());
+        let answers = narrow_tags(arns, |asked: Vec<String>, again| {
+            calls.lock().unwrap().push((asked.len(), again));
+            let missing: Vec<&String> = asked.iter().filter(|a| gone.contains(a)).collect();
+            let result = if missing.is_empty() {
+                // Every resource is tagged with its position, the last one left out (no tags).
+                Ok(asked
+                    .iter()
+                    .filter(|a| **a != arn(19))
+                    .map(|a| (a.clone(), a.len() as u32))
+                    .collect())
+            } else if names {
+                Err(error(
+                    ErrorClass::NotFound,
+                    "LoadBalancerNotFound",
+                    format!("Load balancers '[{}]' not found", missing[0]),
+                ))
+            } else {
+                Err(error(
+                    ErrorClass::NotFound,
+                    "TargetGroupNotFound",
+                    "One or more target groups not found".into(),
+                ))
+            };
+            async move { result }
+        })
+        .await;
+        (answers, calls.into_inner().unwrap())
+    }
+
+    fn by_arn(answers: Vec<TagAnswer<u32>>) -> BTreeMap<String, Result<Tagged<u32>, String>> {
+        answers
+            .into_iter()
+            .map(|(arn, answer)| (arn, answer.map_err(|err| err.to_string())))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_without_a_gone_arn_is_one_call() {
+        let arns: Vec<String> = (0..20).map(arn).collect();
+        let (answers, calls) = run_narrowing(arns.clone(), &[], true).await;
+        assert_eq!(calls, vec![(20, false)]);
+        let answers = by_arn(answers);
+        assert_eq!(answers.len(), 20);
+        assert_eq!(answers[&arn(3)], Ok(Tagged::Tags(arn(3).len() as u32)));
+        // Left out of the answer: no tags, not gone.
+        assert_eq!(answers[&arn(19)], Ok(Tagged::Tags(0)));
+    }
+
+    #[tokio::test]
+    async fn a_gone_arn_the_message_names_costs_one_more_call() {
+        let arns: Vec<String> = (0..20).map(arn).collect();
+        let (answers, calls) = run_narrowing(arns, &[arn(7)], true).await;
+        assert_eq!(calls, vec![(20, false), (19, true)]);
+        let answers = by_arn(answers);
+        assert_eq!(answers.len(), 20);
+        assert_eq!(answers[&arn(7)], Ok(Tagged::Gone));
+        for i in (0..20).filter(|i| *i != 7 && *i != 19) {
+            assert_eq!(
+                answers[&arn(i)],
+                Ok(Tagged::Tags(arn(i).len() as u32)),
+                "{i}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn gone_arns_the_message_does_not_name_are_found_by_halves() {
+        let arns: Vec<String> = (0..20).map(arn).collect();
+        let gone = [arn(2), arn(13)];
+        let (answers, calls) = run_narrowing(arns, &gone, false).await;
+        let answers = by_arn(answers);
+        assert_eq!(answers.len(), 20);
+        assert_eq!(answers[&arn(2)], Ok(Tagged::Gone));
+        assert_eq!(answers[&arn(13)], Ok(Tagged::Gone));
+        for i in (0..20).filter(|i| ![2, 13, 19].contains(i)) {
+            assert_eq!(
+                answers[&arn(i)],
+                Ok(Tagged::Tags(arn(i).len() as u32)),
+                "{i}"
+            );
+        }
+        // The first call is the batch's own; every narrowing call is counted as asking again,
+        // and halving finds each gone ARN in a few calls, not one call per ARN.
+        assert_eq!(calls[0], (20, false));
+        assert!(calls[1..].iter().all(|(_, again)| *again), "{calls:?}");
+        assert!(
+            calls.len() <= 1 + 2 * 2 * 5,
+            "{} calls: {calls:?}",
+            calls.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_arn_named_only_as_the_start_of_a_longer_one_is_not_taken_as_gone() {
+        let short = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/tg/ab".to_string();
+        let long = format!("{short}cd");
+        assert!(!names_arn(
+            &format!("Target groups '{long}' not found"),
+            &short
+        ));
+        assert!(names_arn(
+            &format!("Target groups '{long}' not found"),
+            &long
+        ));
+        let (answers, _) = run_narrowing(
+            vec![short.clone(), long.clone()],
+            std::slice::from_ref(&long),
+            true,
+        )
+        .await;
+        let answers = by_arn(answers);
+        assert_eq!(answers[&long], Ok(Tagged::Gone));
+        assert_eq!(answers[&short], Ok(Tagged::Tags(short.len() as u32)));
+    }
+
+    #[tokio::test]
+    async fn another_error_fails_the_whole_batch_without_narrowing() {
+        let arns: Vec<String> = (0..5).map(arn).collect();
+        let calls = Mutex::new(0);
+        let answers = narrow_tags(arns, |_asked: Vec<String>, _again| {
+            *calls.lock().unwrap() += 1;
+            async {
+                Err::<BTreeMap<String, u32>, _>(error(
+                    ErrorClass::Throttled,
+                    "Throttling",
+                    "Rate exceeded".into(),
+                ))
+            }
+        })
+        .await;
+        assert_eq!(*calls.lock().unwrap(), 1);
+        assert_eq!(answers.len(), 5);
+        for (_, answer) in answers {
+            let err = answer.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "DescribeTags failed: Throttling: Rate exceeded"
+            );
+        }
+    }
 
     #[test]
     fn a_shared_read_is_copied_for_all_but_its_last_user_and_then_gone() {

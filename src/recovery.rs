@@ -473,36 +473,19 @@ pub async fn adopt(
         }
     };
     let recorded = restore::names(&current);
-    let newest = match store(config, &clients).list(&target.name).await {
-        Ok(entries) => match entries.last() {
-            Some(entry) => match store(config, &clients).get(entry).await {
-                Ok(snapshot) => Some(snapshot),
-                Err(err) => {
-                    eprintln!("lbrecon: warning: {err}");
-                    None
-                }
-            },
-            None => None,
-        },
+    // Every snapshot in retention, not only the newest: one taken after a loss no longer holds
+    // the lost records, and adopting them from live state would put a record made up from
+    // live state where `restore` would put back the real one (SPEC 9).
+    let in_snapshot = match snapshot_holders(&store(config, &clients), &target.name).await {
+        Ok(holders) => holders,
         Err(err) => {
-            eprintln!("lbrecon: listing snapshots of {}: {err}", target.name);
+            eprintln!(
+                "lbrecon: {err}; adopt writes nothing while it cannot tell which records the \
+                 snapshots hold. Fix or move that snapshot aside, then run adopt again."
+            );
             return exit::ERROR;
         }
     };
-    let in_snapshot: BTreeSet<String> = newest
-        .as_ref()
-        .map(|s| {
-            s.items
-                .iter()
-                .filter_map(|i| {
-                    i.item
-                        .get("name")
-                        .and_then(AttrValue::as_s)
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     let live_names: BTreeSet<&str> = lbs.iter().map(|lb| lb.name.as_str()).collect();
     let mut plan = Plan::default();
     let wanted: BTreeSet<String> = if all {
@@ -526,8 +509,11 @@ pub async fn adopt(
             } else {
                 plan.unchanged += 1;
             }
-        } else if in_snapshot.contains(name) {
-            plan.skipped.push(skip("the newest snapshot holds its record: use `lbrecon restore`, which keeps it verbatim"));
+        } else if let Some(id) = in_snapshot.get(name) {
+            plan.skipped.push(skip(&format!(
+                "snapshot {id} holds its record: use `lbrecon restore --target {} --snapshot {id}`, which puts it back verbatim",
+                target.name
+            )));
         } else {
             chosen.push(name.clone());
         }
@@ -600,6 +586,35 @@ pub async fn adopt(
     if failed { exit::ERROR } else { code }
 }
 
+/// Every name any snapshot of `target` in the store holds, with the newest snapshot that holds
+/// it. Snapshots are read one at a time, and only their names kept.
+async fn snapshot_holders(
+    store: &Store,
+    target: &str,
+) -> Result<BTreeMap<String, String>, crate::snapshot::SnapshotError> {
+    let mut holders = BTreeMap::new();
+    // Oldest first, so the newest holder of a name is the one left.
+    for entry in store.list(target).await? {
+        let snapshot = store.get(&entry).await?;
+        let id = entry.id.as_string();
+        for name in snapshot_names(&snapshot) {
+            holders.insert(name, id.clone());
+        }
+    }
+    Ok(holders)
+}
+
+/// The names of the items a snapshot holds.
+fn snapshot_names(snapshot: &Snapshot) -> impl Iterator<Item = String> + '_ {
+    snapshot.items.iter().filter_map(|saved| {
+        saved
+            .item
+            .get("name")
+            .and_then(AttrValue::as_s)
+            .map(str::to_string)
+    })
+}
+
 fn strip_aws_tags(doc: &mut Value) {
     fn strip(map: &mut Value) {
         if let Some(Value::Object(tags)) = map.get_mut("tags") {
@@ -624,4 +639,50 @@ fn adopted_item(name: &str, config: &Value) -> Item {
     ]
     .into_iter()
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::SnapshotItem;
+
+    fn item(name: &str) -> SnapshotItem {
+        SnapshotItem {
+            item: [("name".to_string(), AttrValue::S(name.to_string()))]
+                .into_iter()
+                .collect(),
+            live_arn: Some(format!("arn:{name}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_snapshot_in_retention_is_consulted_not_only_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Local {
+            dir: dir.path().to_path_buf(),
+        };
+        let before = Snapshot::new("t", "r", "s", vec![item("a"), item("lost")], 1_000);
+        let after = Snapshot::new("t", "r", "s", vec![item("a")], 2_000);
+        store.put(&before).await.unwrap();
+        store.put(&after).await.unwrap();
+        let holders = snapshot_holders(&store, "t").await.unwrap();
+        // The record lost before the newest snapshot is still found, in the older one.
+        assert_eq!(holders["lost"], before.id().as_string());
+        assert_eq!(holders["a"], after.id().as_string());
+        assert_eq!(holders.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_that_cannot_be_read_is_an_error_not_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Local {
+            dir: dir.path().to_path_buf(),
+        };
+        let entry = store
+            .put(&Snapshot::new("t", "r", "s", vec![item("a")], 1_000))
+            .await
+            .unwrap();
+        std::fs::write(&entry.location, b"not a snapshot").unwrap();
+        assert!(snapshot_holders(&store, "t").await.is_err());
+    }
 }

@@ -203,8 +203,8 @@ pub async fn write_all(
     annotate: &AttrValue,
     attribute: &str,
 ) -> Written {
-    let mut chunks: Vec<Vec<(String, Item, Condition)>> = Vec::new();
-    let mut current: Vec<(String, Item, Condition)> = Vec::new();
+    let mut chunks: Vec<Vec<Put>> = Vec::new();
+    let mut current: Vec<Put> = Vec::new();
     let mut bytes = 0;
     for write in writes {
         let mut item = write.item.clone();
@@ -240,51 +240,98 @@ pub async fn write_all(
     total
 }
 
-async fn write_chunk(
+/// One item to write: its name, the item with its approval, and its condition.
+type Put = (String, Item, Condition);
+
+/// The error code of a transaction refused as a whole for what one of its items holds (an item
+/// too large, an attribute DynamoDB does not take): AWS does not say which.
+const VALIDATION: &str = "ValidationException";
+
+/// Writes one chunk. A chunk refused as a whole for one of its items is split in halves until
+/// that item is alone, so the others are written and only it fails.
+async fn write_chunk(dynamodb: &Dynamo, table: &str, chunk: Vec<Put>) -> Written {
+    let mut result = Written::default();
+    let mut parts = vec![chunk];
+    while let Some(part) = parts.pop() {
+        if let Some((first, second)) = write_part(dynamodb, table, part, &mut result).await {
+            parts.push(second);
+            parts.push(first);
+        }
+    }
+    result
+}
+
+/// Writes one part of a chunk, trying again what was cancelled for another item or throttled.
+/// Returns the part in two halves when it was refused as a whole for one of its items.
+async fn write_part(
     dynamodb: &Dynamo,
     table: &str,
-    mut chunk: Vec<(String, Item, Condition)>,
-) -> Written {
-    let mut result = Written::default();
+    mut part: Vec<Put>,
+    result: &mut Written,
+) -> Option<(Vec<Put>, Vec<Put>)> {
+    // Kept while the same items are sent again after an error that leaves unknown whether the
+    // write landed (a timeout, a broken connection), so a write that landed is answered as
+    // written; a new one for any other set of items.
+    let mut token = crate::aws::dynamodb::new_request_token();
     for attempt in 0..ATTEMPTS {
-        if chunk.is_empty() {
+        if part.is_empty() {
             break;
         }
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
         }
         result.calls += 1;
-        let puts: Vec<(Item, Condition)> = chunk
+        let puts: Vec<(Item, Condition)> = part
             .iter()
             .map(|(_, item, c)| (item.clone(), c.clone()))
             .collect();
-        match dynamodb.transact_put(table, &puts).await {
+        match dynamodb.transact_put(table, &puts, &token).await {
             Ok(outcomes) => {
                 let mut again = Vec::new();
-                for ((name, item, condition), outcome) in chunk.into_iter().zip(outcomes) {
+                for ((name, item, condition), outcome) in part.into_iter().zip(outcomes) {
                     match outcome {
                         PutOutcome::Written => result.written.push(name),
-                        PutOutcome::ConditionFailed => result.lost_race.push(name),
+                        PutOutcome::ConditionFailed => {
+                            if is_ours(dynamodb, table, &name, &item).await {
+                                result.written.push(name);
+                            } else {
+                                result.lost_race.push(name);
+                            }
+                        }
                         PutOutcome::Retry => again.push((name, item, condition)),
+                        PutOutcome::Refused(reason) => result.failed.push((name, reason)),
                     }
                 }
-                chunk = again;
+                part = again;
+                token = crate::aws::dynamodb::new_request_token();
             }
             Err(err) if retryable(&err) => {}
+            Err(err) if err.code.as_deref() == Some(VALIDATION) && part.len() > 1 => {
+                let second = part.split_off(part.len() / 2);
+                return Some((part, second));
+            }
             Err(err) => {
                 result
                     .failed
-                    .extend(chunk.drain(..).map(|(name, _, _)| (name, err.to_string())));
+                    .extend(part.drain(..).map(|(name, _, _)| (name, err.to_string())));
             }
         }
     }
-    result.failed.extend(chunk.into_iter().map(|(name, _, _)| {
+    result.failed.extend(part.into_iter().map(|(name, _, _)| {
         (
             name,
             "still cancelled or throttled after retries".to_string(),
         )
     }));
-    result
+    None
+}
+
+/// Whether the item the table holds under `name` is the very one this restore wrote (its
+/// approval carries the ticket and the time): a write that landed though its answer was lost,
+/// then found its own item on the way (a store that does not keep request tokens), is not
+/// someone else's.
+async fn is_ours(dynamodb: &Dynamo, table: &str, name: &str, item: &Item) -> bool {
+    matches!(dynamodb.get(table, "name", name).await, Ok(Some(current)) if current == *item)
 }
 
 fn retryable(err: &AwsError) -> bool {

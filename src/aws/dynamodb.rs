@@ -56,6 +56,11 @@ impl Dynamo {
         const OP: &str = "Scan";
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
+        // The error names the table it was for (SPEC 6).
+        let for_table = |mut err: AwsError| {
+            err.message = format!("{} (for state table {table})", err.message);
+            err
+        };
         loop {
             let out = self
                 .api
@@ -68,7 +73,8 @@ impl Dynamo {
                         .set_exclusive_start_key(start.clone())
                         .send()
                 })
-                .await?;
+                .await
+                .map_err(for_table)?;
             for item in out.items() {
                 items.push(each(from_sdk_item(item).map_err(|message| {
                     AwsError::unexpected(SERVICE, OP, format!("table {table}: {message}"))
@@ -168,13 +174,13 @@ impl Dynamo {
                 .put(put.build().map_err(broken)?)
                 .build(),
         ];
-        let Some(cancelled) = self.transact(items).await? else {
+        let Some(cancelled) = self.transact(items, None).await? else {
             return Ok(());
         };
         let failed = |i: usize| {
             cancelled
                 .get(i)
-                .is_some_and(|code| code.as_deref() == Some(CHECK_FAILED_CODE))
+                .is_some_and(|(code, _)| code.as_deref() == Some(CHECK_FAILED_CODE))
         };
         let (class, code, message) = if failed(0) {
             (
@@ -204,13 +210,19 @@ impl Dynamo {
         })
     }
 
-    /// Sends one `TransactWriteItems`. `Ok(None)`: written; `Ok(Some(codes))`: cancelled,
-    /// with each item's cancellation code (`ConditionalCheckFailed`, ...; `None` for an item
-    /// that did not cause it); an error for anything else.
+    /// Sends one `TransactWriteItems`. `Ok(None)`: written; `Ok(Some(reasons))`: cancelled,
+    /// with each item's cancellation code (`ConditionalCheckFailed`, ...; `None` or `"None"`
+    /// for an item that did not cause it) and message; an error for anything else.
+    ///
+    /// `token`: the `ClientRequestToken`, the same on every attempt, so an attempt retried
+    /// after a timeout whose write landed is answered as written, not as a failed condition
+    /// (DynamoDB keeps a token for ten minutes). Without one the SDK makes a new token per
+    /// attempt.
     async fn transact(
         &self,
         items: Vec<dynamodb::types::TransactWriteItem>,
-    ) -> Result<Option<Vec<Option<String>>>, AwsError> {
+        token: Option<&str>,
+    ) -> Result<Option<Vec<(Option<String>, Option<String>)>>, AwsError> {
         use dynamodb::operation::transact_write_items::TransactWriteItemsError;
         let sent = self
             .api
@@ -218,6 +230,7 @@ impl Dynamo {
                 self.client
                     .transact_write_items()
                     .set_transact_items(Some(items.clone()))
+                    .set_client_request_token(token.map(str::to_string))
                     .send()
             })
             .await;
@@ -228,7 +241,12 @@ impl Dynamo {
                     cancelled
                         .cancellation_reasons()
                         .iter()
-                        .map(|reason| reason.code().map(str::to_string))
+                        .map(|reason| {
+                            (
+                                reason.code().map(str::to_string),
+                                reason.message().map(str::to_string),
+                            )
+                        })
                         .collect(),
                 )),
                 _ => Err(super::classify(SERVICE, TRANSACT, err)),
@@ -236,13 +254,16 @@ impl Dynamo {
         }
     }
 
-    /// Writes up to 100 items in one transaction, each under its own condition. Returns each
-    /// item's outcome: when the transaction is cancelled, the items whose condition failed are
-    /// `ConditionFailed` and the others `Retry` (nothing was written).
+    /// Writes up to 100 items in one transaction, each under its own condition, with `token`
+    /// as its `ClientRequestToken` (see [`new_request_token`]; the same token must not be sent
+    /// with other items). Returns each item's outcome: when the transaction is cancelled,
+    /// nothing was written; the items whose condition failed are `ConditionFailed`, those
+    /// refused for themselves (a `ValidationError`, ...) `Refused`, and the others `Retry`.
     pub async fn transact_put(
         &self,
         table: &str,
         puts: &[(Item, Condition)],
+        token: &str,
     ) -> Result<Vec<PutOutcome>, AwsError> {
         use dynamodb::types::{Put, TransactWriteItem};
         let mut items = Vec::with_capacity(puts.len());
@@ -257,15 +278,13 @@ impl Dynamo {
                 .map_err(|err| AwsError::unexpected(SERVICE, TRANSACT, err.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        Ok(match self.transact(items).await? {
+        Ok(match self.transact(items, Some(token)).await? {
             None => vec![PutOutcome::Written; puts.len()],
             Some(cancelled) => (0..puts.len())
-                .map(
-                    |i| match cancelled.get(i).and_then(|code| code.as_deref()) {
-                        Some(CHECK_FAILED_CODE) => PutOutcome::ConditionFailed,
-                        _ => PutOutcome::Retry,
-                    },
-                )
+                .map(|i| match cancelled.get(i) {
+                    Some((code, message)) => item_outcome(code.as_deref(), message.as_deref()),
+                    None => PutOutcome::Retry,
+                })
                 .collect(),
         })
     }
@@ -423,13 +442,43 @@ const CHECK_FAILED_CODE: &str = "ConditionalCheckFailed";
 const TRANSACT: &str = "TransactWriteItems";
 
 /// What happened to one item of a transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
     Written,
     /// Its condition failed: someone else wrote the item.
     ConditionFailed,
-    /// The transaction was cancelled for another item: not written, try again.
+    /// The transaction was cancelled for another item, or for a conflict or throttle of its
+    /// own that may pass: not written, try again.
     Retry,
+    /// The item itself was refused (`ValidationError`, `ItemCollectionSizeLimitExceeded`,
+    /// ...), with the code and message: asking again would be refused again.
+    Refused(String),
+}
+
+/// Cancellation codes of an item that may pass if the item is sent again.
+const TRANSIENT_CANCELLATIONS: &[&str] = &[
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+];
+
+/// One item's outcome in a cancelled transaction, from its cancellation code.
+fn item_outcome(code: Option<&str>, message: Option<&str>) -> PutOutcome {
+    match code {
+        None | Some("None") | Some("") => PutOutcome::Retry,
+        Some(CHECK_FAILED_CODE) => PutOutcome::ConditionFailed,
+        Some(code) if TRANSIENT_CANCELLATIONS.contains(&code) => PutOutcome::Retry,
+        Some(code) => PutOutcome::Refused(match message {
+            Some(message) if !message.is_empty() => format!("{code}: {message}"),
+            _ => code.to_string(),
+        }),
+    }
+}
+
+/// A fresh `ClientRequestToken` (at most 36 characters, as DynamoDB allows).
+pub fn new_request_token() -> String {
+    format!("lbrecon-{:028x}", rand::random::<u128>() >> 16)
 }
 
 /// A table's protection settings.
@@ -505,6 +554,39 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn cancellation_codes_say_whether_an_item_is_tried_again() {
+        assert_eq!(item_outcome(None, None), PutOutcome::Retry);
+        assert_eq!(item_outcome(Some("None"), None), PutOutcome::Retry);
+        assert_eq!(
+            item_outcome(
+                Some("ConditionalCheckFailed"),
+                Some("The conditional request failed")
+            ),
+            PutOutcome::ConditionFailed
+        );
+        assert_eq!(
+            item_outcome(Some("TransactionConflict"), None),
+            PutOutcome::Retry
+        );
+        assert_eq!(
+            item_outcome(
+                Some("ValidationError"),
+                Some("Item size has exceeded the maximum allowed size")
+            ),
+            PutOutcome::Refused(
+                "ValidationError: Item size has exceeded the maximum allowed size".into()
+            )
+        );
+    }
+
+    #[test]
+    fn request_tokens_fit_and_differ() {
+        let (a, b) = (new_request_token(), new_request_token());
+        assert!(a.len() <= 36 && a.starts_with("lbrecon-"), "{a}");
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn every_type_round_trips() {

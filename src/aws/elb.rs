@@ -289,7 +289,14 @@ impl Elb {
     }
 
     /// The tags of up to [`TAGS_PER_CALL`] resources in one `DescribeTags` call, by ARN.
-    pub async fn tags(&self, arns: &[String]) -> Result<BTreeMap<String, Node>, AwsError> {
+    /// `again`: the call narrows an earlier one that answered NotFound, and is counted as a
+    /// retry. AWS fails the whole call when one ARN of it is gone
+    /// ([`crate::reader::narrow_tags`] finds which).
+    pub async fn tags(
+        &self,
+        arns: &[String],
+        again: bool,
+    ) -> Result<BTreeMap<String, Node>, AwsError> {
         const OP: &str = "DescribeTags";
         if arns.len() > TAGS_PER_CALL {
             return Err(AwsError::unexpected(
@@ -301,15 +308,17 @@ impl Elb {
                 ),
             ));
         }
-        let out = self
-            .api
-            .call(OP, || {
-                self.client
-                    .describe_tags()
-                    .set_resource_arns(Some(arns.to_vec()))
-                    .send()
-            })
-            .await?;
+        let request = || {
+            self.client
+                .describe_tags()
+                .set_resource_arns(Some(arns.to_vec()))
+                .send()
+        };
+        let out = if again {
+            self.api.call_again(OP, request).await?
+        } else {
+            self.api.call(OP, request).await?
+        };
         let mut tags = BTreeMap::new();
         for description in out.tag_descriptions() {
             let Some(arn) = description.resource_arn() else {

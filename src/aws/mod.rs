@@ -60,9 +60,12 @@ impl ErrorClass {
     }
 }
 
-/// A failed AWS call, naming the operation.
+/// A failed AWS call, naming the operation: `DescribeTags failed: LoadBalancerNotFound: <the
+/// API's message>` for an error answer, `DescribeTags failed (timeout): <what happened>` for a
+/// call that got none. Never a dump of the SDK's structures (SPEC 6); the caller adds the
+/// resource the call was for.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation} failed ({}): {message}", .class.as_str())]
+#[error("{operation} failed{}: {message}", code_or_class(.code.as_deref(), *.class))]
 pub struct AwsError {
     /// `elasticloadbalancing`, `dynamodb`, ...
     pub service: &'static str,
@@ -72,6 +75,14 @@ pub struct AwsError {
     /// The error code AWS answered with, where there was one.
     pub code: Option<String>,
     pub message: String,
+}
+
+/// `: Code` when AWS answered with an error code, else ` (class)`.
+fn code_or_class(code: Option<&str>, class: ErrorClass) -> String {
+    match code {
+        Some(code) => format!(": {code}"),
+        None => format!(" ({})", class.as_str()),
+    }
 }
 
 impl AwsError {
@@ -185,7 +196,34 @@ where
         operation,
         class: class_of(&err),
         code: err.code().map(str::to_string),
-        message: DisplayErrorContext(&err).to_string(),
+        message: describe(&err),
+    }
+}
+
+/// What went wrong, in words: the API's own message for an error answer, else what happened to
+/// the request and why (the error chain), never the raw response.
+fn describe<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let cause = || {
+        std::error::Error::source(err)
+            .map(|source| DisplayErrorContext(source).to_string())
+            .unwrap_or_default()
+    };
+    match err {
+        SdkError::ServiceError(_) => match err.message() {
+            Some(message) if !message.is_empty() => message.to_string(),
+            _ => "the answer carried no message".to_string(),
+        },
+        SdkError::TimeoutError(_) => "no answer within the configured timeout".to_string(),
+        SdkError::DispatchFailure(_) => format!("the request could not be sent: {}", cause()),
+        SdkError::ResponseError(_) => format!("the answer could not be read: {}", cause()),
+        SdkError::ConstructionFailure(_) => {
+            format!("the request could not be built: {}", cause())
+        }
+        _ => cause(),
     }
 }
 
@@ -293,6 +331,23 @@ impl Api {
     pub async fn send<T, E, F, Fut>(
         &self,
         operation: &'static str,
+        make: F,
+    ) -> Result<T, SdkError<E, HttpResponse>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.send_counted(operation, false, make).await
+    }
+
+    /// [`Api::send`]; `again`: this request asks again what an earlier one asked (a
+    /// `DescribeTags` batch narrowed after a NotFound), so it is counted as a retry, apart from
+    /// the calls a full read needs (SPEC 12).
+    async fn send_counted<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        again: bool,
         mut make: F,
     ) -> Result<T, SdkError<E, HttpResponse>>
     where
@@ -309,7 +364,7 @@ impl Api {
             if self.gate.as_ref().is_some_and(|gate| !gate.open()) {
                 return Err(SdkError::construction_failure(crate::lease::NotLeader));
             }
-            self.counter.record(operation, attempt > 1);
+            self.counter.record(operation, again || attempt > 1);
             match make().await {
                 Ok(value) => return Ok(value),
                 Err(err) => {
@@ -336,6 +391,23 @@ impl Api {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         self.send(operation, make)
+            .await
+            .map_err(|err| classify(self.service, operation, err))
+    }
+
+    /// [`Api::call`] for a request that asks again what an earlier one asked: counted as a
+    /// retry.
+    pub async fn call_again<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        make: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.send_counted(operation, true, make)
             .await
             .map_err(|err| classify(self.service, operation, err))
     }

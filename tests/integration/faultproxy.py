@@ -9,6 +9,7 @@ request (`DescribeLoadBalancers`), or the `X-Amz-Target` of a DynamoDB request (
 import http.client
 import http.server
 import json
+import re
 import socket
 import threading
 import time
@@ -95,9 +96,27 @@ def tables_of(service, operation, body):
     return [(operation, request.get("TableName", ""))]
 
 
-def fault_response(service, kind):
-    """(status, content type, body) of a fault in the service's own protocol."""
+ELB_NAMESPACE = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+
+
+def elb_error(status, code, message):
+    """(status, content type, body) of an ELBv2 error answer, in AWS's shape."""
+    body = (
+        f'<ErrorResponse xmlns="{ELB_NAMESPACE}">'
+        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+    )
+    return status, "text/xml", body.encode()
+
+
+def fault_response(service, kind, faithful=False):
+    """(status, content type, body) of a fault in the service's own protocol; `faithful`: with
+    the exact codes and messages AWS answers."""
     if service == "dynamodb":
+        if kind == THROTTLE and faithful:
+            return 400, "application/x-amz-json-1.0", (
+                b'{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}'
+            )
         if kind == THROTTLE:
             return 400, "application/x-amz-json-1.0", (
                 b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}'
@@ -118,21 +137,61 @@ def fault_response(service, kind):
         SERVER_ERROR: ("InternalFailure", 500),
         UNAVAILABLE: ("ServiceUnavailable", 503),
     }[kind]
-    body = (
-        '<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
-        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>injected {code}</Message></Error>"
-        "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
-    )
-    return status, "text/xml", body.encode()
+    if faithful and kind == THROTTLE:
+        return elb_error(status, code, "Rate exceeded")
+    return elb_error(status, code, f"injected {code}")
+
+
+# --- the AWS-faithful mode -------------------------------------------------------------------
+#
+# Where moto answers differently from AWS, the faithful mode rewrites moto's answer into AWS's
+# (README, "Testing against AWS's answers", lists each difference and its source).
+
+# Paginated ELBv2 calls moto answers in one page whatever `PageSize` says.
+UNPAGED = {
+    "DescribeTargetGroups": "TargetGroups",
+    "DescribeListeners": "Listeners",
+    "DescribeListenerCertificates": "Certificates",
+}
+FAITHFUL_MARKER = "faithful-"
+# The ARN forms of load balancers by type: moto gives every type `app/`.
+ARN_KIND = {"application": "app", "network": "net", "gateway": "gwy"}
+ARN_PART = re.compile(r"(loadbalancer|listener|listener-rule)/(app|net|gwy)/([^/<\s\"']+)/([0-9a-f]+)")
+MOTO_ARN = re.compile(r"(loadbalancer|listener|listener-rule)/app/([^/<\s\"']+)/([0-9a-f]+)")
+
+
+def top_level_members(xml, list_tag):
+    """(start, end, [member texts]) of the `<member>`s directly inside `<list_tag>`."""
+    open_tag, close_tag = f"<{list_tag}>", f"</{list_tag}>"
+    start = xml.find(open_tag)
+    if start < 0:
+        return None
+    inner = start + len(open_tag)
+    end = xml.find(close_tag, inner)
+    members, depth, begin = [], 0, None
+    for token in re.finditer(r"<member>|</member>", xml[inner:end]):
+        if token.group() == "<member>":
+            if depth == 0:
+                begin = token.start()
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                members.append(xml[inner + begin : inner + token.end()])
+    return inner, end, members
 
 
 class FaultProxy:
     """Runs in a thread of the test process; `stop()` ends it."""
 
-    def __init__(self, upstream, record=None):
+    def __init__(self, upstream, record=None, faithful=False):
         """`record`: a Counter that gets (app, service, operation, table) of every request
-        lbrecon sends through this proxy (the suite's record of what lbrecon calls)."""
+        lbrecon sends through this proxy (the suite's record of what lbrecon calls).
+        `faithful`: rewrite moto's answers where they differ from AWS's."""
         self.record = record
+        self.faithful = faithful
+        # Load-balancer ids to their ARN kind (`net`, `gwy`, `app`), learnt from moto.
+        self.lb_kinds = {}
         parsed = urllib.parse.urlparse(upstream)
         self.upstream_host = parsed.hostname
         self.upstream_port = parsed.port
@@ -141,6 +200,8 @@ class FaultProxy:
         self.tables = Counter()
         self.requests = []
         self.faults = []
+        self.hooks = []
+        self.refused_items = {}
         self.lock = threading.Lock()
         proxy = self
 
@@ -172,6 +233,54 @@ class FaultProxy:
         """The next `times` requests of `operation`, after `after` of them passed, get `kind`."""
         with self.lock:
             self.faults.append(Fault(operation, kind, times, after, delay))
+
+    def refuse_item(self, name, whole=True):
+        """Every `TransactWriteItems` that would put an item of this `name` is refused: `whole`,
+        with a `ValidationException` for the whole call, as DynamoDB refuses one for an item too
+        large (the answer does not say which item); else cancelled, that item's reason
+        `ValidationError` and the others' `None`."""
+        with self.lock:
+            self.refused_items[name] = whole
+
+    def _refusal(self, service, operation, body):
+        """The answer to a transaction that puts a refused item, or None."""
+        if service != "dynamodb" or operation != "TransactWriteItems" or not self.refused_items:
+            return None
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return None
+        names = [
+            item.get("Put", {}).get("Item", {}).get("name", {}).get("S")
+            for item in request.get("TransactItems", [])
+        ]
+        with self.lock:
+            refused = {name: self.refused_items[name] for name in names if name in self.refused_items}
+        if not refused:
+            return None
+        if any(refused.values()):
+            return 400, "application/x-amz-json-1.0", (
+                b'{"__type":"com.amazon.coral.validate#ValidationException",'
+                b'"message":"Item size has exceeded the maximum allowed size"}'
+            )
+        reasons = [
+            {"Code": "ValidationError", "Message": "One or more parameter values were invalid"}
+            if name in refused
+            else {"Code": "None"}
+            for name in names
+        ]
+        codes = ", ".join(reason["Code"] for reason in reasons)
+        return 400, "application/x-amz-json-1.0", json.dumps({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]",
+            "CancellationReasons": reasons,
+        }).encode()
+
+    def before(self, operation, action):
+        """Runs `action()` once, before the first request of `operation` is answered (a
+        resource deleted between two of lbrecon's reads, say)."""
+        with self.lock:
+            self.hooks.append([operation, action])
 
     def clear(self):
         with self.lock:
@@ -207,6 +316,138 @@ class FaultProxy:
                     return fault
         return None
 
+    # --- faithful mode ---------------------------------------------------------------------
+
+    def _upstream(self, headers, params):
+        """Asks moto an ELBv2 question of the proxy's own (not counted, not recorded as
+        lbrecon's): the form `params`, signed as the request `headers` were (moto takes the
+        region from the credential scope)."""
+        form = {"Version": "2015-12-01", **params}
+        body = urllib.parse.urlencode(form).encode()
+        send = {
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            "Authorization": headers.get("Authorization", ""),
+            "X-Amz-Date": headers.get("X-Amz-Date", ""),
+            "User-Agent": "lbrecon-faultproxy",
+            "Host": f"{self.upstream_host}:{self.upstream_port}",
+        }
+        connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
+        try:
+            connection.request("POST", "/", body=body, headers=send)
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            connection.close()
+
+    def _exists(self, headers, arn):
+        if ":targetgroup/" in arn:
+            status, _ = self._upstream(headers, {"Action": "DescribeTargetGroups", "TargetGroupArns.member.1": arn})
+        else:
+            status, _ = self._upstream(headers, {"Action": "DescribeLoadBalancers", "LoadBalancerArns.member.1": arn})
+        return status == 200
+
+    def _learn_kinds(self, headers):
+        marker = None
+        while True:
+            params = {"Action": "DescribeLoadBalancers", "PageSize": "400"}
+            if marker:
+                params["Marker"] = marker
+            status, xml = self._upstream(headers, params)
+            if status != 200:
+                return
+            for member in top_level_members(xml, "LoadBalancers")[2]:
+                arn = re.search(r"<LoadBalancerArn>([^<]+)</LoadBalancerArn>", member)
+                kind = re.search(r"<Type>([^<]+)</Type>", member)
+                if arn and kind:
+                    self.lb_kinds[arn.group(1).rsplit("/", 1)[1]] = ARN_KIND.get(kind.group(1), "app")
+            marker = re.search(r"<NextMarker>([^<]+)</NextMarker>", xml)
+            if not marker:
+                return
+            marker = marker.group(1)
+
+    def _kind_of(self, headers, lb_id):
+        if lb_id not in self.lb_kinds:
+            self._learn_kinds(headers)
+        return self.lb_kinds.get(lb_id, "app")
+
+    def _faithful_request(self, headers, operation, body):
+        """An answer AWS would give in moto's place, or the body to forward (ARNs back in
+        moto's form, a faithful page marker dropped) with the page asked for."""
+        form = urllib.parse.parse_qs(body.decode(), keep_blank_values=True)
+        # ARNs as AWS writes them (`net/`, `gwy/`) back to moto's `app/`.
+        form = {
+            key: [ARN_PART.sub(lambda m: f"{m.group(1)}/app/{m.group(3)}/{m.group(4)}", v) for v in values]
+            for key, values in form.items()
+        }
+        if operation == "DescribeTags":
+            # AWS fails the whole call when any one resource of it is gone.
+            arns = [values[0] for key, values in sorted(form.items()) if key.startswith("ResourceArns.member.")]
+            for arn in arns:
+                if not self._exists(headers, arn):
+                    if ":targetgroup/" in arn:
+                        return ("answer", elb_error(400, "TargetGroupNotFound", f"Target groups '[{self._to_aws(headers, arn)}]' not found"))
+                    return ("answer", elb_error(400, "LoadBalancerNotFound", f"Load balancers '[{self._to_aws(headers, arn)}]' not found"))
+        if operation == "DescribeRules" and "ListenerArn" in form:
+            # A gateway load balancer's listener has no rules: AWS answers ListenerNotFound.
+            lb_id = form["ListenerArn"][0].rstrip("/").split("/")[-2]
+            if self._kind_of(headers, lb_id) == "gwy":
+                return ("answer", elb_error(400, "ListenerNotFound", "One or more listeners not found"))
+        page = None
+        if operation in UNPAGED and "PageSize" in form:
+            size = int(form.pop("PageSize")[0])
+            marker = form.pop("Marker", [""])[0]
+            offset = int(marker[len(FAITHFUL_MARKER):]) if marker.startswith(FAITHFUL_MARKER) else 0
+            page = (offset, size)
+        return ("forward", urllib.parse.urlencode({k: v[0] for k, v in form.items()}).encode(), page)
+
+    def _to_aws(self, headers, text):
+        """`text` with every load-balancer, listener and rule ARN in AWS's form for its load
+        balancer's type (listener and rule ARNs carry the load balancer's id first)."""
+        return MOTO_ARN.sub(
+            lambda m: f"{m.group(1)}/{self._kind_of(headers, m.group(3))}/{m.group(2)}/{m.group(3)}",
+            text,
+        )
+
+    def _faithful_answer(self, headers, operation, payload, page):
+        """moto's answer to an ELBv2 call, rewritten into AWS's."""
+        xml = payload.decode()
+        if page is not None:
+            offset, size = page
+            found = top_level_members(xml, UNPAGED[operation])
+            if found is not None:
+                inner, end, members = found
+                xml = xml[:inner] + "".join(members[offset : offset + size]) + xml[end:]
+                xml = re.sub(r"<NextMarker>[^<]*</NextMarker>", "", xml)
+                if offset + size < len(members):
+                    result = f"</{operation}Result>"
+                    xml = xml.replace(result, f"<NextMarker>{FAITHFUL_MARKER}{offset + size}</NextMarker>{result}", 1)
+        if operation in ("DescribeListeners", "CreateListener", "ModifyListener"):
+            found = top_level_members(xml, "Listeners")
+            if found is not None:
+                inner, end, members = found
+                rewritten = []
+                for member in members:
+                    protocol = re.search(r"<Protocol>([^<]*)</Protocol>", member)
+                    protocol = protocol.group(1) if protocol else ""
+                    # AWS names a security policy only for HTTPS and TLS listeners, and gives a
+                    # gateway listener no protocol at all.
+                    if protocol not in ("HTTPS", "TLS"):
+                        member = re.sub(r"<SslPolicy>[^<]*</SslPolicy>", "", member)
+                    member = member.replace("<Protocol></Protocol>", "").replace("<Protocol/>", "")
+                    rewritten.append(member)
+                xml = xml[:inner] + "".join(rewritten) + xml[end:]
+
+        return self._to_aws(headers, xml).encode()
+
+    @staticmethod
+    def _answer(request, answer):
+        status, content_type, payload = answer
+        request.send_response(status)
+        request.send_header("Content-Type", content_type)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
+
     def handle(self, request):
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
@@ -222,6 +463,15 @@ class FaultProxy:
                 else:
                     self.record[(app, service, operation, "")] += 1
             self.requests.append((time.monotonic(), service, operation))
+        with self.lock:
+            due = [hook for hook in self.hooks if hook[0] == operation]
+            self.hooks = [hook for hook in self.hooks if hook[0] != operation]
+        for _, action in due:
+            action()
+        refusal = self._refusal(service, operation, body)
+        if refusal is not None:
+            self._answer(request, refusal)
+            return
         fault = self._fault_for(operation)
         if fault is not None:
             if fault.kind == DELAY:
@@ -232,16 +482,21 @@ class FaultProxy:
                 request.close_connection = True
                 return
             elif fault.kind != TRUNCATE:
-                status, content_type, payload = fault_response(service, fault.kind)
-                request.send_response(status)
-                request.send_header("Content-Type", content_type)
-                request.send_header("Content-Length", str(len(payload)))
-                request.end_headers()
-                request.wfile.write(payload)
+                self._answer(request, fault_response(service, fault.kind, self.faithful))
                 return
+        faithful = self.faithful and service == "elasticloadbalancing"
+        page = None
+        if faithful:
+            rewritten = self._faithful_request(request.headers, operation, body)
+            if rewritten[0] == "answer":
+                self._answer(request, rewritten[1])
+                return
+            _, body, page = rewritten
         upstream = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection")}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection", "content-length")}
         headers["Host"] = f"{self.upstream_host}:{self.upstream_port}"
+        if body or "Content-Length" in request.headers:
+            headers["Content-Length"] = str(len(body))
         try:
             upstream.request(request.command, request.path, body=body, headers=headers)
             response = upstream.getresponse()
@@ -251,6 +506,8 @@ class FaultProxy:
             return
         finally:
             upstream.close()
+        if faithful:
+            payload = self._faithful_answer(request.headers, operation, payload, page if response.status == 200 else None)
         request.send_response(response.status)
         for key, value in response.getheaders():
             if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):

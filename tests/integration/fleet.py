@@ -305,6 +305,32 @@ class Fleet:
         }
         return self.records[name]
 
+    def gwlb(self, name):
+        """A gateway load balancer: one listener (which has no port, protocol or rules, so the
+        document keys it `gateway`) forwarding to a GENEVE target group, with tags and an
+        attribute."""
+        lb = self.elb.create_load_balancer(
+            Name=name, Subnets=[self.subnets[0]], Type="gateway", Tags=[{"Key": "team", "Value": "inspection"}]
+        )["LoadBalancers"][0]
+        arn = lb["LoadBalancerArn"]
+        self.arns[name] = arn
+        attributes = {"load_balancing.cross_zone.enabled": "true"}
+        self.elb.modify_load_balancer_attributes(
+            LoadBalancerArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in attributes.items()]
+        )
+        tg_arn, tg = self._target_group(f"{name}-geneve", protocol="GENEVE", port=6081, tags={"svc": "firewall"})
+        self.elb.create_listener(LoadBalancerArn=arn, DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
+        self.records[name] = {
+            "name": name,
+            "type": "gateway",
+            "subnets": [self.subnets[0]],
+            "attributes": attributes,
+            "tags": {"team": "inspection"},
+            "listeners": [{"default_actions": [{"type": "forward", "target_group": tg["name"]}]}],
+            "target_groups": [tg],
+        }
+        return self.records[name]
+
     def bare(self, name, scheme="internal"):
         """A load balancer without listeners, recorded by its presence fields only: cheap, for
         large fleets."""

@@ -4,7 +4,8 @@ paths, pagination, several targets, failed reads and exit codes."""
 import copy
 
 import pytest
-from conftest import FAST_AWS, target_config
+from conftest import FAST_AWS, Lbrecon, target_config
+from faultproxy import FaultProxy
 from fleet import STRICT_SSL_POLICY, Fleet, add_web, create_state_table
 
 # SPEC 7's smallest useful config, as written.
@@ -49,11 +50,47 @@ def fleet(moto):
     return Fleet(moto.endpoint)
 
 
+# Every test here runs twice: against moto as it answers, and through the fault proxy's
+# AWS-faithful mode, which rewrites moto's answers where they differ from AWS's (README,
+# "Development"). Code that is right only for moto fails the second run. Tests where the
+# faithful mode changes nothing they read (no AWS call, or only moto's own pagination and
+# injected faults) run once, with `MOTO_ONLY`, to keep the suite short.
+MOTO_ONLY = pytest.mark.parametrize("aws_mode", ["moto"])
+
+
+@pytest.fixture(params=["moto", "faithful"])
+def aws_mode(request):
+    return request.param
+
+
+@pytest.fixture
+def proxy(moto, aws_mode):
+    server = FaultProxy(moto.endpoint, faithful=aws_mode == "faithful")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lbrecon(moto, tmp_path, proxy, aws_mode):
+    return Lbrecon(proxy.endpoint if aws_mode == "faithful" else moto.endpoint, tmp_path)
+
+
+@pytest.fixture
+def faithful(moto, tmp_path):
+    """lbrecon behind the AWS-faithful proxy only: for behaviour moto cannot show at all."""
+    server = FaultProxy(moto.endpoint, faithful=True)
+    yield server, Lbrecon(server.endpoint, tmp_path)
+    server.stop()
+
+
 def test_an_in_sync_fleet_is_exit_0_with_an_empty_report(lbrecon, fleet):
     for i in range(10):
         fleet.alb(f"web-{i}")
-    for i in range(3):
+    for i in range(2):
         fleet.nlb(f"db-{i}")
+    # A gateway load balancer's listener has no rules: AWS answers DescribeRules on it with
+    # ListenerNotFound, which must not read as a deleted listener.
+    fleet.gwlb("gw-0")
     create_state_table(fleet.endpoint, fleet.region, "lb-state")
     fleet.write_records("lb-state")
     lbrecon.write_config(MINIMAL_CONFIG)
@@ -369,6 +406,7 @@ def test_ignore_rules_drop_changes_before_counting(lbrecon, fleet):
     assert target["summary"]["in_sync"] == 1
 
 
+@MOTO_ONLY
 def test_more_than_one_page_of_load_balancers(lbrecon, fleet, proxy):
     count = 450
     for i in range(count):
@@ -440,12 +478,15 @@ def test_a_failed_presence_read_is_exit_1_and_reports_nothing_missing(lbrecon, f
     _, report = lbrecon.check_json(expect=1)
     target = only_target(report)
     assert target["complete"] is False
-    assert operation in target["error"]
+    assert target["error"].startswith(f"{operation} failed: "), target["error"]
+    if operation == "Scan":
+        assert target["error"].endswith("(for state table lb-state)"), target["error"]
     assert target["load_balancers"] == []
     for kind_name in ("in_sync", "changed", "missing_record", "missing_live", "invalid_record"):
         assert target["summary"][kind_name] == 0
 
 
+@MOTO_ONLY
 @pytest.mark.parametrize("operation", ["DescribeListeners", "DescribeRules", "DescribeTags", "DescribeTargetGroupAttributes"])
 def test_a_failed_deep_read_is_exit_1_and_never_looks_in_sync(lbrecon, fleet, proxy, operation):
     for i in range(3):
@@ -476,6 +517,7 @@ def test_a_retried_throttle_leaves_the_check_complete(lbrecon, fleet, proxy):
     assert proxy.operations()[("elasticloadbalancing", "DescribeLoadBalancers")] == 2
 
 
+@MOTO_ONLY
 def test_a_state_table_never_seen_is_a_configuration_error(lbrecon, fleet):
     fleet.bare("web-0")
     lbrecon.write_config(MINIMAL_CONFIG)
@@ -485,6 +527,7 @@ def test_a_state_table_never_seen_is_a_configuration_error(lbrecon, fleet):
     assert "does not exist" in result.stderr
 
 
+@MOTO_ONLY
 def test_usage_and_config_errors(lbrecon, tmp_path):
     assert lbrecon.run("check", "--format", "yaml").returncode == 64
     assert lbrecon.run("frobnicate").returncode == 64
@@ -548,3 +591,127 @@ def test_targets_and_additional_certificates_are_read_only_where_recorded(lbreco
         {"path": "/listeners/443/additional_certificates", "recorded": [second], "live": []},
         {"path": "/target_groups/certs-tg/targets", "recorded": [{"id": instance, "port": 8080}], "live": []},
     ]
+
+
+def rules_calls(proxy):
+    return proxy.operations().get(("elasticloadbalancing", "DescribeRules"), 0)
+
+
+def test_gateway_listeners_are_never_asked_for_rules_and_their_drift_still_counts(lbrecon, fleet, proxy):
+    fleet.gwlb("gw-0")
+    fleet.gwlb("gw-1")
+    fleet.nlb("db-0")
+    create_state_table(fleet.endpoint, fleet.region, "lb-state")
+    fleet.write_records("lb-state")
+    lbrecon.endpoint = proxy.endpoint
+    lbrecon.write_config(MINIMAL_CONFIG + FAST_AWS)
+    _, report = lbrecon.check_json(expect=0)
+    assert only_target(report)["summary"]["in_sync"] == 3
+    # One listener of the network load balancer; none of the gateways'.
+    assert rules_calls(proxy) == 1
+
+    # Their default action and attributes are still read and compared.
+    other_arn, _ = fleet._target_group("gw-1-other", protocol="GENEVE", port=6081)
+    listener = fleet.elb.describe_listeners(LoadBalancerArn=fleet.arns["gw-1"])["Listeners"][0]["ListenerArn"]
+    fleet.elb.modify_listener(ListenerArn=listener, DefaultActions=[{"Type": "forward", "TargetGroupArn": other_arn}])
+    fleet.elb.modify_load_balancer_attributes(
+        LoadBalancerArn=fleet.arns["gw-0"], Attributes=[{"Key": "load_balancing.cross_zone.enabled", "Value": "false"}]
+    )
+    _, report = lbrecon.check_json(expect=2)
+    lbs = by_name(only_target(report))
+    assert lbs["gw-0"]["changes"] == [
+        {"path": "/attributes/load_balancing.cross_zone.enabled", "recorded": "true", "live": "false"}
+    ]
+    assert lbs["gw-1"]["changes"] == [
+        {
+            "path": "/listeners/gateway/default_actions",
+            "recorded": [{"type": "forward", "target_group": "gw-1-geneve"}],
+            "live": [{"type": "forward", "target_group": "gw-1-other"}],
+        }
+    ]
+
+
+def test_a_load_balancer_deleted_inside_a_tag_batch_fails_none_of_its_neighbours(faithful, fleet):
+    proxy, lbrecon = faithful
+    for i in range(12):
+        fleet.alb(f"web-{i:02d}")
+    create_state_table(fleet.endpoint, fleet.region, "lb-state")
+    fleet.write_records("lb-state")
+    # Deleted after its listeners were read, before its tags are: AWS then fails the whole
+    # DescribeTags call it is in (36 ARNs: 12 load balancers, 24 target groups).
+    proxy.before("DescribeTags", lambda: fleet.elb.delete_load_balancer(LoadBalancerArn=fleet.arns["web-05"]))
+    lbrecon.write_config(MINIMAL_CONFIG + FAST_AWS)
+    result = lbrecon.run("check", "--format", "json")
+    assert result.returncode == 2, result.stderr
+    import json
+
+    target = only_target(json.loads(result.stdout))
+    assert target["complete"] is True, target
+    assert target["error"] is None
+    assert target["load_balancers"] == [{"name": "web-05", "kind": "missing_live", "changes": []}]
+    assert target["summary"]["in_sync"] == 11
+    # Two batches of 20 ARNs; the one that failed was asked again without the gone ARN, the
+    # extra call counted as a retry, apart from the full read's calls.
+    assert proxy.operations()[("elasticloadbalancing", "DescribeTags")] == 3
+
+
+def test_a_target_group_deleted_inside_a_tag_batch_is_gone_not_an_error(faithful, fleet):
+    proxy, lbrecon = faithful
+    for i in range(5):
+        fleet.alb(f"web-{i}")
+    tg_arn = add_web(fleet, "small")
+    create_state_table(fleet.endpoint, fleet.region, "lb-state")
+    fleet.write_records("lb-state")
+
+    def delete_group():
+        fleet.elb.delete_listener(ListenerArn=fleet.listener_arn("small", 80))
+        fleet.elb.delete_target_group(TargetGroupArn=tg_arn)
+
+    proxy.before("DescribeTags", delete_group)
+    lbrecon.write_config(MINIMAL_CONFIG + FAST_AWS)
+    code, report = lbrecon.check_json()
+    target = only_target(report)
+    assert code == 2, report
+    assert target["complete"] is True and target["error"] is None, target
+    assert target["summary"]["in_sync"] == 5
+    changes = by_name(target)["small"]["changes"]
+    assert [c["path"] for c in changes] == ["/target_groups/small-tg"]
+    assert changes[0]["live"] is None
+
+
+def test_an_aws_error_names_call_code_message_and_resource_never_the_sdk_internals(faithful, fleet):
+    proxy, lbrecon = faithful
+    fleet.alb("web-0")
+    create_state_table(fleet.endpoint, fleet.region, "lb-state")
+    fleet.write_records("lb-state")
+    proxy.fail("DescribeTags", "access_denied", times=100)
+    lbrecon.write_config(MINIMAL_CONFIG + FAST_AWS)
+    _, report = lbrecon.check_json(expect=1)
+    error = only_target(report)["error"]
+    assert error.startswith("DescribeTags failed: AccessDenied: injected AccessDenied (for "), error
+    assert "load balancer web-0" in error or "target group web-0-" in error, error
+    for internal in ("ServiceError", "raw:", "Response {", "source:"):
+        assert internal not in error, error
+
+
+@MOTO_ONLY
+def test_every_config_problem_is_listed_with_its_key(lbrecon):
+    lbrecon.write_config(
+        MINIMAL_CONFIG.replace('interval = "30s"', 'interval = "soon"\nspeed = 1')
+        .replace('region = "us-east-1"', 'region = "us-east-1"\ncolour = "red"')
+        .replace("min_missing = 1", 'min_missing = "one"')
+        .replace('type = "dynamodb_flag"', 'type = "email"')
+    )
+    for command in ("validate", "check"):
+        result = lbrecon.run(command)
+        assert result.returncode == 78, result.stderr
+        problems = [line.strip()[2:] for line in result.stderr.splitlines() if line.strip().startswith("- ")]
+        keys = sorted(problem.split(":")[0] for problem in problems)
+        assert keys == [
+            "daemon.interval",
+            "daemon.speed",
+            "guard.min_missing",
+            "guard.pausers[0].type",
+            "targets[0].colour",
+        ], result.stderr
+        assert "5 problem(s)" in result.stderr

@@ -264,3 +264,113 @@ def test_adopt_bootstraps_records_from_live_state(lbrecon, moto, tmp_path):
     assert report["targets"][0]["summary"]["in_sync"] == 4
     again = lbrecon.run("adopt", "--target", "prod-use1", "--all", "--approve", "CHG-5")
     assert again.returncode == 0 and "nothing to write" in again.stdout
+
+
+def test_a_chunk_refused_for_one_item_writes_the_others(lbrecon, fleet, daemons, store, proxy):
+    daemon = run_daemon(lbrecon, daemons, store)
+    wait_for(lambda: len(listed(lbrecon)) >= 1, what="a snapshot")
+    daemon.stop()
+    lost = [f"web-{i}" for i in range(1, 7)]
+    for name in lost:
+        fleet.delete_record("lb-state", name)
+    # DynamoDB refuses the whole transaction for one bad item, without saying which.
+    proxy.refuse_item("web-4")
+    lbrecon.endpoint = proxy.endpoint
+    result = lbrecon.run("restore", "--target", "prod-use1", "--snapshot", listed(lbrecon)[-1]["id"], "--approve", "CHG-6")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "wrote 5 record(s)" in result.stdout, result.stdout
+    assert "web-4: FAILED: TransactWriteItems failed: ValidationException: Item size has exceeded" in result.stdout
+    items = {item["name"]["S"] for item in table_items(fleet, "lb-state")}
+    assert items == {f"web-{i}" for i in range(8)} - {"web-4"}
+
+
+def test_an_item_cancelled_for_itself_fails_alone(lbrecon, fleet, daemons, store, proxy):
+    daemon = run_daemon(lbrecon, daemons, store)
+    wait_for(lambda: len(listed(lbrecon)) >= 1, what="a snapshot")
+    daemon.stop()
+    for name in ("web-1", "web-2", "web-3"):
+        fleet.delete_record("lb-state", name)
+    # The transaction is cancelled, web-2's reason its own (not a failed condition).
+    proxy.refuse_item("web-2", whole=False)
+    lbrecon.endpoint = proxy.endpoint
+    result = lbrecon.run("restore", "--target", "prod-use1", "--snapshot", listed(lbrecon)[-1]["id"], "--approve", "CHG-10")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "wrote 2 record(s)" in result.stdout, result.stdout
+    assert "web-2: FAILED: ValidationError: One or more parameter values were invalid" in result.stdout
+    assert "someone else" not in result.stdout
+    # Refused once, not tried again; the others once more, without it.
+    assert proxy.operations()[("dynamodb", "TransactWriteItems")] == 2
+    items = {item["name"]["S"] for item in table_items(fleet, "lb-state")}
+    assert items == {f"web-{i}" for i in range(8)} - {"web-2"}
+
+
+def test_a_write_that_landed_though_its_answer_was_lost_is_not_someone_elses(lbrecon, fleet, daemons, store, proxy):
+    daemon = run_daemon(lbrecon, daemons, store)
+    wait_for(lambda: len(listed(lbrecon)) >= 1, what="a snapshot")
+    daemon.stop()
+    for name in ("web-2", "web-3"):
+        fleet.delete_record("lb-state", name)
+    # The transaction reaches the table; its answer is cut off, so lbrecon sends it again.
+    proxy.fail("TransactWriteItems", "truncate", times=1)
+    lbrecon.endpoint = proxy.endpoint
+    result = lbrecon.run("restore", "--target", "prod-use1", "--snapshot", listed(lbrecon)[-1]["id"], "--approve", "CHG-7")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wrote 2 record(s)" in result.stdout, result.stdout
+    assert "someone else" not in result.stdout
+    assert proxy.operations()[("dynamodb", "TransactWriteItems")] == 2
+    items = {item["name"]["S"]: item for item in table_items(fleet, "lb-state")}
+    assert items["web-2"]["lbrecon_restored"]["M"]["ticket"]["S"] == "CHG-7"
+
+
+def test_adopt_after_two_snapshots_leaves_lost_records_to_restore(lbrecon, fleet, daemons, store):
+    daemon = run_daemon(lbrecon, daemons, store)
+    wait_for(lambda: len(listed(lbrecon)) >= 1, what="a snapshot")
+    first = listed(lbrecon)[-1]["id"]
+    # The loss, then a snapshot of the table without the lost records: the newest no longer
+    # holds them.
+    fleet.delete_record("lb-state", "web-5")
+    wait_for(lambda: len(listed(lbrecon)) >= 2, what="a snapshot of the loss")
+    daemon.stop()
+    # A load balancer no snapshot ever held is adopted.
+    fleet.bare("new-0")
+
+    result = lbrecon.run("adopt", "--target", "prod-use1", "--all", "--approve", "CHG-8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"web-5: snapshot {first} holds its record: use `lbrecon restore" in result.stdout, result.stdout
+    assert "wrote 1 record(s)" in result.stdout
+    items = {item["name"]["S"]: item for item in table_items(fleet, "lb-state")}
+    assert "web-5" not in items
+    assert "lbrecon_adopted" in items["new-0"]
+
+    restored = lbrecon.run("restore", "--target", "prod-use1", "--snapshot", first, "--approve", "CHG-9")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    items = {item["name"]["S"]: item for item in table_items(fleet, "lb-state")}
+    assert item_without_approval(items["web-5"])["config"]["M"]["name"]["S"] == "web-5"
+    assert "lbrecon_adopted" not in items["web-5"]
+
+
+def test_adopt_writes_a_gateway_load_balancer_with_its_listener(lbrecon, moto, tmp_path):
+    from faultproxy import FaultProxy
+
+    fleet = Fleet(moto.endpoint)
+    fleet.gwlb("gw-0")
+    fleet.nlb("db-0")
+    create_state_table(fleet.endpoint, fleet.region, "lb-state")
+    # Through AWS's answers: DescribeRules on a gateway listener is ListenerNotFound there.
+    faithful = FaultProxy(moto.endpoint, faithful=True)
+    try:
+        lbrecon.endpoint = faithful.endpoint
+        lbrecon.write_config(daemon_config(free_port(), snapshots=f'dir = "{tmp_path / "snaps"}"'))
+        done = lbrecon.run("adopt", "--target", "prod-use1", "--all", "--approve", "CHG-11")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "wrote 2 record(s)" in done.stdout
+        items = {item["name"]["S"]: item for item in table_items(fleet, "lb-state")}
+        listeners = items["gw-0"]["config"]["M"]["listeners"]["L"]
+        assert len(listeners) == 1
+        actions = listeners[0]["M"]["default_actions"]["L"]
+        assert actions[0]["M"]["target_group"]["S"] == "gw-0-geneve"
+        code, report = lbrecon.check_json()
+        assert code == 0, report
+        assert report["targets"][0]["summary"]["in_sync"] == 2
+    finally:
+        faithful.stop()
