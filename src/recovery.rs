@@ -487,9 +487,37 @@ pub async fn adopt(
         }
     };
     let live_names: BTreeSet<&str> = lbs.iter().map(|lb| lb.name.as_str()).collect();
+    // Only load balancers the target owns are adopted (SPEC 2): judged by the scope's rules,
+    // reading the tags of the unrecorded ones when tags decide.
+    let rules = crate::scope::ScopeRules::new(&target.scope, &target.name).unwrap_or_default();
+    let unrecorded: Vec<&crate::live::LiveLoadBalancer> = lbs
+        .iter()
+        .filter(|lb| !recorded.contains(&lb.name))
+        .collect();
+    let scope_tags = if rules.needs_tags() {
+        let (tags, failures) = crate::cycle::read_scope_tags(&reader, &unrecorded).await;
+        if let Some(failure) = failures.first() {
+            eprintln!("lbrecon: {failure}; nothing was written. Try again.");
+            return exit::ERROR;
+        }
+        tags
+    } else {
+        Default::default()
+    };
+    let outside: BTreeSet<&str> = unrecorded
+        .iter()
+        .filter(|lb| {
+            rules.membership(&lb.name, false, scope_tags.get(&lb.arn))
+                != crate::scope::Membership::In
+        })
+        .map(|lb| lb.name.as_str())
+        .collect();
     let mut plan = Plan::default();
     let wanted: BTreeSet<String> = if all {
-        lbs.iter().map(|lb| lb.name.clone()).collect()
+        lbs.iter()
+            .filter(|lb| !outside.contains(lb.name.as_str()))
+            .map(|lb| lb.name.clone())
+            .collect()
     } else {
         names.iter().cloned().collect()
     };
@@ -502,6 +530,10 @@ pub async fn adopt(
         if !live_names.contains(name.as_str()) {
             plan.skipped
                 .push(skip("no live load balancer of that name"));
+        } else if outside.contains(name.as_str()) {
+            plan.skipped.push(skip(
+                "it is outside the target's scope ([targets.scope]): adopt writes records only for load balancers the target owns",
+            ));
         } else if recorded.contains(name) {
             if !all {
                 plan.skipped

@@ -173,3 +173,24 @@ def test_a_load_balancer_that_leaves_the_scope_during_a_loss_stays_counted(lbrec
     mixed.write_records("lb-state", ["web-07"])
     wait_for(lambda: not control_item(mixed, "lb-state-control", "prod-use1").get("quarantine"),
              timeout=20, what="the quarantine cleared")
+
+
+def test_adopt_writes_records_only_inside_the_scope(lbrecon, mixed):
+    from fleet import table_items
+
+    mixed.bare("web-new")
+    mixed.records.pop("web-new")
+    mixed.elb.add_tags(ResourceArns=[mixed.arns["web-new"]], Tags=[{"Key": "owner", "Value": "platform"}])
+    for body in ('names = ["web-*"]', 'tags = { owner = "platform" }'):
+        lbrecon.write_config(scoped(body) + FAST_AWS)
+        dry = lbrecon.run("adopt", "--target", "prod-use1", "--all")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "1 to write" in dry.stdout, body + dry.stdout
+        assert not any(name in dry.stdout for name in UNMANAGED), body + dry.stdout
+        named = lbrecon.run("adopt", "--target", "prod-use1", "k8s-ingress-a", "--dry-run")
+        assert "k8s-ingress-a: it is outside the target's scope" in named.stdout, named.stdout
+    done = lbrecon.run("adopt", "--target", "prod-use1", "--all", "--approve", "CHG-9")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "wrote 1 record(s)" in done.stdout
+    names = {item["name"]["S"] for item in table_items(mixed, "lb-state")}
+    assert "web-new" in names and not names & set(UNMANAGED)
