@@ -227,7 +227,7 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     .await;
     let observation = presence
         .complete
-        .then(|| enforce::observation(&presence, enforce::now_unix()));
+        .then(|| presence.observation(enforce::now_unix()));
     let enforcer = Enforcer {
         target: &target.name,
         config: &config.guard,
@@ -243,7 +243,7 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
                 return exit::ERROR;
             }
         };
-        let state = control.guard_state(&control.quarantine, None);
+        let state = control.guard_state(None);
         let step = guard::step(
             observation.as_ref(),
             &state,
@@ -349,7 +349,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
     .await;
     let observation = presence
         .complete
-        .then(|| enforce::observation(&presence, enforce::now_unix()));
+        .then(|| presence.observation(enforce::now_unix()));
     let command = Command::Resume { force };
     for _ in 0..ATTEMPTS {
         let mut control = match load_unclaimed(&store, &enforcer).await {
@@ -359,7 +359,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
                 return exit::ERROR;
             }
         };
-        let state = control.guard_state(&control.quarantine, None);
+        let state = control.guard_state(None);
         let step = guard::step(
             observation.as_ref(),
             &state,

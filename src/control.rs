@@ -305,12 +305,12 @@ impl ControlItem {
         }
     }
 
-    /// The guard's full state, with the high-water mark kept apart.
-    pub fn guard_state(&self, quarantine: &[String], high_water: Option<HighWater>) -> GuardState {
+    /// The guard's full state; the high-water mark is kept in an item of its own.
+    pub fn guard_state(&self, high_water: Option<HighWater>) -> GuardState {
         GuardState {
             confirm_count: self.guard.confirm_count,
             missing_streaks: self.guard.missing_streaks.clone(),
-            quarantine: quarantine.iter().cloned().collect(),
+            quarantine: self.quarantine.iter().cloned().collect(),
             acknowledged: self.guard.acknowledged.clone(),
             clean_cycles: self.guard.clean_cycles,
             high_water,

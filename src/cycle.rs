@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use crate::aws::AwsError;
 use crate::config::TargetConfig;
 use crate::control::ControlView;
+use crate::guard::Observation;
 use crate::ignore::IgnoreRules;
 use crate::item::StoredItem;
 use crate::live::{DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
@@ -262,6 +263,20 @@ impl PresencePhase {
     /// Names of load balancers with a readable record.
     pub fn valid_record_names(&self) -> BTreeSet<String> {
         crate::record::valid_names(&self.records)
+    }
+
+    /// What the guard sees of a complete presence pass, at `now` (Unix seconds).
+    pub fn observation(&self, now: i64) -> Observation {
+        Observation {
+            now,
+            live: self
+                .load_balancers
+                .iter()
+                .map(|lb| (lb.name.clone(), lb.created_time))
+                .collect(),
+            records: self.valid_record_names(),
+            state_table_gone: self.state_table_missing,
+        }
     }
 
     /// Names the state table holds an item for, valid or not.

@@ -22,7 +22,7 @@ use crate::control::{
     self, Claim, ControlItem, ControlStore, Event, GUARD_ACTOR, Loaded, PauserRecord, PauserStatus,
 };
 use crate::cycle::PresencePhase;
-use crate::guard::{self, Action, Command, GuardState, HighWater, Observation, Owner, PauseFacts};
+use crate::guard::{self, Action, Command, GuardState, HighWater, Owner, PauseFacts};
 use crate::pause::{self, DYNAMODB_FLAG, PauseEvent, Pauser, Scope};
 use crate::telemetry;
 
@@ -34,20 +34,6 @@ fn now() -> String {
 /// The current time, Unix seconds.
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// What the guard sees of a complete presence pass.
-pub fn observation(presence: &PresencePhase, now: i64) -> Observation {
-    Observation {
-        now,
-        live: presence
-            .load_balancers
-            .iter()
-            .map(|lb| (lb.name.clone(), lb.created_time))
-            .collect(),
-        records: presence.valid_record_names(),
-        state_table_gone: presence.state_table_missing,
-    }
 }
 
 /// What the guard's policy needs of the control item, as plain facts.
@@ -208,8 +194,8 @@ impl Enforcer<'_> {
             return Ok(outcome);
         }
         let before = control.clone();
-        let observation = observation(presence, now_unix());
-        let state = control.guard_state(&control.quarantine, high_water.clone());
+        let observation = presence.observation(now_unix());
+        let state = control.guard_state(high_water.clone());
         let step = guard::step(
             Some(&observation),
             &state,

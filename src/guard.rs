@@ -422,8 +422,9 @@ pub fn step(
     }
 }
 
-/// M and E of an observation, or nothing without one.
-fn observed_missing(
+/// M and E of an observation, or nothing without one: the one definition of which load
+/// balancers are missing now, for the guard, the commands and snapshot pruning.
+pub fn observed_missing(
     observation: Option<&Observation>,
     config: &GuardConfig,
 ) -> (BTreeSet<String>, usize) {
@@ -1528,8 +1529,7 @@ mod tests {
         assert_eq!(started.action, Action::Nothing);
         let mut control = crate::control::ControlItem::new("prod");
         control.set_guard_state(&started.state);
-        let quarantine = control.quarantine.clone();
-        let restarted = control.guard_state(&quarantine, started.state.high_water.clone());
+        let restarted = control.guard_state(started.state.high_water.clone());
         let got = step(
             Some(&fleet(100, &span(0, 25))),
             &restarted,

@@ -131,13 +131,9 @@ pub async fn snapshot_step(
         millis,
     );
 
-    let valid = presence.valid_record_names();
-    let missing = presence
-        .load_balancers
-        .iter()
-        .filter(|lb| !valid.contains(&lb.name))
-        .count();
-    if missing == 0 {
+    let observation = presence.observation(now_unix());
+    let (missing, _) = crate::guard::observed_missing(Some(&observation), &config.guard);
+    if missing.is_empty() {
         let entries = store.list(&target.name).await?;
         let prune = to_prune(
             &entries,
@@ -439,6 +435,10 @@ async fn record_history(
     if let Err(err) = outcome {
         tracing::warn!(target_name = %target.name, error = %err.message(&store), "cannot record the {action} in the control table");
     }
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// `lbrecon adopt --target T (--all | NAME...)`: records from live state for load balancers that
