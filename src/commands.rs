@@ -142,8 +142,13 @@ fn status_table(line: &TargetStatus) -> String {
         out.push_str(&format!("  quarantine: {}\n", line.quarantine.join(", ")));
     }
     if let Some(claim) = &line.claim {
+        let stale = if claim.until < enforce::now_unix() {
+            " (stale: its holder stopped; the next actor takes it over)"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "  pausers claimed by {} ({}) since {}, stale at {}\n",
+            "  pausers claimed by {} ({}) since {}, stale at {}{stale}\n",
             claim.by,
             claim.purpose,
             claim.since,
@@ -217,10 +222,19 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     let store = store(target, &clients);
     let by = actor();
     let reader = reader(&clients, config);
+    // The control item first: whether the state table was seen (a deleted one is every record
+    // missing), and the names the guard keeps in scope.
+    let first = match load_item(&store).await {
+        Ok(control) => control,
+        Err(message) => {
+            eprintln!("lbrecon: pausing {}: {message}", target.name);
+            return exit::ERROR;
+        }
+    };
     let presence = read_scoped_presence(
         target,
         &reader,
-        None,
+        Some(&first.view()),
         &mut RecordCache::none(),
         Items::Dropped,
     )
@@ -251,13 +265,16 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
             &config.guard,
             &command,
         );
+        let mut reverted = false;
         let result = match step.action {
             Action::Pause => {
                 let scope = enforce::scope(&presence, &step.missing);
                 enforcer
                     .pause(&mut control, reason, &by, &step.missing, &scope, "pause")
                     .await
-                    .map(|_| ())
+                    .map(|finished| {
+                        reverted = finished == enforce::Finished::Reverted;
+                    })
             }
             Action::TakeOver => enforcer.take_over(&mut control, reason, &by).await,
             _ => {
@@ -278,6 +295,13 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
                     target.name
                 );
                 return exit::OK;
+            }
+            Ok(()) if reverted => {
+                eprintln!(
+                    "lbrecon: target {} was resumed while this pause ran; what it did was undone. Run pause again if it is still needed",
+                    target.name
+                );
+                return exit::ERROR;
             }
             Ok(()) => return report_pausers(target, &control, "paused"),
             Err(err) if err.is_condition_failed() => continue,

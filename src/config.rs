@@ -533,6 +533,19 @@ impl Config {
             !self.guard.claim_timeout.is_zero(),
             "guard.claim_timeout: must be longer than 0s".into(),
         );
+        for (i, pauser) in self.guard.pausers.iter().enumerate() {
+            if pauser.kind == PauserKind::Command
+                && let Some(timeout) = pauser.timeout
+            {
+                check(
+                    self.guard.claim_timeout > timeout,
+                    format!(
+                        "guard.claim_timeout: must be longer than guard.pausers[{i}].timeout ({}), or another actor may take the pausers over while that command runs",
+                        humantime::format_duration(timeout)
+                    ),
+                );
+            }
+        }
         check(
             self.http.listen.parse::<std::net::SocketAddr>().is_ok(),
             format!(

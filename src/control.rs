@@ -71,6 +71,10 @@ pub struct ControlItem {
     /// The version this item was read at; `None` when it was not in the table.
     #[serde(skip)]
     pub loaded_version: Option<i64>,
+    /// `paused` as read: a write is conditional on it too, so a flag a person set or cleared
+    /// by hand (an `UpdateItem` that leaves `version` alone) is never overwritten unseen.
+    #[serde(skip)]
+    pub loaded_paused: Option<bool>,
 }
 
 /// The guard's state as stored in the control item.
@@ -364,6 +368,7 @@ impl ControlItem {
         let mut control: ControlItem = serde_json::from_value(Value::Object(map))
             .map_err(|err| format!("the control item is not in lbrecon's schema: {err}"))?;
         control.loaded_version = Some(control.version);
+        control.loaded_paused = Some(control.paused);
         Ok(control)
     }
 }
@@ -465,14 +470,24 @@ impl ControlStore<'_> {
                 values: vec![],
             },
             Some(version) => Condition {
-                expression: "#version = :version".into(),
-                names: vec![("#version".into(), "version".into())],
-                values: vec![(":version".into(), AttrValue::N(version.to_string()))],
+                expression: "#version = :version AND #paused = :paused".into(),
+                names: vec![
+                    ("#version".into(), "version".into()),
+                    ("#paused".into(), "paused".into()),
+                ],
+                values: vec![
+                    (":version".into(), AttrValue::N(version.to_string())),
+                    (
+                        ":paused".into(),
+                        AttrValue::Bool(control.loaded_paused.unwrap_or(control.paused)),
+                    ),
+                ],
             },
         };
         self.put(&next.to_item(), Some(&condition)).await?;
         control.version = next.version;
         control.loaded_version = Some(next.version);
+        control.loaded_paused = Some(control.paused);
         Ok(())
     }
 
@@ -626,6 +641,7 @@ mod tests {
         assert_eq!(
             ControlItem {
                 loaded_version: None,
+                loaded_paused: None,
                 ..back
             },
             control

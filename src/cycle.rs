@@ -240,22 +240,35 @@ pub async fn read_scope_tags(
     let mut tags = HashMap::new();
     let mut failures = Vec::new();
     let arns: Vec<String> = load_balancers.iter().map(|lb| lb.arn.clone()).collect();
+    let name_of: HashMap<&str, &str> = load_balancers
+        .iter()
+        .map(|lb| (lb.arn.as_str(), lb.name.as_str()))
+        .collect();
     for chunk in arns.chunks(crate::aws::elb::TAGS_PER_CALL) {
         let answers = crate::reader::narrow_tags(chunk.to_vec(), |batch, again| async move {
             reader.elb.tags(&batch, again).await
         })
         .await;
+        let mut failed: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         for (arn, answer) in answers {
             match answer {
                 Ok(Tagged::Tags(map)) => {
                     tags.insert(arn, map);
                 }
                 Ok(Tagged::Gone) => {}
-                Err(err) => failures.push(format!("reading tags for the scope: {err}")),
+                Err(err) => failed
+                    .entry(err.to_string())
+                    .or_default()
+                    .push(name_of.get(arn.as_str()).copied().unwrap_or("?")),
             }
         }
+        for (error, names) in failed {
+            failures.push(format!(
+                "reading tags for the scope: {error} (for load balancer(s) {})",
+                names.join(", ")
+            ));
+        }
     }
-    failures.dedup();
     (tags, failures)
 }
 

@@ -428,6 +428,15 @@ impl TargetLoop {
                 .as_ref()
                 .map(|view| view.keep_in_scope.clone())
                 .unwrap_or_default();
+            // The mark is read before the scope is applied, so the first cycle after a restart
+            // keeps the load balancers in scope only through records lost since.
+            if presence.complete
+                && high_water.is_none()
+                && let Ok(Loaded::Item(_)) = &loaded
+                && let Ok(mark) = store.load_high_water().await
+            {
+                *high_water = Some(mark);
+            }
             if let Some(Some(mark)) = high_water.as_ref() {
                 keep.extend(mark.names.iter().cloned());
             }
@@ -623,10 +632,14 @@ impl TargetLoop {
             })
             .collect();
         stale.sort_by_key(|(at, _)| *at);
+        // Bounded per cycle, so a fleet of thousands of unrecorded load balancers after a start
+        // is read over a few cycles, never in one that its deadline would drop.
+        let most = crate::aws::elb::TAGS_PER_CALL.saturating_mul(self.limit.clamp(1, 50));
         let to_read: Vec<&crate::live::LiveLoadBalancer> = presence
             .pending
             .iter()
             .chain(stale.into_iter().take(20).map(|(_, lb)| lb))
+            .take(most)
             .collect();
         if to_read.is_empty() {
             return;

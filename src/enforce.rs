@@ -54,7 +54,9 @@ pub fn facts(control: &ControlItem) -> PauseFacts {
     }
 }
 
-/// The target groups the pausers act on: those of the `affected` load balancers, and all.
+/// The target groups the pausers act on: those of the `affected` load balancers, and those of
+/// every load balancer in the target's scope (never one outside it: another team's, or the
+/// Kubernetes controller's).
 pub fn scope(presence: &PresencePhase, affected: &BTreeSet<String>) -> Scope {
     let affected_arns: BTreeSet<&str> = presence
         .load_balancers
@@ -62,9 +64,18 @@ pub fn scope(presence: &PresencePhase, affected: &BTreeSet<String>) -> Scope {
         .filter(|lb| affected.contains(&lb.name))
         .map(|lb| lb.arn.as_str())
         .collect();
+    let in_scope: BTreeSet<&str> = presence
+        .load_balancers
+        .iter()
+        .map(|lb| lb.arn.as_str())
+        .collect();
     let mut scope = Scope::default();
     for group in &presence.target_groups {
-        if group.load_balancer_arns.is_empty() {
+        if !group
+            .load_balancer_arns
+            .iter()
+            .any(|arn| in_scope.contains(arn.as_str()))
+        {
             continue;
         }
         scope.all_target_groups.insert(group.arn.clone());
@@ -78,6 +89,9 @@ pub fn scope(presence: &PresencePhase, affected: &BTreeSet<String>) -> Scope {
     }
     scope
 }
+
+/// How often the last write of a run is tried again against other writers.
+const FINISH_ATTEMPTS: usize = 5;
 
 /// What one guard step did.
 #[derive(Debug, Default)]
@@ -397,9 +411,13 @@ impl Enforcer<'_> {
     }
 
     /// The last write of a run: records what the pausers did and releases the claim. When
-    /// another writer moved in between (this run's claim had gone stale and was taken over),
-    /// the fresh item decides: resumed meanwhile, what this run did is undone instead of
-    /// recorded; still paused, it is recorded into the fresh item.
+    /// another writer moved in between, the fresh item decides, again until one write lands:
+    /// - resumed by `lbrecon resume` (not paused, its pauser records cleared: this run's claim
+    ///   had gone stale and was taken over), what this run did is undone instead of recorded;
+    ///   what cannot be undone is recorded as `resuming`, so the next `resume` finishes it;
+    /// - the flag cleared by hand (not paused, records still there), this run's steps are
+    ///   recorded and the flag marked done, so the next cycle reports the undo (never re-applies);
+    /// - still paused, this run's steps are merged into the fresh item.
     async fn finish(
         &self,
         control: &mut ControlItem,
@@ -409,57 +427,101 @@ impl Enforcer<'_> {
         let mut recorded = control.clone();
         recorded.pausers.extend(results.clone());
         release(&mut recorded);
-        match self.store.save(&mut recorded).await {
+        let mut last = match self.store.save(&mut recorded).await {
             Ok(()) => {
                 *control = recorded;
                 return Ok(Finished::Recorded);
             }
             Err(err) if !err.is_condition_failed() => return Err(err),
-            Err(_) => {}
-        }
-        let Loaded::Item(fresh) = self.store.load().await? else {
-            return Err(AwsError::unexpected(
-                "dynamodb",
-                "GetItem",
-                format!("the control table of {} is gone", self.target),
-            ));
+            Err(err) => err,
         };
-        let mut fresh = *fresh;
-        if !fresh.paused {
-            tracing::warn!(
-                target_name = self.target,
-                "the target was resumed while its pausers ran: undoing what they did instead of recording it"
-            );
-            let resume_event = PauseEvent {
-                event: "resume",
-                ..event.clone()
+        let mut reverted: Option<BTreeMap<String, PauserRecord>> = None;
+        for _ in 0..FINISH_ATTEMPTS {
+            let Loaded::Item(fresh) = self.store.load().await? else {
+                return Err(AwsError::unexpected(
+                    "dynamodb",
+                    "GetItem",
+                    format!("the control table of {} is gone", self.target),
+                ));
             };
-            for (key, record) in &results {
-                let pauser = self.pauser_for(key, record.kind);
-                if let Err(error) = pauser.resume(record, &resume_event, self.autoscaling).await {
-                    telemetry::pauser_failed(self.target, key, &error);
+            let mut fresh = *fresh;
+            let resumed_by_lbrecon =
+                !fresh.paused && results.keys().all(|key| !fresh.pausers.contains_key(key));
+            if resumed_by_lbrecon {
+                // Undo once; what could not be undone is kept as `resuming`.
+                let left = match &reverted {
+                    Some(left) => left.clone(),
+                    None => {
+                        let left = self.revert(&results, event).await;
+                        reverted = Some(left.clone());
+                        left
+                    }
+                };
+                if left.is_empty() {
+                    *control = fresh;
+                    return Ok(Finished::Reverted);
+                }
+                fresh.pausers.extend(left);
+            } else {
+                for (key, ours) in &results {
+                    let merged = match fresh.pausers.get(key) {
+                        Some(theirs) => control::merge(theirs, ours),
+                        None => ours.clone(),
+                    };
+                    fresh.pausers.insert(key.clone(), merged);
+                }
+                if !fresh.paused
+                    && let Some(flag) = fresh.pausers.get_mut(DYNAMODB_FLAG)
+                {
+                    // Cleared by hand while the pausers ran: marked done, so the next cycle
+                    // reports it and never sets it again.
+                    flag.status = PauserStatus::Done;
                 }
             }
-            *control = fresh;
-            return Ok(Finished::Reverted);
-        }
-        for (key, ours) in results {
-            let merged = match fresh.pausers.get(&key) {
-                Some(theirs) => control::merge(theirs, &ours),
-                None => ours,
-            };
-            fresh.pausers.insert(key, merged);
-        }
-        if fresh
-            .claim
-            .as_ref()
-            .is_some_and(|claim| claim.owner == control::process_owner())
-        {
             release(&mut fresh);
+            match self.store.save(&mut fresh).await {
+                Ok(()) => {
+                    *control = fresh;
+                    return Ok(if reverted.is_some() {
+                        Finished::Reverted
+                    } else {
+                        Finished::Recorded
+                    });
+                }
+                Err(err) if err.is_condition_failed() => last = err,
+                Err(err) => return Err(err),
+            }
         }
-        self.store.save(&mut fresh).await?;
-        *control = fresh;
-        Ok(Finished::Recorded)
+        Err(last)
+    }
+
+    /// Undoes what one run of the pausers did; returns, as `resuming` records, what could not
+    /// be undone.
+    async fn revert(
+        &self,
+        results: &BTreeMap<String, PauserRecord>,
+        event: &PauseEvent,
+    ) -> BTreeMap<String, PauserRecord> {
+        tracing::warn!(
+            target_name = self.target,
+            "the target was resumed while its pausers ran: undoing what they did instead of recording it"
+        );
+        let resume_event = PauseEvent {
+            event: "resume",
+            ..event.clone()
+        };
+        let mut left = BTreeMap::new();
+        for (key, record) in results {
+            let pauser = self.pauser_for(key, record.kind);
+            if let Err(error) = pauser.resume(record, &resume_event, self.autoscaling).await {
+                telemetry::pauser_failed(self.target, key, &error);
+                let mut failed = record.clone();
+                failed.status = PauserStatus::Resuming;
+                failed.error = Some(format!("resume failed: {error}"));
+                left.insert(key.clone(), failed);
+            }
+        }
+        left
     }
 
     /// Pauses: reads what is suspended now, writes the plan (every effect about to happen) and

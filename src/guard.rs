@@ -107,9 +107,16 @@ pub fn eligible<'a>(observation: &'a Observation, config: &GuardConfig) -> BTree
 pub fn missing(observation: &Observation, eligible: &BTreeSet<&String>) -> BTreeSet<String> {
     eligible
         .iter()
-        .filter(|name| !observation.records.contains(**name))
+        .filter(|name| without_valid_record(observation, name))
         .map(|name| (*name).clone())
         .collect()
+}
+
+/// Whether the live load balancer `name` has no valid record: the one definition of a record
+/// missing. The guard counts only eligible ones (past their grace); snapshot pruning stops for
+/// any (a young load balancer's lost record is kept all the same).
+pub fn without_valid_record(observation: &Observation, name: &str) -> bool {
+    !observation.records.contains(name)
 }
 
 /// Decides one complete cycle. `paused` says whether scaling is paused now, `paused_by_guard`
@@ -131,7 +138,10 @@ pub fn decide(
     next.missing_streaks = missing
         .iter()
         .map(|name| {
-            let streak = state.missing_streaks.get(name).copied().unwrap_or(0) + 1;
+            // Capped where it stops mattering, so a long loss does not change the item
+            // every cycle.
+            let streak = (state.missing_streaks.get(name).copied().unwrap_or(0) + 1)
+                .min(config.confirm_cycles.max(1));
             (name.clone(), streak)
         })
         .collect();
@@ -153,7 +163,10 @@ pub fn decide(
     let over_threshold =
         m as u64 >= config.min_missing && m as f64 >= config.max_missing_ratio * e as f64;
     next.confirm_count = if over_threshold {
-        state.confirm_count.saturating_add(1)
+        state
+            .confirm_count
+            .saturating_add(1)
+            .min(config.confirm_cycles.max(1))
     } else {
         0
     };
@@ -213,7 +226,10 @@ pub fn decide(
 
     // Automatic resume after enough clean cycles, only of a pause lbrecon made.
     next.clean_cycles = if missing.is_empty() {
-        state.clean_cycles.saturating_add(1)
+        state
+            .clean_cycles
+            .saturating_add(1)
+            .min(config.auto_resume_after.unwrap_or(1).max(1))
     } else {
         0
     };
@@ -1080,7 +1096,7 @@ mod tests {
                 Action::Maintain,
             )
             .missing(six())
-            .confirm_count(5),
+            .confirm_count(2),
             row(
                 "paused: a mass loss does not trip again",
                 Some(fleet(100, &span(0, 30))),
@@ -1120,7 +1136,7 @@ mod tests {
                 Action::Maintain,
             )
             .config(|c| c.auto_resume_after = Some(2))
-            .clean_cycles(6),
+            .clean_cycles(2),
             row(
                 "a flag cleared by hand acknowledges what is missing and does not trip",
                 Some(fleet(100, &[1, 2, 3, 4, 5, 6])),
@@ -1430,7 +1446,8 @@ mod tests {
         assert_eq!(steps[2].action, Action::TakeOver);
         assert_eq!(steps[3].action, Action::Maintain);
         assert_eq!(steps[4].action, Action::Maintain);
-        assert_eq!(steps[4].state.clean_cycles, 2);
+        // Counted up to where it matters (auto_resume_after), not further.
+        assert_eq!(steps[4].state.clean_cycles, 1);
     }
 
     #[test]

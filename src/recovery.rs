@@ -131,9 +131,14 @@ pub async fn snapshot_step(
         millis,
     );
 
+    // Nothing is pruned while any live load balancer has no valid record, in its grace period
+    // or not: a snapshot may be all that holds it.
     let observation = presence.observation(now_unix());
-    let (missing, _) = crate::guard::observed_missing(Some(&observation), &config.guard);
-    if missing.is_empty() {
+    let any_missing = observation
+        .live
+        .keys()
+        .any(|name| crate::guard::without_valid_record(&observation, name));
+    if !any_missing {
         let entries = store.list(&target.name).await?;
         let prune = to_prune(
             &entries,

@@ -194,3 +194,22 @@ def test_adopt_writes_records_only_inside_the_scope(lbrecon, mixed):
     assert "wrote 1 record(s)" in done.stdout
     names = {item["name"]["S"] for item in table_items(mixed, "lb-state")}
     assert "web-new" in names and not names & set(UNMANAGED)
+
+
+def test_a_global_pause_leaves_groups_of_load_balancers_outside_the_scope_alone(lbrecon, mixed):
+    from fleet import add_scaling_group, add_web, suspended
+
+    # The Kubernetes controller's own load balancer, with its own target group and group.
+    tg = add_web(mixed, "k8s-ingress-z")
+    mixed.records.pop("k8s-ingress-z")
+    add_scaling_group(mixed, "asg-k8s", [tg])
+    extra = GUARD.replace('type = "autoscaling"', 'type = "autoscaling"\nscope = "all"')
+    lbrecon.write_config(scoped('exclude = ["k8s-*"]') + FAST_AWS + extra)
+    assert lbrecon.run("init", "--target", "prod-use1", "--approve", "CHG-1").returncode == 0
+    result = lbrecon.run("pause", "--target", "prod-use1", "--reason", "region evacuation")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert suspended(mixed, "asg-05") and suspended(mixed, "asg-19")
+    assert suspended(mixed, "asg-k8s") == set()
+    result = lbrecon.run("resume", "--target", "prod-use1", "--reason", "over")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert suspended(mixed, "asg-05") == set()
