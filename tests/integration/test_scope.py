@@ -204,7 +204,7 @@ def test_a_global_pause_leaves_groups_of_load_balancers_outside_the_scope_alone(
     mixed.records.pop("k8s-ingress-z")
     add_scaling_group(mixed, "asg-k8s", [tg])
     extra = GUARD.replace('type = "autoscaling"', 'type = "autoscaling"\nscope = "all"')
-    lbrecon.write_config(scoped('exclude = ["k8s-*"]') + FAST_AWS + extra)
+    lbrecon.write_config(scoped('exclude = ["k8s-*", "team-b-*"]') + FAST_AWS + extra)
     assert lbrecon.run("init", "--target", "prod-use1", "--approve", "CHG-1").returncode == 0
     result = lbrecon.run("pause", "--target", "prod-use1", "--reason", "region evacuation")
     assert result.returncode == 0, result.stdout + result.stderr
