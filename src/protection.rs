@@ -504,6 +504,20 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_resource_policy_is_judged_in_force() {
+        let shipped = include_str!("../deploy/iam/state-table-resource-policy.json")
+            .replace("${StateTableArn}", TABLE)
+            .replace("${WriterRoleArn}", WRITER)
+            .replace("${ChangeManagedRoleArn}", OPERATOR);
+        assert_eq!(
+            judge_delete_policy(&shipped, TABLE),
+            DeletePolicy::Denied {
+                exempt: vec![WRITER.to_string(), OPERATOR.to_string()]
+            }
+        );
+    }
+
+    #[test]
     fn says_why_a_statement_did_not_count() {
         let judged = judge_delete_policy(
             &policy(vec![deny(
