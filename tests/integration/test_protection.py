@@ -4,6 +4,8 @@ the resource policy that keeps deletes behind change management, as `lbrecon run
 policy, without one, with one that leaves deletes open, and with the policy unreadable."""
 
 import json
+import shutil
+import subprocess
 
 import pytest
 from conftest import ROOT, daemon_config, free_port, metric
@@ -152,6 +154,15 @@ def test_a_policy_that_cannot_be_read_is_unknown_not_off(lbrecon, fleet, daemons
     assert "the state table's protection is off" not in log
     assert metric(daemon.metrics()[0], "lbrecon_state_table_protection", target=T, kind="delete_policy") is None
     assert proxy.operations().get(("dynamodb", "GetResourcePolicy")) == 1
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not found: install Debian's prometheus package (./scripts/test.sh does)")
+    # The family as exposed, HELP and TYPE kept while its delete_policy series is left out.
+    family = "".join(line + "\n" for line in daemon.get("/metrics").text.splitlines()
+                     if "lbrecon_state_table_protection" in line)
+    assert "# HELP lbrecon_state_table_protection" in family and 'kind="pitr"' in family, family
+    lint = subprocess.run([promtool, "check", "metrics"], input=family, capture_output=True, text=True)
+    assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint.stdout + lint.stderr
 
     proxy.fail("GetResourcePolicy", "access_denied", times=1)
     line = status(lbrecon)
