@@ -208,9 +208,11 @@ fn deny_reaches(statement: &Value, table_arn: &str) -> Result<Vec<String>, Strin
                             "its Condition also limits the deny by {operator} on {key}"
                         ));
                     }
-                    let like = base.ends_with("Like");
+                    // IAM matches wildcards in both ARN operators (ArnNotEquals too) and in
+                    // StringNotLike; only StringNotEquals compares literally.
+                    let wildcards = base != "StringNotEquals";
                     for value in strings(values) {
-                        if like && !names_principals(value) {
+                        if wildcards && !names_principals(value) {
                             return Err(format!(
                                 "its Condition {operator} aws:PrincipalArn {value} exempts principals by wildcard, not by name"
                             ));
@@ -225,7 +227,7 @@ fn deny_reaches(statement: &Value, table_arn: &str) -> Result<Vec<String>, Strin
     }
 }
 
-/// Whether a `*Like` pattern on `aws:PrincipalArn` names principals rather than sparing a
+/// Whether a pattern on `aws:PrincipalArn` (of an operator that matches wildcards) names principals rather than sparing a
 /// whole account or everyone: `arn:PARTITION:iam::ACCOUNT:role/NAME...` or `...:user/...`
 /// with the partition and the twelve-digit account spelled out, and a name that starts with
 /// something other than a wildcard (`role/ops-*` names roles; `role/*` spares every role).
@@ -414,6 +416,26 @@ mod tests {
                     Some(json!({"ArnNotLike": {"aws:PrincipalArn": "*"}})),
                 )]),
                 Err(DELETE_ACTIONS.to_vec()),
+            ),
+            (
+                "ArnNotEquals matches wildcards as ArnNotLike does",
+                policy(vec![deny(
+                    all_deletes(),
+                    json!("*"),
+                    Some(
+                        json!({"ArnNotEquals": {"aws:PrincipalArn": ["arn:aws:iam::*:role/*", WRITER]}}),
+                    ),
+                )]),
+                Err(DELETE_ACTIONS.to_vec()),
+            ),
+            (
+                "StringNotEquals compares literally: a star names no one",
+                policy(vec![deny(
+                    all_deletes(),
+                    json!("*"),
+                    Some(json!({"StringNotEquals": {"aws:PrincipalArn": ["*"]}})),
+                )]),
+                Ok(vec!["*".to_string()]),
             ),
             (
                 "exempts every role of the account by wildcard",
