@@ -49,6 +49,49 @@ pub struct TargetStatus {
     pub claim: Option<Claim>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The state table's protection, read now.
+    pub protection: ProtectionStatus,
+    /// Why a protection is off or unknown, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub protection_notes: Vec<String>,
+}
+
+/// The state table's protections in `status`: `true` in force, `false` not, `None` (JSON
+/// `null`) unknown because it could not be read: never taken as off.
+#[derive(Debug, Default, Serialize)]
+pub struct ProtectionStatus {
+    pub pitr: Option<bool>,
+    pub deletion_protection: Option<bool>,
+    pub delete_policy: Option<bool>,
+}
+
+/// Reads the state table's protection for `status`, with a note for each kind that is off or
+/// unknown.
+async fn read_protection(
+    target: &TargetConfig,
+    clients: &Clients,
+) -> (ProtectionStatus, Vec<String>) {
+    let read = clients.dynamodb.protection(&target.state_table).await;
+    let mut notes = Vec::new();
+    let mut known = [None; 3];
+    for ((kind, reading), known) in read.kinds().into_iter().zip(&mut known) {
+        match reading {
+            Ok((on, detail)) => {
+                if !on {
+                    notes.push(format!("{kind}: {detail}"));
+                }
+                *known = Some(on);
+            }
+            Err(err) => notes.push(format!("{kind}: unknown: {err}")),
+        }
+    }
+    let [pitr, deletion_protection, delete_policy] = known;
+    let status = ProtectionStatus {
+        pitr,
+        deletion_protection,
+        delete_policy,
+    };
+    (status, notes)
 }
 
 fn store<'a>(target: &'a TargetConfig, clients: &'a Clients) -> ControlStore<'a> {
@@ -82,7 +125,10 @@ pub async fn status(config: &Config, json: bool) -> i32 {
             paused_by_pausers: BTreeMap::new(),
             claim: None,
             error: None,
+            protection: ProtectionStatus::default(),
+            protection_notes: vec![],
         };
+        (line.protection, line.protection_notes) = read_protection(target, &clients).await;
         match store(target, &clients).load().await {
             Ok(Loaded::Item(item)) => {
                 line.paused = item.paused;
@@ -140,6 +186,20 @@ fn status_table(line: &TargetStatus) -> String {
     }
     if !line.quarantine.is_empty() {
         out.push_str(&format!("  quarantine: {}\n", line.quarantine.join(", ")));
+    }
+    let shown = |on: Option<bool>| match on {
+        Some(true) => "on",
+        Some(false) => "OFF",
+        None => "unknown",
+    };
+    out.push_str(&format!(
+        "  state table protection: pitr {}, deletion_protection {}, delete_policy {}\n",
+        shown(line.protection.pitr),
+        shown(line.protection.deletion_protection),
+        shown(line.protection.delete_policy)
+    ));
+    for note in &line.protection_notes {
+        out.push_str(&format!("    {note}\n"));
     }
     if let Some(claim) = &line.claim {
         let stale = if claim.until < enforce::now_unix() {

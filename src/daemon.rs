@@ -662,22 +662,12 @@ impl TargetLoop {
             return;
         }
         state.protection_checked = Some(Instant::now());
-        match self
+        let protection = self
             .reader
             .dynamodb
             .protection(&self.target.state_table)
-            .await
-        {
-            Ok(protection) => telemetry::state_table_protection(
-                &self.target.name,
-                &self.target.state_table,
-                protection.pitr,
-                protection.deletion_protection,
-            ),
-            Err(err) => {
-                tracing::warn!(target_name = %self.target.name, error = %err, "cannot read the state table's protection")
-            }
-        }
+            .await;
+        telemetry::state_table_protection(&self.target.name, &self.target.state_table, &protection);
     }
 
     fn finish(

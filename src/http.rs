@@ -162,7 +162,7 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        crate::telemetry::render(state.metrics.render()),
     )
         .into_response()
 }

@@ -23,6 +23,8 @@
 //! - [`guard`]: the guard's pure decision: quarantine, thresholds, mass loss, resume.
 //! - [`pause`]: the pausers (control flag, Auto Scaling, command) and how each is undone.
 //! - [`enforce`]: carrying out the guard's decisions against the control item and pausers.
+//! - [`protection`]: the state table's protection, and the pure judgement of its resource
+//!   policy (`delete_policy`).
 //! - [`snapshot`]: point-in-time snapshots of the state table, local or in S3.
 //! - [`restore`]: `restore` and `adopt`: planning and conditional, batched writes.
 //! - [`recovery`]: `snapshots`, `restore`, `adopt`, and the daemon's snapshot step.
@@ -54,6 +56,7 @@ pub mod lease;
 pub mod live;
 pub mod node;
 pub mod pause;
+pub mod protection;
 pub mod reader;
 pub mod reconcile;
 pub mod record;

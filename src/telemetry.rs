@@ -10,6 +10,7 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
+use crate::aws::dynamodb::Protection;
 use crate::report::{DriftKind, TargetReport};
 
 pub const CYCLES_TOTAL: &str = "lbrecon_cycles_total";
@@ -110,7 +111,7 @@ pub fn describe() {
     );
     describe_gauge!(
         STATE_TABLE_PROTECTION,
-        "1 when the state table's protection (kind pitr or deletion_protection) is on."
+        "1 when the state table's protection (kind pitr, deletion_protection or delete_policy) is in force, 0 when not; absent when unknown."
     );
     describe_counter!(
         PAUSE_UNDONE_TOTAL,
@@ -254,23 +255,71 @@ pub fn pauser_failed(target: &str, pauser: &str, error: &str) {
     );
 }
 
-/// The state table's protection, read once an hour.
-pub fn state_table_protection(target: &str, table: &str, pitr: bool, deletion_protection: bool) {
-    for (kind, on) in [("pitr", pitr), ("deletion_protection", deletion_protection)] {
-        gauge!(STATE_TABLE_PROTECTION, "target" => target.to_string(), "kind" => kind).set(if on {
-            1.0
-        } else {
-            0.0
-        });
-        if !on {
-            tracing::warn!(
-                target_name = target,
-                table,
-                kind,
-                "the state table's protection is off"
-            );
+/// The protections of the state table that were unknown at their last reading, by target and
+/// kind: their series are left out of `/metrics` ([`render`]), since the exporter cannot remove
+/// a gauge it once had and a stale value would claim a protection nobody could read.
+static UNKNOWN_PROTECTION: std::sync::Mutex<BTreeSet<(String, &'static str)>> =
+    std::sync::Mutex::new(BTreeSet::new());
+
+/// The state table's protection, read at start and once an hour: each kind read is exported,
+/// and warned about when off; each kind that could not be read is unknown, its series absent,
+/// and the log says why (SPEC 8).
+pub fn state_table_protection(target: &str, table: &str, protection: &Protection) {
+    let mut unknown = UNKNOWN_PROTECTION
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for (kind, reading) in protection.kinds() {
+        match reading {
+            Ok((on, detail)) => {
+                unknown.remove(&(target.to_string(), kind));
+                gauge!(STATE_TABLE_PROTECTION, "target" => target.to_string(), "kind" => kind)
+                    .set(if on { 1.0 } else { 0.0 });
+                if !on {
+                    tracing::warn!(
+                        target_name = target,
+                        table,
+                        kind,
+                        detail,
+                        "the state table's protection is off"
+                    );
+                }
+            }
+            Err(err) => {
+                unknown.insert((target.to_string(), kind));
+                tracing::warn!(
+                    target_name = target,
+                    table,
+                    kind,
+                    error = %err,
+                    "the state table's protection is unknown: it cannot be read, so its series is absent (not reported as off)"
+                );
+            }
         }
     }
+}
+
+/// The `/metrics` page without the series of protections that are unknown now.
+pub fn render(page: String) -> String {
+    let unknown = UNKNOWN_PROTECTION
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if unknown.is_empty() {
+        return page;
+    }
+    let series = format!("{STATE_TABLE_PROTECTION}{{");
+    let hidden = |line: &str| {
+        line.starts_with(&series)
+            && unknown.iter().any(|(target, kind)| {
+                line.contains(&format!("target=\"{target}\""))
+                    && line.contains(&format!("kind=\"{kind}\""))
+            })
+    };
+    let mut out = String::with_capacity(page.len());
+    for line in page.lines().filter(|line| !hidden(line)) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// The guard's state after a cycle: paused or not, and the quarantine.
@@ -558,5 +607,56 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("lbrecon_load_balancer_drift"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod protection_tests {
+    use super::*;
+    use crate::aws::{AwsError, ErrorClass};
+    use crate::protection::DeletePolicy;
+
+    fn denied() -> AwsError {
+        AwsError {
+            service: "dynamodb",
+            operation: "GetResourcePolicy",
+            class: ErrorClass::AccessDenied,
+            code: Some("AccessDeniedException".into()),
+            message: "not authorized (for state table lb-state)".into(),
+        }
+    }
+
+    #[test]
+    fn an_unknown_protection_leaves_the_page_and_comes_back_once_read() {
+        // Its own target name: the set of unknown protections is shared by the process.
+        let target = "render-test";
+        let page = format!(
+            "# TYPE {STATE_TABLE_PROTECTION} gauge\n\
+             {STATE_TABLE_PROTECTION}{{target=\"{target}\",kind=\"pitr\"}} 1\n\
+             {STATE_TABLE_PROTECTION}{{target=\"{target}\",kind=\"delete_policy\"}} 1\n\
+             {STATE_TABLE_PROTECTION}{{target=\"other\",kind=\"delete_policy\"}} 0\n"
+        );
+        let mut protection = Protection {
+            pitr: Ok(true),
+            deletion_protection: Ok(true),
+            delete_policy: Err(denied()),
+        };
+        state_table_protection(target, "lb-state", &protection);
+        let shown = render(page.clone());
+        assert!(
+            shown.contains(&format!("target=\"{target}\",kind=\"pitr\"}} 1")),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains(&format!("target=\"{target}\",kind=\"delete_policy\"")),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("target=\"other\",kind=\"delete_policy\"} 0"),
+            "{shown}"
+        );
+        protection.delete_policy = Ok(DeletePolicy::NoPolicy);
+        state_table_protection(target, "lb-state", &protection);
+        assert!(render(page).contains(&format!("target=\"{target}\",kind=\"delete_policy\"}} 1")));
     }
 }

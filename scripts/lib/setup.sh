@@ -9,7 +9,7 @@ setup_python() {
       exit 1
     fi
   fi
-  if ! .venv/bin/python -c 'import moto, boto3, pytest, requests, prometheus_client' 2>/dev/null; then
+  if ! .venv/bin/python -c 'import moto, boto3, pytest, requests, prometheus_client, cfnlint, yaml' 2>/dev/null; then
     echo "== installing Python packages (tests/requirements.txt)"
     .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
   fi

@@ -9,6 +9,7 @@ use dynamodb::types::AttributeValue;
 use super::interceptor::MetricsInterceptor;
 use super::{Api, AwsError};
 use crate::item::{AttrValue, Item};
+use crate::protection::{DeletePolicy, judge_delete_policy};
 
 const SERVICE: &str = "dynamodb";
 
@@ -340,19 +341,30 @@ impl Dynamo {
         ))
     }
 
-    /// Whether point-in-time recovery and deletion protection are on for `table`.
-    pub async fn protection(&self, table: &str) -> Result<Protection, AwsError> {
+    /// The protection of `table`: point-in-time recovery, deletion protection and what its
+    /// resource policy does about deletes, each read on its own so that one that cannot be read
+    /// (access denied, say) is unknown while the others are still known. The resource policy
+    /// is asked for by the table's ARN, which `DescribeTable` gives: without it that one is
+    /// unknown too.
+    pub async fn protection(&self, table: &str) -> Protection {
+        // The error names the table it was for (SPEC 6).
+        let for_table = |mut err: AwsError| {
+            err.message = format!("{} (for state table {table})", err.message);
+            err
+        };
         let described = self
             .api
             .call("DescribeTable", || {
                 self.client.describe_table().table_name(table).send()
             })
-            .await?;
-        let deletion_protection = described
-            .table()
-            .and_then(|t| t.deletion_protection_enabled())
-            .unwrap_or(false);
-        let backups = self
+            .await
+            .map_err(for_table);
+        let deletion_protection = described.as_ref().map_err(Clone::clone).map(|out| {
+            out.table()
+                .and_then(|t| t.deletion_protection_enabled())
+                .unwrap_or(false)
+        });
+        let pitr = self
             .api
             .call("DescribeContinuousBackups", || {
                 self.client
@@ -360,16 +372,51 @@ impl Dynamo {
                     .table_name(table)
                     .send()
             })
-            .await?;
-        let pitr = backups
-            .continuous_backups_description()
-            .and_then(|d| d.point_in_time_recovery_description())
-            .and_then(|p| p.point_in_time_recovery_status())
-            .is_some_and(|status| status.as_str() == "ENABLED");
-        Ok(Protection {
+            .await
+            .map_err(for_table)
+            .map(|backups| {
+                backups
+                    .continuous_backups_description()
+                    .and_then(|d| d.point_in_time_recovery_description())
+                    .and_then(|p| p.point_in_time_recovery_status())
+                    .is_some_and(|status| status.as_str() == "ENABLED")
+            });
+        let delete_policy = match described {
+            Err(err) => Err(err),
+            Ok(out) => match out.table().and_then(|t| t.table_arn()) {
+                None => Err(AwsError::unexpected(
+                    SERVICE,
+                    "DescribeTable",
+                    format!("no TableArn in the answer for state table {table}"),
+                )),
+                Some(arn) => self.delete_policy(arn).await.map_err(for_table),
+            },
+        };
+        Protection {
             pitr,
             deletion_protection,
-        })
+            delete_policy,
+        }
+    }
+
+    /// What the resource policy of the table `arn` does about deletes; a table without one is
+    /// [`DeletePolicy::NoPolicy`], not an error.
+    async fn delete_policy(&self, arn: &str) -> Result<DeletePolicy, AwsError> {
+        const OP: &str = "GetResourcePolicy";
+        match self
+            .api
+            .call(OP, || {
+                self.client.get_resource_policy().resource_arn(arn).send()
+            })
+            .await
+        {
+            Ok(out) => Ok(match out.policy() {
+                Some(policy) => judge_delete_policy(policy, arn),
+                None => DeletePolicy::NoPolicy,
+            }),
+            Err(err) if err.code.as_deref() == Some(POLICY_NOT_FOUND) => Ok(DeletePolicy::NoPolicy),
+            Err(err) => Err(err),
+        }
     }
 
     /// One item by its string partition key, read consistently; `None` when there is none.
@@ -481,11 +528,49 @@ pub fn new_request_token() -> String {
     format!("lbrecon-{:028x}", rand::random::<u128>() >> 16)
 }
 
-/// A table's protection settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The code `GetResourcePolicy` answers for a table without a resource policy.
+const POLICY_NOT_FOUND: &str = "PolicyNotFoundException";
+
+/// A table's protection, each part read on its own: an error is a part that could not be read,
+/// which is unknown, never off (SPEC 8).
+#[derive(Debug, Clone)]
 pub struct Protection {
-    pub pitr: bool,
-    pub deletion_protection: bool,
+    /// Point-in-time recovery is enabled.
+    pub pitr: Result<bool, AwsError>,
+    /// Deletion protection is on.
+    pub deletion_protection: Result<bool, AwsError>,
+    /// What the table's resource policy does about deletes.
+    pub delete_policy: Result<DeletePolicy, AwsError>,
+}
+
+/// One protection as read: whether it is in force, with a line saying what was found, or the
+/// error that left it unknown.
+pub type Reading<'a> = Result<(bool, String), &'a AwsError>;
+
+impl Protection {
+    /// Each kind by its metric label (`pitr`, `deletion_protection`, `delete_policy`).
+    pub fn kinds(&self) -> [(&'static str, Reading<'_>); 3] {
+        [
+            (
+                "pitr",
+                self.pitr
+                    .as_ref()
+                    .map(|&on| (on, "point-in-time recovery is disabled".to_string())),
+            ),
+            (
+                "deletion_protection",
+                self.deletion_protection
+                    .as_ref()
+                    .map(|&on| (on, "deletion protection is off".to_string())),
+            ),
+            (
+                "delete_policy",
+                self.delete_policy
+                    .as_ref()
+                    .map(|policy| (policy.in_force(), policy.describe())),
+            ),
+        ]
+    }
 }
 
 /// Converts an SDK item into plain data; an attribute type this SDK does not know is an error

@@ -80,7 +80,8 @@ def app_of(headers):
 
 
 def tables_of(service, operation, body):
-    """The DynamoDB tables a request names: `TableName`, or each item's of a transaction."""
+    """The DynamoDB tables a request names: `TableName` (or the table of `ResourceArn`), or each
+    item's of a transaction."""
     if service != "dynamodb" or not body:
         return []
     try:
@@ -93,7 +94,9 @@ def tables_of(service, operation, body):
             for item in request.get("TransactItems", [])
             for kind, action in item.items()
         ]
-    return [(operation, request.get("TableName", ""))]
+    # Resource-policy calls name the table by its ARN (`arn:aws:dynamodb:REGION:ACCOUNT:table/NAME`).
+    table = request.get("TableName") or request.get("ResourceArn", "").partition(":table/")[2].split("/")[0]
+    return [(operation, table)]
 
 
 ELB_NAMESPACE = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"

@@ -47,7 +47,7 @@ def test_every_alert_is_unit_tested_firing_and_not_firing():
     tests = (DEPLOY / "prometheus" / "lbrecon-alerts.test.yml").read_text()
     alerts = set(re.findall(r"- alert: (\w+)", rules))
     assert {"LbreconStateDataMissing", "LbreconDriftPresent", "LbreconScalingPaused", "LbreconNoCompleteCycle",
-            "LbreconAbsent", "LbreconIncompleteCycles"} <= alerts
+            "LbreconAbsent", "LbreconIncompleteCycles", "LbreconStateTableUnprotected"} <= alerts
     for alert in alerts:
         blocks = re.findall(rf"alertname: {alert}\n\s+exp_alerts:(.*?)(?=\n\s+- eval_time|\n\s*- name:|\Z)", tests, re.S)
         assert any(block.strip() == "[]" for block in blocks), f"{alert} is never tested not firing"
@@ -94,7 +94,7 @@ def test_the_iam_policy_grants_no_elb_write():
     assert state_statements
     state_actions = {a for s in state_statements for a in s["Action"]}
     assert state_actions <= {"dynamodb:Scan", "dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups",
-                             "dynamodb:GetItem", "dynamodb:Query"}, state_actions
+                             "dynamodb:GetResourcePolicy", "dynamodb:GetItem", "dynamodb:Query"}, state_actions
 
 
 def test_the_ecs_task_definition_checks_health_and_outlasts_a_cycle():
