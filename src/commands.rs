@@ -244,6 +244,16 @@ async fn load_item(store: &ControlStore<'_>) -> Result<ControlItem, String> {
     }
 }
 
+/// Says why `verb` (`pausing`, `resuming`) gave up on a target's control item; exit 1.
+fn gave_up(verb: &str, store: &ControlStore<'_>, error: UpdateError) -> i32 {
+    eprintln!(
+        "lbrecon: {verb} {}: {}",
+        store.target,
+        error.message(store)
+    );
+    exit::ERROR
+}
+
 /// How often a command looks again at a claim it waits for.
 const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -365,22 +375,10 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
             }
             Ok(()) => return report_pausers(target, &control, "paused"),
             Err(err) if err.is_condition_failed() => continue,
-            Err(err) => {
-                eprintln!(
-                    "lbrecon: pausing {}: {}",
-                    target.name,
-                    UpdateError::Aws(err).message(&store)
-                );
-                return exit::ERROR;
-            }
+            Err(err) => return gave_up("pausing", &store, UpdateError::Aws(err)),
         }
     }
-    eprintln!(
-        "lbrecon: pausing {}: {}",
-        target.name,
-        UpdateError::Contended.message(&store)
-    );
-    exit::ERROR
+    gave_up("pausing", &store, UpdateError::Contended)
 }
 
 /// A pauser's status, with what it did: `done (suspended 3 groups)`.
@@ -512,22 +510,10 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
                 return exit::ERROR;
             }
             Err(err) if err.is_condition_failed() => continue,
-            Err(err) => {
-                eprintln!(
-                    "lbrecon: resuming {}: {}",
-                    target.name,
-                    UpdateError::Aws(err).message(&store)
-                );
-                return exit::ERROR;
-            }
+            Err(err) => return gave_up("resuming", &store, UpdateError::Aws(err)),
         }
     }
-    eprintln!(
-        "lbrecon: resuming {}: {}",
-        target.name,
-        UpdateError::Contended.message(&store)
-    );
-    exit::ERROR
+    gave_up("resuming", &store, UpdateError::Contended)
 }
 
 /// `lbrecon init --target T [--approve TICKET]`: creates the control table (and the lease

@@ -121,6 +121,10 @@ pub fn describe() {
         PAUSER_FAILURES_TOTAL,
         "Pauser runs that failed, by pauser (retried next cycle)."
     );
+    describe_gauge!(
+        LAST_SNAPSHOT_TIMESTAMP_SECONDS,
+        "Unix time of the last snapshot of the state table written."
+    );
     describe_gauge!(BUILD_INFO, "1, labelled with lbrecon's version.");
 }
 
