@@ -3,7 +3,7 @@
 //! Parsing rejects unknown keys. Validation then collects every problem it finds, each naming
 //! the offending key, so an operator fixes a config in one pass rather than one error at a time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -102,35 +102,7 @@ pub struct TargetConfig {
     pub scope: ScopeConfig,
 }
 
-/// `[targets.scope]`: which live load balancers belong to a target. A load balancer with a
-/// record is always in scope.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScopeConfig {
-    /// Globs over load-balancer names; a load balancer must match one.
-    #[serde(default = "default_scope_names")]
-    pub names: Vec<String>,
-    /// Globs over load-balancer names; one that matches is out of scope.
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    /// Tags a load balancer must carry, every one (from `DescribeTags`).
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-}
-
-impl Default for ScopeConfig {
-    fn default() -> Self {
-        ScopeConfig {
-            names: default_scope_names(),
-            exclude: Vec::new(),
-            tags: BTreeMap::new(),
-        }
-    }
-}
-
-fn default_scope_names() -> Vec<String> {
-    vec!["*".to_string()]
-}
+pub use crate::scope::ScopeConfig;
 
 /// `[guard]`: when missing state data pauses scaling workflows.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -9,9 +9,39 @@
 use std::collections::BTreeMap;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
 
-use crate::config::ScopeConfig;
 use crate::node::Node;
+
+/// `[targets.scope]`: which live load balancers belong to a target. A load balancer with a
+/// record is always in scope.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    /// Globs over load-balancer names; a load balancer must match one.
+    #[serde(default = "default_scope_names")]
+    pub names: Vec<String>,
+    /// Globs over load-balancer names; one that matches is out of scope.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Tags a load balancer must carry, every one (from `DescribeTags`).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Default for ScopeConfig {
+    fn default() -> Self {
+        ScopeConfig {
+            names: default_scope_names(),
+            exclude: Vec::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_scope_names() -> Vec<String> {
+    vec!["*".to_string()]
+}
 
 /// Where one live load balancer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
