@@ -246,11 +246,7 @@ async fn load_item(store: &ControlStore<'_>) -> Result<ControlItem, String> {
 
 /// Says why `verb` (`pausing`, `resuming`) gave up on a target's control item; exit 1.
 fn gave_up(verb: &str, store: &ControlStore<'_>, error: UpdateError) -> i32 {
-    eprintln!(
-        "lbrecon: {verb} {}: {}",
-        store.target,
-        error.message(store)
-    );
+    eprintln!("lbrecon: {verb} {}: {}", store.target, error.message(store));
     exit::ERROR
 }
 
