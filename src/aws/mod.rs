@@ -549,4 +549,14 @@ mod tests {
         assert_eq!(sanitize_session("prod use1/a"), "prod-use1-a");
         assert_eq!(sanitize_session(&"x".repeat(100)).len(), 56);
     }
+
+    #[test]
+    fn a_client_without_budget_takes_no_token_and_is_counted_with_its_source() {
+        let bucket = Bucket::new(1.0, 1.0);
+        let api = Api::new("dynamodb", Some(bucket), 3);
+        let lease = api.without_budget();
+        assert!(lease.bucket.is_none());
+        assert!(api.bucket.is_some());
+        assert!(Arc::ptr_eq(&api.counter, &lease.counter));
+    }
 }
