@@ -4,12 +4,18 @@
 //! On a throttling answer the bucket slows down (its rate halves, down to a sixteenth) and then
 //! recovers linearly to the configured rate over [`RECOVERY`], so lbrecon yields to the console
 //! and the operator's own control plane when the account's shared limit is reached.
+//!
+//! AWS counts requests against the account they are made in, whatever role signs them, so the
+//! buckets are keyed by account ID and region ([`BudgetKey`]), never by the role.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::aws::AwsError;
 
 /// How long a slowed bucket takes to return to its full rate.
 pub const RECOVERY: Duration = Duration::from_secs(30);
@@ -98,11 +104,52 @@ impl Bucket {
     }
 }
 
-/// The buckets of one process, by scope (an account, known by the role assumed, if any) and
-/// region, so targets in one account and region share theirs.
+/// The account of an IAM role, read from its ARN (`arn:PARTITION:iam::ACCOUNT:role/NAME`, in
+/// any partition: `aws`, `aws-cn`, `aws-us-gov`, ...), or `None` when `arn` is not a role ARN.
+pub fn account_of_role(arn: &str) -> Option<&str> {
+    let mut parts = arn.splitn(6, ':');
+    let (prefix, partition, service, region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let is_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let role_name = resource
+        .strip_prefix("role/")
+        .and_then(|path| path.rsplit('/').next())
+        .unwrap_or_default();
+    (prefix == "arn"
+        && partition.starts_with("aws")
+        && service == "iam"
+        && region.is_empty()
+        && is_account
+        && !role_name.is_empty())
+    .then_some(account)
+}
+
+/// The account of default credentials whose account could not be learned: every target on
+/// default credentials still shares one bucket per region under it.
+pub const UNKNOWN_DEFAULT_ACCOUNT: &str = "default";
+
+/// Whose budget a target spends: the account and region its requests count against at AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BudgetKey {
+    /// The account ID; [`UNKNOWN_DEFAULT_ACCOUNT`], or the role's ARN, when it could not be
+    /// learned.
+    pub account: String,
+    pub region: String,
+}
+
+/// The buckets of one process, by service, account and region, so targets in one account and
+/// region share theirs whichever credentials they use.
 #[derive(Debug, Default)]
 pub struct Budgets {
-    buckets: Mutex<HashMap<(String, String, String), Arc<Bucket>>>,
+    buckets: Mutex<HashMap<(String, BudgetKey), Arc<Bucket>>>,
+    /// The account of the default credentials, asked for once per process.
+    default_account: tokio::sync::OnceCell<String>,
 }
 
 impl Budgets {
@@ -110,21 +157,64 @@ impl Budgets {
         Arc::new(Budgets::default())
     }
 
-    /// The bucket of `service` for this account and region, made on first use.
-    pub fn bucket(
+    /// The budget key of a target in `region`: the account of its role, read from the ARN, or,
+    /// for the default credentials (or a role ARN that names no account), the account
+    /// `caller_account` learns (`GetCallerIdentity` with the target's credentials). The default
+    /// credentials' account is asked for once per process; every later target reuses it.
+    ///
+    /// When that call fails, the default credentials' targets share the key
+    /// [`UNKNOWN_DEFAULT_ACCOUNT`] (and a role's targets the role's ARN), and a warning says that
+    /// targets reached through roles of the same account then have a budget of their own.
+    pub async fn key<F, Fut>(
         &self,
-        service: &str,
-        account: &str,
+        role_arn: Option<&str>,
         region: &str,
-        rate: f64,
-        burst: f64,
-    ) -> Arc<Bucket> {
+        caller_account: F,
+    ) -> BudgetKey
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<String, AwsError>>,
+    {
+        let account = match role_arn {
+            Some(role) => match account_of_role(role) {
+                Some(account) => account.to_string(),
+                None => caller_account().await.unwrap_or_else(|err| {
+                    tracing::warn!(
+                        role_arn = %role,
+                        error = %err,
+                        "the account of role {role} is unknown ({err}): its targets get a budget of their own, apart from other targets of the same account and region"
+                    );
+                    role.to_string()
+                }),
+            },
+            None => self
+                .default_account
+                .get_or_init(|| async {
+                    caller_account().await.unwrap_or_else(|err| {
+                        tracing::warn!(
+                            error = %err,
+                            "the account of the default credentials is unknown ({err}): targets on the default credentials share one budget per region, but targets reached through roles of the same account get a budget of their own"
+                        );
+                        UNKNOWN_DEFAULT_ACCOUNT.to_string()
+                    })
+                })
+                .await
+                .clone(),
+        };
+        BudgetKey {
+            account,
+            region: region.to_string(),
+        }
+    }
+
+    /// The bucket of `service` for this account and region, made on first use.
+    pub fn bucket(&self, service: &str, key: &BudgetKey, rate: f64, burst: f64) -> Arc<Bucket> {
         let mut buckets = self
             .buckets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         buckets
-            .entry((service.to_string(), account.to_string(), region.to_string()))
+            .entry((service.to_string(), key.clone()))
             .or_insert_with(|| Bucket::new(rate, burst))
             .clone()
     }
@@ -172,9 +262,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn targets_of_one_account_and_region_share_a_bucket() {
         let budgets = Budgets::new();
-        let a = budgets.bucket("elb", "default", "us-east-1", 2.0, 10.0);
-        let b = budgets.bucket("elb", "default", "us-east-1", 2.0, 10.0);
-        let other = budgets.bucket("elb", "default", "eu-west-1", 2.0, 10.0);
+        let key = |region: &str| BudgetKey {
+            account: "123456789012".into(),
+            region: region.into(),
+        };
+        let a = budgets.bucket("elb", &key("us-east-1"), 2.0, 10.0);
+        let b = budgets.bucket("elb", &key("us-east-1"), 2.0, 10.0);
+        let other = budgets.bucket("elb", &key("eu-west-1"), 2.0, 10.0);
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &other));
         for _ in 0..10 {
@@ -182,5 +276,128 @@ mod tests {
         }
         assert!(b.try_take().is_err());
         assert!(other.try_take().is_ok());
+    }
+
+    #[test]
+    fn the_account_of_a_role_comes_from_its_arn() {
+        let cases = [
+            ("arn:aws:iam::123456789012:role/x", Some("123456789012")),
+            (
+                "arn:aws:iam::123456789012:role/team/ops/reader",
+                Some("123456789012"),
+            ),
+            ("arn:aws-cn:iam::210987654321:role/x", Some("210987654321")),
+            (
+                "arn:aws-us-gov:iam::111122223333:role/x",
+                Some("111122223333"),
+            ),
+            // Malformed, or not a role: the account is asked of STS instead.
+            ("", None),
+            ("not-an-arn", None),
+            ("arn:aws:iam::12345678901:role/x", None),
+            ("arn:aws:iam::1234567890123:role/x", None),
+            ("arn:aws:iam::12345678901x:role/x", None),
+            ("arn:aws:iam::123456789012:role/", None),
+            ("arn:aws:iam::123456789012:user/x", None),
+            ("arn:aws:sts::123456789012:assumed-role/x/session", None),
+            ("arn:aws:iam:us-east-1:123456789012:role/x", None),
+            ("arn::iam::123456789012:role/x", None),
+            ("arn:aws:iam::123456789012", None),
+            ("urn:aws:iam::123456789012:role/x", None),
+        ];
+        for (arn, account) in cases {
+            assert_eq!(account_of_role(arn), account, "{arn}");
+        }
+    }
+
+    fn failed() -> AwsError {
+        AwsError {
+            service: "sts",
+            operation: "GetCallerIdentity",
+            class: crate::aws::ErrorClass::Network,
+            code: None,
+            message: "the request could not be sent".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn default_credentials_and_a_role_of_one_account_share_a_bucket() {
+        let budgets = Budgets::new();
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let caller = || async {
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok("123456789012".to_string())
+        };
+        let default = budgets.key(None, "us-east-1", caller).await;
+        let again = budgets.key(None, "us-east-1", caller).await;
+        let role = budgets
+            .key(
+                Some("arn:aws:iam::123456789012:role/lbrecon-reader"),
+                "us-east-1",
+                caller,
+            )
+            .await;
+        let other_account = budgets
+            .key(
+                Some("arn:aws:iam::210987654321:role/lbrecon-reader"),
+                "us-east-1",
+                caller,
+            )
+            .await;
+        // The default credentials' account is asked for once; a role's comes from its ARN.
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(default, again);
+        assert_eq!(default, role);
+        assert_eq!(default.account, "123456789012");
+        assert_ne!(default, other_account);
+        let bucket = |key| budgets.bucket("elasticloadbalancing", key, 2.0, 10.0);
+        assert!(Arc::ptr_eq(&bucket(&default), &bucket(&role)));
+        assert!(!Arc::ptr_eq(&bucket(&default), &bucket(&other_account)));
+    }
+
+    #[tokio::test]
+    async fn a_role_arn_without_an_account_asks_sts() {
+        let budgets = Budgets::new();
+        let key = budgets
+            .key(Some("arn:aws:iam::role/x"), "us-east-1", || async {
+                Ok("123456789012".to_string())
+            })
+            .await;
+        assert_eq!(key.account, "123456789012");
+        let unknown = budgets
+            .key(Some("arn:aws:iam::role/x"), "us-east-1", || async {
+                Err(failed())
+            })
+            .await;
+        assert_eq!(unknown.account, "arn:aws:iam::role/x");
+    }
+
+    #[tokio::test]
+    async fn when_sts_fails_default_credentials_still_share_a_bucket() {
+        let budgets = Budgets::new();
+        let a = budgets
+            .key(None, "us-east-1", || async { Err(failed()) })
+            .await;
+        let b = budgets
+            .key(None, "us-east-1", || async {
+                Ok("123456789012".to_string())
+            })
+            .await;
+        let west = budgets
+            .key(None, "us-west-2", || async {
+                Ok("123456789012".to_string())
+            })
+            .await;
+        assert_eq!(a.account, UNKNOWN_DEFAULT_ACCOUNT);
+        assert_eq!(a, b);
+        assert_ne!(a, west);
+        let role = budgets
+            .key(
+                Some("arn:aws:iam::123456789012:role/x"),
+                "us-east-1",
+                || async { Err(failed()) },
+            )
+            .await;
+        assert_ne!(a, role);
     }
 }

@@ -81,14 +81,9 @@ const PRESENCE_CALLS: f64 = 2.0;
 const DEEP_CALLS_PER_LOAD_BALANCER: f64 = 6.0;
 
 /// How many load balancers one cycle of a target deep-reads: what the target's share of the
-/// account's ELB budget allows in one interval.
-pub fn deep_limit(config: &Config, target: &TargetConfig) -> usize {
-    let sharing = config
-        .targets
-        .iter()
-        .filter(|other| other.region == target.region && other.role_arn == target.role_arn)
-        .count()
-        .max(1) as f64;
+/// account's ELB budget allows in one interval, `sharing` targets spending that budget.
+pub fn deep_limit(config: &Config, sharing: usize) -> usize {
+    let sharing = sharing.max(1) as f64;
     let calls = config.aws.elb_requests_per_second * config.daemon.interval.as_secs_f64() / sharing;
     ((calls - PRESENCE_CALLS) / DEEP_CALLS_PER_LOAD_BALANCER)
         .floor()
@@ -153,12 +148,20 @@ pub async fn run(
     if config.leader_election.is_some() {
         tracing::info!(owner = %owner, "leader election on: acting for a target only while holding its lease");
     }
+    let budgets: Vec<_> = runtimes
+        .iter()
+        .map(|(_, clients)| clients.budget.clone())
+        .collect();
     for (target, mut clients) in runtimes {
         telemetry::target_started(&target.name, config.leader_election.is_some());
         let (done_tx, done_rx) = watch::channel(false);
         let lease = config.leader_election.as_ref().map(|election| {
-            // The lease's own client stays ungated; every other waits for the lease.
-            let own = clients.dynamodb.clone();
+            // The lease's own client stays ungated; every other waits for the lease. It takes
+            // no token from the DynamoDB budget either (SPEC 12): a renewal that queued behind
+            // a large scan of the state table could come after the lease ran out, and a leader
+            // would lose its lease for being busy. The lease makes a call or two a heartbeat
+            // (a third of the lease), too few to need a limit.
+            let own = clients.dynamodb.without_budget();
             let gate = Arc::new(crate::lease::Gate::default());
             clients.set_gate(&gate);
             let lease = crate::lease::Lease::new(
@@ -175,7 +178,10 @@ pub async fn run(
         let looper = TargetLoop {
             lease,
             done: done_tx,
-            limit: deep_limit(&config, &target),
+            limit: deep_limit(
+                &config,
+                budgets.iter().filter(|key| **key == clients.budget).count(),
+            ),
             reader: Reader::new(&clients, config.aws.concurrency, (&config.records).into()),
             scope: crate::scope::ScopeRules::new(&target.scope, &target.name).unwrap_or_default(),
             autoscaling: clients.autoscaling.clone(),
@@ -727,16 +733,13 @@ mod tests {
     fn the_deep_limit_follows_the_budget() {
         // 2 calls a second for 30 seconds: 60 calls, 2 for the presence pass, 6 a load balancer.
         let one = config("");
-        assert_eq!(deep_limit(&one, &one.targets[0]), 9);
-        // A second target in the same region shares the budget.
-        let two = config(
-            "[[targets]]\nname = \"b\"\nregion = \"us-east-1\"\nstate_table = \"lb-state2\"\ncontrol_table = \"lb-ctl2\"\n",
-        );
-        assert_eq!(deep_limit(&two, &two.targets[0]), 4);
+        assert_eq!(deep_limit(&one, 1), 9);
+        // A second target of the same account and region shares the budget.
+        assert_eq!(deep_limit(&one, 2), 4);
         let fast = config("[aws]\nelb_requests_per_second = 100\n");
-        assert_eq!(deep_limit(&fast, &fast.targets[0]), 499);
+        assert_eq!(deep_limit(&fast, 1), 499);
         let tiny = config("[aws]\nelb_requests_per_second = 0.01\n");
-        assert_eq!(deep_limit(&tiny, &tiny.targets[0]), 1);
+        assert_eq!(deep_limit(&tiny, 1), 1);
     }
 
     #[test]

@@ -25,6 +25,10 @@ POLICIES = {
 TRANSACTION_PARTS = {"Put": "PutItem", "ConditionCheck": "ConditionCheckItem", "Update": "UpdateItem",
                      "Delete": "DeleteItem"}
 S3_ACTIONS = {"ListObjectsV2": "ListBucket", "ListObjects": "ListBucket", "HeadObject": "GetObject"}
+# STS calls no shipped policy grants: `GetCallerIdentity` (the account that keys the API budget)
+# needs no permission at all, and `AssumeRole` of a target's role is allowed to the caller's own
+# identity (deploy/iam/README.md), not by the policy attached to that role.
+NO_GRANT_NEEDED = {("sts", "GetCallerIdentity"), ("sts", "AssumeRole")}
 
 
 def table_role(name):
@@ -37,7 +41,9 @@ def table_role(name):
 
 
 def needed(service, operation, table):
-    """(IAM action, resource) a call needs."""
+    """(IAM action, resource) a call needs, or None when the shipped policies have no say."""
+    if (service, operation) in NO_GRANT_NEEDED:
+        return None
     if service == "dynamodb":
         return f"dynamodb:{TRANSACTION_PARTS.get(operation, operation)}", table_role(table)
     if service == "s3":
@@ -74,7 +80,9 @@ def main(path):
     calls = {}
     for app, service, operation, table, count in records:
         command = app.removeprefix("lbrecon-")
-        calls.setdefault(command, set()).add(needed(service, operation, table))
+        need = needed(service, operation, table)
+        if need is not None:
+            calls.setdefault(command, set()).add(need)
     unknown = set(calls) - set().union(*POLICIES.values())
     failures = []
     if unknown:

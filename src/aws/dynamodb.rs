@@ -37,6 +37,15 @@ impl Dynamo {
         self.api.set_gate(gate);
     }
 
+    /// This client, its requests waiting on no budget: for the lease, whose few calls must
+    /// never queue behind the state table's.
+    pub fn without_budget(&self) -> Self {
+        Dynamo {
+            client: self.client.clone(),
+            api: self.api.without_budget(),
+        }
+    }
+
     pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
         let config = dynamodb::config::Builder::from(config)
             .interceptor(MetricsInterceptor::new(target, SERVICE))

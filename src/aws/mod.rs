@@ -9,6 +9,7 @@ pub mod dynamodb;
 pub mod elb;
 pub mod interceptor;
 pub mod s3;
+pub mod sts;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,7 +24,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::budget::{Bucket, Budgets};
+use crate::budget::{Bucket, BudgetKey, Budgets};
 use crate::config::{AwsConfig, TargetConfig};
 
 /// What went wrong with one AWS call, in a small fixed set (for metric labels and decisions).
@@ -320,6 +321,14 @@ impl Api {
         self.gate = Some(gate);
     }
 
+    /// This client, its requests waiting on no budget (counted with this one's still).
+    pub fn without_budget(&self) -> Self {
+        Api {
+            bucket: None,
+            ..self.clone()
+        }
+    }
+
     /// Requests this client sent.
     pub fn counter(&self) -> &CallCounter {
         &self.counter
@@ -471,30 +480,36 @@ pub struct Clients {
     pub dynamodb: dynamodb::Dynamo,
     pub autoscaling: autoscaling::AutoScaling,
     pub s3: s3::S3,
+    /// The account and region whose budget the ELB and DynamoDB clients spend.
+    pub budget: BudgetKey,
 }
 
 impl Clients {
     /// Builds the clients of one target. ELB and DynamoDB requests wait on the budgets of the
-    /// target's account and region, shared with every other target there; every request
-    /// attempt is counted under the target's name.
+    /// target's account and region, shared with every other target there, whether it uses the
+    /// default credentials or a role (the default credentials' account is learned by one
+    /// `GetCallerIdentity` a process); every request attempt is counted under the target's name.
     pub async fn connect(target: &TargetConfig, aws: &AwsConfig, budgets: &Budgets) -> Clients {
         let config = sdk_config(target, aws).await;
-        let account = target.role_arn.as_deref().unwrap_or("default");
+        let api = |service, bucket| Api::new(service, bucket, aws.max_attempts);
+        let identity = api("sts", None);
+        let budget = budgets
+            .key(target.role_arn.as_deref(), &target.region, || {
+                sts::caller_account(&config, &target.name, &identity)
+            })
+            .await;
         let elb_bucket = budgets.bucket(
             "elasticloadbalancing",
-            account,
-            &target.region,
+            &budget,
             aws.elb_requests_per_second,
             aws.elb_burst as f64,
         );
         let dynamodb_bucket = budgets.bucket(
             "dynamodb",
-            account,
-            &target.region,
+            &budget,
             aws.dynamodb_requests_per_second,
             aws.dynamodb_requests_per_second,
         );
-        let api = |service, bucket| Api::new(service, bucket, aws.max_attempts);
         Clients {
             elb: elb::Elb::new(
                 &config,
@@ -512,6 +527,7 @@ impl Clients {
                 api("autoscaling", None),
             ),
             s3: s3::S3::new(&config, &target.name, api("s3", None)),
+            budget,
         }
     }
 
@@ -532,5 +548,15 @@ mod tests {
     fn session_names_are_sanitized() {
         assert_eq!(sanitize_session("prod use1/a"), "prod-use1-a");
         assert_eq!(sanitize_session(&"x".repeat(100)).len(), 56);
+    }
+
+    #[test]
+    fn a_client_without_budget_takes_no_token_and_is_counted_with_its_source() {
+        let bucket = Bucket::new(1.0, 1.0);
+        let api = Api::new("dynamodb", Some(bucket), 3);
+        let lease = api.without_budget();
+        assert!(lease.bucket.is_none());
+        assert!(api.bucket.is_some());
+        assert!(Arc::ptr_eq(&api.counter, &lease.counter));
     }
 }

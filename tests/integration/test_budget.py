@@ -3,9 +3,12 @@
 import json
 import math
 import re
+import time
 
-from conftest import target_config
-from fleet import Fleet, create_state_table
+import boto3
+import fleet as fleet_module
+from conftest import free_port, target_config
+from fleet import Fleet, create_state_table, wait_for
 
 
 def max_in_window(times, window=1.0):
@@ -91,3 +94,104 @@ def test_the_budget_caps_the_rate_and_is_shared_by_targets_of_a_region(lbrecon, 
     assert len(times) > 60
     # Both targets together: at most the burst plus one second's rate in any second.
     assert max_in_window(times) <= 4 + 8 + 1, max_in_window(times)
+
+
+# moto's own account: the default credentials' (`GetCallerIdentity` answers it), and the account
+# of any role of it that moto lets a test assume.
+ACCOUNT = "123456789012"
+OTHER_ACCOUNT = "210987654321"
+RATE = 2
+BURST = 4
+WINDOW = 6.0
+
+
+def two_target_config(port, role_arn, snapshots):
+    """One target on the default credentials, one through `role_arn`, both in us-east-1, each
+    with a new cycle every second: each alone wants more ELB calls than the budget allows."""
+    return f"""
+[daemon]
+interval = "1s"
+jitter = 0.0
+cycle_deadline = "20s"
+
+[http]
+listen = "127.0.0.1:{port}"
+
+[[targets]]
+name = "default-creds"
+region = "us-east-1"
+state_table = "lb-state"
+control_table = "lb-ctl-a"
+
+[[targets]]
+name = "through-role"
+region = "us-east-1"
+state_table = "lb-state-2"
+control_table = "lb-ctl-b"
+role_arn = "{role_arn}"
+
+[snapshots]
+dir = "{snapshots}"
+
+[aws]
+elb_requests_per_second = {RATE}
+elb_burst = {BURST}
+"""
+
+
+def fleet_in(endpoint, account, monkeypatch, table):
+    """A few load balancers and their records in `account`, built with credentials of a role
+    there (moto keeps each account's resources apart)."""
+    with monkeypatch.context() as m:
+        if account != ACCOUNT:
+            sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1", **fleet_module.TEST_CREDENTIALS)
+            credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/builder",
+                                          RoleSessionName="fleet")["Credentials"]
+            m.setitem(fleet_module.TEST_CREDENTIALS, "aws_access_key_id", credentials["AccessKeyId"])
+            m.setitem(fleet_module.TEST_CREDENTIALS, "aws_secret_access_key", credentials["SecretAccessKey"])
+            m.setitem(fleet_module.TEST_CREDENTIALS, "aws_session_token", credentials["SessionToken"])
+        fleet = Fleet(endpoint)
+        for i in range(6):
+            fleet.bare(f"lb-{account}-{i}")
+        create_state_table(endpoint, "us-east-1", table)
+        fleet.write_records(table)
+
+
+def elb_rate_of_two_targets(lbrecon, moto, proxy, daemons, monkeypatch, role_account):
+    """ELB calls a second of a daemon with two targets in one region, the second through a role
+    of `role_account`, measured by the proxy over WINDOW seconds once the burst is spent."""
+    fleet_in(moto.endpoint, ACCOUNT, monkeypatch, "lb-state")
+    fleet_in(moto.endpoint, role_account, monkeypatch, "lb-state-2")
+    port = free_port()
+    lbrecon.endpoint = proxy.endpoint
+    lbrecon.write_config(two_target_config(port, f"arn:aws:iam::{role_account}:role/lbrecon-reader",
+                                           lbrecon.tmp_path / "snapshots"))
+    daemon = daemons.start(lbrecon, port)
+    daemon.wait_ready()
+    # Both targets read (the role was assumed), and the burst is spent.
+    wait_for(lambda: len(proxy.times("elasticloadbalancing")) >= 2 * BURST + 4, timeout=20,
+             what="both targets reading")
+    time.sleep(1.0)
+    start = time.monotonic()
+    time.sleep(WINDOW)
+    calls = [t for t in proxy.times("elasticloadbalancing") if start <= t < start + WINDOW]
+    assert daemon.process.poll() is None, daemon.output()[-3000:]
+    # The default credentials' account was asked for (once: one process).
+    assert proxy.operations().get(("sts", "GetCallerIdentity")) == 1, proxy.operations()
+    return len(calls) / WINDOW, daemon
+
+
+def test_a_role_of_the_default_credentials_account_shares_its_budget(lbrecon, moto, proxy, daemons, monkeypatch):
+    # SPEC 12: the budget is keyed by account and region, never by the role. Measured before
+    # the fix: 4.0 ELB calls/s for a budget of 2, one bucket each.
+    rate, daemon = elb_rate_of_two_targets(lbrecon, moto, proxy, daemons, monkeypatch, ACCOUNT)
+    print(f"one account: {rate:.2f} ELB calls/s for a budget of {RATE}")
+    # At most the rate, and the tokens one window could hold back (the burst).
+    assert rate <= RATE + BURST / WINDOW, (rate, daemon.output()[-3000:])
+    assert rate >= RATE / 2, rate
+
+
+def test_a_role_of_another_account_has_a_budget_of_its_own(lbrecon, moto, proxy, daemons, monkeypatch):
+    rate, daemon = elb_rate_of_two_targets(lbrecon, moto, proxy, daemons, monkeypatch, OTHER_ACCOUNT)
+    print(f"two accounts: {rate:.2f} ELB calls/s for a budget of {RATE} each")
+    assert RATE + BURST / WINDOW < rate <= 2 * RATE + 2 * BURST / WINDOW, (rate, daemon.output()[-3000:])
