@@ -1,6 +1,7 @@
 //! `lbrecon check`: one presence pass and one full deep pass per target, read-only.
 
 use crate::aws::Clients;
+use crate::clock::now_rfc3339;
 use crate::config::{Config, TargetConfig};
 use crate::control;
 use crate::cycle::{DeepCache, DeepScope, read_scoped_presence};
@@ -47,19 +48,6 @@ pub async fn check(config: &Config, only: Option<&str>, ignore: &IgnoreRules) ->
         generated_at: now_rfc3339(),
         targets: reports,
     }
-}
-
-/// The current time in RFC 3339, to the second.
-pub fn now_rfc3339() -> String {
-    rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or_default()
-}
-
-/// Unix seconds as RFC 3339 (UTC), `None` when out of range.
-pub fn rfc3339(seconds: i64) -> Option<String> {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()?
-        .format(&time::format_description::well_known::Rfc3339)
-        .ok()
 }
 
 /// Checks one target: its control item and a cycle with a full deep pass, read together.

@@ -212,7 +212,7 @@ fn status_table(line: &TargetStatus) -> String {
             claim.by,
             claim.purpose,
             claim.since,
-            crate::check::rfc3339(claim.until).unwrap_or_else(|| claim.until.to_string())
+            crate::clock::rfc3339(claim.until).unwrap_or_else(|| claim.until.to_string())
         ));
     }
     for (key, record) in &line.paused_by_pausers {
@@ -273,7 +273,7 @@ async fn load_unclaimed(
                 claim.by,
                 claim.purpose,
                 claim.since,
-                crate::check::rfc3339(claim.until).unwrap_or_else(|| claim.until.to_string()),
+                crate::clock::rfc3339(claim.until).unwrap_or_else(|| claim.until.to_string()),
             );
             said = true;
         }
@@ -544,7 +544,7 @@ pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>)
                         let store = store(target, &clients);
                         let mut control = ControlItem::new(&target.name);
                         control.record(Event {
-                            time: crate::check::now_rfc3339(),
+                            time: crate::clock::now_rfc3339(),
                             event: "init".into(),
                             by: by.clone(),
                             reason: Some(format!("approved: {ticket}")),

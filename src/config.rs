@@ -102,6 +102,7 @@ pub struct TargetConfig {
     pub scope: ScopeConfig,
 }
 
+pub use crate::ignore::IgnoreConfig;
 pub use crate::scope::ScopeConfig;
 
 /// `[guard]`: when missing state data pauses scaling workflows.
@@ -291,17 +292,6 @@ pub struct LeaderElectionConfig {
     pub lease: Duration,
 }
 
-/// `[[ignore]]`: changes never reported.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct IgnoreConfig {
-    /// A glob over load-balancer names; every load balancer when absent.
-    #[serde(default = "default_glob")]
-    pub load_balancers: String,
-    /// Globs over change paths (`*` stays within one segment, `**` crosses segments).
-    pub paths: Vec<String>,
-}
-
 /// `[records]`: what every record of the state table must hold to be valid (SPEC 3).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -383,9 +373,6 @@ fn default_per_lb_cap() -> usize {
 }
 fn default_lease() -> Duration {
     Duration::from_secs(15)
-}
-fn default_glob() -> String {
-    "*".to_string()
 }
 
 /// Why a config could not be used. Every variant maps to exit code 78.

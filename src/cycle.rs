@@ -598,7 +598,7 @@ impl Cycle {
             report.deep_checked_at = Some(
                 self.deep_checked
                     .iter()
-                    .map(|(name, at)| (name.clone(), at.and_then(crate::check::rfc3339)))
+                    .map(|(name, at)| (name.clone(), at.and_then(crate::clock::rfc3339)))
                     .collect(),
             );
         }

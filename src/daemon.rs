@@ -673,7 +673,11 @@ impl TargetLoop {
             .dynamodb
             .protection(&self.target.state_table)
             .await;
-        telemetry::state_table_protection(&self.target.name, &self.target.state_table, &protection);
+        telemetry::state_table_protection(
+            &self.target.name,
+            &self.target.state_table,
+            protection.kinds(),
+        );
     }
 
     fn finish(
@@ -704,7 +708,7 @@ impl TargetLoop {
             &self.target.name,
             report,
             complete,
-            crate::check::now_rfc3339(),
+            crate::clock::now_rfc3339(),
         );
     }
 }

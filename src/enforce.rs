@@ -28,7 +28,7 @@ use crate::telemetry;
 
 /// The current time, RFC 3339.
 fn now() -> String {
-    crate::check::now_rfc3339()
+    crate::clock::now_rfc3339()
 }
 
 /// The current time, Unix seconds.

@@ -2,8 +2,24 @@
 
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 
-use crate::config::IgnoreConfig;
+use serde::{Deserialize, Serialize};
+
 use crate::diff::Change;
+
+/// `[[ignore]]`: changes never reported.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoreConfig {
+    /// A glob over load-balancer names; every load balancer when absent.
+    #[serde(default = "default_glob")]
+    pub load_balancers: String,
+    /// Globs over change paths (`*` stays within one segment, `**` crosses segments).
+    pub paths: Vec<String>,
+}
+
+fn default_glob() -> String {
+    "*".to_string()
+}
 
 /// Compiled ignore rules.
 #[derive(Debug, Clone, Default)]

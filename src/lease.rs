@@ -29,33 +29,7 @@ use crate::item::{AttrValue, Item};
 /// The lease table's partition key, as `lbrecon init` creates it.
 pub const KEY_ATTRIBUTE: &str = "target";
 
-/// Whether this replica may send requests for a target: open while it holds the lease and the
-/// lease is young enough. Every client of the target checks it before each request.
-#[derive(Debug, Default)]
-pub struct Gate {
-    until: std::sync::Mutex<Option<Instant>>,
-}
-
-impl Gate {
-    pub fn open(&self) -> bool {
-        self.until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .is_some_and(|until| Instant::now() < until)
-    }
-
-    fn set(&self, until: Option<Instant>) {
-        *self
-            .until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = until;
-    }
-}
-
-/// The error of a request the [`Gate`] kept back.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("not sent: this replica does not hold the target's lease")]
-pub struct NotLeader;
+pub use crate::aws::gate::{Gate, NotLeader};
 
 /// A lease item as read.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,7 +201,7 @@ impl Lease {
                 "lease_ms",
                 AttrValue::N(self.duration.as_millis().to_string()),
             ),
-            ("renewed_at", AttrValue::S(crate::check::now_rfc3339())),
+            ("renewed_at", AttrValue::S(crate::clock::now_rfc3339())),
             ("released", AttrValue::Bool(released)),
         ]
         .into_iter()

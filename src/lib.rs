@@ -11,7 +11,8 @@
 //! - [`reader`]: one target's presence pass and deep reads, with bounded concurrency.
 //! - [`item`], [`record`]: state-table items, kept verbatim, and read as documents; a record
 //!   that manages nothing or lacks a field `[records]` requires is invalid.
-//! - [`document`]: the load-balancer document's schema, validation and keyed form, held as
+//! - [`schema`]: the document's fields, their types and how each compares (plain data).
+//! - [`document`]: validation of the load-balancer document and its keyed form, held as
 //!   compact [`node`]s.
 //! - [`live`]: the live side as plain data and its assembly into documents.
 //! - [`diff`]: the pure diff of a recorded and a live document.
@@ -30,6 +31,7 @@
 //! - [`recovery`]: `snapshots`, `restore`, `adopt`, and the daemon's snapshot step.
 //! - [`control`]: the control item that workflows read before acting.
 //! - [`cycle`]: one reconciliation of one target: presence pass, deep reads, diff.
+//! - [`clock`]: time as lbrecon writes it (RFC 3339).
 //! - [`check`]: the `check` command.
 //! - [`daemon`]: `run`: one loop per target, shutdown, systemd notification.
 //! - [`http`]: the listener: `/metrics`, `/healthz`, `/readyz`, `/drift`.
@@ -40,6 +42,7 @@ pub mod aws;
 pub mod budget;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod control;
@@ -63,6 +66,7 @@ pub mod record;
 pub mod recovery;
 pub mod report;
 pub mod restore;
+pub mod schema;
 pub mod scope;
 pub mod snapshot;
 pub mod telemetry;

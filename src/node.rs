@@ -234,7 +234,7 @@ impl From<Map<String, Value>> for Node {
 
 /// `key` as a static name where it is a field name of the schema, else owned.
 fn field_name(key: &str) -> Name {
-    name_in(key, crate::document::field_names())
+    name_in(key, crate::schema::field_names())
 }
 
 /// `key` as the static name in `known` (sorted) where it is there, else owned.
@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn schema_field_names_are_held_static_and_other_keys_owned() {
-        let names = crate::document::field_names();
+        let names = crate::schema::field_names();
         assert!(names.windows(2).all(|pair| pair[0] < pair[1]));
         for name in [
             "health_check",

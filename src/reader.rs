@@ -5,7 +5,7 @@
 //! reads fetch listeners, rules, attributes and tags for chosen load balancers with bounded
 //! concurrency; a failure there marks only the load balancers it touched as stale.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
 use futures::stream;
@@ -19,74 +19,8 @@ use crate::record::{Record, RecordCache, RecordRules};
 
 use crate::live::{DeepState, ListenerState, LiveLoadBalancer, LiveTargetGroup, TargetGroupState};
 
-/// What `DescribeTags` said of one resource.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Tagged<T> {
-    /// Its tags (a map).
-    Tags(T),
-    /// It does not exist any more: deleted since the presence pass listed it.
-    Gone,
-}
-
-/// The answer for one ARN of a `DescribeTags` batch.
-type TagAnswer<T> = (String, Result<Tagged<T>, AwsError>);
-
-/// Asks `ask` for the tags of `arns` (one batch) and narrows a NotFound answer until the gone
-/// ARNs are known and the others are read (SPEC 2).
-///
-/// AWS fails a whole `DescribeTags` call with `LoadBalancerNotFound` or `TargetGroupNotFound`
-/// when any one of its ARNs is gone, so one deleted resource would otherwise fail its 19
-/// neighbours. The ARNs the error message names are taken as gone and the rest asked again; a
-/// message that names none of them is narrowed by halves. `ask` gets the ARNs and whether the
-/// call asks again (counted as a retry, apart from the full read's calls). A resource the
-/// answer leaves out has no tags.
-pub async fn narrow_tags<T, F, Fut>(arns: Vec<String>, mut ask: F) -> Vec<TagAnswer<T>>
-where
-    T: Default,
-    F: FnMut(Vec<String>, bool) -> Fut,
-    Fut: std::future::Future<Output = Result<BTreeMap<String, T>, AwsError>>,
-{
-    let mut answers = Vec::with_capacity(arns.len());
-    let mut queue: Vec<(Vec<String>, bool)> = vec![(arns, false)];
-    while let Some((batch, again)) = queue.pop() {
-        if batch.is_empty() {
-            continue;
-        }
-        match ask(batch.clone(), again).await {
-            Ok(mut found) => answers.extend(batch.into_iter().map(|arn| {
-                let tags = found.remove(&arn).unwrap_or_default();
-                (arn, Ok(Tagged::Tags(tags)))
-            })),
-            Err(err) if err.is_not_found() && batch.len() == 1 => {
-                answers.extend(batch.into_iter().map(|arn| (arn, Ok(Tagged::Gone))));
-            }
-            Err(err) if err.is_not_found() => {
-                let (named, rest): (Vec<String>, Vec<String>) = batch
-                    .into_iter()
-                    .partition(|arn| names_arn(&err.message, arn));
-                if named.is_empty() {
-                    let mut first = rest;
-                    let second = first.split_off(first.len() / 2);
-                    queue.push((second, true));
-                    queue.push((first, true));
-                } else {
-                    answers.extend(named.into_iter().map(|arn| (arn, Ok(Tagged::Gone))));
-                    queue.push((rest, true));
-                }
-            }
-            Err(err) => answers.extend(batch.into_iter().map(|arn| (arn, Err(err.clone())))),
-        }
-    }
-    answers
-}
-
-/// Whether `message` names `arn` whole (not as the start of a longer ARN).
-fn names_arn(message: &str, arn: &str) -> bool {
-    message.match_indices(arn).any(|(at, _)| {
-        !message[at + arn.len()..]
-            .starts_with(|c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'))
-    })
-}
+use crate::aws::elb::TagAnswer;
+pub use crate::aws::elb::{Tagged, narrow_tags};
 
 /// One item of the state table as the presence pass keeps it: read as a record, and verbatim
 /// as JSON for a snapshot or a restore where [`Items::Kept`]. Converted as each page arrives,
@@ -578,7 +512,10 @@ impl<T: Clone> Shared<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
     use crate::aws::ErrorClass;
+    use crate::aws::elb::names_arn;
     use std::sync::Mutex;
 
     fn arn(i: usize) -> String {

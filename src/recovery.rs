@@ -422,7 +422,7 @@ async fn record_history(
     let outcome = store
         .update(5, async |control: &mut ControlItem| {
             control.record(Event {
-                time: crate::check::now_rfc3339(),
+                time: crate::clock::now_rfc3339(),
                 event: action.to_string(),
                 by: by.to_string(),
                 reason: Some(format!("approved: {ticket}")),
@@ -671,7 +671,7 @@ fn adopted_item(name: &str, config: &Value) -> Item {
         ("version".to_string(), AttrValue::N("1".into())),
         (
             "updated_at".to_string(),
-            AttrValue::S(crate::check::now_rfc3339()),
+            AttrValue::S(crate::clock::now_rfc3339()),
         ),
     ]
     .into_iter()

@@ -350,7 +350,7 @@ pub fn approval(ticket: &str, source_key: &str, source: &str) -> AttrValue {
             ("ticket".to_string(), AttrValue::S(ticket.to_string())),
             (
                 "time".to_string(),
-                AttrValue::S(crate::check::now_rfc3339()),
+                AttrValue::S(crate::clock::now_rfc3339()),
             ),
             (source_key.to_string(), AttrValue::S(source.to_string())),
         ]

@@ -10,7 +10,6 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
-use crate::aws::dynamodb::Protection;
 use crate::report::{DriftKind, TargetReport};
 
 pub const CYCLES_TOTAL: &str = "lbrecon_cycles_total";
@@ -268,11 +267,17 @@ static UNKNOWN_PROTECTION: std::sync::Mutex<BTreeSet<(String, &'static str)>> =
 /// The state table's protection, read at start and once an hour: each kind read is exported,
 /// and warned about when off; each kind that could not be read is unknown, its series absent,
 /// and the log says why (SPEC 8).
-pub fn state_table_protection(target: &str, table: &str, protection: &Protection) {
+/// `readings`: per kind (`pitr`, `deletion_protection`, `delete_policy`), whether it is in
+/// force with what was found, or why it could not be read.
+pub fn state_table_protection<E: std::fmt::Display>(
+    target: &str,
+    table: &str,
+    readings: impl IntoIterator<Item = (&'static str, Result<(bool, String), E>)>,
+) {
     let mut unknown = UNKNOWN_PROTECTION
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    for (kind, reading) in protection.kinds() {
+    for (kind, reading) in readings {
         match reading {
             Ok((on, detail)) => {
                 unknown.remove(&(target.to_string(), kind));
@@ -617,17 +622,15 @@ mod tests {
 #[cfg(test)]
 mod protection_tests {
     use super::*;
-    use crate::aws::{AwsError, ErrorClass};
-    use crate::protection::DeletePolicy;
 
-    fn denied() -> AwsError {
-        AwsError {
-            service: "dynamodb",
-            operation: "GetResourcePolicy",
-            class: ErrorClass::AccessDenied,
-            code: Some("AccessDeniedException".into()),
-            message: "not authorized (for state table lb-state)".into(),
-        }
+    fn readings(
+        policy: Result<(bool, String), &str>,
+    ) -> [(&'static str, Result<(bool, String), &str>); 3] {
+        [
+            ("pitr", Ok((true, String::new()))),
+            ("deletion_protection", Ok((true, String::new()))),
+            ("delete_policy", policy),
+        ]
     }
 
     #[test]
@@ -640,12 +643,8 @@ mod protection_tests {
              {STATE_TABLE_PROTECTION}{{target=\"{target}\",kind=\"delete_policy\"}} 1\n\
              {STATE_TABLE_PROTECTION}{{target=\"other\",kind=\"delete_policy\"}} 0\n"
         );
-        let mut protection = Protection {
-            pitr: Ok(true),
-            deletion_protection: Ok(true),
-            delete_policy: Err(denied()),
-        };
-        state_table_protection(target, "lb-state", &protection);
+        let denied = "GetResourcePolicy failed: AccessDeniedException: not authorized (for state table lb-state)";
+        state_table_protection(target, "lb-state", readings(Err(denied)));
         let shown = render(page.clone());
         assert!(
             shown.contains(&format!("target=\"{target}\",kind=\"pitr\"}} 1")),
@@ -659,8 +658,11 @@ mod protection_tests {
             shown.contains("target=\"other\",kind=\"delete_policy\"} 0"),
             "{shown}"
         );
-        protection.delete_policy = Ok(DeletePolicy::NoPolicy);
-        state_table_protection(target, "lb-state", &protection);
+        state_table_protection(
+            target,
+            "lb-state",
+            readings(Ok((false, "no resource policy".to_string()))),
+        );
         assert!(render(page).contains(&format!("target=\"{target}\",kind=\"delete_policy\"}} 1")));
     }
 }

@@ -33,7 +33,7 @@ impl Dynamo {
     }
 
     /// Sends nothing while `gate` is closed.
-    pub fn set_gate(&mut self, gate: std::sync::Arc<crate::lease::Gate>) {
+    pub fn set_gate(&mut self, gate: std::sync::Arc<crate::aws::gate::Gate>) {
         self.api.set_gate(gate);
     }
 

@@ -73,6 +73,75 @@ pub const ATTRIBUTE_KEYS: &[&str] = &[
     "zonal_shift.config.enabled",
 ];
 
+/// What `DescribeTags` said of one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tagged<T> {
+    /// Its tags (a map).
+    Tags(T),
+    /// It does not exist any more: deleted since the presence pass listed it.
+    Gone,
+}
+
+/// The answer for one ARN of a `DescribeTags` batch.
+pub(crate) type TagAnswer<T> = (String, Result<Tagged<T>, AwsError>);
+
+/// Asks `ask` for the tags of `arns` (one batch) and narrows a NotFound answer until the gone
+/// ARNs are known and the others are read (SPEC 2).
+///
+/// AWS fails a whole `DescribeTags` call with `LoadBalancerNotFound` or `TargetGroupNotFound`
+/// when any one of its ARNs is gone, so one deleted resource would otherwise fail its 19
+/// neighbours. The ARNs the error message names are taken as gone and the rest asked again; a
+/// message that names none of them is narrowed by halves. `ask` gets the ARNs and whether the
+/// call asks again (counted as a retry, apart from the full read's calls). A resource the
+/// answer leaves out has no tags.
+pub async fn narrow_tags<T, F, Fut>(arns: Vec<String>, mut ask: F) -> Vec<TagAnswer<T>>
+where
+    T: Default,
+    F: FnMut(Vec<String>, bool) -> Fut,
+    Fut: std::future::Future<Output = Result<BTreeMap<String, T>, AwsError>>,
+{
+    let mut answers = Vec::with_capacity(arns.len());
+    let mut queue: Vec<(Vec<String>, bool)> = vec![(arns, false)];
+    while let Some((batch, again)) = queue.pop() {
+        if batch.is_empty() {
+            continue;
+        }
+        match ask(batch.clone(), again).await {
+            Ok(mut found) => answers.extend(batch.into_iter().map(|arn| {
+                let tags = found.remove(&arn).unwrap_or_default();
+                (arn, Ok(Tagged::Tags(tags)))
+            })),
+            Err(err) if err.is_not_found() && batch.len() == 1 => {
+                answers.extend(batch.into_iter().map(|arn| (arn, Ok(Tagged::Gone))));
+            }
+            Err(err) if err.is_not_found() => {
+                let (named, rest): (Vec<String>, Vec<String>) = batch
+                    .into_iter()
+                    .partition(|arn| names_arn(&err.message, arn));
+                if named.is_empty() {
+                    let mut first = rest;
+                    let second = first.split_off(first.len() / 2);
+                    queue.push((second, true));
+                    queue.push((first, true));
+                } else {
+                    answers.extend(named.into_iter().map(|arn| (arn, Ok(Tagged::Gone))));
+                    queue.push((rest, true));
+                }
+            }
+            Err(err) => answers.extend(batch.into_iter().map(|arn| (arn, Err(err.clone())))),
+        }
+    }
+    answers
+}
+
+/// Whether `message` names `arn` whole (not as the start of a longer ARN).
+pub(crate) fn names_arn(message: &str, arn: &str) -> bool {
+    message.match_indices(arn).any(|(at, _)| {
+        !message[at + arn.len()..]
+            .starts_with(|c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'))
+    })
+}
+
 /// An ELBv2 client that answers in plain data.
 #[derive(Debug, Clone)]
 pub struct Elb {
@@ -117,7 +186,7 @@ impl Elb {
     }
 
     /// Sends nothing while `gate` is closed.
-    pub fn set_gate(&mut self, gate: std::sync::Arc<crate::lease::Gate>) {
+    pub fn set_gate(&mut self, gate: std::sync::Arc<crate::aws::gate::Gate>) {
         self.api.set_gate(gate);
     }
 
@@ -291,7 +360,7 @@ impl Elb {
     /// The tags of up to [`TAGS_PER_CALL`] resources in one `DescribeTags` call, by ARN.
     /// `again`: the call narrows an earlier one that answered NotFound, and is counted as a
     /// retry. AWS fails the whole call when one ARN of it is gone
-    /// ([`crate::reader::narrow_tags`] finds which).
+    /// ([`narrow_tags`] finds which).
     pub async fn tags(
         &self,
         arns: &[String],

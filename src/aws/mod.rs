@@ -7,6 +7,7 @@
 pub mod autoscaling;
 pub mod dynamodb;
 pub mod elb;
+pub mod gate;
 pub mod interceptor;
 pub mod s3;
 pub mod sts;
@@ -163,7 +164,7 @@ where
     match err {
         SdkError::ConstructionFailure(_)
             if std::error::Error::source(err)
-                .is_some_and(|source| source.is::<crate::lease::NotLeader>()) =>
+                .is_some_and(|source| source.is::<crate::aws::gate::NotLeader>()) =>
         {
             ErrorClass::NotLeader
         }
@@ -302,7 +303,7 @@ pub struct Api {
     max_attempts: u32,
     counter: Arc<CallCounter>,
     /// With leader election: no request leaves while this replica does not hold the lease.
-    gate: Option<Arc<crate::lease::Gate>>,
+    gate: Option<Arc<crate::aws::gate::Gate>>,
 }
 
 impl Api {
@@ -317,7 +318,7 @@ impl Api {
     }
 
     /// Sends nothing while `gate` is closed.
-    pub fn set_gate(&mut self, gate: Arc<crate::lease::Gate>) {
+    pub fn set_gate(&mut self, gate: Arc<crate::aws::gate::Gate>) {
         self.gate = Some(gate);
     }
 
@@ -371,7 +372,7 @@ impl Api {
                 bucket.acquire().await;
             }
             if self.gate.as_ref().is_some_and(|gate| !gate.open()) {
-                return Err(SdkError::construction_failure(crate::lease::NotLeader));
+                return Err(SdkError::construction_failure(crate::aws::gate::NotLeader));
             }
             self.counter.record(operation, again || attempt > 1);
             match make().await {
@@ -532,7 +533,7 @@ impl Clients {
     }
 
     /// Puts every client behind `gate` (leader election): none sends while it is closed.
-    pub fn set_gate(&mut self, gate: &Arc<crate::lease::Gate>) {
+    pub fn set_gate(&mut self, gate: &Arc<crate::aws::gate::Gate>) {
         self.elb.set_gate(gate.clone());
         self.dynamodb.set_gate(gate.clone());
         self.autoscaling.set_gate(gate.clone());

@@ -19,7 +19,7 @@ impl S3 {
     /// Path-style addressing is used when an endpoint override is set (an S3-compatible server
     /// on a host name that has no bucket subdomains); AWS itself gets virtual-hosted style.
     /// Sends nothing while `gate` is closed.
-    pub fn set_gate(&mut self, gate: std::sync::Arc<crate::lease::Gate>) {
+    pub fn set_gate(&mut self, gate: std::sync::Arc<crate::aws::gate::Gate>) {
         self.api.set_gate(gate);
     }
 
