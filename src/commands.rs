@@ -11,7 +11,7 @@ use crate::control::{
 };
 use crate::cycle::read_scoped_presence;
 use crate::enforce::{self, Enforcer};
-use crate::guard::{self, Action, Command};
+use crate::guard::{Action, Command};
 use crate::reader::{Items, Reader};
 use crate::record::RecordCache;
 use crate::report::exit;
@@ -323,14 +323,7 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
                 return exit::ERROR;
             }
         };
-        let state = control.guard_state(None);
-        let step = guard::step(
-            observation.as_ref(),
-            &state,
-            &enforce::facts(&control),
-            &config.guard,
-            &command,
-        );
+        let step = enforcer.step(&control, observation.as_ref(), None, &command);
         let mut reverted = false;
         let result = match step.action {
             Action::Pause => {
@@ -437,14 +430,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
                 return exit::ERROR;
             }
         };
-        let state = control.guard_state(None);
-        let step = guard::step(
-            observation.as_ref(),
-            &state,
-            &enforce::facts(&control),
-            &config.guard,
-            &command,
-        );
+        let step = enforcer.step(&control, observation.as_ref(), None, &command);
         let (acknowledged, forced) = match &step.action {
             Action::NotPaused => {
                 println!("target {} is not paused; nothing to resume", target.name);

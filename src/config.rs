@@ -105,6 +105,14 @@ pub struct TargetConfig {
 pub use crate::ignore::IgnoreConfig;
 pub use crate::scope::ScopeConfig;
 
+impl TargetConfig {
+    /// The target's scope, compiled; the whole account and region if its rules do not compile
+    /// (a config that passed validation always compiles).
+    pub fn scope_rules(&self) -> crate::scope::ScopeRules {
+        crate::scope::ScopeRules::new(&self.scope, &self.name).unwrap_or_default()
+    }
+}
+
 /// `[guard]`: when missing state data pauses scaling workflows.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

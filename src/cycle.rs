@@ -199,7 +199,7 @@ pub async fn read_presence(
 
 /// Reads the presence of `target` as a one-shot command needs it: the presence pass, then,
 /// when tags decide the scope, the tags of every live load balancer without a record, and the
-/// scope applied (`keep`: names that stay in scope whatever the rules, see
+/// scope applied (the names the control item says the guard counts stay in scope, see
 /// [`PresencePhase::apply_scope`]).
 pub async fn read_scoped_presence(
     target: &TargetConfig,
@@ -209,7 +209,7 @@ pub async fn read_scoped_presence(
     items: Items,
 ) -> PresencePhase {
     let mut presence = read_presence(target, reader, control, records, items).await;
-    let rules = ScopeRules::new(&target.scope, &target.name).unwrap_or_default();
+    let rules = target.scope_rules();
     let mut tags = HashMap::new();
     if presence.complete && rules.needs_tags() {
         let recorded = presence.record_names();

@@ -183,7 +183,7 @@ pub async fn run(
                 budgets.iter().filter(|key| **key == clients.budget).count(),
             ),
             reader: Reader::new(&clients, config.aws.concurrency, (&config.records).into()),
-            scope: crate::scope::ScopeRules::new(&target.scope, &target.name).unwrap_or_default(),
+            scope: target.scope_rules(),
             autoscaling: clients.autoscaling.clone(),
             snapshots: crate::recovery::store(&config, &clients),
             target,

@@ -22,7 +22,7 @@ use crate::control::{
     self, Claim, ControlItem, ControlStore, Event, GUARD_ACTOR, Loaded, PauserRecord, PauserStatus,
 };
 use crate::cycle::PresencePhase;
-use crate::guard::{self, Action, Command, GuardState, HighWater, Owner, PauseFacts};
+use crate::guard::{self, Action, Command, GuardState, HighWater, Observation, Owner, PauseFacts};
 use crate::pause::{self, DYNAMODB_FLAG, PauseEvent, Pauser, Scope};
 use crate::telemetry;
 
@@ -135,6 +135,24 @@ impl Enforcer<'_> {
             .unwrap_or_else(|| Pauser::of_kind(key, kind))
     }
 
+    /// The guard's step for `command` on the control item as read, with the high-water mark
+    /// (kept in an item of its own) where the caller has it.
+    pub fn step(
+        &self,
+        control: &ControlItem,
+        observation: Option<&Observation>,
+        high_water: Option<HighWater>,
+        command: &Command,
+    ) -> guard::Step {
+        guard::step(
+            observation,
+            &control.guard_state(high_water),
+            &facts(control),
+            self.config,
+            command,
+        )
+    }
+
     /// The claim on the pausers that this actor must wait for, if any.
     pub fn blocking_claim<'c>(&self, control: &'c ControlItem) -> Option<&'c Claim> {
         control
@@ -209,12 +227,10 @@ impl Enforcer<'_> {
         }
         let before = control.clone();
         let observation = presence.observation(now_unix());
-        let state = control.guard_state(high_water.clone());
-        let step = guard::step(
+        let step = self.step(
+            control,
             Some(&observation),
-            &state,
-            &facts(control),
-            self.config,
+            high_water.clone(),
             &Command::Cycle,
         );
         control.set_guard_state(&step.state);

@@ -494,7 +494,7 @@ pub async fn adopt(
     let live_names: BTreeSet<&str> = lbs.iter().map(|lb| lb.name.as_str()).collect();
     // Only load balancers the target owns are adopted (SPEC 2): judged by the scope's rules,
     // reading the tags of the unrecorded ones when tags decide.
-    let rules = crate::scope::ScopeRules::new(&target.scope, &target.name).unwrap_or_default();
+    let rules = target.scope_rules();
     let unrecorded: Vec<&crate::live::LiveLoadBalancer> = lbs
         .iter()
         .filter(|lb| !recorded.contains(&lb.name))

@@ -623,9 +623,9 @@ mod tests {
 mod protection_tests {
     use super::*;
 
-    fn readings(
-        policy: Result<(bool, String), &str>,
-    ) -> [(&'static str, Result<(bool, String), &str>); 3] {
+    type Reading<'a> = Result<(bool, String), &'a str>;
+
+    fn readings(policy: Reading<'_>) -> [(&'static str, Reading<'_>); 3] {
         [
             ("pitr", Ok((true, String::new()))),
             ("deletion_protection", Ok((true, String::new()))),
