@@ -213,3 +213,22 @@ def test_a_global_pause_leaves_groups_of_load_balancers_outside_the_scope_alone(
     result = lbrecon.run("resume", "--target", "prod-use1", "--reason", "over")
     assert result.returncode == 0, result.stdout + result.stderr
     assert suspended(mixed, "asg-05") == set()
+
+
+def test_tag_scoping_through_aws_answers_with_a_load_balancer_deleted_before_its_tags(lbrecon, mixed, moto):
+    """Through the AWS-faithful proxy: AWS fails a whole DescribeTags call when one of its ARNs
+    is gone. An unmanaged load balancer deleted between the presence pass and the scope's tag
+    read fails none of the others, and makes nothing missing."""
+    from faultproxy import FaultProxy
+
+    proxy = FaultProxy(moto.endpoint, faithful=True)
+    try:
+        lbrecon.endpoint = proxy.endpoint
+        proxy.before("DescribeTags", lambda: mixed.elb.delete_load_balancer(LoadBalancerArn=mixed.arns["k8s-ingress-a"]))
+        target = check(lbrecon, 'tags = { owner = "platform" }', expect=0)
+        assert target["complete"] is True and target["error"] is None, target
+        assert target["load_balancers"] == []
+        assert target["summary"]["out_of_scope"] == 2
+        assert target["summary"]["in_sync"] == 20
+    finally:
+        proxy.stop()
