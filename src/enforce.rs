@@ -162,10 +162,8 @@ impl Enforcer<'_> {
     }
 
     fn claim(&self, control: &mut ControlItem, by: &str, purpose: &str) {
-        if let Some(stale) = self
-            .blocking_claim(control)
-            .cloned()
-            .or(control.claim.clone())
+        // Callers wait for a claim that blocks them first: another actor's claim here is stale.
+        if let Some(stale) = &control.claim
             && stale.owner != control::process_owner()
         {
             tracing::warn!(target_name = self.target, by = %stale.by, purpose = %stale.purpose, since = %stale.since, "taking over a stale claim on the pausers");

@@ -277,7 +277,7 @@ impl Pauser {
 
     /// Undoes everything `record` wrote ahead, done or not: resuming a process that is not
     /// suspended, or delivering a resume event for a pause event that never arrived, changes
-    /// nothing. Returns the record with what could not be undone (the rest removed).
+    /// nothing. Fails with what could not be undone, so the record stays for the next resume.
     pub async fn resume(
         &self,
         record: &PauserRecord,
