@@ -202,7 +202,7 @@ fn status_table(line: &TargetStatus) -> String {
         out.push_str(&format!("    {note}\n"));
     }
     if let Some(claim) = &line.claim {
-        let stale = if claim.until < enforce::now_unix() {
+        let stale = if claim.until < crate::clock::now_unix() {
             " (stale: its holder stopped; the next actor takes it over)"
         } else {
             ""
@@ -307,7 +307,7 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     .await;
     let observation = presence
         .complete
-        .then(|| presence.observation(enforce::now_unix()));
+        .then(|| presence.observation(crate::clock::now_unix()));
     let enforcer = Enforcer {
         target: &target.name,
         config: &config.guard,
@@ -327,7 +327,7 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
         let mut reverted = false;
         let result = match step.action {
             Action::Pause => {
-                let scope = enforce::scope(&presence, &step.missing);
+                let scope = enforce::scope(&presence.view(), &step.missing);
                 enforcer
                     .pause(&mut control, reason, &by, &step.missing, &scope, "pause")
                     .await
@@ -420,7 +420,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
     .await;
     let observation = presence
         .complete
-        .then(|| presence.observation(enforce::now_unix()));
+        .then(|| presence.observation(crate::clock::now_unix()));
     let command = Command::Resume { force };
     for _ in 0..ATTEMPTS {
         let mut control = match load_unclaimed(&store, &enforcer).await {

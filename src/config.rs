@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::document::LOAD_BALANCER;
+pub use crate::guard::{GuardConfig, PauseScope, PauserConfig, PauserKind};
 use crate::ignore::IgnoreRules;
+pub use crate::record::RecordsConfig;
 
 /// Where the config is read from when `--config` is not given and `LBRECON_CONFIG` is unset.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/lbrecon/lbrecon.toml";
@@ -47,7 +49,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfig {
     /// Time between the starts of two cycles of one target.
-    #[serde(default = "default_interval", with = "humantime_serde")]
+    #[serde(default = "default_interval", with = "crate::clock::humantime_serde")]
     pub interval: Duration,
     /// Each cycle starts up to this fraction of `interval` late, so replicas and targets spread
     /// their calls instead of hitting the API in step.
@@ -55,7 +57,10 @@ pub struct DaemonConfig {
     pub jitter: f64,
     /// The longest one cycle may run before it is abandoned as incomplete; also the longest a
     /// shutdown waits for the cycle in flight.
-    #[serde(default = "default_cycle_deadline", with = "humantime_serde")]
+    #[serde(
+        default = "default_cycle_deadline",
+        with = "crate::clock::humantime_serde"
+    )]
     pub cycle_deadline: Duration,
 }
 
@@ -113,86 +118,6 @@ impl TargetConfig {
     }
 }
 
-/// `[guard]`: when missing state data pauses scaling workflows.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GuardConfig {
-    #[serde(default = "default_min_missing")]
-    pub min_missing: u64,
-    #[serde(default = "default_max_missing_ratio")]
-    pub max_missing_ratio: f64,
-    #[serde(default = "default_confirm_cycles")]
-    pub confirm_cycles: u32,
-    #[serde(default = "default_grace", with = "humantime_serde")]
-    pub new_load_balancer_grace: Duration,
-    #[serde(default = "default_mass_loss_ratio")]
-    pub mass_loss_ratio: f64,
-    #[serde(default = "default_mass_loss_window", with = "humantime_serde")]
-    pub mass_loss_window: Duration,
-    /// Resume by itself once nothing has been missing for this many complete cycles.
-    #[serde(default)]
-    pub auto_resume_after: Option<u32>,
-    /// How long a claim on the pausers holds before another actor may take it over (the
-    /// claimer died, or hangs).
-    #[serde(default = "default_claim_timeout", with = "humantime_serde")]
-    pub claim_timeout: Duration,
-    #[serde(default)]
-    pub pausers: Vec<PauserConfig>,
-}
-
-impl Default for GuardConfig {
-    fn default() -> Self {
-        GuardConfig {
-            min_missing: default_min_missing(),
-            max_missing_ratio: default_max_missing_ratio(),
-            confirm_cycles: default_confirm_cycles(),
-            new_load_balancer_grace: default_grace(),
-            mass_loss_ratio: default_mass_loss_ratio(),
-            mass_loss_window: default_mass_loss_window(),
-            auto_resume_after: None,
-            claim_timeout: default_claim_timeout(),
-            pausers: Vec::new(),
-        }
-    }
-}
-
-/// `[[guard.pausers]]`: one way of pausing the operator's workflows.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PauserConfig {
-    #[serde(rename = "type")]
-    pub kind: PauserKind,
-    /// `autoscaling`: `affected` (the default) or `all`.
-    #[serde(default)]
-    pub scope: Option<PauseScope>,
-    /// `autoscaling`: the processes to suspend instead of the default list.
-    #[serde(default)]
-    pub processes: Option<Vec<String>>,
-    /// `command`: the program and its arguments.
-    #[serde(default)]
-    pub command: Option<Vec<String>>,
-    /// `command`: how long the program may run.
-    #[serde(default, with = "humantime_serde::option")]
-    pub timeout: Option<Duration>,
-}
-
-/// The kinds of pauser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PauserKind {
-    DynamodbFlag,
-    Autoscaling,
-    Command,
-}
-
-/// Which load balancers' Auto Scaling groups an `autoscaling` pauser suspends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PauseScope {
-    Affected,
-    All,
-}
-
 /// `[snapshots]`: where point-in-time snapshots of the state table are kept.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -202,7 +127,7 @@ pub struct SnapshotsConfig {
     #[serde(default)]
     pub s3: Option<S3Config>,
     /// Snapshots older than this are pruned (never while a record is missing).
-    #[serde(default = "default_retention", with = "humantime_serde")]
+    #[serde(default = "default_retention", with = "crate::clock::humantime_serde")]
     pub retention: Duration,
     /// At most this many snapshots are kept per target.
     #[serde(default = "default_keep")]
@@ -249,10 +174,16 @@ pub struct AwsConfig {
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
     /// The longest one attempt may take.
-    #[serde(default = "default_attempt_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_attempt_timeout",
+        with = "crate::clock::humantime_serde"
+    )]
     pub attempt_timeout: Duration,
     /// The longest one call may take, retries included.
-    #[serde(default = "default_operation_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_operation_timeout",
+        with = "crate::clock::humantime_serde"
+    )]
     pub operation_timeout: Duration,
 }
 
@@ -296,18 +227,8 @@ impl Default for MetricsConfig {
 #[serde(deny_unknown_fields)]
 pub struct LeaderElectionConfig {
     pub table: String,
-    #[serde(default = "default_lease", with = "humantime_serde")]
+    #[serde(default = "default_lease", with = "crate::clock::humantime_serde")]
     pub lease: Duration,
-}
-
-/// `[records]`: what every record of the state table must hold to be valid (SPEC 3).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordsConfig {
-    /// Top-level document fields every record must hold (`["type", "listeners"]`); a record
-    /// without one is an invalid record whose reason names the field. None by default.
-    #[serde(default)]
-    pub required: Vec<String>,
 }
 
 fn default_interval() -> Duration {
@@ -316,32 +237,11 @@ fn default_interval() -> Duration {
 fn default_jitter() -> f64 {
     0.1
 }
-fn default_claim_timeout() -> Duration {
-    Duration::from_secs(120)
-}
 fn default_cycle_deadline() -> Duration {
     Duration::from_secs(60)
 }
 fn default_listen() -> String {
     "127.0.0.1:9477".to_string()
-}
-fn default_min_missing() -> u64 {
-    1
-}
-fn default_max_missing_ratio() -> f64 {
-    0.05
-}
-fn default_confirm_cycles() -> u32 {
-    2
-}
-fn default_grace() -> Duration {
-    Duration::from_secs(300)
-}
-fn default_mass_loss_ratio() -> f64 {
-    0.2
-}
-fn default_mass_loss_window() -> Duration {
-    Duration::from_secs(3600)
 }
 fn default_snapshot_dir() -> PathBuf {
     PathBuf::from("/var/lib/lbrecon/snapshots")
@@ -943,48 +843,6 @@ fn valid_table_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
-/// Serde support for durations written as strings such as `"30s"` or `"5m"`.
-mod humantime_serde {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&humantime::format_duration(*value).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(|err| {
-            serde::de::Error::custom(format!(
-                "{text:?} is not a duration such as \"30s\" or \"5m\" ({err})"
-            ))
-        })
-    }
-
-    pub mod option {
-        use std::time::Duration;
-
-        use serde::{Deserializer, Serializer};
-
-        pub fn serialize<S: Serializer>(
-            value: &Option<Duration>,
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
-            match value {
-                Some(duration) => super::serialize(duration, serializer),
-                None => serializer.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> Result<Option<Duration>, D::Error> {
-            super::deserialize(deserializer).map(Some)
-        }
-    }
 }
 
 #[cfg(test)]

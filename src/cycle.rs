@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use crate::aws::AwsError;
 use crate::config::TargetConfig;
 use crate::control::ControlView;
+use crate::enforce::PresenceView;
 use crate::guard::Observation;
 use crate::ignore::IgnoreRules;
 use crate::item::StoredItem;
@@ -292,6 +293,15 @@ impl PresencePhase {
         }
     }
 
+    /// What the guard's effects need of it.
+    pub fn view(&self) -> PresenceView<'_> {
+        PresenceView {
+            load_balancers: &self.load_balancers,
+            target_groups: &self.target_groups,
+            state_table_missing: self.state_table_missing,
+        }
+    }
+
     /// Names the state table holds an item for, valid or not.
     pub fn record_names(&self) -> HashSet<&str> {
         self.records
@@ -396,7 +406,7 @@ impl PresencePhase {
             .iter()
             .map(|record| (record.name.as_str(), record))
             .collect();
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = crate::clock::now_unix();
 
         // Each load balancer deep-read is compared as soon as its read is in, so a one-shot
         // cache holds only the reads in flight.

@@ -577,7 +577,7 @@ impl TargetLoop {
     /// The deep-check age after a cycle (`None`: it did not finish), in seconds; it keeps
     /// growing while cycles are incomplete.
     fn deep_age(&self, cycle: Option<&crate::cycle::Cycle>, state: &mut LoopState) -> Option<f64> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = crate::clock::now_unix();
         let started = now - self.started.elapsed().as_secs() as i64;
         let read = cycle.and_then(crate::cycle::Cycle::deep_read_age);
         let since = crate::cycle::deep_age_since(read, state.deep_age_since, started, now);
@@ -603,7 +603,12 @@ impl TargetLoop {
             autoscaling: &self.autoscaling,
         };
         enforcer
-            .after_presence(presence, control, mark)
+            .after_presence(
+                &presence.view(),
+                &presence.observation(crate::clock::now_unix()),
+                control,
+                mark,
+            )
             .await
             .map(|_| ())
     }
@@ -616,7 +621,7 @@ impl TargetLoop {
         presence: &crate::cycle::PresencePhase,
         scope_tags: &mut HashMap<String, (Node, i64)>,
     ) {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = crate::clock::now_unix();
         let recorded = presence.record_names();
         let live: Vec<&crate::live::LiveLoadBalancer> = presence
             .load_balancers

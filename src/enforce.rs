@@ -17,23 +17,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aws::AwsError;
 use crate::aws::autoscaling::{AutoScaling, ScalingGroup};
+use crate::clock::now_unix;
 use crate::config::{GuardConfig, PauserKind};
 use crate::control::{
     self, Claim, ControlItem, ControlStore, Event, GUARD_ACTOR, Loaded, PauserRecord, PauserStatus,
 };
-use crate::cycle::PresencePhase;
 use crate::guard::{self, Action, Command, GuardState, HighWater, Observation, Owner, PauseFacts};
+use crate::live::{LiveLoadBalancer, LiveTargetGroup};
 use crate::pause::{self, DYNAMODB_FLAG, PauseEvent, Pauser, Scope};
 use crate::telemetry;
 
 /// The current time, RFC 3339.
 fn now() -> String {
     crate::clock::now_rfc3339()
-}
-
-/// The current time, Unix seconds.
-pub fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// What the guard's policy needs of the control item, as plain facts.
@@ -54,10 +50,20 @@ pub fn facts(control: &ControlItem) -> PauseFacts {
     }
 }
 
+/// What the guard's effects need of a complete presence pass: the live load balancers in the
+/// target's scope and every target group, with the state table's absence.
+#[derive(Debug, Clone, Copy)]
+pub struct PresenceView<'a> {
+    pub load_balancers: &'a [LiveLoadBalancer],
+    pub target_groups: &'a [LiveTargetGroup],
+    /// The state table does not exist.
+    pub state_table_missing: bool,
+}
+
 /// The target groups the pausers act on: those of the `affected` load balancers, and those of
 /// every load balancer in the target's scope (never one outside it: another team's, or the
 /// Kubernetes controller's).
-pub fn scope(presence: &PresencePhase, affected: &BTreeSet<String>) -> Scope {
+pub fn scope(presence: &PresenceView<'_>, affected: &BTreeSet<String>) -> Scope {
     let affected_arns: BTreeSet<&str> = presence
         .load_balancers
         .iter()
@@ -70,7 +76,7 @@ pub fn scope(presence: &PresencePhase, affected: &BTreeSet<String>) -> Scope {
         .map(|lb| lb.arn.as_str())
         .collect();
     let mut scope = Scope::default();
-    for group in &presence.target_groups {
+    for group in presence.target_groups {
         if !group
             .load_balancer_arns
             .iter()
@@ -213,7 +219,8 @@ impl Enforcer<'_> {
     /// `high_water` and written whenever it moves (its time included).
     pub async fn after_presence(
         &self,
-        presence: &PresencePhase,
+        presence: &PresenceView<'_>,
+        observation: &Observation,
         control: &mut ControlItem,
         high_water: &mut Option<HighWater>,
     ) -> Result<GuardOutcome, AwsError> {
@@ -224,10 +231,9 @@ impl Enforcer<'_> {
             return Ok(outcome);
         }
         let before = control.clone();
-        let observation = presence.observation(now_unix());
         let step = self.step(
             control,
-            Some(&observation),
+            Some(observation),
             high_water.clone(),
             &Command::Cycle,
         );

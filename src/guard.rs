@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::GuardConfig;
+use std::time::Duration;
 
 /// What the guard remembers between cycles.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -451,6 +451,114 @@ pub fn observed_missing(
         }
         None => (BTreeSet::new(), 0),
     }
+}
+
+/// `[guard]`: when missing state data pauses scaling workflows.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    #[serde(default = "default_min_missing")]
+    pub min_missing: u64,
+    #[serde(default = "default_max_missing_ratio")]
+    pub max_missing_ratio: f64,
+    #[serde(default = "default_confirm_cycles")]
+    pub confirm_cycles: u32,
+    #[serde(default = "default_grace", with = "crate::clock::humantime_serde")]
+    pub new_load_balancer_grace: Duration,
+    #[serde(default = "default_mass_loss_ratio")]
+    pub mass_loss_ratio: f64,
+    #[serde(
+        default = "default_mass_loss_window",
+        with = "crate::clock::humantime_serde"
+    )]
+    pub mass_loss_window: Duration,
+    /// Resume by itself once nothing has been missing for this many complete cycles.
+    #[serde(default)]
+    pub auto_resume_after: Option<u32>,
+    /// How long a claim on the pausers holds before another actor may take it over (the
+    /// claimer died, or hangs).
+    #[serde(
+        default = "default_claim_timeout",
+        with = "crate::clock::humantime_serde"
+    )]
+    pub claim_timeout: Duration,
+    #[serde(default)]
+    pub pausers: Vec<PauserConfig>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            min_missing: default_min_missing(),
+            max_missing_ratio: default_max_missing_ratio(),
+            confirm_cycles: default_confirm_cycles(),
+            new_load_balancer_grace: default_grace(),
+            mass_loss_ratio: default_mass_loss_ratio(),
+            mass_loss_window: default_mass_loss_window(),
+            auto_resume_after: None,
+            claim_timeout: default_claim_timeout(),
+            pausers: Vec::new(),
+        }
+    }
+}
+
+/// `[[guard.pausers]]`: one way of pausing the operator's workflows.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauserConfig {
+    #[serde(rename = "type")]
+    pub kind: PauserKind,
+    /// `autoscaling`: `affected` (the default) or `all`.
+    #[serde(default)]
+    pub scope: Option<PauseScope>,
+    /// `autoscaling`: the processes to suspend instead of the default list.
+    #[serde(default)]
+    pub processes: Option<Vec<String>>,
+    /// `command`: the program and its arguments.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// `command`: how long the program may run.
+    #[serde(default, with = "crate::clock::humantime_serde::option")]
+    pub timeout: Option<Duration>,
+}
+
+/// The kinds of pauser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauserKind {
+    DynamodbFlag,
+    Autoscaling,
+    Command,
+}
+
+/// Which load balancers' Auto Scaling groups an `autoscaling` pauser suspends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseScope {
+    Affected,
+    All,
+}
+
+fn default_claim_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_min_missing() -> u64 {
+    1
+}
+fn default_max_missing_ratio() -> f64 {
+    0.05
+}
+fn default_confirm_cycles() -> u32 {
+    2
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_mass_loss_ratio() -> f64 {
+    0.2
+}
+fn default_mass_loss_window() -> Duration {
+    Duration::from_secs(3600)
 }
 
 #[cfg(test)]

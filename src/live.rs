@@ -243,7 +243,7 @@ fn name_target_groups(actions: &mut [Value], groups: &TargetGroupIndex<'_>) {
                 }
             }
         }
-        let normalized = crate::diff::normalize_action(&Value::Object(action.clone()));
+        let normalized = crate::document::normalize_action(&Value::Object(action.clone()));
         if let Value::Object(normalized) = normalized {
             *action = normalized;
         }

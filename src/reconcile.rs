@@ -209,7 +209,7 @@ pub fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::IgnoreConfig;
+    use crate::ignore::IgnoreConfig;
     use crate::item::{AttrValue, Item, from_json};
     use crate::record::RecordRules;
     use serde_json::{Value, json};

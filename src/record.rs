@@ -5,10 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use crate::config::RecordsConfig;
 use crate::document::Document;
 use crate::item::{AttrValue, Item, to_json};
 use crate::node::{Digest, Node, digest_bytes};
+use serde::{Deserialize, Serialize};
 
 /// The state table's partition key.
 pub const NAME_ATTRIBUTE: &str = "name";
@@ -356,6 +356,16 @@ fn parse_config(
     let parsed = Document::parse(&json)?;
     rules.judge(&json, &parsed.document)?;
     Ok((json, parsed))
+}
+
+/// `[records]`: what every record of the state table must hold to be valid (SPEC 3).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsConfig {
+    /// Top-level document fields every record must hold (`["type", "listeners"]`); a record
+    /// without one is an invalid record whose reason names the field. None by default.
+    #[serde(default)]
+    pub required: Vec<String>,
 }
 
 #[cfg(test)]

@@ -133,7 +133,7 @@ pub async fn snapshot_step(
 
     // Nothing is pruned while any live load balancer has no valid record, in its grace period
     // or not: a snapshot may be all that holds it.
-    let observation = presence.observation(now_unix());
+    let observation = presence.observation(crate::clock::now_unix());
     let any_missing = observation
         .live
         .keys()
@@ -440,10 +440,6 @@ async fn record_history(
     if let Err(err) = outcome {
         tracing::warn!(target_name = %target.name, error = %err.message(&store), "cannot record the {action} in the control table");
     }
-}
-
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// `lbrecon adopt --target T (--all | NAME...)`: records from live state for load balancers that

@@ -387,7 +387,7 @@ pub fn cycle_finished(event: &CycleEvent<'_>, series: &mut DriftSeries) {
         return;
     }
     gauge!(LAST_COMPLETE_CYCLE_TIMESTAMP_SECONDS, "target" => target.clone())
-        .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
+        .set(crate::clock::now_unix() as f64);
     gauge!(LOAD_BALANCERS, "target" => target.clone(), "source" => "live").set(summary.live as f64);
     gauge!(LOAD_BALANCERS, "target" => target.clone(), "source" => "out_of_scope")
         .set(summary.out_of_scope as f64);
