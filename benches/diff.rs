@@ -7,11 +7,11 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use lbrecon::document::Document;
-use lbrecon::ignore::IgnoreRules;
-use lbrecon::item::{AttrValue, Item, from_json};
+use lbrecon::model::document::Document;
+use lbrecon::model::item::{AttrValue, Item, from_json};
+use lbrecon::model::record::{Record, RecordCache, RecordRules};
+use lbrecon::reconcile::ignore::IgnoreRules;
 use lbrecon::reconcile::{LiveDocument, LiveEntry, reconcile};
-use lbrecon::record::{Record, RecordCache, RecordRules};
 use serde_json::{Value, json};
 
 fn document(i: usize, drift: bool) -> Value {

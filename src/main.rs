@@ -1,8 +1,8 @@
 //! The `lbrecon` binary: parses arguments, loads the config, sets up logging, and calls into
 //! the library.
 
-use lbrecon::cli::{self, Command};
-use lbrecon::{commands, recovery};
+use lbrecon::app::cli::{self, Command};
+use lbrecon::app::commands::{self, recovery};
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
@@ -78,9 +78,9 @@ fn run() -> i32 {
                 let pick = match (at, snapshot) {
                     (Some(at), _) => recovery::Pick::At(at),
                     (None, Some(id)) => recovery::Pick::Id(id),
-                    (None, None) => return lbrecon::report::exit::USAGE,
+                    (None, None) => return lbrecon::reconcile::report::exit::USAGE,
                 };
-                let options = lbrecon::restore::RestoreOptions {
+                let options = lbrecon::recovery::restore::RestoreOptions {
                     replace_invalid,
                     include_gone,
                 };
@@ -119,15 +119,15 @@ fn run() -> i32 {
     }
 }
 
-async fn run_daemon(config: lbrecon::config::Config) -> i32 {
-    let recorder = lbrecon::telemetry::recorder();
+async fn run_daemon(config: lbrecon::runtime::config::Config) -> i32 {
+    let recorder = lbrecon::runtime::telemetry::recorder();
     let handle = recorder.handle();
     if metrics::set_global_recorder(recorder).is_err() {
         eprintln!("lbrecon: a metrics recorder is already installed");
         return 1;
     }
-    lbrecon::telemetry::describe();
-    match lbrecon::daemon::run(config, handle, shutdown_signal()).await {
+    lbrecon::runtime::telemetry::describe();
+    match lbrecon::app::daemon::run(config, handle, shutdown_signal()).await {
         Ok(()) => 0,
         Err(err) => {
             tracing::error!(kind = err.kind(), "{err}");

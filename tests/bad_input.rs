@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lbrecon::config::Config;
-use lbrecon::item::{AttrValue, Item};
-use lbrecon::record::{Record, RecordContent, RecordRules};
+use lbrecon::model::item::{AttrValue, Item};
+use lbrecon::model::record::{Record, RecordContent, RecordRules};
+use lbrecon::runtime::config::Config;
 use proptest::prelude::*;
 
 /// Keys a document knows, so generated items reach deep into the schema, mixed with others.

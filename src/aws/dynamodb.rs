@@ -8,8 +8,8 @@ use dynamodb::types::AttributeValue;
 
 use super::interceptor::MetricsInterceptor;
 use super::{Api, AwsError};
-use crate::item::{AttrValue, Item};
-use crate::protection::{DeletePolicy, judge_delete_policy};
+use crate::model::item::{AttrValue, Item};
+use crate::reconcile::protection::{DeletePolicy, judge_delete_policy};
 
 const SERVICE: &str = "dynamodb";
 

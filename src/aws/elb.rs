@@ -1,5 +1,5 @@
 //! The ELBv2 reader: every Describe call lbrecon makes, with pagination and batching done
-//! here, answers mapped into [`crate::live`] types.
+//! here, answers mapped into [`crate::model::live`] types.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::interceptor::MetricsInterceptor;
 use super::{Api, AwsError};
-use crate::live::{LiveListener, LiveLoadBalancer, LiveRule, LiveTargetGroup};
-use crate::node::{self, Node};
+use crate::model::live::{LiveListener, LiveLoadBalancer, LiveRule, LiveTargetGroup};
+use crate::model::node::{self, Node};
 
 /// The largest page the Describe calls accept.
 pub const PAGE_SIZE: i32 = 400;
@@ -590,7 +590,7 @@ fn rule(rule: &Rule) -> LiveRule {
 }
 
 /// An action as the document writes it, but with target groups still named by ARN
-/// (`target_group_arn`), for [`crate::live::assemble`] to map to names.
+/// (`target_group_arn`), for [`crate::model::live::assemble`] to map to names.
 fn action(action: &Action) -> Value {
     let mut map = Map::new();
     insert_str(&mut map, "type", action.r#type().map(|t| t.as_str()));

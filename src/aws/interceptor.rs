@@ -1,4 +1,4 @@
-//! An SDK interceptor that reports every request attempt to [`crate::telemetry`]: the one place
+//! An SDK interceptor that reports every request attempt to [`crate::runtime::telemetry`]: the one place
 //! AWS request metrics come from, retries included (each attempt is counted).
 
 use std::sync::Arc;
@@ -90,7 +90,13 @@ impl Intercept for MetricsInterceptor {
                 if throttled { "throttled" } else { "error" }
             }
         };
-        crate::telemetry::aws_request(&self.target, self.service, &operation, outcome, duration);
+        crate::runtime::telemetry::aws_request(
+            &self.target,
+            self.service,
+            &operation,
+            outcome,
+            duration,
+        );
         Ok(())
     }
 }

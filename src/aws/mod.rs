@@ -25,8 +25,8 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::budget::{Bucket, BudgetKey, Budgets};
-use crate::config::{AwsConfig, TargetConfig};
+use crate::runtime::budget::{Bucket, BudgetKey, Budgets};
+use crate::runtime::config::{AwsConfig, TargetConfig};
 
 /// What went wrong with one AWS call, in a small fixed set (for metric labels and decisions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,231 @@
+//! The command line (SPEC 6): arguments, and each command's entry point.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::reconcile::ignore::IgnoreRules;
+use crate::reconcile::report::exit;
+use crate::runtime::config::{Config, DEFAULT_CONFIG_PATH};
+
+/// lbrecon: reconcile recorded load-balancer state with live ELBv2 state.
+#[derive(Debug, Parser)]
+#[command(name = "lbrecon", version, about, long_about = None)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "LBRECON_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The daemon: reconcile every target each interval, serve /metrics, /healthz, /readyz,
+    /// /drift. The first SIGTERM or SIGINT finishes the cycle in flight and exits 0; a second
+    /// exits at once.
+    Run,
+    /// One presence pass and one full deep pass per target, read-only; prints the report.
+    Check {
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Pause state per target: paused or not, since, reason, by whom, what was paused.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Pause a target's scaling workflows by hand, with every configured pauser.
+    Pause {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume what lbrecon paused, and nothing else.
+    Resume {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        reason: String,
+        /// Resume while records are still missing; those load balancers are acknowledged.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create the control table (and the lease table, when configured) if missing.
+    Init {
+        #[arg(long)]
+        target: String,
+        /// The change ticket that approves creating the tables; without it, only say what
+        /// would be done.
+        #[arg(long)]
+        approve: Option<String>,
+    },
+    /// List snapshots.
+    Snapshots {
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Restore missing records from a snapshot; a record that exists always stands.
+    Restore {
+        #[arg(long)]
+        target: String,
+        /// Use the newest snapshot at or before this time (RFC 3339).
+        #[arg(
+            long,
+            conflicts_with = "snapshot",
+            required_unless_present = "snapshot"
+        )]
+        at: Option<String>,
+        /// Use this snapshot (an id from `lbrecon snapshots`).
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// Print the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace an invalid record the snapshot holds valid, conditioned on its version.
+        #[arg(long)]
+        replace_invalid: bool,
+        /// Also restore records whose load balancer is gone or was recreated.
+        #[arg(long)]
+        include_gone: bool,
+        /// The change ticket that approves the writes; without it, only the plan is printed.
+        #[arg(long)]
+        approve: Option<String>,
+    },
+    /// Write records from live state for load balancers that have none.
+    Adopt {
+        #[arg(long)]
+        target: String,
+        /// Every live load balancer without a record.
+        #[arg(long, conflicts_with = "names", required_unless_present = "names")]
+        all: bool,
+        /// These load balancers.
+        names: Vec<String>,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        approve: Option<String>,
+    },
+    /// Parse and check the config, print it resolved; no AWS call.
+    Validate,
+}
+
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run => "run",
+            Command::Check { .. } => "check",
+            Command::Status { .. } => "status",
+            Command::Pause { .. } => "pause",
+            Command::Resume { .. } => "resume",
+            Command::Init { .. } => "init",
+            Command::Snapshots { .. } => "snapshots",
+            Command::Restore { .. } => "restore",
+            Command::Adopt { .. } => "adopt",
+            Command::Validate => "validate",
+        }
+    }
+}
+
+/// Parses the arguments. Help and version print and exit 0; any other problem is a usage
+/// error, exit 64.
+pub fn parse_args() -> Result<Cli, i32> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(err) => {
+            let code = match err.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
+                _ => exit::USAGE,
+            };
+            let _ = err.print();
+            Err(code)
+        }
+    }
+}
+
+/// Loads the config, printing the problem and returning exit 78 when it cannot be used.
+pub fn load_config(path: &std::path::Path) -> Result<Config, i32> {
+    Config::load(path).map_err(|err| {
+        eprintln!("lbrecon: {err}");
+        exit::CONFIG
+    })
+}
+
+/// `lbrecon validate`: print the resolved config.
+pub fn validate(config: &Config) -> i32 {
+    match toml::to_string_pretty(config) {
+        Ok(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        Err(err) => {
+            eprintln!("lbrecon: cannot print the config: {err}");
+            exit::ERROR
+        }
+    }
+}
+
+/// `lbrecon check`.
+pub async fn check(config: &Config, target: Option<&str>, format: Format) -> i32 {
+    if let Some(name) = target
+        && config.target(name).is_none()
+    {
+        let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+        eprintln!(
+            "lbrecon: no target named {name:?} in the config; targets are: {}",
+            names.join(", ")
+        );
+        return exit::USAGE;
+    }
+    let ignore = match IgnoreRules::new(&config.ignore) {
+        Ok(ignore) => ignore,
+        Err(problems) => {
+            eprintln!("lbrecon: {}", problems.join("; "));
+            return exit::CONFIG;
+        }
+    };
+    let report = crate::app::commands::check::check(config, target, &ignore).await;
+    match format {
+        Format::Json => println!("{}", report.to_json()),
+        Format::Table => print!("{}", report.to_table()),
+    }
+    for target in &report.targets {
+        if let Some(error) = &target.error {
+            eprintln!("lbrecon: target {}: {error}", target.target);
+        }
+    }
+    report.exit_code()
+}
+
+/// The target named on the command line, or a usage error naming the targets there are.
+pub fn named_target<'a>(
+    config: &'a crate::runtime::config::Config,
+    name: &str,
+) -> Result<&'a crate::runtime::config::TargetConfig, i32> {
+    config.target(name).ok_or_else(|| {
+        let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+        eprintln!(
+            "lbrecon: no target named {name:?} in the config; targets are: {}",
+            names.join(", ")
+        );
+        exit::USAGE
+    })
+}

@@ -1,0 +1,737 @@
+//! The recovery commands: `snapshots`, `restore`, `adopt` (SPEC 6, 9), and the daemon's
+//! snapshot step.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::commands::actor;
+use crate::app::cycle::PresencePhase;
+use crate::app::reader::{DeepOutcome, DeepPlan, Items, Reader, ScannedItem};
+use crate::aws::Clients;
+use crate::control::{ControlItem, ControlStore, Event};
+use crate::model::item::{AttrValue, Item, StoredItem, from_json};
+use crate::model::live::{self, TargetGroupIndex};
+use crate::model::record::RecordCache;
+use crate::reconcile::report::exit;
+use crate::recovery::restore::{
+    self, Plan, PlannedWrite, RestoreOptions, WriteCondition, plan_restore,
+};
+use crate::recovery::snapshot::{Entry, Snapshot, Store, content_hash_of, to_prune};
+use crate::runtime::config::{Config, TargetConfig};
+use crate::runtime::telemetry;
+
+/// The snapshot store the config names.
+pub fn store(config: &Config, clients: &Clients) -> Store {
+    match &config.snapshots.s3 {
+        Some(s3) => Store::S3 {
+            client: clients.s3.clone(),
+            bucket: s3.bucket.clone(),
+            prefix: s3.prefix.clone(),
+        },
+        None => Store::Local {
+            dir: config.snapshots.dir.clone(),
+        },
+    }
+}
+
+/// The scanned items back as trees, for a restore or adopt plan; `None` (said on stderr) if one
+/// cannot be read back.
+fn items_of(scanned: &[ScannedItem]) -> Option<Vec<Item>> {
+    let items: Result<Vec<Item>, String> = scanned
+        .iter()
+        .map(|(record, stored)| match stored {
+            Some(stored) => stored.item().map_err(|err| err.to_string()),
+            None => Err(format!("item {} was not kept by the scan", record.name)),
+        })
+        .collect();
+    match items {
+        Ok(items) => Some(items),
+        Err(err) => {
+            eprintln!(
+                "lbrecon: an item of the state table could not be read back ({err}); nothing was written. Try again."
+            );
+            None
+        }
+    }
+}
+
+/// The items of a complete presence pass in snapshot order (by name), each with the ARN of the
+/// live load balancer of that name.
+fn snapshot_order(presence: &PresencePhase) -> Vec<(&StoredItem, Option<&str>)> {
+    let arns: BTreeMap<&str, &str> = presence
+        .load_balancers
+        .iter()
+        .map(|lb| (lb.name.as_str(), lb.arn.as_str()))
+        .collect();
+    let mut items: Vec<(&StoredItem, Option<&str>)> = presence
+        .items
+        .iter()
+        .map(|item| (item, arns.get(item.name()).copied()))
+        .collect();
+    // Stable, as `Snapshot::new` sorts.
+    items.sort_by(|a, b| a.0.name().cmp(b.0.name()));
+    items
+}
+
+/// The content hash a snapshot of this presence pass would have, without building it.
+pub fn presence_hash(presence: &PresencePhase) -> String {
+    content_hash_of(
+        snapshot_order(presence)
+            .into_iter()
+            .map(|(item, arn)| (item.json(), arn)),
+    )
+}
+
+/// The daemon's snapshot step after a complete cycle: writes a snapshot when the recorded state
+/// differs from the last one, and prunes by age and count, never while a record is missing.
+/// `last` is the content hash of the last snapshot, read from the store on first use.
+pub async fn snapshot_step(
+    config: &Config,
+    target: &TargetConfig,
+    store: &Store,
+    presence: &PresencePhase,
+    last: &mut Option<String>,
+) -> Result<Option<Entry>, crate::recovery::snapshot::SnapshotError> {
+    if last.is_none() {
+        let entries = store.list(&target.name).await?;
+        *last = Some(
+            entries
+                .last()
+                .map(|e| e.id.hash.clone())
+                .unwrap_or_default(),
+        );
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let millis = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    // An unchanged state is recognised from the held JSON; only a changed one is rebuilt.
+    if last.as_deref() == Some(presence_hash(presence).as_str()) {
+        return Ok(None);
+    }
+    // Written from the held JSON: rebuilding every item as a tree to serialize it again would
+    // take several times the table's size in memory.
+    let held: Vec<(&str, Option<&str>)> = snapshot_order(presence)
+        .into_iter()
+        .map(|(item, arn)| (item.json(), arn))
+        .collect();
+    let (id, bytes) = Snapshot::encode_held(
+        &target.name,
+        &target.region,
+        &target.state_table,
+        &held,
+        millis,
+    );
+    drop(held);
+    let entry = store.put_encoded(&target.name, id, bytes).await?;
+    *last = Some(entry.id.hash.clone());
+    telemetry::snapshot_written(
+        &target.name,
+        &entry.location,
+        entry.id.records,
+        entry.bytes,
+        millis,
+    );
+
+    // Nothing is pruned while any live load balancer has no valid record, in its grace period
+    // or not: a snapshot may be all that holds it.
+    let observation = presence.observation(crate::model::clock::now_unix());
+    let any_missing = observation
+        .live
+        .keys()
+        .any(|name| crate::reconcile::guard::without_valid_record(&observation, name));
+    if !any_missing {
+        let entries = store.list(&target.name).await?;
+        let prune = to_prune(
+            &entries,
+            millis,
+            config.snapshots.retention.as_millis() as i64,
+            config.snapshots.keep as usize,
+        );
+        for old in prune {
+            store.delete(&old).await?;
+            tracing::info!(target_name = %target.name, location = %old.location, "snapshot pruned");
+        }
+    }
+    Ok(Some(entry))
+}
+
+#[derive(Serialize)]
+struct Listed {
+    target: String,
+    id: String,
+    time: String,
+    records: usize,
+    bytes: u64,
+    location: String,
+}
+
+/// `lbrecon snapshots [--target T] [--format table|json]`.
+pub async fn snapshots(config: &Config, only: Option<&str>, json: bool) -> i32 {
+    let mut listed = Vec::new();
+    for target in config
+        .targets
+        .iter()
+        .filter(|t| only.is_none_or(|n| t.name == n))
+    {
+        let clients = Clients::connect(
+            target,
+            &config.aws,
+            &crate::runtime::budget::Budgets::default(),
+        )
+        .await;
+        match store(config, &clients).list(&target.name).await {
+            Ok(entries) => listed.extend(entries.into_iter().map(|entry| Listed {
+                target: target.name.clone(),
+                id: entry.id.as_string(),
+                time: entry.id.rfc3339(),
+                records: entry.id.records,
+                bytes: entry.bytes,
+                location: entry.location,
+            })),
+            Err(err) => {
+                eprintln!("lbrecon: listing snapshots of {}: {err}", target.name);
+                return exit::ERROR;
+            }
+        }
+    }
+    if json {
+        let doc = serde_json::json!({ "snapshots": listed });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        );
+    } else if listed.is_empty() {
+        println!("no snapshots");
+    } else {
+        println!(
+            "{:<12} {:<40} {:<25} {:>8} {:>10}  LOCATION",
+            "TARGET", "ID", "TIME", "RECORDS", "BYTES"
+        );
+        for l in &listed {
+            println!(
+                "{:<12} {:<40} {:<25} {:>8} {:>10}  {}",
+                l.target, l.id, l.time, l.records, l.bytes, l.location
+            );
+        }
+    }
+    exit::OK
+}
+
+/// Which snapshot `restore` uses.
+#[derive(Debug, Clone)]
+pub enum Pick {
+    /// The newest at or before this time (RFC 3339).
+    At(String),
+    Id(String),
+}
+
+/// `lbrecon restore`.
+pub async fn restore(
+    config: &Config,
+    target: &TargetConfig,
+    pick: Pick,
+    options: RestoreOptions,
+    dry_run: bool,
+    approve: Option<&str>,
+) -> i32 {
+    let clients = Clients::connect(
+        target,
+        &config.aws,
+        &crate::runtime::budget::Budgets::default(),
+    )
+    .await;
+    let store = store(config, &clients);
+    let entries = match store.list(&target.name).await {
+        Ok(entries) => entries,
+        Err(err) => {
+            eprintln!("lbrecon: listing snapshots of {}: {err}", target.name);
+            return exit::ERROR;
+        }
+    };
+    let entry = match &pick {
+        Pick::Id(id) => entries.iter().find(|e| e.id.as_string() == *id),
+        Pick::At(at) => {
+            let Ok(at) =
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+            else {
+                eprintln!(
+                    "lbrecon: --at {at:?} is not an RFC 3339 time such as 2026-12-24T20:24:00Z"
+                );
+                return exit::USAGE;
+            };
+            let at_millis = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+            entries
+                .iter()
+                .rev()
+                .find(|e| e.id.unix_millis() <= at_millis)
+        }
+    };
+    let Some(entry) = entry else {
+        let oldest = entries
+            .first()
+            .map(|e| e.id.rfc3339())
+            .unwrap_or_else(|| "none".into());
+        eprintln!(
+            "lbrecon: no snapshot of {} matches {pick:?} ({} snapshots; the oldest is {oldest}); `lbrecon snapshots --target {}` lists them",
+            target.name,
+            entries.len(),
+            target.name
+        );
+        return exit::ERROR;
+    };
+    let snapshot = match store.get(entry).await {
+        Ok(snapshot) => snapshot,
+        Err(err) => {
+            eprintln!("lbrecon: {err}");
+            return exit::ERROR;
+        }
+    };
+    let reader = Reader::new(&clients, config.aws.concurrency, (&config.records).into());
+    let presence = reader
+        .presence(&target.state_table, &mut RecordCache::none(), Items::Kept)
+        .await;
+    let (lbs, current) = match (presence.load_balancers, presence.records) {
+        (Ok(lbs), Ok(scanned)) => match items_of(&scanned) {
+            Some(items) => (lbs, items),
+            None => return exit::ERROR,
+        },
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!(
+                "lbrecon: the live read is incomplete ({err}); nothing was written. Try again."
+            );
+            return exit::ERROR;
+        }
+    };
+    let live: BTreeMap<String, String> = lbs
+        .iter()
+        .map(|lb| (lb.name.clone(), lb.arn.clone()))
+        .collect();
+    let plan = plan_restore(&snapshot, &current, &live, &reader.rules, options);
+    println!(
+        "restore of target {} from snapshot {} ({}, {} records)",
+        target.name,
+        entry.id.as_string(),
+        snapshot.time,
+        snapshot.items.len()
+    );
+    let source = entry.id.as_string();
+    execute(
+        target,
+        &clients,
+        plan,
+        dry_run,
+        approve,
+        "restore",
+        "lbrecon_restored",
+        "snapshot",
+        &source,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    target: &TargetConfig,
+    clients: &Clients,
+    plan: Plan,
+    dry_run: bool,
+    approve: Option<&str>,
+    action: &str,
+    attribute: &str,
+    source_key: &str,
+    source: &str,
+) -> i32 {
+    print_plan(&plan);
+    let Some(ticket) = approve.filter(|_| !dry_run) else {
+        println!("dry run: nothing written (writing needs --approve TICKET)");
+        return exit::OK;
+    };
+    if plan.writes.is_empty() {
+        println!("nothing to write");
+        return exit::OK;
+    }
+    let started = std::time::Instant::now();
+    let annotation = restore::approval(ticket, source_key, source);
+    let written = restore::write_all(
+        &clients.dynamodb,
+        &target.state_table,
+        &plan.writes,
+        &annotation,
+        attribute,
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "wrote {} record(s) in {seconds:.2} s ({} TransactWriteItems calls)",
+        written.written.len(),
+        written.calls
+    );
+    for name in &written.lost_race {
+        println!("  {name}: written by someone else meanwhile; theirs stands");
+    }
+    for (name, error) in written.failed.iter().take(25) {
+        println!("  {name}: FAILED: {error}");
+    }
+    if written.failed.len() > 25 {
+        println!("  ... and {} more failed", written.failed.len() - 25);
+    }
+    let by = actor();
+    telemetry::audit(&target.name, action, &by, ticket, &written.written);
+    record_history(target, clients, action, &by, ticket, source, &written).await;
+    if written.failed.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
+    }
+}
+
+fn print_plan(plan: &Plan) {
+    println!(
+        "plan: {} to write, {} skipped, {} present and left as they are",
+        plan.writes.len(),
+        plan.skipped.len(),
+        plan.unchanged
+    );
+    // A large plan is summarized: the first lines of each kind, then a count.
+    const SHOWN: usize = 25;
+    for write in plan.writes.iter().take(SHOWN) {
+        match &write.replaces_invalid {
+            Some(reason) => println!(
+                "  {:<10} {}: over the table's invalid record ({reason})",
+                write.action, write.name
+            ),
+            None => println!("  {:<10} {}", write.action, write.name),
+        }
+    }
+    if plan.writes.len() > SHOWN {
+        println!("  ... and {} more to write", plan.writes.len() - SHOWN);
+    }
+    for skipped in plan.skipped.iter().take(SHOWN) {
+        println!("  {:<10} {}: {}", "skip", skipped.name, skipped.reason);
+    }
+    if plan.skipped.len() > SHOWN {
+        println!("  ... and {} more skipped", plan.skipped.len() - SHOWN);
+    }
+}
+
+async fn record_history(
+    target: &TargetConfig,
+    clients: &Clients,
+    action: &str,
+    by: &str,
+    ticket: &str,
+    source: &str,
+    written: &restore::Written,
+) {
+    let store = ControlStore {
+        lease: None,
+        dynamodb: &clients.dynamodb,
+        table: &target.control_table,
+        target: &target.name,
+    };
+    let outcome = store
+        .update(5, async |control: &mut ControlItem| {
+            control.record(Event {
+                time: crate::model::clock::now_rfc3339(),
+                event: action.to_string(),
+                by: by.to_string(),
+                reason: Some(format!("approved: {ticket}")),
+                missing: written.written.clone(),
+                detail: Some(format!(
+                    "from {source}: {} written, {} lost to newer writes, {} failed",
+                    written.written.len(),
+                    written.lost_race.len(),
+                    written.failed.len()
+                )),
+            });
+            store.save(control).await
+        })
+        .await;
+    if let Err(err) = outcome {
+        tracing::warn!(target_name = %target.name, error = %err.message(&store), "cannot record the {action} in the control table");
+    }
+}
+
+/// `lbrecon adopt --target T (--all | NAME...)`: records from live state for load balancers that
+/// have none and that no snapshot holds.
+pub async fn adopt(
+    config: &Config,
+    target: &TargetConfig,
+    all: bool,
+    names: &[String],
+    dry_run: bool,
+    approve: Option<&str>,
+) -> i32 {
+    let clients = Clients::connect(
+        target,
+        &config.aws,
+        &crate::runtime::budget::Budgets::default(),
+    )
+    .await;
+    let reader = Reader::new(&clients, config.aws.concurrency, (&config.records).into());
+    let presence = reader
+        .presence(&target.state_table, &mut RecordCache::none(), Items::Kept)
+        .await;
+    let (lbs, groups, current) = match (
+        presence.load_balancers,
+        presence.target_groups,
+        presence.records,
+    ) {
+        (Ok(lbs), Ok(groups), Ok(scanned)) => match items_of(&scanned) {
+            Some(items) => (lbs, groups, items),
+            None => return exit::ERROR,
+        },
+        (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
+            eprintln!(
+                "lbrecon: the live read is incomplete ({err}); nothing was written. Try again."
+            );
+            return exit::ERROR;
+        }
+    };
+    let recorded = restore::names(&current);
+    // Every snapshot in retention, not only the newest: one taken after a loss no longer holds
+    // the lost records, and adopting them from live state would put a record made up from
+    // live state where `restore` would put back the real one (SPEC 9).
+    let in_snapshot = match snapshot_holders(&store(config, &clients), &target.name).await {
+        Ok(holders) => holders,
+        Err(err) => {
+            eprintln!(
+                "lbrecon: {err}; adopt writes nothing while it cannot tell which records the \
+                 snapshots hold. Fix or move that snapshot aside, then run adopt again."
+            );
+            return exit::ERROR;
+        }
+    };
+    let live_names: BTreeSet<&str> = lbs.iter().map(|lb| lb.name.as_str()).collect();
+    // Only load balancers the target owns are adopted (SPEC 2): judged by the scope's rules,
+    // reading the tags of the unrecorded ones when tags decide.
+    let rules = target.scope_rules();
+    let unrecorded: Vec<&crate::model::live::LiveLoadBalancer> = lbs
+        .iter()
+        .filter(|lb| !recorded.contains(&lb.name))
+        .collect();
+    let scope_tags = if rules.needs_tags() {
+        let (tags, failures) = crate::app::cycle::read_scope_tags(&reader, &unrecorded).await;
+        if let Some(failure) = failures.first() {
+            eprintln!("lbrecon: {failure}; nothing was written. Try again.");
+            return exit::ERROR;
+        }
+        tags
+    } else {
+        Default::default()
+    };
+    let outside: BTreeSet<&str> = unrecorded
+        .iter()
+        .filter(|lb| {
+            rules.membership(&lb.name, false, scope_tags.get(&lb.arn))
+                != crate::reconcile::scope::Membership::In
+        })
+        .map(|lb| lb.name.as_str())
+        .collect();
+    let mut plan = Plan::default();
+    let wanted: BTreeSet<String> = if all {
+        lbs.iter()
+            .filter(|lb| !outside.contains(lb.name.as_str()))
+            .map(|lb| lb.name.clone())
+            .collect()
+    } else {
+        names.iter().cloned().collect()
+    };
+    let mut chosen = Vec::new();
+    for name in &wanted {
+        let skip = |reason: &str| restore::Skipped {
+            name: name.clone(),
+            reason: reason.to_string(),
+        };
+        if !live_names.contains(name.as_str()) {
+            plan.skipped
+                .push(skip("no live load balancer of that name"));
+        } else if outside.contains(name.as_str()) {
+            plan.skipped.push(skip(
+                "it is outside the target's scope ([targets.scope]): adopt writes records only for load balancers the target owns",
+            ));
+        } else if recorded.contains(name) {
+            if !all {
+                plan.skipped
+                    .push(skip("it has a record; adopt never overwrites one"));
+            } else {
+                plan.unchanged += 1;
+            }
+        } else if let Some(id) = in_snapshot.get(name) {
+            plan.skipped.push(skip(&format!(
+                "snapshot {id} holds its record: use `lbrecon restore --target {} --snapshot {id}`, which puts it back verbatim",
+                target.name
+            )));
+        } else {
+            chosen.push(name.clone());
+        }
+    }
+    let index = TargetGroupIndex::new(&groups);
+    let plans: Vec<DeepPlan<'_>> = lbs
+        .iter()
+        .filter(|lb| chosen.contains(&lb.name))
+        .map(|lb| DeepPlan {
+            load_balancer: lb,
+            target_groups: index.of(&lb.arn).to_vec(),
+            additional_certificates: Default::default(),
+            targets: Default::default(),
+        })
+        .collect();
+    // Each read is made into its item as it comes in (not held until all are read), and kept
+    // in the plans' order.
+    let mut outcomes: Vec<Option<Result<PlannedWrite, restore::Skipped>>> =
+        plans.iter().map(|_| None).collect();
+    let mut failed = false;
+    reader
+        .deep(&plans, |i, outcome| {
+            let lb = plans[i].load_balancer;
+            let skip = |reason: String| {
+                Err(restore::Skipped {
+                    name: lb.name.clone(),
+                    reason,
+                })
+            };
+            outcomes[i] = Some(match outcome {
+                DeepOutcome::Read(state) => {
+                    let document = live::assemble(lb, &index, Some(&state));
+                    let mut config_doc = document.to_lists();
+                    strip_aws_tags(&mut config_doc);
+                    Ok(PlannedWrite {
+                        name: lb.name.clone(),
+                        action: "adopt",
+                        replaces_invalid: None,
+                        item: adopted_item(&lb.name, &config_doc),
+                        condition: WriteCondition::Absent,
+                    })
+                }
+                DeepOutcome::Gone => skip("deleted while being read".into()),
+                DeepOutcome::Failed(failure) => {
+                    failed = true;
+                    skip(format!("reading it failed: {failure}"))
+                }
+            });
+        })
+        .await;
+    for outcome in outcomes.into_iter().flatten() {
+        match outcome {
+            Ok(write) => plan.writes.push(write),
+            Err(skipped) => plan.skipped.push(skipped),
+        }
+    }
+    println!("adopt for target {}", target.name);
+    let code = execute(
+        target,
+        &clients,
+        plan,
+        dry_run,
+        approve,
+        "adopt",
+        "lbrecon_adopted",
+        "source",
+        "live state",
+    )
+    .await;
+    if failed { exit::ERROR } else { code }
+}
+
+/// Every name any snapshot of `target` in the store holds, with the newest snapshot that holds
+/// it. Snapshots are read one at a time, and only their names kept.
+async fn snapshot_holders(
+    store: &Store,
+    target: &str,
+) -> Result<BTreeMap<String, String>, crate::recovery::snapshot::SnapshotError> {
+    let mut holders = BTreeMap::new();
+    // Oldest first, so the newest holder of a name is the one left.
+    for entry in store.list(target).await? {
+        let snapshot = store.get(&entry).await?;
+        let id = entry.id.as_string();
+        for name in snapshot_names(&snapshot) {
+            holders.insert(name, id.clone());
+        }
+    }
+    Ok(holders)
+}
+
+/// The names of the items a snapshot holds.
+fn snapshot_names(snapshot: &Snapshot) -> impl Iterator<Item = String> + '_ {
+    snapshot.items.iter().filter_map(|saved| {
+        saved
+            .item
+            .get("name")
+            .and_then(AttrValue::as_s)
+            .map(str::to_string)
+    })
+}
+
+fn strip_aws_tags(doc: &mut Value) {
+    fn strip(map: &mut Value) {
+        if let Some(Value::Object(tags)) = map.get_mut("tags") {
+            tags.retain(|key, _| !key.starts_with("aws:"));
+        }
+    }
+    strip(doc);
+    if let Some(Value::Array(groups)) = doc.get_mut("target_groups") {
+        groups.iter_mut().for_each(strip);
+    }
+}
+
+fn adopted_item(name: &str, config: &Value) -> Item {
+    [
+        ("name".to_string(), AttrValue::S(name.to_string())),
+        ("config".to_string(), from_json(config)),
+        ("version".to_string(), AttrValue::N("1".into())),
+        (
+            "updated_at".to_string(),
+            AttrValue::S(crate::model::clock::now_rfc3339()),
+        ),
+    ]
+    .into_iter()
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recovery::snapshot::SnapshotItem;
+
+    fn item(name: &str) -> SnapshotItem {
+        SnapshotItem {
+            item: [("name".to_string(), AttrValue::S(name.to_string()))]
+                .into_iter()
+                .collect(),
+            live_arn: Some(format!("arn:{name}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_snapshot_in_retention_is_consulted_not_only_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Local {
+            dir: dir.path().to_path_buf(),
+        };
+        let before = Snapshot::new("t", "r", "s", vec![item("a"), item("lost")], 1_000);
+        let after = Snapshot::new("t", "r", "s", vec![item("a")], 2_000);
+        store.put(&before).await.unwrap();
+        store.put(&after).await.unwrap();
+        let holders = snapshot_holders(&store, "t").await.unwrap();
+        // The record lost before the newest snapshot is still found, in the older one.
+        assert_eq!(holders["lost"], before.id().as_string());
+        assert_eq!(holders["a"], after.id().as_string());
+        assert_eq!(holders.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_that_cannot_be_read_is_an_error_not_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Local {
+            dir: dir.path().to_path_buf(),
+        };
+        let entry = store
+            .put(&Snapshot::new("t", "r", "s", vec![item("a")], 1_000))
+            .await
+            .unwrap();
+        std::fs::write(&entry.location, b"not a snapshot").unwrap();
+        assert!(snapshot_holders(&store, "t").await.is_err());
+    }
+}

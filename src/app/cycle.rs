@@ -1,0 +1,717 @@
+//! One reconciliation of one target (SPEC 2): a presence pass, deep reads, the diff.
+//!
+//! A cycle has two phases. [`read_presence`] reads every load balancer, every target group and
+//! the state table; that alone says what state data is missing, so the guard can act on it at
+//! once. [`PresencePhase::finish`] then deep-reads listeners, rules, attributes and tags and
+//! classifies every load balancer. `check` deep-reads everything; the daemon reads the load
+//! balancers checked longest ago, keeping what it read in a [`DeepCache`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::app::reader::{DeepOutcome, DeepPlan, Items, Reader, Tagged};
+use crate::aws::AwsError;
+use crate::control::ControlView;
+use crate::control::enforce::PresenceView;
+use crate::model::item::StoredItem;
+use crate::model::live::{DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
+use crate::model::node::Node;
+use crate::model::record::{Record, RecordCache};
+use crate::reconcile::guard::Observation;
+use crate::reconcile::ignore::IgnoreRules;
+use crate::reconcile::report::{GuardView, Summary, TargetReport, exit};
+use crate::reconcile::scope::{Membership, ScopeRules};
+use crate::reconcile::{LiveDocument, LiveEntry, Reconciled, classify, reconcile};
+use crate::runtime::config::TargetConfig;
+
+/// Which load balancers a cycle deep-reads.
+#[derive(Debug, Clone, Copy)]
+pub enum DeepScope {
+    /// Every load balancer with a valid record (`check`).
+    All,
+    /// At most this many, those checked longest ago first (the daemon's budget).
+    Oldest(usize),
+}
+
+/// What the deep pass last read of each load balancer, by ARN, with when (Unix seconds).
+#[derive(Debug)]
+pub struct DeepCache {
+    entries: HashMap<String, (DeepState, i64)>,
+    /// When each live load balancer was last deep-read in full (Unix seconds), kept while later
+    /// reads fail: the deep-check age grows from it (SPEC 10).
+    read_at: HashMap<String, i64>,
+    /// Whether reads are kept for the next cycle (the daemon), or dropped once compared (a
+    /// one-shot command, which has no next cycle).
+    keeps: bool,
+}
+
+impl Default for DeepCache {
+    fn default() -> Self {
+        DeepCache {
+            entries: HashMap::new(),
+            read_at: HashMap::new(),
+            keeps: true,
+        }
+    }
+}
+
+impl DeepCache {
+    /// A cache for one cycle: each deep read is dropped once its load balancer is compared, so
+    /// a full deep pass holds only the reads in flight, not the fleet's.
+    pub fn none() -> Self {
+        DeepCache {
+            keeps: false,
+            ..DeepCache::default()
+        }
+    }
+
+    /// The tags the last deep read of a load balancer found, if any.
+    pub fn tags(&self, arn: &str) -> Option<&Node> {
+        self.entries.get(arn).map(|(state, _)| &state.tags)
+    }
+
+    /// When a load balancer was last deep-checked, if ever.
+    pub fn checked_at(&self, arn: &str) -> Option<i64> {
+        self.entries.get(arn).map(|(_, at)| *at)
+    }
+}
+
+/// The result of the presence pass.
+#[derive(Debug)]
+pub struct PresencePhase {
+    /// The presence pass succeeded in full (SPEC 2): the guard may act on it.
+    pub complete: bool,
+    /// The failure, where there was one.
+    pub error: Option<AwsError>,
+    /// The state table does not exist.
+    pub state_table_missing: bool,
+    /// It does not exist, and lbrecon never saw it: a configuration error.
+    pub state_table_never_seen: bool,
+    /// Every item of the state table, verbatim, where [`Items::Kept`] (empty when the scan
+    /// failed).
+    pub items: Vec<StoredItem>,
+    /// The items, read as records.
+    pub records: Vec<Record>,
+    /// The live load balancers in the target's scope (empty when their read failed).
+    pub load_balancers: Vec<LiveLoadBalancer>,
+    pub target_groups: Vec<LiveTargetGroup>,
+    /// Live load balancers outside the target's scope: counted, nothing else.
+    pub outside: Vec<LiveLoadBalancer>,
+    /// Live load balancers whose tags decide their scope and are not known yet: like ones
+    /// inside their grace period, not counted; their tags are read first.
+    pub pending: Vec<LiveLoadBalancer>,
+    /// Reads of tags for the scope that failed, one line each (a `check` needs every read).
+    pub scope_failures: Vec<String>,
+}
+
+/// The outcome of a whole cycle.
+#[derive(Debug)]
+pub struct Cycle {
+    pub presence: PresencePhase,
+    /// Deep reads that failed, one line each.
+    pub deep_failures: Vec<String>,
+    /// The classification, when the presence pass was complete.
+    pub reconciled: Option<Reconciled>,
+    /// Live load balancers with a valid record never deep-checked (or whose last deep read
+    /// failed).
+    pub deep_unchecked: usize,
+    /// The oldest deep check among live load balancers with a valid record (Unix seconds).
+    pub oldest_deep_check: Option<i64>,
+    /// The oldest successful deep read among live load balancers with a valid record (Unix
+    /// seconds), a failed read since not counted: what the deep-check age counts from. `None`
+    /// when there is none to read; see also `deep_never_read`.
+    pub oldest_deep_read: Option<i64>,
+    /// Some live load balancer with a valid record has never been deep-read in full.
+    pub deep_never_read: bool,
+    /// Deep reads made this cycle.
+    pub deep_read: usize,
+    /// When each live load balancer with a valid record was last deep-checked (Unix seconds),
+    /// `None` when never (or its last deep read failed).
+    pub deep_checked: BTreeMap<String, Option<i64>>,
+}
+
+/// Reads the presence of `target`: load balancers and target groups, then the state table.
+/// `control` is what the control item said (whether the state table was seen before).
+pub async fn read_presence(
+    target: &TargetConfig,
+    reader: &Reader,
+    control: Option<&ControlView>,
+    records: &mut RecordCache,
+    items: Items,
+) -> PresencePhase {
+    let presence = reader.presence(&target.state_table, records, items).await;
+    let state_table_seen = control.is_some_and(|view| view.state_table_seen);
+    let mut phase = PresencePhase {
+        complete: false,
+        error: None,
+        state_table_missing: false,
+        state_table_never_seen: false,
+        items: Vec::new(),
+        records: Vec::new(),
+        load_balancers: Vec::new(),
+        target_groups: Vec::new(),
+        outside: Vec::new(),
+        pending: Vec::new(),
+        scope_failures: Vec::new(),
+    };
+    let items = match presence.records {
+        Ok(items) => Some(items),
+        Err(err) if err.is_not_found() => {
+            phase.state_table_missing = true;
+            // A table lbrecon has seen before is gone: every record is missing. One it never
+            // saw is a configuration error.
+            if state_table_seen {
+                Some(Vec::new())
+            } else {
+                phase.state_table_never_seen = true;
+                phase.error = Some(err);
+                None
+            }
+        }
+        Err(err) => {
+            phase.error = Some(err);
+            None
+        }
+    };
+    match presence.load_balancers {
+        Ok(lbs) => phase.load_balancers = lbs,
+        Err(err) => phase.error = Some(err),
+    }
+    match presence.target_groups {
+        Ok(groups) => phase.target_groups = groups,
+        Err(err) => phase.error = phase.error.take().or(Some(err)),
+    }
+    if let Some(items) = items {
+        phase.records.reserve_exact(items.len());
+        for (record, item) in items {
+            phase.records.push(record);
+            phase.items.extend(item);
+        }
+    }
+    phase.complete = phase.error.is_none();
+    if phase.complete {
+        for record in &phase.records {
+            for warning in &record.warnings {
+                tracing::warn!(target_name = %target.name, load_balancer = %record.name, "record {}: {warning}", record.name);
+            }
+        }
+    }
+    phase
+}
+
+/// Reads the presence of `target` as a one-shot command needs it: the presence pass, then,
+/// when tags decide the scope, the tags of every live load balancer without a record, and the
+/// scope applied (the names the control item says the guard counts stay in scope, see
+/// [`PresencePhase::apply_scope`]).
+pub async fn read_scoped_presence(
+    target: &TargetConfig,
+    reader: &Reader,
+    control: Option<&ControlView>,
+    records: &mut RecordCache,
+    items: Items,
+) -> PresencePhase {
+    let mut presence = read_presence(target, reader, control, records, items).await;
+    let rules = target.scope_rules();
+    let mut tags = HashMap::new();
+    if presence.complete && rules.needs_tags() {
+        let recorded = presence.record_names();
+        let unrecorded: Vec<&LiveLoadBalancer> = presence
+            .load_balancers
+            .iter()
+            .filter(|lb| !recorded.contains(lb.name.as_str()))
+            .collect();
+        let (read, failures) = read_scope_tags(reader, &unrecorded).await;
+        tags = read;
+        presence.scope_failures = failures;
+    }
+    let keep = control
+        .map(|view| view.keep_in_scope.clone())
+        .unwrap_or_default();
+    presence.apply_scope(&target.name, &rules, |arn| tags.get(arn), &keep);
+    presence
+}
+
+/// Reads the tags of `load_balancers` (20 ARNs a call), for the scope. A NotFound batch is
+/// narrowed as the deep pass's are; a load balancer deleted in between is left out (nothing to
+/// judge). A call that fails leaves its load balancers unknown (pending), with one failure line
+/// each.
+pub async fn read_scope_tags(
+    reader: &Reader,
+    load_balancers: &[&LiveLoadBalancer],
+) -> (HashMap<String, Node>, Vec<String>) {
+    let mut tags = HashMap::new();
+    let mut failures = Vec::new();
+    let arns: Vec<String> = load_balancers.iter().map(|lb| lb.arn.clone()).collect();
+    let name_of: HashMap<&str, &str> = load_balancers
+        .iter()
+        .map(|lb| (lb.arn.as_str(), lb.name.as_str()))
+        .collect();
+    for chunk in arns.chunks(crate::aws::elb::TAGS_PER_CALL) {
+        let answers = crate::app::reader::narrow_tags(chunk.to_vec(), |batch, again| async move {
+            reader.elb.tags(&batch, again).await
+        })
+        .await;
+        let mut failed: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for (arn, answer) in answers {
+            match answer {
+                Ok(Tagged::Tags(map)) => {
+                    tags.insert(arn, map);
+                }
+                Ok(Tagged::Gone) => {}
+                Err(err) => failed
+                    .entry(err.to_string())
+                    .or_default()
+                    .push(name_of.get(arn.as_str()).copied().unwrap_or("?")),
+            }
+        }
+        for (error, names) in failed {
+            failures.push(format!(
+                "reading tags for the scope: {error} (for load balancer(s) {})",
+                names.join(", ")
+            ));
+        }
+    }
+    (tags, failures)
+}
+
+impl PresencePhase {
+    /// Names of load balancers with a readable record.
+    pub fn valid_record_names(&self) -> BTreeSet<String> {
+        crate::model::record::valid_names(&self.records)
+    }
+
+    /// What the guard sees of a complete presence pass, at `now` (Unix seconds).
+    pub fn observation(&self, now: i64) -> Observation {
+        Observation {
+            now,
+            live: self
+                .load_balancers
+                .iter()
+                .map(|lb| (lb.name.clone(), lb.created_time))
+                .collect(),
+            records: self.valid_record_names(),
+            state_table_gone: self.state_table_missing,
+        }
+    }
+
+    /// What the guard's effects need of it.
+    pub fn view(&self) -> PresenceView<'_> {
+        PresenceView {
+            load_balancers: &self.load_balancers,
+            target_groups: &self.target_groups,
+            state_table_missing: self.state_table_missing,
+        }
+    }
+
+    /// Names the state table holds an item for, valid or not.
+    pub fn record_names(&self) -> HashSet<&str> {
+        self.records
+            .iter()
+            .map(|record| record.name.as_str())
+            .collect()
+    }
+
+    /// Splits the live load balancers by scope: in scope ones stay in `load_balancers`,
+    /// pending ones move to `pending`, out of scope ones to `outside`. A name
+    /// in `keep` (one the guard counts as missing, or quarantines, or whose record was at the
+    /// high-water mark) stays in scope whatever the rules say: a load balancer whose ownership
+    /// tag is removed during a loss is not dropped until its record is back.
+    pub fn apply_scope<'t>(
+        &mut self,
+        target: &str,
+        rules: &ScopeRules,
+        tags_of: impl Fn(&str) -> Option<&'t Node>,
+        keep: &BTreeSet<String>,
+    ) {
+        if rules.is_everything() || !self.complete {
+            return;
+        }
+        let recorded: HashSet<String> = self
+            .record_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let mut in_scope = Vec::with_capacity(self.load_balancers.len());
+        for lb in std::mem::take(&mut self.load_balancers) {
+            let membership =
+                rules.membership(&lb.name, recorded.contains(&lb.name), tags_of(&lb.arn));
+            match membership {
+                Membership::In => in_scope.push(lb),
+                _ if keep.contains(&lb.name) => {
+                    tracing::warn!(target_name = target, load_balancer = %lb.name, "out of the target's scope by its rules, but kept in it until its record is back: it went missing while in scope");
+                    in_scope.push(lb);
+                }
+                Membership::Pending => self.pending.push(lb),
+                Membership::Out => self.outside.push(lb),
+            }
+        }
+        self.load_balancers = in_scope;
+    }
+
+    /// Deep-reads within `scope` and classifies every load balancer.
+    pub async fn finish(
+        self,
+        reader: &Reader,
+        ignore: &IgnoreRules,
+        scope: DeepScope,
+        cache: &mut DeepCache,
+    ) -> Cycle {
+        let mut cycle = Cycle {
+            presence: self,
+            deep_failures: Vec::new(),
+            reconciled: None,
+            deep_unchecked: 0,
+            oldest_deep_check: None,
+            oldest_deep_read: None,
+            deep_never_read: false,
+            deep_checked: BTreeMap::new(),
+            deep_read: 0,
+        };
+        if !cycle.presence.complete {
+            return cycle;
+        }
+        cycle
+            .deep_failures
+            .extend(std::mem::take(&mut cycle.presence.scope_failures));
+        let presence = &cycle.presence;
+        let index = TargetGroupIndex::new(&presence.target_groups);
+        let live_arns: HashSet<&str> = presence
+            .load_balancers
+            .iter()
+            .map(|lb| lb.arn.as_str())
+            .collect();
+        cache
+            .entries
+            .retain(|arn, _| live_arns.contains(arn.as_str()));
+        cache
+            .read_at
+            .retain(|arn, _| live_arns.contains(arn.as_str()));
+        let mut plans = deep_plans(&presence.load_balancers, &presence.records, &index);
+        let with_record: HashSet<&str> = plans
+            .iter()
+            .map(|plan| plan.load_balancer.arn.as_str())
+            .collect();
+        if let DeepScope::Oldest(limit) = scope {
+            plans.sort_by_key(|plan| {
+                (
+                    cache.checked_at(&plan.load_balancer.arn),
+                    plan.load_balancer.name.clone(),
+                )
+            });
+            plans.truncate(limit);
+        }
+        cycle.deep_read = plans.len();
+        // The record a name stands for: the last of that name, as `reconcile` takes it.
+        let record_of: HashMap<&str, &Record> = presence
+            .records
+            .iter()
+            .map(|record| (record.name.as_str(), record))
+            .collect();
+        let now = crate::model::clock::now_unix();
+
+        // Each load balancer deep-read is compared as soon as its read is in, so a one-shot
+        // cache holds only the reads in flight.
+        let mut entries = Vec::with_capacity(presence.records.len() + live_arns.len());
+        let mut compared: HashSet<&str> = HashSet::new();
+        let mut gone: HashSet<&str> = HashSet::new();
+        let mut deep = DeepTally::default();
+        reader
+            .deep(&plans, |i, outcome| {
+                let lb = plans[i].load_balancer;
+                match outcome {
+                    DeepOutcome::Gone => {
+                        // Deleted since the presence pass listed it: not live any more (its
+                        // record, if any, is compared with nothing below).
+                        gone.insert(&lb.arn);
+                        cache.entries.remove(&lb.arn);
+                        cache.read_at.remove(&lb.arn);
+                        return;
+                    }
+                    DeepOutcome::Read(state) => {
+                        cache.entries.insert(lb.arn.clone(), (state, now));
+                        if cache.keeps {
+                            cache.read_at.insert(lb.arn.clone(), now);
+                        }
+                    }
+                    DeepOutcome::Failed(failure) => {
+                        cycle.deep_failures.push(failure.to_string());
+                        // Stale: never compared as if known, until read again.
+                        cache.entries.remove(&lb.arn);
+                    }
+                }
+                let cached = cache.entries.get(&lb.arn);
+                deep.note(&lb.name, cached.map(|(_, at)| *at));
+                deep.note_read(cache.read_at.get(&lb.arn).copied());
+                let live = live_entry(lb, &index, cached, true);
+                entries.push(classify(
+                    &lb.name,
+                    record_of.get(lb.name.as_str()).copied(),
+                    Some(&live),
+                    ignore,
+                ));
+                compared.insert(&lb.name);
+                if !cache.keeps {
+                    cache.entries.remove(&lb.arn);
+                }
+            })
+            .await;
+
+        // The rest: load balancers not deep-read this cycle (compared with their last deep
+        // read, if any), and names on one side only.
+        let mut rest_live = Vec::new();
+        for lb in &presence.load_balancers {
+            if gone.contains(lb.arn.as_str()) || compared.contains(lb.name.as_str()) {
+                continue;
+            }
+            let has_record = with_record.contains(lb.arn.as_str());
+            let cached = cache.entries.get(&lb.arn);
+            if has_record {
+                deep.note(&lb.name, cached.map(|(_, at)| *at));
+                deep.note_read(cache.read_at.get(&lb.arn).copied());
+            }
+            rest_live.push(live_entry(lb, &index, cached, has_record));
+        }
+        let rest_records = presence
+            .records
+            .iter()
+            .filter(|record| !compared.contains(record.name.as_str()));
+        entries.extend(reconcile(rest_records, &rest_live, ignore).entries);
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let gone: HashSet<String> = gone.into_iter().map(str::to_string).collect();
+        drop(plans);
+
+        cycle.deep_checked = deep.checked;
+        cycle.deep_unchecked = deep.unchecked;
+        cycle.oldest_deep_check = deep.oldest;
+        cycle.oldest_deep_read = deep.oldest_read;
+        cycle.deep_never_read = deep.never_read;
+        cycle.deep_failures.sort();
+        cycle
+            .presence
+            .load_balancers
+            .retain(|lb| !gone.contains(&lb.arn));
+        cycle.reconciled = Some(Reconciled {
+            entries,
+            live: cycle.presence.load_balancers.len() as u64,
+            recorded: cycle.presence.records.len() as u64,
+        });
+        cycle
+    }
+}
+
+/// One live load balancer as the diff sees it: its presence fields, with its deep state where
+/// one is known. `has_record`: whether a valid record compares it (without one, no deep read
+/// is needed: it is `missing_record` whatever its deep state).
+fn live_entry<'a>(
+    lb: &'a LiveLoadBalancer,
+    index: &'a TargetGroupIndex<'a>,
+    cached: Option<&'a (DeepState, i64)>,
+    has_record: bool,
+) -> LiveEntry<'a> {
+    LiveEntry {
+        name: lb.name.clone(),
+        created_time: lb.created_time,
+        document: LiveDocument::Parts {
+            load_balancer: lb,
+            groups: index,
+            deep: cached.map(|(state, _)| state),
+        },
+        deep_fresh: cached.is_some() || !has_record,
+    }
+}
+
+/// When each live load balancer with a valid record was last deep-checked.
+#[derive(Default)]
+struct DeepTally {
+    checked: BTreeMap<String, Option<i64>>,
+    unchecked: usize,
+    oldest: Option<i64>,
+    oldest_read: Option<i64>,
+    never_read: bool,
+}
+
+impl DeepTally {
+    fn note(&mut self, name: &str, at: Option<i64>) {
+        self.checked.insert(name.to_string(), at);
+        match at {
+            Some(at) => self.oldest = Some(self.oldest.map_or(at, |oldest| oldest.min(at))),
+            None => self.unchecked += 1,
+        }
+    }
+
+    /// When a load balancer was last deep-read in full, failed reads since not counted.
+    fn note_read(&mut self, at: Option<i64>) {
+        match at {
+            Some(at) => {
+                self.oldest_read = Some(self.oldest_read.map_or(at, |oldest| oldest.min(at)))
+            }
+            None => self.never_read = true,
+        }
+    }
+}
+
+/// What a cycle says of its deep reads, for the deep-check age: whether some live load
+/// balancer with a record was never deep-read in full, and the oldest full read among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeepReadAge {
+    pub never_read: bool,
+    pub oldest_read: Option<i64>,
+}
+
+/// When the deep-check age counts from (Unix seconds), after a cycle (SPEC 10). `read`: what a
+/// complete cycle said (`None` for an incomplete one). The oldest successful deep read of a
+/// live load balancer with a record, or `started` (the daemon's start) while one has never
+/// been read; `now` when there is nothing to read. An incomplete cycle says nothing new: the
+/// age keeps counting from `previous` (or from `started`), so it grows while cycles fail.
+pub fn deep_age_since(
+    read: Option<DeepReadAge>,
+    previous: Option<i64>,
+    started: i64,
+    now: i64,
+) -> i64 {
+    match read {
+        None => previous.unwrap_or(started),
+        Some(read) if read.never_read => started,
+        Some(read) => read.oldest_read.unwrap_or(now),
+    }
+}
+
+impl Cycle {
+    /// The presence pass succeeded in full.
+    pub fn complete(&self) -> bool {
+        self.presence.complete
+    }
+
+    /// What this cycle says of its deep reads, for the deep-check age; `None` when it was
+    /// incomplete (it read nothing deep).
+    pub fn deep_read_age(&self) -> Option<DeepReadAge> {
+        self.complete().then_some(DeepReadAge {
+            never_read: self.deep_never_read,
+            oldest_read: self.oldest_deep_read,
+        })
+    }
+
+    /// The report of this cycle. `complete` follows `check`'s rule (every read succeeded) when
+    /// `strict`, else SPEC 2's (the presence pass succeeded).
+    pub fn report(&self, target: &TargetConfig, guard: GuardView, strict: bool) -> TargetReport {
+        let presence = &self.presence;
+        let mut report = TargetReport {
+            target: target.name.clone(),
+            complete: presence.complete && (!strict || self.deep_failures.is_empty()),
+            error: None,
+            summary: Summary::default(),
+            load_balancers: Vec::new(),
+            guard,
+            deep_checked_at: None,
+            exit_code: exit::OK,
+        };
+        if !strict {
+            report.deep_checked_at = Some(
+                self.deep_checked
+                    .iter()
+                    .map(|(name, at)| (name.clone(), at.and_then(crate::model::clock::rfc3339)))
+                    .collect(),
+            );
+        }
+        match &self.reconciled {
+            Some(reconciled) => {
+                report.summary = reconciled.summary();
+                report.load_balancers = reconciled.not_in_sync();
+            }
+            None => {
+                // Counts only from what was read in full.
+                report.summary.live = presence.load_balancers.len() as u64;
+                report.summary.recorded = presence.records.len() as u64;
+            }
+        }
+        report.summary.out_of_scope = presence.outside.len() as u64;
+        if presence.state_table_never_seen {
+            report.error = Some(format!(
+                "state table {} does not exist in region {}; create it, or fix state_table of \
+                 target {} in the config",
+                target.state_table, target.region, target.name
+            ));
+            report.exit_code = exit::CONFIG;
+            return report;
+        }
+        if let Some(err) = &presence.error {
+            report.error = Some(format!("{err}"));
+        } else if let Some(first) = self.deep_failures.first() {
+            let more = match self.deep_failures.len() {
+                1 => String::new(),
+                n => format!(" (and {} more failed reads)", n - 1),
+            };
+            report.error = Some(format!("{first}{more}"));
+        }
+        report.with_exit_code()
+    }
+}
+
+/// One deep-read plan per live load balancer that has a valid record: a load balancer without
+/// one is `missing_record` whatever its deep state, and an invalid record compares nothing.
+pub fn deep_plans<'a>(
+    lbs: &'a [LiveLoadBalancer],
+    records: &[Record],
+    index: &TargetGroupIndex<'a>,
+) -> Vec<DeepPlan<'a>> {
+    let valid: HashMap<&str, &Record> = records
+        .iter()
+        .filter(|record| record.is_valid())
+        .map(|record| (record.name.as_str(), record))
+        .collect();
+    lbs.iter()
+        .filter_map(|lb| {
+            let wanted = valid.get(lb.name.as_str())?.wants()?.into_owned();
+            Some(DeepPlan {
+                load_balancer: lb,
+                target_groups: index.of(&lb.arn).to_vec(),
+                additional_certificates: wanted.additional_certificates,
+                targets: wanted.targets,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STARTED: i64 = 1_000;
+
+    #[test]
+    fn the_deep_check_age_keeps_growing_while_cycles_fail() {
+        let read = DeepReadAge {
+            never_read: false,
+            oldest_read: Some(1_100),
+        };
+        // A complete cycle: from the oldest full read.
+        let since = deep_age_since(Some(read), None, STARTED, 1_200);
+        assert_eq!(since, 1_100);
+        // Incomplete cycles after it: still from that read, so the age (now - since) grows.
+        let since = deep_age_since(None, Some(since), STARTED, 1_300);
+        assert_eq!(since, 1_100);
+        assert_eq!(deep_age_since(None, Some(since), STARTED, 1_400), 1_100);
+    }
+
+    #[test]
+    fn a_load_balancer_never_read_ages_from_the_daemons_start() {
+        // The first cycles fail: from the start, exported all the same.
+        assert_eq!(deep_age_since(None, None, STARTED, 1_050), STARTED);
+        let never = DeepReadAge {
+            never_read: true,
+            oldest_read: Some(1_100),
+        };
+        assert_eq!(deep_age_since(Some(never), None, STARTED, 1_200), STARTED);
+    }
+
+    #[test]
+    fn nothing_to_read_is_an_age_of_zero() {
+        let nothing = DeepReadAge {
+            never_read: false,
+            oldest_read: None,
+        };
+        assert_eq!(
+            deep_age_since(Some(nothing), Some(900), STARTED, 1_200),
+            1_200
+        );
+    }
+}

@@ -1,0 +1,766 @@
+//! `lbrecon run`: one loop per target, a cycle every interval (with jitter), the HTTP listener,
+//! and systemd integration.
+//!
+//! Targets are independent: each has its own loop and clients, so a slow or failing target never
+//! delays another. The first shutdown signal lets every cycle in flight finish (each is bounded
+//! by `daemon.cycle_deadline`), starts no new one, and returns; `main` exits at once on a second.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+
+use crate::app::cycle::{DeepCache, DeepScope, read_presence};
+use crate::app::http::{Status, router};
+use crate::app::reader::{Items, Reader};
+use crate::aws::Clients;
+use crate::aws::autoscaling::AutoScaling;
+use crate::control;
+use crate::control::enforce::Enforcer;
+use crate::control::{ControlItem, ControlStore, Loaded};
+use crate::model::node::Node;
+use crate::model::record::RecordCache;
+use crate::reconcile::guard::HighWater;
+use crate::reconcile::ignore::IgnoreRules;
+use crate::reconcile::report::GuardView;
+use crate::reconcile::report::TargetReport;
+use crate::runtime::config::{Config, TargetConfig};
+use crate::runtime::telemetry::{self, CycleEvent, DriftSeries};
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {address}: {source} (set http.listen to a free address)")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "state table {table} of target {target} does not exist in region {region}, and lbrecon \
+         has never seen it: create it, or fix targets.state_table in the config"
+    )]
+    StateTableMissing {
+        target: String,
+        table: String,
+        region: String,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+impl DaemonError {
+    /// The process exit code: configuration problems are 78.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Listen { .. } => crate::reconcile::report::exit::ERROR,
+            DaemonError::StateTableMissing { .. } | DaemonError::Config(_) => {
+                crate::reconcile::report::exit::CONFIG
+            }
+        }
+    }
+
+    /// A short, fixed label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DaemonError::Listen { .. } => "listen",
+            DaemonError::StateTableMissing { .. } => "state_table_missing",
+            DaemonError::Config(_) => "config",
+        }
+    }
+}
+
+/// Calls the presence pass needs beyond the deep reads, as a first estimate (one page each of
+/// load balancers and target groups).
+const PRESENCE_CALLS: f64 = 2.0;
+/// ELB calls one load balancer's deep read takes, as a first estimate: listeners, attributes,
+/// two listeners' rules, a target group's attributes, a share of tags.
+const DEEP_CALLS_PER_LOAD_BALANCER: f64 = 6.0;
+
+/// How many load balancers one cycle of a target deep-reads: what the target's share of the
+/// account's ELB budget allows in one interval, `sharing` targets spending that budget.
+pub fn deep_limit(config: &Config, sharing: usize) -> usize {
+    let sharing = sharing.max(1) as f64;
+    let calls = config.aws.elb_requests_per_second * config.daemon.interval.as_secs_f64() / sharing;
+    ((calls - PRESENCE_CALLS) / DEEP_CALLS_PER_LOAD_BALANCER)
+        .floor()
+        .max(1.0) as usize
+}
+
+/// Runs the daemon until `shutdown` resolves; then lets the cycles in flight finish and returns.
+pub async fn run(
+    config: Config,
+    metrics: PrometheusHandle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    let ignore = Arc::new(
+        IgnoreRules::new(&config.ignore)
+            .map_err(|problems| DaemonError::Config(problems.join("; ")))?,
+    );
+    let listener = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            address: config.http.listen.clone(),
+            source,
+        })?;
+    tracing::info!(address = %config.http.listen, "listening for /metrics, /healthz, /readyz, /drift");
+
+    // One budget per account and region for the whole process, shared by its targets.
+    let budgets = crate::runtime::budget::Budgets::default();
+    let mut runtimes = Vec::new();
+    for target in &config.targets {
+        let clients = Clients::connect(target, &config.aws, &budgets).await;
+        runtimes.push((target.clone(), clients));
+    }
+    startup_checks(&runtimes).await?;
+
+    let stall_after =
+        config.daemon.interval + config.daemon.cycle_deadline + Duration::from_secs(30);
+    let status = Arc::new(Status::new(
+        config.targets.iter().map(|t| t.name.as_str()),
+        stall_after,
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let server = {
+        let mut stop = stop_rx.clone();
+        let app = router(status.clone(), metrics);
+        tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await;
+            if let Err(err) = result {
+                tracing::error!(error = %err, "the HTTP listener failed");
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let mut loops = Vec::new();
+    let mut elections = Vec::new();
+    let owner = crate::control::lease::owner_id();
+    if config.leader_election.is_some() {
+        tracing::info!(owner = %owner, "leader election on: acting for a target only while holding its lease");
+    }
+    let budgets: Vec<_> = runtimes
+        .iter()
+        .map(|(_, clients)| clients.budget.clone())
+        .collect();
+    for (target, mut clients) in runtimes {
+        telemetry::target_started(&target.name, config.leader_election.is_some());
+        let (done_tx, done_rx) = watch::channel(false);
+        let lease = config.leader_election.as_ref().map(|election| {
+            // The lease's own client stays ungated; every other waits for the lease. It takes
+            // no token from the DynamoDB budget either (SPEC 12): a renewal that queued behind
+            // a large scan of the state table could come after the lease ran out, and a leader
+            // would lose its lease for being busy. The lease makes a call or two a heartbeat
+            // (a third of the lease), too few to need a limit.
+            let own = clients.dynamodb.without_budget();
+            let gate = Arc::new(crate::control::lease::Gate::default());
+            clients.set_gate(&gate);
+            let lease = crate::control::lease::Lease::new(
+                own,
+                gate,
+                &election.table,
+                &target.name,
+                &owner,
+                election.lease,
+            );
+            elections.push(tokio::spawn(lease.clone().run(stop_rx.clone(), done_rx)));
+            lease
+        });
+        let looper = TargetLoop {
+            lease,
+            done: done_tx,
+            limit: deep_limit(
+                &config,
+                budgets.iter().filter(|key| **key == clients.budget).count(),
+            ),
+            reader: Reader::new(&clients, config.aws.concurrency, (&config.records).into()),
+            scope: target.scope_rules(),
+            autoscaling: clients.autoscaling.clone(),
+            snapshots: crate::app::commands::recovery::store(&config, &clients),
+            target,
+            config: config.clone(),
+            ignore: ignore.clone(),
+            status: status.clone(),
+            started,
+        };
+        loops.push(tokio::spawn(looper.run(stop_rx.clone())));
+    }
+
+    notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = spawn_watchdog(status.clone(), stop_rx.clone());
+
+    shutdown.await;
+    tracing::info!("shutting down: finishing the cycles in flight, starting no new one");
+    notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    for handle in loops {
+        let _ = handle.await;
+    }
+    for handle in elections {
+        let _ = handle.await;
+    }
+    let _ = server.await;
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A state table that does not exist is a configuration error at start-up, unless lbrecon has
+/// seen it before (then every record is missing, which the cycles report).
+async fn startup_checks(runtimes: &[(TargetConfig, Clients)]) -> Result<(), DaemonError> {
+    for (target, clients) in runtimes {
+        match clients.dynamodb.table_exists(&target.state_table).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let seen =
+                    control::read_view(&clients.dynamodb, &target.control_table, &target.name)
+                        .await
+                        .map(|view| view.state_table_seen)
+                        .unwrap_or(false);
+                if !seen {
+                    return Err(DaemonError::StateTableMissing {
+                        target: target.name.clone(),
+                        table: target.state_table.clone(),
+                        region: target.region.clone(),
+                    });
+                }
+            }
+            Err(err) => {
+                // Not a reason to refuse to start: the cycles report it as staleness.
+                tracing::warn!(target_name = %target.name, error = %err, "cannot check that the state table exists");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(err) = sd_notify::notify(states)
+    {
+        tracing::warn!(error = %err, "cannot notify systemd");
+    }
+}
+
+/// Under systemd with `WatchdogSec=`, pings the watchdog only while every target's loop makes
+/// progress, so a hung loop gets the service restarted.
+fn spawn_watchdog(
+    status: Arc<Status>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let timeout = sd_notify::watchdog_enabled().filter(|timeout| !timeout.is_zero())?;
+    let period = timeout / 2;
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => return,
+                _ = ticks.tick() => {
+                    if status.alive() {
+                        notify(&[sd_notify::NotifyState::Watchdog]);
+                    } else {
+                        tracing::error!("a reconciliation loop is stalled: not pinging the systemd watchdog");
+                    }
+                }
+            }
+        }
+    }))
+}
+
+struct TargetLoop {
+    /// With leader election, this replica's lease of the target.
+    lease: Option<Arc<crate::control::lease::Lease>>,
+    /// Set when the loop has stopped, so the lease is released only after.
+    done: watch::Sender<bool>,
+    target: TargetConfig,
+    config: Arc<Config>,
+    ignore: Arc<IgnoreRules>,
+    /// The target's scope, compiled.
+    scope: crate::reconcile::scope::ScopeRules,
+    reader: Reader,
+    autoscaling: AutoScaling,
+    snapshots: crate::recovery::snapshot::Store,
+    status: Arc<Status>,
+    limit: usize,
+    started: Instant,
+}
+
+/// What one target's loop carries from cycle to cycle.
+#[derive(Default)]
+struct LoopState {
+    cache: DeepCache,
+    /// The records of the last scan, so unchanged items are not read again.
+    records: RecordCache,
+    series: DriftSeries,
+    /// The high-water mark, once read from the control table.
+    high_water: Option<Option<HighWater>>,
+    protection_checked: Option<Instant>,
+    warned_no_control_table: bool,
+    /// The content hash of the last snapshot, once read from the store.
+    last_snapshot: Option<String>,
+    /// Tags of live load balancers without a record, by ARN, with when they were read (Unix
+    /// seconds), where tags decide the scope. Those with a record are always in scope.
+    scope_tags: HashMap<String, (Node, i64)>,
+    /// When the deep-check age counts from (Unix seconds), as of the last complete cycle.
+    deep_age_since: Option<i64>,
+}
+
+/// Tags read for the scope are read again after this long (a tag added to a load balancer
+/// without a record brings it into scope within it).
+const SCOPE_TAGS_MAX_AGE: i64 = 3600;
+
+/// How often a standby looks at its lease between the election task's rounds.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
+
+/// How often the state table's protection is read.
+const PROTECTION_EVERY: Duration = Duration::from_secs(3600);
+
+impl TargetLoop {
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        let interval = self.config.daemon.interval;
+        let mut state = LoopState::default();
+        let mut next = tokio::time::Instant::now();
+        let mut leader = self.lease.as_ref().map(|lease| lease.subscribe());
+        let mut acting = self.lease.is_none();
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => break,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            if let (Some(lease), Some(leader)) = (&self.lease, leader.as_mut()) {
+                if !lease.acting() {
+                    // A standby: no AWS call but the lease's; wake when the lease changes hands.
+                    acting = false;
+                    self.status.standby(&self.target.name, true);
+                    tokio::select! {
+                        biased;
+                        _ = stop.wait_for(|stopped| *stopped) => break,
+                        _ = leader.changed() => {}
+                        _ = tokio::time::sleep(STANDBY_POLL) => {}
+                    }
+                    next = tokio::time::Instant::now();
+                    continue;
+                }
+                if !acting {
+                    // Another replica may have acted meanwhile: start from the tables again.
+                    acting = true;
+                    state = LoopState {
+                        series: std::mem::take(&mut state.series),
+                        ..LoopState::default()
+                    };
+                    self.status.standby(&self.target.name, false);
+                }
+            }
+            let cycle_start = tokio::time::Instant::now();
+            self.status.progress(&self.target.name);
+            let lost = async {
+                match leader.as_mut() {
+                    Some(leader) => {
+                        let _ = leader.wait_for(|leading| !*leading).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.cycle(&mut state) => {}
+                _ = lost => {
+                    tracing::warn!(target_name = %self.target.name, "the lease was lost during a cycle: the rest of it was dropped");
+                    next = tokio::time::Instant::now();
+                    continue;
+                }
+            }
+            if *stop.borrow() {
+                break;
+            }
+            self.check_protection(&mut state).await;
+            next = cycle_start + interval + jitter(interval, self.config.daemon.jitter);
+            let now = tokio::time::Instant::now();
+            if next < now {
+                tracing::warn!(target_name = %self.target.name, "a cycle took longer than the interval");
+                next = now;
+            }
+        }
+        let _ = self.done.send(true);
+    }
+
+    fn store(&self) -> ControlStore<'_> {
+        ControlStore {
+            lease: self.lease.as_deref(),
+            dynamodb: &self.reader.dynamodb,
+            table: &self.target.control_table,
+            target: &self.target.name,
+        }
+    }
+
+    /// One cycle: the control item, the presence pass, the guard, the deep pass, the report.
+    async fn cycle(&self, state: &mut LoopState) {
+        let target = &self.target;
+        let started = Instant::now();
+        let deadline = self.config.daemon.cycle_deadline;
+        let store = self.store();
+        let LoopState {
+            cache,
+            records,
+            high_water,
+            warned_no_control_table,
+            last_snapshot,
+            scope_tags,
+            ..
+        } = state;
+        let work = async {
+            let loaded = store.load().await;
+            let view = match &loaded {
+                Ok(Loaded::Item(item)) => Some(item.view()),
+                _ => None,
+            };
+            let mut presence =
+                read_presence(target, &self.reader, view.as_ref(), records, Items::Kept).await;
+            // Names the guard counts as missing, quarantines, or had a valid record for at the
+            // high-water mark stay in scope whatever the rules say.
+            let mut keep = view
+                .as_ref()
+                .map(|view| view.keep_in_scope.clone())
+                .unwrap_or_default();
+            // The mark is read before the scope is applied, so the first cycle after a restart
+            // keeps the load balancers in scope only through records lost since.
+            if presence.complete
+                && high_water.is_none()
+                && let Ok(Loaded::Item(_)) = &loaded
+                && let Ok(mark) = store.load_high_water().await
+            {
+                *high_water = Some(mark);
+            }
+            if let Some(Some(mark)) = high_water.as_ref() {
+                keep.extend(mark.names.iter().cloned());
+            }
+            presence.apply_scope(
+                &target.name,
+                &self.scope,
+                |arn| {
+                    scope_tags
+                        .get(arn)
+                        .map(|(tags, _)| tags)
+                        .or_else(|| cache.tags(arn))
+                },
+                &keep,
+            );
+            let mut guard_error = None;
+            let control = match loaded {
+                Ok(Loaded::Item(mut item)) => {
+                    if presence.complete
+                        && let Err(err) = self.guard(&presence, &mut item, high_water).await
+                    {
+                        if err.is_condition_failed() {
+                            tracing::warn!(target_name = %target.name, "the control item changed under this cycle; the guard acts again next cycle");
+                        } else if err.is_not_leader() {
+                            tracing::warn!(target_name = %target.name, "this replica no longer holds the lease: the guard's writes were refused");
+                        } else {
+                            guard_error = Some(err);
+                        }
+                    }
+                    Some(*item)
+                }
+                Ok(Loaded::NoTable) => {
+                    if !*warned_no_control_table {
+                        tracing::error!(
+                            target_name = %target.name,
+                            table = %target.control_table,
+                            "the control table does not exist: the guard cannot pause anything; run `lbrecon init --target {}`",
+                            target.name
+                        );
+                        *warned_no_control_table = true;
+                    }
+                    None
+                }
+                Err(err) => {
+                    guard_error = Some(err);
+                    None
+                }
+            };
+            if presence.complete
+                && store.acting()
+                && let Err(err) = crate::app::commands::recovery::snapshot_step(
+                    &self.config,
+                    target,
+                    &self.snapshots,
+                    &presence,
+                    last_snapshot,
+                )
+                .await
+            {
+                telemetry::snapshot_failed(&target.name, &err.to_string());
+            }
+            // The items were kept for the snapshot alone: not held through the deep pass.
+            presence.items = Vec::new();
+            if presence.complete && self.scope.needs_tags() {
+                self.read_scope_tags(&presence, scope_tags).await;
+            }
+            let cycle = presence
+                .finish(
+                    &self.reader,
+                    &self.ignore,
+                    DeepScope::Oldest(self.limit),
+                    cache,
+                )
+                .await;
+            (cycle, control, guard_error)
+        };
+        let Ok((cycle, control, guard_error)) = tokio::time::timeout(deadline, work).await else {
+            let report = TargetReport {
+                target: target.name.clone(),
+                complete: false,
+                error: Some(format!(
+                    "the cycle did not finish within daemon.cycle_deadline ({})",
+                    humantime::format_duration(deadline)
+                )),
+                summary: Default::default(),
+                load_balancers: Vec::new(),
+                guard: GuardView {
+                    paused: false,
+                    reason: None,
+                },
+                deep_checked_at: None,
+                exit_code: crate::reconcile::report::exit::ERROR,
+            };
+            let deep_age = self.deep_age(None, state);
+            self.finish(report, false, started, 0, deep_age, &mut state.series);
+            return;
+        };
+        let guard = match (&control, &guard_error) {
+            (Some(item), _) => item.view().guard,
+            (None, Some(err)) => GuardView {
+                paused: false,
+                reason: Some(format!("control table unreadable ({})", err.kind())),
+            },
+            (None, None) => GuardView {
+                paused: false,
+                reason: Some(crate::control::NO_CONTROL_TABLE.to_string()),
+            },
+        };
+        if let Some(item) = &control {
+            telemetry::guard_state(&target.name, item.paused, item.quarantine.len());
+        } else {
+            telemetry::guard_state(&target.name, false, 0);
+        }
+        let mut report = cycle.report(target, guard, false);
+        // A control table that cannot be read or written pages: the guard could not act.
+        let complete = cycle.complete() && guard_error.is_none();
+        if let Some(err) = &guard_error {
+            tracing::error!(target_name = %target.name, error = %err, "the control table cannot be read or written; workflows must treat the flag as paused");
+            report.complete = false;
+            report.error = Some(format!("control table {}: {err}", target.control_table));
+        }
+        let deep_age = self.deep_age(Some(&cycle), state);
+        self.finish(
+            report,
+            complete,
+            started,
+            cycle.deep_read,
+            deep_age,
+            &mut state.series,
+        );
+    }
+
+    /// The deep-check age after a cycle (`None`: it did not finish), in seconds; it keeps
+    /// growing while cycles are incomplete.
+    fn deep_age(
+        &self,
+        cycle: Option<&crate::app::cycle::Cycle>,
+        state: &mut LoopState,
+    ) -> Option<f64> {
+        let now = crate::model::clock::now_unix();
+        let started = now - self.started.elapsed().as_secs() as i64;
+        let read = cycle.and_then(crate::app::cycle::Cycle::deep_read_age);
+        let since = crate::app::cycle::deep_age_since(read, state.deep_age_since, started, now);
+        state.deep_age_since = Some(since);
+        Some((now - since).max(0) as f64)
+    }
+
+    async fn guard(
+        &self,
+        presence: &crate::app::cycle::PresencePhase,
+        control: &mut ControlItem,
+        high_water: &mut Option<Option<HighWater>>,
+    ) -> Result<(), crate::aws::AwsError> {
+        let store = self.store();
+        if high_water.is_none() {
+            *high_water = Some(store.load_high_water().await?);
+        }
+        let mark = high_water.as_mut().expect("loaded above");
+        let enforcer = Enforcer {
+            target: &self.target.name,
+            config: &self.config.guard,
+            store,
+            autoscaling: &self.autoscaling,
+        };
+        enforcer
+            .after_presence(
+                &presence.view(),
+                &presence.observation(crate::model::clock::now_unix()),
+                control,
+                mark,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Reads, ahead of the deep pass, the tags of the load balancers whose scope is pending,
+    /// then of those read longest ago (past [`SCOPE_TAGS_MAX_AGE`]), in one call of 20 at most
+    /// beyond the pending ones. Tags of load balancers no longer live are dropped.
+    async fn read_scope_tags(
+        &self,
+        presence: &crate::app::cycle::PresencePhase,
+        scope_tags: &mut HashMap<String, (Node, i64)>,
+    ) {
+        let now = crate::model::clock::now_unix();
+        let recorded = presence.record_names();
+        let live: Vec<&crate::model::live::LiveLoadBalancer> = presence
+            .load_balancers
+            .iter()
+            .chain(&presence.outside)
+            .chain(&presence.pending)
+            .collect();
+        let live_arns: std::collections::HashSet<&str> =
+            live.iter().map(|lb| lb.arn.as_str()).collect();
+        scope_tags.retain(|arn, _| live_arns.contains(arn.as_str()));
+        let mut stale: Vec<(i64, &crate::model::live::LiveLoadBalancer)> = live
+            .iter()
+            .filter(|lb| !recorded.contains(lb.name.as_str()))
+            .filter_map(|lb| {
+                scope_tags
+                    .get(&lb.arn)
+                    .filter(|(_, at)| now - at > SCOPE_TAGS_MAX_AGE)
+                    .map(|(_, at)| (*at, *lb))
+            })
+            .collect();
+        stale.sort_by_key(|(at, _)| *at);
+        // Bounded per cycle, so a fleet of thousands of unrecorded load balancers after a start
+        // is read over a few cycles, never in one that its deadline would drop.
+        let most = crate::aws::elb::TAGS_PER_CALL.saturating_mul(self.limit.clamp(1, 50));
+        let to_read: Vec<&crate::model::live::LiveLoadBalancer> = presence
+            .pending
+            .iter()
+            .chain(stale.into_iter().take(20).map(|(_, lb)| lb))
+            .take(most)
+            .collect();
+        if to_read.is_empty() {
+            return;
+        }
+        let (read, failures) = crate::app::cycle::read_scope_tags(&self.reader, &to_read).await;
+        for failure in failures {
+            tracing::warn!(target_name = %self.target.name, "{failure}; those load balancers stay pending and are read again next cycle");
+        }
+        for (arn, tags) in read {
+            scope_tags.insert(arn, (tags, now));
+        }
+    }
+
+    /// Reads the state table's protection once an hour and exports it.
+    async fn check_protection(&self, state: &mut LoopState) {
+        if state
+            .protection_checked
+            .is_some_and(|at| at.elapsed() < PROTECTION_EVERY)
+        {
+            return;
+        }
+        state.protection_checked = Some(Instant::now());
+        let protection = self
+            .reader
+            .dynamodb
+            .protection(&self.target.state_table)
+            .await;
+        telemetry::state_table_protection(
+            &self.target.name,
+            &self.target.state_table,
+            protection.kinds(),
+        );
+    }
+
+    fn finish(
+        &self,
+        report: TargetReport,
+        complete: bool,
+        started: Instant,
+        deep_read: usize,
+        deep_check_age: Option<f64>,
+        series: &mut DriftSeries,
+    ) {
+        let metrics_config = &self.config.metrics;
+        telemetry::cycle_finished(
+            &CycleEvent {
+                target: &self.target.name,
+                complete,
+                duration: started.elapsed(),
+                report: &report,
+                deep_read,
+                deep_check_age,
+                per_load_balancer: metrics_config
+                    .per_load_balancer
+                    .then_some(metrics_config.per_load_balancer_limit),
+            },
+            series,
+        );
+        self.status.cycle_done(
+            &self.target.name,
+            report,
+            complete,
+            crate::model::clock::now_rfc3339(),
+        );
+    }
+}
+
+/// A random delay of up to `fraction` of `interval`.
+fn jitter(interval: Duration, fraction: f64) -> Duration {
+    if fraction <= 0.0 {
+        return Duration::ZERO;
+    }
+    interval.mul_f64(fraction * rand::random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "[daemon]\ninterval = \"30s\"\n[[targets]]\nname = \"a\"\nregion = \"us-east-1\"\nstate_table = \"lb-state\"\ncontrol_table = \"lb-ctl\"\n{extra}"
+        );
+        Config::parse(&text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_deep_limit_follows_the_budget() {
+        // 2 calls a second for 30 seconds: 60 calls, 2 for the presence pass, 6 a load balancer.
+        let one = config("");
+        assert_eq!(deep_limit(&one, 1), 9);
+        // A second target of the same account and region shares the budget.
+        assert_eq!(deep_limit(&one, 2), 4);
+        let fast = config("[aws]\nelb_requests_per_second = 100\n");
+        assert_eq!(deep_limit(&fast, 1), 499);
+        let tiny = config("[aws]\nelb_requests_per_second = 0.01\n");
+        assert_eq!(deep_limit(&tiny, 1), 1);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        for _ in 0..100 {
+            let delay = jitter(Duration::from_secs(10), 0.1);
+            assert!(delay <= Duration::from_secs(1));
+        }
+        assert_eq!(jitter(Duration::from_secs(10), 0.0), Duration::ZERO);
+    }
+}

@@ -1,0 +1,196 @@
+//! The one HTTP listener (SPEC 10): `/metrics`, `/healthz`, `/readyz`, `/drift`. Nothing on it
+//! changes anything: every route is GET only, and any other path is 404.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::reconcile::report::{Report, TargetReport};
+
+/// What the loops share with the listener: liveness, readiness and the last reports.
+#[derive(Debug)]
+pub struct Status {
+    targets: Mutex<BTreeMap<String, TargetStatus>>,
+    /// A loop that made no progress for this long is hung.
+    stall_after: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct TargetStatus {
+    last_progress: Instant,
+    complete_cycle_seen: bool,
+    /// Another replica holds the target's lease; this one is warm and ready to take over.
+    standby: bool,
+    report: Option<TargetReport>,
+    generated_at: Option<String>,
+}
+
+impl Status {
+    /// `stall_after` should exceed an interval plus a cycle's deadline.
+    pub fn new<'a>(targets: impl IntoIterator<Item = &'a str>, stall_after: Duration) -> Self {
+        let now = Instant::now();
+        Status {
+            targets: Mutex::new(
+                targets
+                    .into_iter()
+                    .map(|name| {
+                        (
+                            name.to_string(),
+                            TargetStatus {
+                                last_progress: now,
+                                complete_cycle_seen: false,
+                                standby: false,
+                                report: None,
+                                generated_at: None,
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            stall_after,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, TargetStatus>) -> T) -> T {
+        let mut guard = self
+            .targets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+
+    /// A target's loop made progress (started or finished a cycle, or woke up).
+    pub fn progress(&self, target: &str) {
+        self.with(|targets| {
+            if let Some(status) = targets.get_mut(target) {
+                status.last_progress = Instant::now();
+            }
+        });
+    }
+
+    /// This replica stands by for `target` (another holds its lease), or acts for it again.
+    /// A standby counts as progress, and as ready.
+    pub fn standby(&self, target: &str, standby: bool) {
+        self.with(|targets| {
+            if let Some(status) = targets.get_mut(target) {
+                status.last_progress = Instant::now();
+                status.standby = standby;
+            }
+        });
+    }
+
+    /// A target finished a cycle with this report.
+    pub fn cycle_done(
+        &self,
+        target: &str,
+        report: TargetReport,
+        complete: bool,
+        generated_at: String,
+    ) {
+        self.with(|targets| {
+            if let Some(status) = targets.get_mut(target) {
+                status.last_progress = Instant::now();
+                status.complete_cycle_seen |= complete;
+                status.report = Some(report);
+                status.generated_at = Some(generated_at);
+            }
+        });
+    }
+
+    /// Every target's loop has made progress recently.
+    pub fn alive(&self) -> bool {
+        self.with(|targets| {
+            targets
+                .values()
+                .all(|status| status.last_progress.elapsed() < self.stall_after)
+        })
+    }
+
+    /// Every target has had a complete cycle, or is in another replica's hands.
+    pub fn ready(&self) -> bool {
+        self.with(|targets| {
+            targets
+                .values()
+                .all(|status| status.complete_cycle_seen || status.standby)
+        })
+    }
+
+    /// The last report of every target that has one.
+    pub fn drift(&self) -> Report {
+        self.with(|targets| Report {
+            generated_at: targets
+                .values()
+                .filter_map(|status| status.generated_at.clone())
+                .max()
+                .unwrap_or_default(),
+            targets: targets
+                .values()
+                .filter_map(|status| status.report.clone())
+                .collect(),
+        })
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    status: Arc<Status>,
+    metrics: PrometheusHandle,
+}
+
+/// The listener's routes.
+pub fn router(status: Arc<Status>, metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_page))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/drift", get(drift))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(AppState { status, metrics })
+}
+
+async fn metrics_page(State(state): State<AppState>) -> Response {
+    state.metrics.run_upkeep();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::runtime::telemetry::render(state.metrics.render()),
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    if state.status.alive() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a reconciliation loop is stalled\n",
+        )
+            .into_response()
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.status.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no complete cycle yet\n").into_response()
+    }
+}
+
+async fn drift(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.status.drift().to_json(),
+    )
+        .into_response()
+}

@@ -1,0 +1,9 @@
+//! The application: one target's reads and cycle, the daemon's loop, the HTTP listener, the
+//! command line, and the operator commands.
+
+pub mod cli;
+pub mod commands;
+pub mod cycle;
+pub mod daemon;
+pub mod http;
+pub mod reader;

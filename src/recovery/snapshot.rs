@@ -1,0 +1,726 @@
+//! Point-in-time snapshots of the state table (SPEC 9): the format, names, and the stores.
+//!
+//! A snapshot holds every item of the state table verbatim (DynamoDB JSON, every attribute,
+//! invalid items too) with the ARN of the live load balancer of that name at the time. It is
+//! gzip-compressed JSON, named `<time>-<records>r-<hash>.json.gz`, where the hash is the
+//! content's SHA-256: the name alone says when, how many, and whether two snapshots differ.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::aws::AwsError;
+use crate::aws::s3::S3;
+use crate::model::item::Item;
+
+/// The format tag inside every snapshot.
+pub const FORMAT: &str = "lbrecon-snapshot/1";
+const SUFFIX: &str = ".json.gz";
+
+/// One snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub format: String,
+    pub target: String,
+    pub region: String,
+    pub table: String,
+    /// RFC 3339, to the millisecond.
+    pub time: String,
+    /// By name.
+    pub items: Vec<SnapshotItem>,
+}
+
+/// One item, verbatim, with the live load balancer's ARN at snapshot time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotItem {
+    pub item: Item,
+    pub live_arn: Option<String>,
+}
+
+/// What a snapshot's name says of it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SnapshotId {
+    /// `20261126T101500123Z`: sorts by time.
+    pub stamp: String,
+    pub records: usize,
+    pub hash: String,
+}
+
+/// Why a snapshot could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(
+        "snapshot {location} is corrupt or truncated: {reason}; other snapshots are unaffected, pick another with --snapshot or --at"
+    )]
+    Corrupt { location: String, reason: String },
+    #[error("snapshot store {location}: {source}")]
+    Io {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("snapshot store: {0}")]
+    Aws(#[from] AwsError),
+    #[error("no snapshot {id} of target {target}")]
+    NotFound { target: String, id: String },
+}
+
+impl SnapshotError {
+    /// A short, fixed label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SnapshotError::Corrupt { .. } => "corrupt",
+            SnapshotError::Io { .. } => "io",
+            SnapshotError::Aws(_) => "aws",
+            SnapshotError::NotFound { .. } => "not_found",
+        }
+    }
+}
+
+impl SnapshotId {
+    /// The id as it appears in listings and on the command line.
+    pub fn as_string(&self) -> String {
+        format!("{}-{}r-{}", self.stamp, self.records, self.hash)
+    }
+
+    /// Parses an id (or a file name ending in `.json.gz`).
+    pub fn parse(text: &str) -> Option<SnapshotId> {
+        let text = text.strip_suffix(SUFFIX).unwrap_or(text);
+        let mut parts = text.splitn(3, '-');
+        let stamp = parts.next()?;
+        let records = parts.next()?.strip_suffix('r')?.parse().ok()?;
+        let hash = parts.next()?;
+        let valid_stamp = stamp.len() == 19
+            && stamp.ends_with('Z')
+            && stamp.as_bytes()[8] == b'T'
+            && stamp[..8].bytes().all(|b| b.is_ascii_digit())
+            && stamp[9..18].bytes().all(|b| b.is_ascii_digit());
+        let valid_hash = hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        (valid_stamp && valid_hash).then(|| SnapshotId {
+            stamp: stamp.to_string(),
+            records,
+            hash: hash.to_string(),
+        })
+    }
+
+    /// The time, as Unix milliseconds.
+    pub fn unix_millis(&self) -> i64 {
+        let format = time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second][subsecond digits:3]Z"
+        );
+        time::PrimitiveDateTime::parse(&self.stamp, &format)
+            .map(|t| (t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+            .unwrap_or(0)
+    }
+
+    /// The time, RFC 3339.
+    pub fn rfc3339(&self) -> String {
+        let nanos = self.unix_millis() as i128 * 1_000_000;
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    fn file_name(&self) -> String {
+        format!("{}{SUFFIX}", self.as_string())
+    }
+}
+
+/// The content hash of a state: the items (by name) and their live ARNs.
+pub fn content_hash(items: &[SnapshotItem]) -> String {
+    content_hash_of(items.iter().map(|entry| {
+        (
+            serde_json::to_string(&entry.item).expect("items always serialize"),
+            entry.live_arn.as_deref(),
+        )
+    }))
+}
+
+/// The content hash of items given as their DynamoDB JSON with their live ARNs, in snapshot
+/// order: the first 8 bytes of the SHA-256 of `[{"item":...,"live_arn":...},...]`, the bytes
+/// `serde_json` writes for `[SnapshotItem]`, hashed as they are produced.
+pub fn content_hash_of<'a, S: AsRef<str>>(
+    items: impl IntoIterator<Item = (S, Option<&'a str>)>,
+) -> String {
+    let mut hasher = Sha256::new();
+    write_items(items, |bytes| hasher.update(bytes));
+    hex::encode(&hasher.finalize()[..8])
+}
+
+/// Writes items given as their DynamoDB JSON with their live ARNs as the JSON `serde_json`
+/// writes for `[SnapshotItem]`, piece by piece: what the content hash digests and what a
+/// snapshot written from held JSON holds.
+fn write_items<'a, S: AsRef<str>>(
+    items: impl IntoIterator<Item = (S, Option<&'a str>)>,
+    mut write: impl FnMut(&[u8]),
+) {
+    write(b"[");
+    for (i, (json, arn)) in items.into_iter().enumerate() {
+        write(if i == 0 {
+            b"{\"item\":"
+        } else {
+            b",{\"item\":"
+        });
+        write(json.as_ref().as_bytes());
+        write(b",\"live_arn\":");
+        match arn {
+            Some(arn) => write(Value::String(arn.to_string()).to_string().as_bytes()),
+            None => write(b"null"),
+        }
+        write(b"}");
+    }
+    write(b"]");
+}
+
+impl Snapshot {
+    /// A snapshot of `items` taken at `time` (Unix milliseconds).
+    pub fn new(
+        target: &str,
+        region: &str,
+        table: &str,
+        mut items: Vec<SnapshotItem>,
+        millis: i64,
+    ) -> Snapshot {
+        items.sort_by(|a, b| name_of(&a.item).cmp(name_of(&b.item)));
+        let time = time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let rfc3339 = time
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        Snapshot {
+            format: FORMAT.to_string(),
+            target: target.to_string(),
+            region: region.to_string(),
+            table: table.to_string(),
+            time: rfc3339,
+            items,
+        }
+    }
+
+    /// The id this snapshot is stored under.
+    pub fn id(&self) -> SnapshotId {
+        let time =
+            time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let format = time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second][subsecond digits:3]Z"
+        );
+        SnapshotId {
+            stamp: time.format(&format).unwrap_or_default(),
+            records: self.items.len(),
+            hash: content_hash(&self.items),
+        }
+    }
+
+    /// The id and the encoded bytes of a snapshot of items held as their JSON, each with the
+    /// live ARN, already in snapshot order (by name, stably, as [`Snapshot::new`] sorts).
+    /// Written straight from the JSON: the same JSON as `Snapshot::new(..).encode()` compresses,
+    /// without rebuilding a single item.
+    pub fn encode_held<S: AsRef<str>>(
+        target: &str,
+        region: &str,
+        table: &str,
+        items: &[(S, Option<&str>)],
+        millis: i64,
+    ) -> (SnapshotId, Vec<u8>) {
+        let header = Snapshot::new(target, region, table, Vec::new(), millis);
+        let id = SnapshotId {
+            records: items.len(),
+            hash: content_hash_of(items.iter().map(|(json, arn)| (json.as_ref(), *arn))),
+            ..header.id()
+        };
+        let text = |value: &str| serde_json::to_string(value).expect("a string serializes");
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        let mut write = |bytes: &[u8]| encoder.write_all(bytes).expect("writing to memory");
+        for (field, value) in [
+            ("{\"format\":", &header.format),
+            (",\"target\":", &header.target),
+            (",\"region\":", &header.region),
+            (",\"table\":", &header.table),
+            (",\"time\":", &header.time),
+        ] {
+            write(field.as_bytes());
+            write(text(value).as_bytes());
+        }
+        write(b",\"items\":");
+        write_items(items.iter().map(|(json, arn)| (json, *arn)), &mut write);
+        write(b"}");
+        (id, encoder.finish().expect("writing to memory"))
+    }
+
+    /// Gzip-compressed JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("a snapshot always serializes");
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(&json).expect("writing to memory");
+        encoder.finish().expect("writing to memory")
+    }
+
+    /// Reads a snapshot, checking it is whole: a truncated or altered file is an error that
+    /// names it, never a partial snapshot.
+    pub fn decode(
+        bytes: &[u8],
+        location: &str,
+        expected: Option<&SnapshotId>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let corrupt = |reason: String| SnapshotError::Corrupt {
+            location: location.to_string(),
+            reason,
+        };
+        let mut json = Vec::new();
+        GzDecoder::new(bytes)
+            .read_to_end(&mut json)
+            .map_err(|err| corrupt(format!("not gzip data ({err})")))?;
+        let snapshot: Snapshot = serde_json::from_slice(&json)
+            .map_err(|err| corrupt(format!("not a snapshot ({err})")))?;
+        if snapshot.format != FORMAT {
+            return Err(corrupt(format!(
+                "format {:?}, expected {FORMAT:?}",
+                snapshot.format
+            )));
+        }
+        if let Some(expected) = expected {
+            let hash = content_hash(&snapshot.items);
+            if hash != expected.hash || snapshot.items.len() != expected.records {
+                return Err(corrupt(format!(
+                    "its content (hash {hash}, {} records) does not match its name",
+                    snapshot.items.len()
+                )));
+            }
+        }
+        Ok(snapshot)
+    }
+}
+
+fn name_of(item: &Item) -> &str {
+    item.get("name").and_then(|v| v.as_s()).unwrap_or("")
+}
+
+/// One stored snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub id: SnapshotId,
+    pub bytes: u64,
+    /// A path, or `s3://bucket/key`.
+    pub location: String,
+}
+
+/// Where snapshots are kept: a local directory, or S3 (for ECS, where local disk does not
+/// outlive the task).
+#[derive(Debug, Clone)]
+pub enum Store {
+    Local {
+        dir: PathBuf,
+    },
+    S3 {
+        client: S3,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+impl Store {
+    fn key(prefix: &str, target: &str, file: &str) -> String {
+        format!("{prefix}{target}/{file}")
+    }
+
+    /// Writes a snapshot atomically; returns its location.
+    pub async fn put(&self, snapshot: &Snapshot) -> Result<Entry, SnapshotError> {
+        self.put_encoded(&snapshot.target, snapshot.id(), snapshot.encode())
+            .await
+    }
+
+    /// Stores a snapshot of `target` already encoded, under `id`.
+    pub async fn put_encoded(
+        &self,
+        target: &str,
+        id: SnapshotId,
+        bytes: Vec<u8>,
+    ) -> Result<Entry, SnapshotError> {
+        let location = match self {
+            Store::Local { dir } => {
+                let dir = dir.join(target);
+                let path = dir.join(id.file_name());
+                let location = path.display().to_string();
+                let io = |source| SnapshotError::Io {
+                    location: location.clone(),
+                    source,
+                };
+                write_atomically(&dir, &path, &bytes).map_err(io)?;
+                location
+            }
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = Self::key(prefix, target, &id.file_name());
+                client.put(bucket, &key, bytes.clone()).await?;
+                format!("s3://{bucket}/{key}")
+            }
+        };
+        Ok(Entry {
+            id,
+            bytes: bytes.len() as u64,
+            location,
+        })
+    }
+
+    /// Every snapshot of `target`, oldest first. Files whose names are not snapshot names are
+    /// ignored.
+    pub async fn list(&self, target: &str) -> Result<Vec<Entry>, SnapshotError> {
+        let mut entries = Vec::new();
+        match self {
+            Store::Local { dir } => {
+                let dir = dir.join(target);
+                let read = match std::fs::read_dir(&dir) {
+                    Ok(read) => read,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(entries),
+                    Err(source) => {
+                        return Err(SnapshotError::Io {
+                            location: dir.display().to_string(),
+                            source,
+                        });
+                    }
+                };
+                for file in read.flatten() {
+                    let name = file.file_name().to_string_lossy().to_string();
+                    if let Some(id) = name
+                        .ends_with(SUFFIX)
+                        .then(|| SnapshotId::parse(&name))
+                        .flatten()
+                    {
+                        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+                        entries.push(Entry {
+                            id,
+                            bytes,
+                            location: file.path().display().to_string(),
+                        });
+                    }
+                }
+            }
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key_prefix = Self::key(prefix, target, "");
+                for (key, bytes) in client.list(bucket, &key_prefix).await? {
+                    let file = key.rsplit('/').next().unwrap_or("");
+                    if let Some(id) = file
+                        .ends_with(SUFFIX)
+                        .then(|| SnapshotId::parse(file))
+                        .flatten()
+                    {
+                        entries.push(Entry {
+                            id,
+                            bytes,
+                            location: format!("s3://{bucket}/{key}"),
+                        });
+                    }
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(entries)
+    }
+
+    /// Reads one snapshot, checking it is whole.
+    pub async fn get(&self, entry: &Entry) -> Result<Snapshot, SnapshotError> {
+        let bytes = match self {
+            Store::Local { .. } => {
+                std::fs::read(&entry.location).map_err(|source| SnapshotError::Io {
+                    location: entry.location.clone(),
+                    source,
+                })?
+            }
+            Store::S3 { client, bucket, .. } => {
+                let key = entry
+                    .location
+                    .strip_prefix(&format!("s3://{bucket}/"))
+                    .unwrap_or(&entry.location);
+                client.get(bucket, key).await?
+            }
+        };
+        Snapshot::decode(&bytes, &entry.location, Some(&entry.id))
+    }
+
+    /// Deletes one snapshot.
+    pub async fn delete(&self, entry: &Entry) -> Result<(), SnapshotError> {
+        match self {
+            Store::Local { .. } => {
+                std::fs::remove_file(&entry.location).map_err(|source| SnapshotError::Io {
+                    location: entry.location.clone(),
+                    source,
+                })
+            }
+            Store::S3 { client, bucket, .. } => {
+                let key = entry
+                    .location
+                    .strip_prefix(&format!("s3://{bucket}/"))
+                    .unwrap_or(&entry.location);
+                Ok(client.delete(bucket, key).await?)
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the whole new one: a
+/// temporary file, fsync, rename, fsync of the directory.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("snapshot"),
+        std::process::id()
+    ));
+    {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Which snapshots retention deletes: older than `max_age_millis` or beyond the newest `keep`;
+/// never the newest one. `entries` are oldest first.
+pub fn to_prune(
+    entries: &[Entry],
+    now_millis: i64,
+    max_age_millis: i64,
+    keep: usize,
+) -> Vec<Entry> {
+    let keep = keep.max(1);
+    let count = entries.len();
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(i, entry)| {
+            let newest = *i + 1 == count;
+            let beyond_count = count - *i > keep;
+            let too_old = now_millis - entry.id.unix_millis() > max_age_millis;
+            !newest && (beyond_count || too_old)
+        })
+        .map(|(_, entry)| entry.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_streamed_hash_is_the_hash_of_the_serialized_items() {
+        let item = |name: &str, extra: AttrValue| -> Item {
+            [
+                ("name".to_string(), AttrValue::S(name.into())),
+                ("x".to_string(), extra),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let items = vec![
+            SnapshotItem {
+                item: item("a \"quoted\" é", AttrValue::B(vec![0, 255, 7])),
+                live_arn: Some(
+                    "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/a\\b/1".into(),
+                ),
+            },
+            SnapshotItem {
+                item: item("b", AttrValue::Ns(vec!["1.50".into(), "-2".into()])),
+                live_arn: None,
+            },
+        ];
+        let whole = serde_json::to_vec(&items).unwrap();
+        let expected = hex::encode(&Sha256::digest(&whole)[..8]);
+        assert_eq!(content_hash(&items), expected);
+        let stored: Vec<_> = items
+            .iter()
+            .map(|i| crate::model::item::StoredItem::new(&i.item))
+            .collect();
+        let streamed = content_hash_of(
+            stored
+                .iter()
+                .zip(&items)
+                .map(|(s, i)| (s.json(), i.live_arn.as_deref())),
+        );
+        assert_eq!(streamed, expected);
+        assert_eq!(content_hash(&[]), hex::encode(&Sha256::digest(b"[]")[..8]));
+
+        // The snapshot written from the held JSON is the one built from the items, to the byte
+        // before compression, under the same id.
+        let millis = 1_764_150_000_123;
+        let built = Snapshot::new("prod \"t\"", "us-east-1", "lb-state", items.clone(), millis);
+        let held: Vec<(&str, Option<&str>)> = stored
+            .iter()
+            .zip(&items)
+            .map(|(s, i)| (s.json(), i.live_arn.as_deref()))
+            .collect();
+        let (id, bytes) =
+            Snapshot::encode_held("prod \"t\"", "us-east-1", "lb-state", &held, millis);
+        assert_eq!(id, built.id());
+        let mut json = Vec::new();
+        GzDecoder::new(bytes.as_slice())
+            .read_to_end(&mut json)
+            .unwrap();
+        assert_eq!(json, serde_json::to_vec(&built).unwrap());
+        assert_eq!(Snapshot::decode(&bytes, "held", Some(&id)).unwrap(), built);
+        let (empty, _) = Snapshot::encode_held::<&str>("t", "r", "lb-state", &[], millis);
+        assert_eq!(
+            empty,
+            Snapshot::new("t", "r", "lb-state", Vec::new(), millis).id()
+        );
+    }
+
+    use super::*;
+    use crate::model::item::AttrValue;
+
+    fn item(name: &str) -> SnapshotItem {
+        SnapshotItem {
+            item: [
+                ("name".to_string(), AttrValue::S(name.into())),
+                ("blob".to_string(), AttrValue::B(vec![1, 2, 3])),
+            ]
+            .into_iter()
+            .collect(),
+            live_arn: Some(format!("arn:{name}")),
+        }
+    }
+
+    #[test]
+    fn ids_round_trip_and_sort_by_time() {
+        let snapshot = Snapshot::new(
+            "prod",
+            "us-east-1",
+            "lb-state",
+            vec![item("b"), item("a")],
+            1_795_000_000_123,
+        );
+        let id = snapshot.id();
+        assert_eq!(id.records, 2);
+        assert_eq!(SnapshotId::parse(&id.as_string()), Some(id.clone()));
+        assert_eq!(
+            SnapshotId::parse(&format!("{}.json.gz", id.as_string())),
+            Some(id.clone())
+        );
+        assert_eq!(id.unix_millis(), 1_795_000_000_123);
+        assert!(id.rfc3339().starts_with("2026-"));
+        let later = Snapshot::new(
+            "prod",
+            "us-east-1",
+            "lb-state",
+            vec![item("a")],
+            1_795_000_001_000,
+        )
+        .id();
+        assert!(later > id);
+        assert_eq!(snapshot.items[0].item["name"], AttrValue::S("a".into()));
+        for bad in [
+            "",
+            "x-1r-abc",
+            "20261126T101500123Z-xr-0123456789abcdef",
+            "20261126T101500123Z-1r-zz",
+        ] {
+            assert_eq!(SnapshotId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_verbatim() {
+        let snapshot = Snapshot::new(
+            "prod",
+            "us-east-1",
+            "lb-state",
+            vec![item("a")],
+            1_795_000_000_000,
+        );
+        let back = Snapshot::decode(&snapshot.encode(), "x", Some(&snapshot.id())).unwrap();
+        assert_eq!(back, snapshot);
+    }
+
+    #[test]
+    fn corrupt_and_truncated_snapshots_are_named_errors() {
+        let snapshot = Snapshot::new(
+            "prod",
+            "us-east-1",
+            "lb-state",
+            vec![item("a"), item("b")],
+            1_795_000_000_000,
+        );
+        let bytes = snapshot.encode();
+        let id = snapshot.id();
+        let truncated =
+            Snapshot::decode(&bytes[..bytes.len() / 2], "/s/x.json.gz", Some(&id)).unwrap_err();
+        assert!(
+            truncated.to_string().contains("/s/x.json.gz"),
+            "{truncated}"
+        );
+        assert_eq!(truncated.kind(), "corrupt");
+        assert!(Snapshot::decode(b"garbage", "g", None).is_err());
+        let other = Snapshot::new(
+            "prod",
+            "us-east-1",
+            "lb-state",
+            vec![item("a")],
+            1_795_000_000_000,
+        );
+        let mismatch = Snapshot::decode(&other.encode(), "m", Some(&id)).unwrap_err();
+        assert!(
+            mismatch.to_string().contains("does not match its name"),
+            "{mismatch}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_local_store_writes_lists_reads_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Local {
+            dir: dir.path().to_path_buf(),
+        };
+        let first = Snapshot::new("prod", "r", "t", vec![item("a")], 1_795_000_000_000);
+        let second = Snapshot::new(
+            "prod",
+            "r",
+            "t",
+            vec![item("a"), item("b")],
+            1_795_000_060_000,
+        );
+        store.put(&second).await.unwrap();
+        store.put(&first).await.unwrap();
+        std::fs::write(dir.path().join("prod").join("notes.txt"), "ignored").unwrap();
+        let entries = store.list("prod").await.unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].id, first.id());
+        assert_eq!(store.get(&entries[1]).await.unwrap(), second);
+        assert!(store.list("other").await.unwrap().is_empty());
+        store.delete(&entries[0]).await.unwrap();
+        assert_eq!(store.list("prod").await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_and_prunes_by_age_and_count() {
+        let entry = |millis: i64| Entry {
+            id: Snapshot::new("p", "r", "t", vec![], millis).id(),
+            bytes: 1,
+            location: String::new(),
+        };
+        let hour = 3_600_000;
+        let entries: Vec<Entry> = (0..5).map(|i| entry(i * hour)).collect();
+        let now = 4 * hour;
+        assert_eq!(to_prune(&entries, now, 100 * hour, 3).len(), 2);
+        assert_eq!(to_prune(&entries, now, 2 * hour, 100).len(), 2);
+        // Even when all are too old, the newest stays.
+        assert_eq!(to_prune(&entries, 100 * hour, hour, 100).len(), 4);
+    }
+}
