@@ -10,7 +10,7 @@ and prints, from one run:
   wall time (until the proxy saw the first deep call), and the process's peak RSS;
 - the same full read done the plain way (one call after another, `DescribeTags` one ARN at a
   time) with boto3, as the baseline ratio;
-- `lbrecon run` with the SPEC's default budget (2 ELB calls/s, burst 10): the presence pass's
+- `lbrecon run` with the default budget (2 ELB calls/s, burst 10): the presence pass's
   wall time, the ELB call rate the proxy saw over the first interval, and the time a full deep
   pass takes at that rate (calls / rate);
 - the idle daemon's CPU use between cycles and its resident memory.
@@ -71,7 +71,7 @@ attempt_timeout = "120s"
 operation_timeout = "300s"
 """
 BUDGET_OFF = "elb_requests_per_second = 100000\nelb_burst = 100000\ndynamodb_requests_per_second = 100000"
-BUDGET_ON = ""  # the SPEC's defaults: 2 ELB calls a second (burst 10), 25 DynamoDB calls a second
+BUDGET_ON = ""  # the defaults: 2 ELB calls a second (burst 10), 25 DynamoDB calls a second
 
 
 def build(endpoint, count):
@@ -115,7 +115,7 @@ def build(endpoint, count):
 
 
 def formula(n, listeners, target_groups):
-    """SPEC 12's full read: pages, listeners, rules, tags, attributes."""
+    """docs/architecture.md#budget's full read: pages, listeners, rules, tags, attributes."""
     return (math.ceil(n / 400) + math.ceil(target_groups / 400) + n + n * listeners
             + math.ceil((n + target_groups) / 20) + n + target_groups)
 
@@ -253,7 +253,7 @@ def bench_size(args, n, workdir):
                             if service == "elasticloadbalancing")
             print(f"lbrecon check, budget off: {seconds:.1f} s wall, exit {code}, in_sync "
                   f"{report['summary']['in_sync']}/{n}; presence pass {presence_seconds(proxy, start):.2f} s; "
-                  f"{elb_calls} ELB calls (SPEC 12 floor {expected}); peak RSS {rss:.1f} MiB", flush=True)
+                  f"{elb_calls} ELB calls (docs/architecture.md#budget floor {expected}); peak RSS {rss:.1f} MiB", flush=True)
             by_operation = ", ".join(f"{op} {count}" for (_, op), count in sorted(proxy.operations().items()))
             print(f"  calls: {by_operation}", flush=True)
 
@@ -275,7 +275,7 @@ def bench_size(args, n, workdir):
                       f"lbrecon is {plain_seconds / seconds:.1f}x faster with {plain_calls / max(elb_calls, 1):.2f}x "
                       f"fewer calls", flush=True)
 
-            # The daemon with the SPEC's budget: presence pass, the rate it holds, idle CPU.
+            # The daemon with the default budget: presence pass, the rate it holds, idle CPU.
             config, port = write_config(workdir, f"on-{n}", "60s", BUDGET_ON)
             proxy.reset_counts()
             start = time.monotonic()
@@ -329,7 +329,7 @@ type = "dynamodb_flag"
 
 
 def time_to_pause(args, fleet, moto, n, workdir):
-    """A daemon with the SPEC's default interval (30 s) and budget; once it has run a complete
+    """A daemon with the default interval (30 s) and budget; once it has run a complete
     cycle, a fraction of the records is deleted, and the time until `lbrecon_scaling_paused` is
     1 is measured (confirmation over `confirm_cycles` complete cycles, or at once on mass loss).
     The records are written back afterwards."""

@@ -1,4 +1,4 @@
-//! The command line (SPEC 6): arguments, and each command's entry point.
+//! The command line (docs/architecture.md#commands): arguments, and each command's entry point.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! One reconciliation of one target (SPEC 2): a presence pass, deep reads, the diff.
+//! One reconciliation of one target (docs/architecture.md#terms): a presence pass, deep reads, the diff.
 //!
 //! A cycle has two phases. [`read_presence`] reads every load balancer, every target group and
 //! the state table; that alone says what state data is missing, so the guard can act on it at
@@ -37,7 +37,7 @@ pub enum DeepScope {
 pub struct DeepCache {
     entries: HashMap<String, (DeepState, i64)>,
     /// When each live load balancer was last deep-read in full (Unix seconds), kept while later
-    /// reads fail: the deep-check age grows from it (SPEC 10).
+    /// reads fail: the deep-check age grows from it (docs/architecture.md#http).
     read_at: HashMap<String, i64>,
     /// Whether reads are kept for the next cycle (the daemon), or dropped once compared (a
     /// one-shot command, which has no next cycle).
@@ -78,7 +78,7 @@ impl DeepCache {
 /// The result of the presence pass.
 #[derive(Debug)]
 pub struct PresencePhase {
-    /// The presence pass succeeded in full (SPEC 2): the guard may act on it.
+    /// The presence pass succeeded in full (docs/architecture.md#terms): the guard may act on it.
     pub complete: bool,
     /// The failure, where there was one.
     pub error: Option<AwsError>,
@@ -557,7 +557,7 @@ pub struct DeepReadAge {
     pub oldest_read: Option<i64>,
 }
 
-/// When the deep-check age counts from (Unix seconds), after a cycle (SPEC 10). `read`: what a
+/// When the deep-check age counts from (Unix seconds), after a cycle (docs/architecture.md#http). `read`: what a
 /// complete cycle said (`None` for an incomplete one). The oldest successful deep read of a
 /// live load balancer with a record, or `started` (the daemon's start) while one has never
 /// been read; `now` when there is nothing to read. An incomplete cycle says nothing new: the
@@ -591,7 +591,7 @@ impl Cycle {
     }
 
     /// The report of this cycle. `complete` follows `check`'s rule (every read succeeded) when
-    /// `strict`, else SPEC 2's (the presence pass succeeded).
+    /// `strict`, else docs/architecture.md#terms's (the presence pass succeeded).
     pub fn report(&self, target: &TargetConfig, guard: GuardView, strict: bool) -> TargetReport {
         let presence = &self.presence;
         let mut report = TargetReport {

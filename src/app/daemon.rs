@@ -157,7 +157,7 @@ pub async fn run(
         let (done_tx, done_rx) = watch::channel(false);
         let lease = config.leader_election.as_ref().map(|election| {
             // The lease's own client stays ungated; every other waits for the lease. It takes
-            // no token from the DynamoDB budget either (SPEC 12): a renewal that queued behind
+            // no token from the DynamoDB budget either (docs/architecture.md#budget): a renewal that queued behind
             // a large scan of the state table could come after the lease ran out, and a leader
             // would lose its lease for being busy. The lease makes a call or two a heartbeat
             // (a third of the lease), too few to need a limit.

@@ -1,4 +1,4 @@
-//! The one HTTP listener (SPEC 10): `/metrics`, `/healthz`, `/readyz`, `/drift`. Nothing on it
+//! The one HTTP listener (docs/architecture.md#http): `/metrics`, `/healthz`, `/readyz`, `/drift`. Nothing on it
 //! changes anything: every route is GET only, and any other path is 404.
 
 use std::collections::BTreeMap;

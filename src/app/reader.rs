@@ -1,4 +1,4 @@
-//! Reading one target: the presence pass and deep reads (SPEC 12).
+//! Reading one target: the presence pass and deep reads (docs/architecture.md#budget).
 //!
 //! The presence pass reads every page of the load balancers and target groups, then scans the
 //! state table, so a record written before its load balancer was created is always seen. Deep
@@ -303,7 +303,7 @@ impl Reader {
             Err(err) => return Err(fail(err)),
         };
         // A gateway load balancer's listener has no rules: AWS answers `DescribeRules` on one
-        // with ListenerNotFound, which would read as a deleted listener (SPEC 2).
+        // with ListenerNotFound, which would read as a deleted listener (docs/architecture.md#terms).
         let gateway = lb.fields.get("type").and_then(Node::as_str) == Some("gateway");
         let mut states = Vec::with_capacity(listeners.len());
         for listener in listeners {

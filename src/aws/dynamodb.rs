@@ -66,7 +66,7 @@ impl Dynamo {
         const OP: &str = "Scan";
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
-        // The error names the table it was for (SPEC 6).
+        // The error names the table it was for (docs/architecture.md#commands).
         let for_table = |mut err: AwsError| {
             err.message = format!("{} (for state table {table})", err.message);
             err
@@ -147,7 +147,7 @@ impl Dynamo {
     }
 
     /// Writes `item` under `condition` only if `check` holds too (the lease of the replica
-    /// writing, SPEC 11), in one transaction. A failed `condition` is an error whose
+    /// writing, docs/architecture.md#replicas), in one transaction. A failed `condition` is an error whose
     /// [`AwsError::is_condition_failed`] is true; a failed `check` one whose
     /// [`AwsError::is_not_leader`] is.
     pub async fn put_checked(
@@ -356,7 +356,7 @@ impl Dynamo {
     /// is asked for by the table's ARN, which `DescribeTable` gives: without it that one is
     /// unknown too.
     pub async fn protection(&self, table: &str) -> Protection {
-        // The error names the table it was for (SPEC 6).
+        // The error names the table it was for (docs/architecture.md#commands).
         let for_table = |mut err: AwsError| {
             err.message = format!("{} (for state table {table})", err.message);
             err
@@ -541,7 +541,7 @@ pub fn new_request_token() -> String {
 const POLICY_NOT_FOUND: &str = "PolicyNotFoundException";
 
 /// A table's protection, each part read on its own: an error is a part that could not be read,
-/// which is unknown, never off (SPEC 8).
+/// which is unknown, never off (docs/architecture.md#guard).
 #[derive(Debug, Clone)]
 pub struct Protection {
     /// Point-in-time recovery is enabled.

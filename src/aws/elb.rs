@@ -86,7 +86,7 @@ pub enum Tagged<T> {
 pub(crate) type TagAnswer<T> = (String, Result<Tagged<T>, AwsError>);
 
 /// Asks `ask` for the tags of `arns` (one batch) and narrows a NotFound answer until the gone
-/// ARNs are known and the others are read (SPEC 2).
+/// ARNs are known and the others are read (docs/architecture.md#terms).
 ///
 /// AWS fails a whole `DescribeTags` call with `LoadBalancerNotFound` or `TargetGroupNotFound`
 /// when any one of its ARNs is gone, so one deleted resource would otherwise fail its 19

@@ -1,4 +1,4 @@
-//! The gate every client of a target checks before each request (SPEC 11): open while this
+//! The gate every client of a target checks before each request (docs/architecture.md#replicas): open while this
 //! replica holds the target's lease and the lease is young enough. The lease sets it.
 
 use std::time::Instant;

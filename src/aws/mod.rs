@@ -43,7 +43,7 @@ pub enum ErrorClass {
     Network,
     /// Any other error answer.
     Service,
-    /// Not sent: this replica does not hold the target's lease (SPEC 11).
+    /// Not sent: this replica does not hold the target's lease (docs/architecture.md#replicas).
     NotLeader,
 }
 
@@ -64,7 +64,7 @@ impl ErrorClass {
 
 /// A failed AWS call, naming the operation: `DescribeTags failed: LoadBalancerNotFound: <the
 /// API's message>` for an error answer, `DescribeTags failed (timeout): <what happened>` for a
-/// call that got none. Never a dump of the SDK's structures (SPEC 6); the caller adds the
+/// call that got none. Never a dump of the SDK's structures (docs/architecture.md#commands); the caller adds the
 /// resource the call was for.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{operation} failed{}: {message}", code_or_class(.code.as_deref(), *.class))]
@@ -353,7 +353,7 @@ impl Api {
 
     /// [`Api::send`]; `again`: this request asks again what an earlier one asked (a
     /// `DescribeTags` batch narrowed after a NotFound), so it is counted as a retry, apart from
-    /// the calls a full read needs (SPEC 12).
+    /// the calls a full read needs (docs/architecture.md#budget).
     async fn send_counted<T, E, F, Fut>(
         &self,
         operation: &'static str,

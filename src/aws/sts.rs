@@ -1,5 +1,5 @@
 //! STS: the account of the credentials a target's requests are signed with, the key of its API
-//! budget (SPEC 12).
+//! budget (docs/architecture.md#budget).
 
 use aws_sdk_sts as sts;
 

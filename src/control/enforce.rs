@@ -1,7 +1,7 @@
 //! Carrying out the guard's decisions: the pause plan, the pausers, resume. The decision itself
 //! is [`guard::step`]'s; nothing here chooses whether to trip, resume or acknowledge.
 //!
-//! The protocol (SPEC 8):
+//! The protocol (docs/architecture.md#guard):
 //! - **One actor at a time.** Whoever runs a target's pausers (a daemon's cycle, an operator's
 //!   `pause` or `resume`) first claims them in the control item with a conditional write.
 //!   Another actor waits for the claim, or takes it over once it is stale.

@@ -1,4 +1,4 @@
-//! Leader election per target (SPEC 11): one lease item per target in a DynamoDB table, after
+//! Leader election per target (docs/architecture.md#replicas): one lease item per target in a DynamoDB table, after
 //! the protocol of the AWS DynamoDB lock client.
 //!
 //! The lease item is `{target, owner, version, lease_ms, renewed_at, released}`. The holder

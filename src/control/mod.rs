@@ -1,4 +1,4 @@
-//! The control table: the item workflows read before acting (SPEC 8), and where the guard keeps
+//! The control table: the item workflows read before acting (docs/architecture.md#guard), and where the guard keeps
 //! its state.
 //!
 //! The table's partition key is `target` (S). Each target has one control item, keyed by the

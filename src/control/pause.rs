@@ -1,4 +1,4 @@
-//! Pausers (SPEC 8): the ways lbrecon pauses the operator's workflows, and undoes exactly that.
+//! Pausers (docs/architecture.md#guard): the ways lbrecon pauses the operator's workflows, and undoes exactly that.
 //!
 //! - `dynamodb_flag`, always on: the control item's `paused` flag, which workflows read before
 //!   acting. Writing the item is the pause; the other pausers run after it is written.

@@ -1,4 +1,4 @@
-//! The load-balancer document (SPEC 4): its schema, validation, and its keyed form.
+//! The load-balancer document (docs/architecture.md#document): its schema, validation, and its keyed form.
 //!
 //! One schema describes every field: its type, for validating records, and how it compares,
 //! for the diff. [`Document::parse`] checks a `config` map against it and turns every
@@ -168,7 +168,7 @@ impl Document {
         }
     }
 
-    /// The document in list form (SPEC 4), as a record holds it: keyed maps become lists,
+    /// The document in list form (docs/architecture.md#document), as a record holds it: keyed maps become lists,
     /// listeners by port, rules by priority, target groups by name.
     pub fn to_lists(&self) -> Value {
         unkey(&self.keyed, LOAD_BALANCER)

@@ -218,7 +218,7 @@ fn listener_value(state: &ListenerState, groups: &TargetGroupIndex<'_>) -> Value
 
 /// Replaces `target_group_arn` in actions by `target_group` (the group's name), and collapses
 /// a forward to one group with weight 1 and no stickiness into the `target_group` shorthand,
-/// as SPEC 4 defines them equal.
+/// as docs/architecture.md#document defines them equal.
 fn name_target_groups(actions: &mut [Value], groups: &TargetGroupIndex<'_>) {
     let name_of = |arn: &Value| -> Value {
         match arn.as_str() {

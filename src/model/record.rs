@@ -1,4 +1,4 @@
-//! Records: the state table's items read as load-balancer documents (SPEC 3).
+//! Records: the state table's items read as load-balancer documents (docs/architecture.md#state-table).
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
@@ -21,7 +21,7 @@ pub const CONFIG_ATTRIBUTE: &str = "config";
 /// for ever; it is an invalid record instead, and counts toward the guard as a lost one.
 pub const EMPTIED: &str = "emptied: manages nothing";
 
-/// What a record must hold to be valid beyond the document's schema (SPEC 3, `[records]`).
+/// What a record must hold to be valid beyond the document's schema (docs/architecture.md#state-table, `[records]`).
 /// Every read of a record (the scan, a restore's plan) takes the same rules, so a record is
 /// valid or invalid the same way everywhere.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -358,7 +358,7 @@ fn parse_config(
     Ok((json, parsed))
 }
 
-/// `[records]`: what every record of the state table must hold to be valid (SPEC 3).
+/// `[records]`: what every record of the state table must hold to be valid (docs/architecture.md#state-table).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordsConfig {

@@ -1,4 +1,4 @@
-//! The load-balancer document's schema (SPEC 4): every field, its type and how it compares.
+//! The load-balancer document's schema (docs/architecture.md#document): every field, its type and how it compares.
 //! Plain data, below both [`crate::model::node`] (which holds schema names as static names) and
 //! [`crate::model::document`] (which validates and keys documents by it).
 

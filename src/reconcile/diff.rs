@@ -1,4 +1,4 @@
-//! The diff (SPEC 5): a pure function from a recorded and a live document to the list of
+//! The diff (docs/architecture.md#drift): a pure function from a recorded and a live document to the list of
 //! changes between them.
 //!
 //! A record manages what it names: the walk follows the recorded document and compares only

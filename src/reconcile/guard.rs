@@ -1,4 +1,4 @@
-//! The guard's decision (SPEC 8): a pure function from one complete cycle's observation and the
+//! The guard's decision (docs/architecture.md#guard): a pure function from one complete cycle's observation and the
 //! guard's state to the new state and what to do.
 //!
 //! The state lives in the control item, so a restart or a new leader carries on where the last

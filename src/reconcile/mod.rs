@@ -1,4 +1,4 @@
-//! Matching records with live load balancers by name and classifying each (SPEC 5).
+//! Matching records with live load balancers by name and classifying each (docs/architecture.md#drift).
 //!
 //! Pure: takes what was read, returns one entry per load balancer named on either side.
 

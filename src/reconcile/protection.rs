@@ -1,4 +1,4 @@
-//! The state table's protection (SPEC 8): what lbrecon reads about it, and the pure judgement
+//! The state table's protection (docs/architecture.md#guard): what lbrecon reads about it, and the pure judgement
 //! of its resource-based policy (`delete_policy`, the change-management remedy of 2012).
 //!
 //! A policy is in force when, for every action that deletes records or the table, some `Deny`

@@ -1,4 +1,4 @@
-//! The drift report (SPEC 6): its JSON shape, its table for people, and exit codes.
+//! The drift report (docs/architecture.md#commands): its JSON shape, its table for people, and exit codes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::reconcile::diff::Change;
 
-/// Exit codes of the command line (SPEC 6).
+/// Exit codes of the command line (docs/architecture.md#commands).
 pub mod exit {
     /// In sync, or done.
     pub const OK: i32 = 0;

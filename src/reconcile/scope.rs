@@ -1,4 +1,4 @@
-//! A target's scope (SPEC 2): the live load balancers its control plane owns.
+//! A target's scope (docs/architecture.md#terms): the live load balancers its control plane owns.
 //!
 //! `[targets.scope]` narrows the account and region by name (`names`, `exclude`: globs, free to
 //! evaluate from the presence pass) and by tag (`tags`: every pair must match, from the deep

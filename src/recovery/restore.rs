@@ -1,4 +1,4 @@
-//! `restore` and `adopt` (SPEC 9): writing missing records back, never over a record that
+//! `restore` and `adopt` (docs/architecture.md#snapshots): writing missing records back, never over a record that
 //! exists, behind an explicit approval.
 //!
 //! Planning is pure ([`plan_restore`]); writing ([`write_all`]) uses conditional transactions of

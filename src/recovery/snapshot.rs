@@ -1,4 +1,4 @@
-//! Point-in-time snapshots of the state table (SPEC 9): the format, names, and the stores.
+//! Point-in-time snapshots of the state table (docs/architecture.md#snapshots): the format, names, and the stores.
 //!
 //! A snapshot holds every item of the state table verbatim (DynamoDB JSON, every attribute,
 //! invalid items too) with the ARN of the live load balancer of that name at the time. It is

@@ -1,4 +1,4 @@
-//! The API budget (SPEC 12): a token bucket per account and region, shared by every target
+//! The API budget (docs/architecture.md#budget): a token bucket per account and region, shared by every target
 //! there, that every ELB (and DynamoDB) request waits on, retries included.
 //!
 //! On a throttling answer the bucket slows down (its rate halves, down to a sixteenth) and then

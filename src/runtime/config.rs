@@ -104,7 +104,7 @@ pub struct TargetConfig {
     /// An IAM role to assume for every call of this target (cross-account fleets).
     #[serde(default)]
     pub role_arn: Option<String>,
-    /// The load balancers this target's control plane owns (SPEC 2); the whole account and
+    /// The load balancers this target's control plane owns (docs/architecture.md#terms); the whole account and
     /// region by default.
     #[serde(default)]
     pub scope: ScopeConfig,

@@ -1,4 +1,4 @@
-//! Metrics and their log lines (SPEC 10).
+//! Metrics and their log lines (docs/architecture.md#http).
 //!
 //! Every metric name lives here, and every event that changes a metric is one function that also
 //! writes its log line, so the two cannot drift apart. Every series carries a `target` label.
@@ -266,7 +266,7 @@ static UNKNOWN_PROTECTION: std::sync::Mutex<BTreeSet<(String, &'static str)>> =
 
 /// The state table's protection, read at start and once an hour: each kind read is exported,
 /// and warned about when off; each kind that could not be read is unknown, its series absent,
-/// and the log says why (SPEC 8).
+/// and the log says why (docs/architecture.md#guard).
 /// `readings`: per kind (`pitr`, `deletion_protection`, `delete_policy`), whether it is in
 /// force with what was found, or why it could not be read.
 pub fn state_table_protection<E: std::fmt::Display>(

@@ -29,7 +29,7 @@ def clients(endpoint, region):
 
 
 def create_state_table(endpoint, region, table):
-    """The state table as SPEC 3 defines it: partition key `name` (S)."""
+    """The state table as docs/architecture.md#state-table defines it: partition key `name` (S)."""
     c = clients(endpoint, region)
     c["dynamodb"].create_table(
         TableName=table,

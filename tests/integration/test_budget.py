@@ -1,4 +1,4 @@
-"""The API budget and the call accounting of SPEC 12, counted by the proxy."""
+"""The API budget and the call accounting of docs/architecture.md#budget, counted by the proxy."""
 
 import json
 import math
@@ -182,7 +182,7 @@ def elb_rate_of_two_targets(lbrecon, moto, proxy, daemons, monkeypatch, role_acc
 
 
 def test_a_role_of_the_default_credentials_account_shares_its_budget(lbrecon, moto, proxy, daemons, monkeypatch):
-    # SPEC 12: the budget is keyed by account and region, never by the role. Measured before
+    # docs/architecture.md#budget: the budget is keyed by account and region, never by the role. Measured before
     # the fix: 4.0 ELB calls/s for a budget of 2, one bucket each.
     rate, daemon = elb_rate_of_two_targets(lbrecon, moto, proxy, daemons, monkeypatch, ACCOUNT)
     print(f"one account: {rate:.2f} ELB calls/s for a budget of {RATE}")

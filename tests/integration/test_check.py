@@ -8,7 +8,7 @@ from conftest import FAST_AWS, Lbrecon, target_config
 from faultproxy import FaultProxy
 from fleet import STRICT_SSL_POLICY, Fleet, add_web, create_state_table
 
-# SPEC 7's smallest useful config, as written.
+# docs/architecture.md#configuration's smallest useful config, as written.
 MINIMAL_CONFIG = """
 [daemon]
 interval = "30s"

@@ -1,4 +1,4 @@
-"""`lbrecon run`: metrics against SPEC 10, the HTTP endpoints, logs, and shutdown."""
+"""`lbrecon run`: metrics against docs/architecture.md#http, the HTTP endpoints, logs, and shutdown."""
 
 import json
 import signal

@@ -1,4 +1,4 @@
-"""The guard's own actions under crashes, deadlines and races (SPEC 8: written ahead, one actor
+"""The guard's own actions under crashes, deadlines and races (docs/architecture.md#guard: written ahead, one actor
 at a time). Real processes against the emulator, through a proxy that holds chosen requests,
 so each kill and each race lands at a known step:
 

@@ -1,4 +1,4 @@
-"""Several replicas (SPEC 11), as real processes against moto: one leader per target, handover
+"""Several replicas (docs/architecture.md#replicas), as real processes against moto: one leader per target, handover
 on kill -9 and on SIGTERM, a frozen leader that must not act when it wakes, and fencing."""
 
 import signal

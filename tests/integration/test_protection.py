@@ -1,4 +1,4 @@
-"""The state table's protection (SPEC 8, issue 20): point-in-time recovery, deletion protection and
+"""The state table's protection (docs/architecture.md#guard, issue 20): point-in-time recovery, deletion protection and
 the resource policy that keeps deletes behind change management, as `lbrecon run` exports them
 (`lbrecon_state_table_protection{kind}`) and `lbrecon status` shows them, with the shipped
 policy, without one, with one that leaves deletes open, and with the policy unreadable."""

@@ -1,4 +1,4 @@
-"""A target's scope (SPEC 2): load balancers no control plane of the target recorded (the
+"""A target's scope (docs/architecture.md#terms): load balancers no control plane of the target recorded (the
 Kubernetes controller's `k8s-*`, another team's) beside a recorded fleet are never reported,
 counted by the guard, paused for or adopted once the target is scoped by name or by tag; a loss
 inside the scope still pauses at once."""

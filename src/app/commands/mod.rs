@@ -1,4 +1,4 @@
-//! The guard's commands: `status`, `pause`, `resume`, `init` (SPEC 6, 8).
+//! The guard's commands: `status`, `pause`, `resume`, `init` (docs/architecture.md#commands, docs/architecture.md#guard).
 
 pub mod check;
 pub mod recovery;

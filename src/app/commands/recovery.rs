@@ -1,4 +1,4 @@
-//! The recovery commands: `snapshots`, `restore`, `adopt` (SPEC 6, 9), and the daemon's
+//! The recovery commands: `snapshots`, `restore`, `adopt` (docs/architecture.md#commands, docs/architecture.md#snapshots), and the daemon's
 //! snapshot step.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -492,7 +492,7 @@ pub async fn adopt(
     let recorded = restore::names(&current);
     // Every snapshot in retention, not only the newest: one taken after a loss no longer holds
     // the lost records, and adopting them from live state would put a record made up from
-    // live state where `restore` would put back the real one (SPEC 9).
+    // live state where `restore` would put back the real one (docs/architecture.md#snapshots).
     let in_snapshot = match snapshot_holders(&store(config, &clients), &target.name).await {
         Ok(holders) => holders,
         Err(err) => {
@@ -504,7 +504,7 @@ pub async fn adopt(
         }
     };
     let live_names: BTreeSet<&str> = lbs.iter().map(|lb| lb.name.as_str()).collect();
-    // Only load balancers the target owns are adopted (SPEC 2): judged by the scope's rules,
+    // Only load balancers the target owns are adopted (docs/architecture.md#terms): judged by the scope's rules,
     // reading the tags of the unrecorded ones when tags decide.
     let rules = target.scope_rules();
     let unrecorded: Vec<&crate::model::live::LiveLoadBalancer> = lbs
