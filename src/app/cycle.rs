@@ -28,8 +28,12 @@ use crate::runtime::config::TargetConfig;
 pub enum DeepScope {
     /// Every load balancer with a valid record (`check`).
     All,
-    /// At most this many, those checked longest ago first (the daemon's budget).
-    Oldest(usize),
+    /// At most `limit`, those checked longest ago first (the daemon's budget), ending when
+    /// `until` comes: a deadline in the deep reads ends them, not the cycle.
+    Oldest {
+        limit: usize,
+        until: Option<tokio::time::Instant>,
+    },
 }
 
 /// What the deep pass last read of each load balancer, by ARN, with when (Unix seconds).
@@ -124,6 +128,8 @@ pub struct Cycle {
     pub deep_never_read: bool,
     /// Deep reads made this cycle.
     pub deep_read: usize,
+    /// Deep reads planned this cycle; more than `deep_read` when the deadline ended them.
+    pub deep_planned: usize,
     /// When each live load balancer with a valid record was last deep-checked (Unix seconds),
     /// `None` when never (or its last deep read failed).
     pub deep_checked: BTreeMap<String, Option<i64>>,
@@ -365,6 +371,7 @@ impl PresencePhase {
             deep_never_read: false,
             deep_checked: BTreeMap::new(),
             deep_read: 0,
+            deep_planned: 0,
         };
         if !cycle.presence.complete {
             return cycle;
@@ -390,7 +397,9 @@ impl PresencePhase {
             .iter()
             .map(|plan| plan.load_balancer.arn.as_str())
             .collect();
-        if let DeepScope::Oldest(limit) = scope {
+        let mut until = None;
+        if let DeepScope::Oldest { limit, until: end } = scope {
+            until = end;
             plans.sort_by_key(|plan| {
                 (
                     cache.checked_at(&plan.load_balancer.arn),
@@ -399,7 +408,8 @@ impl PresencePhase {
             });
             plans.truncate(limit);
         }
-        cycle.deep_read = plans.len();
+        cycle.deep_planned = plans.len();
+        let mut read = 0;
         // The record a name stands for: the last of that name, as `reconcile` takes it.
         let record_of: HashMap<&str, &Record> = presence
             .records
@@ -414,46 +424,54 @@ impl PresencePhase {
         let mut compared: HashSet<&str> = HashSet::new();
         let mut gone: HashSet<&str> = HashSet::new();
         let mut deep = DeepTally::default();
-        reader
-            .deep(&plans, |i, outcome| {
-                let lb = plans[i].load_balancer;
-                match outcome {
-                    DeepOutcome::Gone => {
-                        // Deleted since the presence pass listed it: not live any more (its
-                        // record, if any, is compared with nothing below).
-                        gone.insert(&lb.arn);
-                        cache.entries.remove(&lb.arn);
-                        cache.read_at.remove(&lb.arn);
-                        return;
-                    }
-                    DeepOutcome::Read(state) => {
-                        cache.entries.insert(lb.arn.clone(), (state, now));
-                        if cache.keeps {
-                            cache.read_at.insert(lb.arn.clone(), now);
-                        }
-                    }
-                    DeepOutcome::Failed(failure) => {
-                        cycle.deep_failures.push(failure.to_string());
-                        // Stale: never compared as if known, until read again.
-                        cache.entries.remove(&lb.arn);
+        let deep_pass = reader.deep(&plans, |i, outcome| {
+            read += 1;
+            let lb = plans[i].load_balancer;
+            match outcome {
+                DeepOutcome::Gone => {
+                    // Deleted since the presence pass listed it: not live any more (its
+                    // record, if any, is compared with nothing below).
+                    gone.insert(&lb.arn);
+                    cache.entries.remove(&lb.arn);
+                    cache.read_at.remove(&lb.arn);
+                    return;
+                }
+                DeepOutcome::Read(state) => {
+                    cache.entries.insert(lb.arn.clone(), (state, now));
+                    if cache.keeps {
+                        cache.read_at.insert(lb.arn.clone(), now);
                     }
                 }
-                let cached = cache.entries.get(&lb.arn);
-                deep.note(&lb.name, cached.map(|(_, at)| *at));
-                deep.note_read(cache.read_at.get(&lb.arn).copied());
-                let live = live_entry(lb, &index, cached, true);
-                entries.push(classify(
-                    &lb.name,
-                    record_of.get(lb.name.as_str()).copied(),
-                    Some(&live),
-                    ignore,
-                ));
-                compared.insert(&lb.name);
-                if !cache.keeps {
+                DeepOutcome::Failed(failure) => {
+                    cycle.deep_failures.push(failure.to_string());
+                    // Stale: never compared as if known, until read again.
                     cache.entries.remove(&lb.arn);
                 }
-            })
-            .await;
+            }
+            let cached = cache.entries.get(&lb.arn);
+            deep.note(&lb.name, cached.map(|(_, at)| *at));
+            deep.note_read(cache.read_at.get(&lb.arn).copied());
+            let live = live_entry(lb, &index, cached, true);
+            entries.push(classify(
+                &lb.name,
+                record_of.get(lb.name.as_str()).copied(),
+                Some(&live),
+                ignore,
+            ));
+            compared.insert(&lb.name);
+            if !cache.keeps {
+                cache.entries.remove(&lb.arn);
+            }
+        });
+        match until {
+            // What was read before the deadline is kept; the rest waits for the next cycle,
+            // oldest-checked first as ever.
+            Some(until) => {
+                let _ = tokio::time::timeout_at(until, deep_pass).await;
+            }
+            None => deep_pass.await,
+        }
+        cycle.deep_read = read;
 
         // The rest: load balancers not deep-read this cycle (compared with their last deep
         // read, if any), and names on one side only.

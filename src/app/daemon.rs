@@ -73,21 +73,46 @@ impl DaemonError {
     }
 }
 
-/// Calls the presence pass needs beyond the deep reads, as a first estimate (one page each of
-/// load balancers and target groups).
-const PRESENCE_CALLS: f64 = 2.0;
 /// ELB calls one load balancer's deep read takes, as a first estimate: listeners, attributes,
 /// two listeners' rules, a target group's attributes, a share of tags.
 const DEEP_CALLS_PER_LOAD_BALANCER: f64 = 6.0;
 
-/// How many load balancers one cycle of a target deep-reads: what the target's share of the
-/// account's ELB budget allows in one interval, `sharing` targets spending that budget.
-pub fn deep_limit(config: &Config, sharing: usize) -> usize {
-    let sharing = sharing.max(1) as f64;
-    let calls = config.aws.elb_requests_per_second * config.daemon.interval.as_secs_f64() / sharing;
-    ((calls - PRESENCE_CALLS) / DEEP_CALLS_PER_LOAD_BALANCER)
-        .floor()
-        .max(1.0) as usize
+/// Rows a page of `DescribeLoadBalancers` or `DescribeTargetGroups` holds at most.
+const PAGE_SIZE: u64 = 400;
+
+/// ELB calls the presence pass of a target takes for `load_balancers` and `target_groups`: one
+/// page of each at least (docs/architecture.md#budget).
+pub fn presence_calls(load_balancers: usize, target_groups: usize) -> u64 {
+    (load_balancers as u64).div_ceil(PAGE_SIZE).max(1)
+        + (target_groups as u64).div_ceil(PAGE_SIZE).max(1)
+}
+
+/// The cadence the presence passes of every target sharing a budget can keep: the interval,
+/// or longer when `presence_calls` (all of them together) need longer at `rate` calls a
+/// second.
+pub fn cadence(interval: Duration, presence_calls: u64, rate: f64) -> Duration {
+    let needed = presence_calls as f64 / rate.max(f64::MIN_POSITIVE);
+    if needed > interval.as_secs_f64() {
+        // In whole tenths of a second, rounded up, so the figure logged is the one kept.
+        Duration::from_secs_f64((needed * 10.0).ceil() / 10.0)
+    } else {
+        interval
+    }
+}
+
+/// How many load balancers this cycle deep-reads, from the calls the budget leaves the deep
+/// reads this interval (`deep_calls`) and what earlier cycles left unspent (`credit`): a budget
+/// too small for one load balancer an interval still reads one every few intervals. Returns the
+/// limit and the credit carried to the next cycle (never more than one load balancer's worth
+/// beyond an interval's).
+pub fn deep_limit(deep_calls: u64, credit: f64) -> (usize, f64) {
+    let available =
+        (credit + deep_calls as f64).min(deep_calls as f64 + DEEP_CALLS_PER_LOAD_BALANCER);
+    let limit = (available / DEEP_CALLS_PER_LOAD_BALANCER).floor();
+    (
+        limit as usize,
+        available - limit * DEEP_CALLS_PER_LOAD_BALANCER,
+    )
 }
 
 /// Runs the daemon until `shutdown` resolves; then lets the cycles in flight finish and returns.
@@ -154,6 +179,8 @@ pub async fn run(
         .collect();
     for (target, mut clients) in runtimes {
         telemetry::target_started(&target.name, config.leader_election.is_some());
+        // A throttled presence page is retried from its marker until the cycle's deadline.
+        clients.set_presence_patience(config.daemon.cycle_deadline);
         let (done_tx, done_rx) = watch::channel(false);
         let lease = config.leader_election.as_ref().map(|election| {
             // The lease's own client stays ungated; every other waits for the lease. It takes
@@ -178,10 +205,8 @@ pub async fn run(
         let looper = TargetLoop {
             lease,
             done: done_tx,
-            limit: deep_limit(
-                &config,
-                budgets.iter().filter(|key| **key == clients.budget).count(),
-            ),
+            sharing: budgets.iter().filter(|key| **key == clients.budget).count(),
+            elb_bucket: clients.elb_bucket.clone(),
             reader: Reader::new(&clients, config.aws.concurrency, (&config.records).into()),
             scope: target.scope_rules(),
             autoscaling: clients.autoscaling.clone(),
@@ -293,7 +318,10 @@ struct TargetLoop {
     autoscaling: AutoScaling,
     snapshots: crate::recovery::snapshot::Store,
     status: Arc<Status>,
-    limit: usize,
+    /// Targets of this process spending the same account and region's budget.
+    sharing: usize,
+    /// That budget's ELB bucket.
+    elb_bucket: Arc<crate::runtime::budget::Bucket>,
     started: Instant,
 }
 
@@ -315,6 +343,10 @@ struct LoopState {
     scope_tags: HashMap<String, (Node, i64)>,
     /// When the deep-check age counts from (Unix seconds), as of the last complete cycle.
     deep_age_since: Option<i64>,
+    /// Deep-read calls the budget left unspent (see [`deep_limit`]).
+    deep_credit: f64,
+    /// The cadence the presence pass can keep, when longer than the interval.
+    cadence: Option<Duration>,
 }
 
 /// Tags read for the scope are read again after this long (a tag added to a load balancer
@@ -329,7 +361,6 @@ const PROTECTION_EVERY: Duration = Duration::from_secs(3600);
 
 impl TargetLoop {
     async fn run(self, mut stop: watch::Receiver<bool>) {
-        let interval = self.config.daemon.interval;
         let mut state = LoopState::default();
         let mut next = tokio::time::Instant::now();
         let mut leader = self.lease.as_ref().map(|lease| lease.subscribe());
@@ -386,6 +417,7 @@ impl TargetLoop {
                 break;
             }
             self.check_protection(&mut state).await;
+            let interval = state.cadence.unwrap_or(self.config.daemon.interval);
             next = cycle_start + interval + jitter(interval, self.config.daemon.jitter);
             let now = tokio::time::Instant::now();
             if next < now {
@@ -394,6 +426,51 @@ impl TargetLoop {
             }
         }
         let _ = self.done.send(true);
+    }
+
+    /// Tells the budget what this target's presence pass costs, and keeps the cadence every
+    /// presence pass sharing the budget can keep at its configured rate: the interval, or
+    /// longer, said once with the numbers whenever it changes.
+    fn keep_cadence(
+        &self,
+        presence: &crate::app::cycle::PresencePhase,
+        cadence: &mut Option<Duration>,
+    ) {
+        let load_balancers =
+            presence.load_balancers.len() + presence.outside.len() + presence.pending.len();
+        let target_groups = presence.target_groups.len();
+        self.elb_bucket.set_presence_cost(
+            &self.target.name,
+            presence_calls(load_balancers, target_groups),
+        );
+        let (calls, targets) = self.elb_bucket.presence_cost();
+        let interval = self.config.daemon.interval;
+        let rate = self.elb_bucket.rate();
+        let kept = self::cadence(interval, calls, rate);
+        let now = (kept > interval).then_some(kept);
+        if now != *cadence {
+            match now {
+                Some(kept) => tracing::warn!(
+                    target_name = %self.target.name,
+                    load_balancers,
+                    target_groups,
+                    presence_calls = calls,
+                    sharing_targets = targets,
+                    elb_requests_per_second = rate,
+                    interval_seconds = interval.as_secs_f64(),
+                    cadence_seconds = kept.as_secs_f64(),
+                    "the presence pass needs {calls} ELB calls a cycle ({load_balancers} load balancers and {target_groups} target groups here, {targets} target(s) sharing the budget); at {rate} calls a second that takes longer than daemon.interval ({}): keeping a cadence of {} instead. Raise aws.elb_requests_per_second to keep the interval",
+                    humantime::format_duration(interval),
+                    humantime::format_duration(kept),
+                ),
+                None => tracing::info!(
+                    target_name = %self.target.name,
+                    "the presence pass fits daemon.interval again: back to a cadence of {}",
+                    humantime::format_duration(interval)
+                ),
+            }
+            *cadence = now;
+        }
     }
 
     fn store(&self) -> ControlStore<'_> {
@@ -410,6 +487,7 @@ impl TargetLoop {
         let target = &self.target;
         let started = Instant::now();
         let deadline = self.config.daemon.cycle_deadline;
+        let cycle_start = tokio::time::Instant::now();
         let store = self.store();
         let LoopState {
             cache,
@@ -418,6 +496,8 @@ impl TargetLoop {
             warned_no_control_table,
             last_snapshot,
             scope_tags,
+            deep_credit,
+            cadence,
             ..
         } = state;
         let work = async {
@@ -428,6 +508,9 @@ impl TargetLoop {
             };
             let mut presence =
                 read_presence(target, &self.reader, view.as_ref(), records, Items::Kept).await;
+            if presence.complete {
+                self.keep_cadence(&presence, cadence);
+            }
             // Names the guard counts as missing, quarantines, or had a valid record for at the
             // high-water mark stay in scope whatever the rules say.
             let mut keep = view
@@ -505,17 +588,39 @@ impl TargetLoop {
             }
             // The items were kept for the snapshot alone: not held through the deep pass.
             presence.items = Vec::new();
+            // Deep reads (the scope's tags first) get what the interval's budget leaves after
+            // every presence pass sharing it, and end before the next presence pass is due (or
+            // the deadline).
+            let interval = cadence.unwrap_or(self.config.daemon.interval);
+            let mut deep_calls = self.elb_bucket.deep_calls(interval, self.sharing);
             if presence.complete && self.scope.needs_tags() {
-                self.read_scope_tags(&presence, scope_tags).await;
+                let spent = self
+                    .read_scope_tags(&presence, scope_tags, deep_calls)
+                    .await;
+                deep_calls = deep_calls.saturating_sub(spent);
             }
+            let (limit, credit) = deep_limit(deep_calls, *deep_credit);
+            *deep_credit = credit;
+            let until = cycle_start + interval.min(deadline.mul_f64(0.9));
             let cycle = presence
                 .finish(
                     &self.reader,
                     &self.ignore,
-                    DeepScope::Oldest(self.limit),
+                    DeepScope::Oldest {
+                        limit,
+                        until: Some(until),
+                    },
                     cache,
                 )
                 .await;
+            if cycle.deep_read < cycle.deep_planned {
+                tracing::info!(
+                    target_name = %target.name,
+                    read = cycle.deep_read,
+                    planned = cycle.deep_planned,
+                    "the deep reads ran out of time before the next presence pass: the rest are read first next cycle"
+                );
+            }
             (cycle, control, guard_error)
         };
         let Ok((cycle, control, guard_error)) = tokio::time::timeout(deadline, work).await else {
@@ -619,12 +724,14 @@ impl TargetLoop {
 
     /// Reads, ahead of the deep pass, the tags of the load balancers whose scope is pending,
     /// then of those read longest ago (past [`SCOPE_TAGS_MAX_AGE`]), in one call of 20 at most
-    /// beyond the pending ones. Tags of load balancers no longer live are dropped.
+    /// beyond the pending ones, and in `calls` at most (one at least). Tags of load balancers no
+    /// longer live are dropped. Returns the calls it made.
     async fn read_scope_tags(
         &self,
         presence: &crate::app::cycle::PresencePhase,
         scope_tags: &mut HashMap<String, (Node, i64)>,
-    ) {
+        calls: u64,
+    ) -> u64 {
         let now = crate::model::clock::now_unix();
         let recorded = presence.record_names();
         let live: Vec<&crate::model::live::LiveLoadBalancer> = presence
@@ -649,7 +756,7 @@ impl TargetLoop {
         stale.sort_by_key(|(at, _)| *at);
         // Bounded per cycle, so a fleet of thousands of unrecorded load balancers after a start
         // is read over a few cycles, never in one that its deadline would drop.
-        let most = crate::aws::elb::TAGS_PER_CALL.saturating_mul(self.limit.clamp(1, 50));
+        let most = crate::aws::elb::TAGS_PER_CALL.saturating_mul(calls.clamp(1, 50) as usize);
         let to_read: Vec<&crate::model::live::LiveLoadBalancer> = presence
             .pending
             .iter()
@@ -657,8 +764,9 @@ impl TargetLoop {
             .take(most)
             .collect();
         if to_read.is_empty() {
-            return;
+            return 0;
         }
+        let spent = to_read.len().div_ceil(crate::aws::elb::TAGS_PER_CALL) as u64;
         let (read, failures) = crate::app::cycle::read_scope_tags(&self.reader, &to_read).await;
         for failure in failures {
             tracing::warn!(target_name = %self.target.name, "{failure}; those load balancers stay pending and are read again next cycle");
@@ -666,6 +774,7 @@ impl TargetLoop {
         for (arn, tags) in read {
             scope_tags.insert(arn, (tags, now));
         }
+        spent
     }
 
     /// Reads the state table's protection once an hour and exports it.
@@ -733,26 +842,38 @@ fn jitter(interval: Duration, fraction: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
-    fn config(extra: &str) -> Config {
-        let text = format!(
-            "[daemon]\ninterval = \"30s\"\n[[targets]]\nname = \"a\"\nregion = \"us-east-1\"\nstate_table = \"lb-state\"\ncontrol_table = \"lb-ctl\"\n{extra}"
-        );
-        Config::parse(&text, Path::new("t.toml")).unwrap()
+    #[test]
+    fn the_presence_pass_costs_a_page_per_400() {
+        assert_eq!(presence_calls(0, 0), 2);
+        assert_eq!(presence_calls(400, 1), 2);
+        assert_eq!(presence_calls(401, 400), 3);
+        assert_eq!(presence_calls(100_000, 100_000), 500);
     }
 
     #[test]
-    fn the_deep_limit_follows_the_budget() {
-        // 2 calls a second for 30 seconds: 60 calls, 2 for the presence pass, 6 a load balancer.
-        let one = config("");
-        assert_eq!(deep_limit(&one, 1), 9);
-        // A second target of the same account and region shares the budget.
-        assert_eq!(deep_limit(&one, 2), 4);
-        let fast = config("[aws]\nelb_requests_per_second = 100\n");
-        assert_eq!(deep_limit(&fast, 1), 499);
-        let tiny = config("[aws]\nelb_requests_per_second = 0.01\n");
-        assert_eq!(deep_limit(&tiny, 1), 1);
+    fn the_cadence_is_the_interval_unless_the_presence_pass_needs_longer() {
+        let interval = Duration::from_secs(30);
+        assert_eq!(cadence(interval, 2, 2.0), interval);
+        assert_eq!(cadence(interval, 60, 2.0), interval);
+        // 100,000 load balancers and as many target groups at 2 calls a second: 250 s.
+        assert_eq!(cadence(interval, 500, 2.0), Duration::from_secs(250));
+        assert_eq!(cadence(interval, 61, 2.0), Duration::from_millis(30_500));
+    }
+
+    #[test]
+    fn deep_reads_get_what_the_budget_leaves() {
+        // 60 calls an interval, 6 a load balancer.
+        assert_eq!(deep_limit(58, 0.0), (9, 4.0));
+        // Nothing left after the presence pass: none this cycle, nothing carried.
+        assert_eq!(deep_limit(0, 0.0), (0, 0.0));
+        // Two calls an interval: one load balancer every third interval.
+        let (first, credit) = deep_limit(2, 0.0);
+        let (second, credit) = deep_limit(2, credit);
+        let (third, credit) = deep_limit(2, credit);
+        assert_eq!((first, second, third, credit), (0, 0, 1, 0.0));
+        // Credit never grows past one load balancer beyond an interval's calls.
+        assert_eq!(deep_limit(2, 100.0), (1, 2.0));
     }
 
     #[test]

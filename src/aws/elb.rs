@@ -185,6 +185,11 @@ impl Elb {
         self.api.counter().snapshot()
     }
 
+    /// The shared part of this client, to adjust.
+    pub fn api_mut(&mut self) -> &mut Api {
+        &mut self.api
+    }
+
     /// Sends nothing while `gate` is closed.
     pub fn set_gate(&mut self, gate: std::sync::Arc<crate::aws::gate::Gate>) {
         self.api.set_gate(gate);

@@ -25,7 +25,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::runtime::budget::{Bucket, BudgetKey, Budgets};
+use crate::runtime::budget::{Bucket, BudgetKey, Budgets, Tier};
 use crate::runtime::config::{AwsConfig, TargetConfig};
 
 /// What went wrong with one AWS call, in a small fixed set (for metric labels and decisions).
@@ -304,6 +304,20 @@ pub struct Api {
     counter: Arc<CallCounter>,
     /// With leader election: no request leaves while this replica does not hold the lease.
     gate: Option<Arc<crate::aws::gate::Gate>>,
+    /// How long a throttled presence request keeps being retried (from its marker, with
+    /// backoff) before it fails: the presence pass's own deadline.
+    presence_patience: Duration,
+}
+
+/// The operations of the presence pass (docs/architecture.md#budget): every page of the load
+/// balancers and target groups, and the scan of the state table. `DescribeLoadBalancers` by
+/// name, which confirms a loss, is one of them too.
+pub fn tier_of(service: &str, operation: &str) -> Tier {
+    match (service, operation) {
+        ("elasticloadbalancing", "DescribeLoadBalancers" | "DescribeTargetGroups")
+        | ("dynamodb", "Scan") => Tier::Presence,
+        _ => Tier::Deep,
+    }
 }
 
 impl Api {
@@ -314,7 +328,13 @@ impl Api {
             max_attempts: max_attempts.max(1),
             counter: Arc::new(CallCounter::default()),
             gate: None,
+            presence_patience: Duration::ZERO,
         }
+    }
+
+    /// Retries a throttled presence request for up to `patience` (beyond `max_attempts`).
+    pub fn set_presence_patience(&mut self, patience: Duration) {
+        self.presence_patience = patience;
     }
 
     /// Sends nothing while `gate` is closed.
@@ -336,8 +356,9 @@ impl Api {
     }
 
     /// Sends one request, made anew by `make` for each attempt. Every attempt first takes a
-    /// token from the budget; a throttling answer slows the budget; transient errors are retried
-    /// up to `max_attempts` with backoff.
+    /// token from the budget (a presence request before any deep read); a throttling answer
+    /// slows the budget; transient errors are retried up to `max_attempts` with backoff, and a
+    /// throttled presence request for as long as its patience allows.
     pub async fn send<T, E, F, Fut>(
         &self,
         operation: &'static str,
@@ -365,11 +386,13 @@ impl Api {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        let tier = tier_of(self.service, operation);
+        let first = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
             if let Some(bucket) = &self.bucket {
-                bucket.acquire().await;
+                bucket.acquire(tier).await;
             }
             if self.gate.as_ref().is_some_and(|gate| !gate.open()) {
                 return Err(SdkError::construction_failure(crate::aws::gate::NotLeader));
@@ -384,7 +407,10 @@ impl Api {
                     {
                         bucket.throttled();
                     }
-                    if attempt >= self.max_attempts || !transient(class, &err) {
+                    let patient = tier == Tier::Presence
+                        && class == ErrorClass::Throttled
+                        && first.elapsed() < self.presence_patience;
+                    if !patient && (attempt >= self.max_attempts || !transient(class, &err)) {
                         return Err(err);
                     }
                     tokio::time::sleep(backoff(attempt)).await;
@@ -483,6 +509,8 @@ pub struct Clients {
     pub s3: s3::S3,
     /// The account and region whose budget the ELB and DynamoDB clients spend.
     pub budget: BudgetKey,
+    /// That account and region's ELB bucket, shared with every target there.
+    pub elb_bucket: Arc<Bucket>,
 }
 
 impl Clients {
@@ -492,7 +520,11 @@ impl Clients {
     /// `GetCallerIdentity` a process); every request attempt is counted under the target's name.
     pub async fn connect(target: &TargetConfig, aws: &AwsConfig, budgets: &Budgets) -> Clients {
         let config = sdk_config(target, aws).await;
-        let api = |service, bucket| Api::new(service, bucket, aws.max_attempts);
+        let api = |service, bucket| {
+            let mut api = Api::new(service, bucket, aws.max_attempts);
+            api.set_presence_patience(aws.operation_timeout);
+            api
+        };
         let identity = api("sts", None);
         let budget = budgets
             .key(target.role_arn.as_deref(), &target.region, || {
@@ -515,7 +547,7 @@ impl Clients {
             elb: elb::Elb::new(
                 &config,
                 &target.name,
-                api("elasticloadbalancing", Some(elb_bucket)),
+                api("elasticloadbalancing", Some(elb_bucket.clone())),
             ),
             dynamodb: dynamodb::Dynamo::new(
                 &config,
@@ -529,7 +561,15 @@ impl Clients {
             ),
             s3: s3::S3::new(&config, &target.name, api("s3", None)),
             budget,
+            elb_bucket,
         }
+    }
+
+    /// Retries throttled presence requests for up to `patience` (the daemon: its cycle
+    /// deadline, which ends the presence pass anyway).
+    pub fn set_presence_patience(&mut self, patience: Duration) {
+        self.elb.api_mut().set_presence_patience(patience);
+        self.dynamodb.api_mut().set_presence_patience(patience);
     }
 
     /// Puts every client behind `gate` (leader election): none sends while it is closed.

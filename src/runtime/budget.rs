@@ -7,6 +7,12 @@
 //!
 //! AWS counts requests against the account they are made in, whatever role signs them, so the
 //! buckets are keyed by account ID and region ([`BudgetKey`]), never by the role.
+//!
+//! The presence pass comes first ([`Tier`]): while a presence request waits for a token, no deep
+//! read takes one, so deep reads never delay the pass the guard depends on. Each target tells
+//! its bucket what its presence pass costs ([`Bucket::set_presence_cost`]), so the deep reads of
+//! every target sharing it get only what the interval's budget leaves after all of them
+//! ([`Bucket::deep_calls`]), and when throttling shrinks the rate in force, they give way first.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,6 +24,18 @@ use tokio::time::Instant;
 /// How long a slowed bucket takes to return to its full rate.
 pub const RECOVERY: Duration = Duration::from_secs(30);
 const SLOWEST: f64 = 1.0 / 16.0;
+/// How often a deep read that gave way to a waiting presence request looks again.
+const YIELD_POLL: Duration = Duration::from_millis(20);
+
+/// Which pass a request belongs to (docs/architecture.md#budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Every page of `DescribeLoadBalancers` and `DescribeTargetGroups` and the scan of the state
+    /// table, and the confirmation of a record's loss: served before any deep read.
+    Presence,
+    /// Listeners, rules, attributes, tags: what is left.
+    Deep,
+}
 
 /// One token bucket.
 #[derive(Debug)]
@@ -25,6 +43,8 @@ pub struct Bucket {
     rate: f64,
     burst: f64,
     state: Mutex<State>,
+    /// What each target's presence pass costs, in calls, as of its last pass.
+    presence_costs: Mutex<HashMap<String, u64>>,
 }
 
 #[derive(Debug)]
@@ -33,6 +53,8 @@ struct State {
     last: Instant,
     /// The share of `rate` in force: 1 normally, less after throttling.
     factor: f64,
+    /// Presence requests waiting for a token: deep reads take none meanwhile.
+    presence_waiting: usize,
 }
 
 impl Bucket {
@@ -46,7 +68,9 @@ impl Bucket {
                 tokens: burst,
                 last: Instant::now(),
                 factor: 1.0,
+                presence_waiting: 0,
             }),
+            presence_costs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -67,7 +91,11 @@ impl Bucket {
     /// Takes one token now, or says how long to wait before trying again.
     pub fn try_take(&self) -> Result<(), Duration> {
         let mut state = self.lock();
-        self.refill(&mut state, Instant::now());
+        self.take(&mut state)
+    }
+
+    fn take(&self, state: &mut State) -> Result<(), Duration> {
+        self.refill(state, Instant::now());
         if state.tokens >= 1.0 {
             state.tokens -= 1.0;
             Ok(())
@@ -79,11 +107,71 @@ impl Bucket {
         }
     }
 
-    /// Waits for a token and takes it.
-    pub async fn acquire(&self) {
-        while let Err(wait) = self.try_take() {
-            tokio::time::sleep(wait).await;
+    /// Waits for a token and takes it, a presence request before any deep read.
+    pub async fn acquire(&self, tier: Tier) {
+        match tier {
+            Tier::Presence => {
+                let waiting = Waiting::new(self);
+                loop {
+                    let wait = {
+                        let mut state = self.lock();
+                        match self.take(&mut state) {
+                            Ok(()) => break,
+                            Err(wait) => wait,
+                        }
+                    };
+                    tokio::time::sleep(wait).await;
+                }
+                drop(waiting);
+            }
+            Tier::Deep => loop {
+                let wait = {
+                    let mut state = self.lock();
+                    if state.presence_waiting > 0 {
+                        YIELD_POLL
+                    } else {
+                        match self.take(&mut state) {
+                            Ok(()) => return,
+                            Err(wait) => wait,
+                        }
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            },
         }
+    }
+
+    /// Records what `target`'s presence pass costs (`ceil(N/400) + ceil(T/400)` ELB calls, or
+    /// the scan's pages), as of its last pass.
+    pub fn set_presence_cost(&self, target: &str, calls: u64) {
+        self.presence_costs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(target.to_string(), calls);
+    }
+
+    /// What the presence passes of every target sharing this bucket cost together, and how many
+    /// targets have told it.
+    pub fn presence_cost(&self) -> (u64, usize) {
+        let costs = self
+            .presence_costs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (costs.values().sum(), costs.len())
+    }
+
+    /// The calls one of `sharing` targets may spend on deep reads in one `interval`: the
+    /// interval's budget at the rate in force (less after throttling), less every sharing
+    /// target's presence pass, split evenly. Zero when the presence passes need it all.
+    pub fn deep_calls(&self, interval: Duration, sharing: usize) -> u64 {
+        let (presence, _) = self.presence_cost();
+        let budget = self.current_rate() * interval.as_secs_f64();
+        ((budget - presence as f64).max(0.0) / sharing.max(1) as f64).floor() as u64
+    }
+
+    /// The configured rate, in tokens a second.
+    pub fn rate(&self) -> f64 {
+        self.rate
     }
 
     /// The API said to slow down: halve the rate in force.
@@ -99,6 +187,23 @@ impl Bucket {
         let mut state = self.lock();
         self.refill(&mut state, Instant::now());
         self.rate * state.factor
+    }
+}
+
+/// Counts a presence request as waiting while it lives, so a cancelled one stops counting too.
+struct Waiting<'a>(&'a Bucket);
+
+impl<'a> Waiting<'a> {
+    fn new(bucket: &'a Bucket) -> Self {
+        bucket.lock().presence_waiting += 1;
+        Waiting(bucket)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.presence_waiting = state.presence_waiting.saturating_sub(1);
     }
 }
 
@@ -228,11 +333,11 @@ mod tests {
         let bucket = Bucket::new(2.0, 10.0);
         let start = Instant::now();
         for _ in 0..10 {
-            bucket.acquire().await;
+            bucket.acquire(Tier::Deep).await;
         }
         assert!(start.elapsed() < Duration::from_millis(1));
         for _ in 0..20 {
-            bucket.acquire().await;
+            bucket.acquire(Tier::Deep).await;
         }
         // Twenty more at two a second: ten seconds.
         let elapsed = start.elapsed().as_secs_f64();
@@ -240,9 +345,73 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_waiting_presence_request_goes_before_every_deep_read() {
+        let bucket = Bucket::new(1.0, 1.0);
+        bucket.acquire(Tier::Presence).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        // Three deep reads queue first, then one presence request.
+        for name in ["deep-1", "deep-2", "deep-3", "presence"] {
+            let (bucket, order) = (bucket.clone(), order.clone());
+            let tier = if name == "presence" {
+                Tier::Presence
+            } else {
+                Tier::Deep
+            };
+            tasks.push(tokio::spawn(async move {
+                bucket.acquire(tier).await;
+                order.lock().unwrap().push(name);
+            }));
+            tokio::task::yield_now().await;
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order[0], "presence", "{order:?}");
+        assert_eq!(order.len(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_presence_request_stops_holding_deep_reads_back() {
+        let bucket = Bucket::new(1.0, 1.0);
+        bucket.acquire(Tier::Presence).await;
+        let waiting = tokio::spawn({
+            let bucket = bucket.clone();
+            async move { bucket.acquire(Tier::Presence).await }
+        });
+        tokio::task::yield_now().await;
+        waiting.abort();
+        let _ = waiting.await;
+        let started = Instant::now();
+        bucket.acquire(Tier::Deep).await;
+        assert!(started.elapsed() <= Duration::from_millis(1100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deep_reads_get_what_the_presence_passes_leave() {
+        let bucket = Bucket::new(2.0, 10.0);
+        let interval = Duration::from_secs(30);
+        // No presence pass known yet: the whole interval's budget.
+        assert_eq!(bucket.deep_calls(interval, 1), 60);
+        bucket.set_presence_cost("a", 2);
+        bucket.set_presence_cost("b", 4);
+        bucket.set_presence_cost("a", 2);
+        assert_eq!(bucket.presence_cost(), (6, 2));
+        // 60 calls less both presence passes, split between the two targets.
+        assert_eq!(bucket.deep_calls(interval, 2), 27);
+        // Throttled: the rate in force halves, and the deep reads give way.
+        bucket.throttled();
+        assert_eq!(bucket.deep_calls(interval, 2), 12);
+        // A presence pass that needs the whole budget leaves nothing.
+        bucket.set_presence_cost("b", 1000);
+        assert_eq!(bucket.deep_calls(interval, 2), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_throttle_slows_the_bucket_then_it_recovers() {
         let bucket = Bucket::new(4.0, 1.0);
-        bucket.acquire().await;
+        bucket.acquire(Tier::Deep).await;
         bucket.throttled();
         assert!((bucket.current_rate() - 2.0).abs() < 0.01);
         bucket.throttled();
@@ -271,7 +440,7 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &other));
         for _ in 0..10 {
-            a.acquire().await;
+            a.acquire(Tier::Deep).await;
         }
         assert!(b.try_take().is_err());
         assert!(other.try_take().is_ok());
