@@ -179,8 +179,9 @@ pub async fn run(
         .collect();
     for (target, mut clients) in runtimes {
         telemetry::target_started(&target.name, config.leader_election.is_some());
-        // A throttled presence page is retried from its marker until the cycle's deadline.
-        clients.set_presence_patience(config.daemon.cycle_deadline);
+        // A throttled presence page is retried from its marker for most of the cycle's
+        // deadline: it gives up just before it, so the report names the throttled call.
+        clients.set_presence_patience(config.daemon.cycle_deadline.mul_f64(0.8));
         let (done_tx, done_rx) = watch::channel(false);
         let lease = config.leader_election.as_ref().map(|election| {
             // The lease's own client stays ungated; every other waits for the lease. It takes

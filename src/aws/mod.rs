@@ -413,7 +413,12 @@ impl Api {
                     if !patient && (attempt >= self.max_attempts || !transient(class, &err)) {
                         return Err(err);
                     }
-                    tokio::time::sleep(backoff(attempt)).await;
+                    let mut delay = backoff(attempt);
+                    if patient {
+                        // The last retry comes within the patience, not a backoff after it.
+                        delay = delay.min(self.presence_patience.saturating_sub(first.elapsed()));
+                    }
+                    tokio::time::sleep(delay).await;
                 }
             }
         }
