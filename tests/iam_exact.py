@@ -1,9 +1,10 @@
 """Holds the shipped IAM policies against what lbrecon really calls.
 
 The integration suite sends every request through a recording proxy and writes what lbrecon
-sent, by command, to target/aws-operations.json (tests/integration/conftest.py). This check maps
-each call to the IAM action and resource it needs and asserts, per policy, that every call is
-allowed and that nothing is granted that no call needs:
+sent, by command, to target/aws-operations.json (the moto_server fixture in
+tests/integration/conftest.py, with harness/lbrecon_harness/operations.py). This check maps each
+call to the IAM action and resource it needs and asserts, per policy, that every call is allowed
+and that nothing is granted that no call needs:
 
 - deploy/iam/lbrecon-daemon-policy.json: `run`, `check`, `status`, `validate`;
 - deploy/iam/lbrecon-operator-policy.json: every command but `run`.
