@@ -12,8 +12,9 @@ from lbrecon_harness.operations import write_operations
 from lbrecon_harness.paths import ROOT
 
 # Every AWS request lbrecon sends in this session: (command, service, operation, table).
-# Written to target/aws-operations.json at the end; tests/iam_exact.py holds it against the
-# shipped IAM policies.
+# Written to target/aws-operations.json at the end (one file per worker under pytest-xdist,
+# whose workers each run this session fixture: their own moto server and recorder);
+# tests/iam_exact.py holds it against the shipped IAM policies.
 SEEN = Counter()
 
 
