@@ -27,20 +27,19 @@ import json
 import math
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import requests
+from lbrecon_harness.faultproxy import FaultProxy
+from lbrecon_harness.fleet import Fleet, clients, create_state_table, wait_for
+from lbrecon_harness.lbrecon import Daemon, aws_env
+from lbrecon_harness.metrics import metric
+from lbrecon_harness.moto_server import Moto, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-from conftest import Daemon, Moto, aws_env, free_port, metric  # noqa: E402
-from faultproxy import FaultProxy  # noqa: E402
-from fleet import Fleet, clients, create_state_table, wait_for  # noqa: E402
-
-import requests  # noqa: E402
 
 PRESENCE = {"DescribeLoadBalancers", "DescribeTargetGroups", "Scan"}
 CONFIG = """

@@ -13,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from lbrecon_harness.fleet import clients, create_state_table, wait_for
+from lbrecon_harness.lbrecon import Daemon, aws_env
+from lbrecon_harness.moto_server import Moto, free_port
 
-from conftest import Daemon, Moto, aws_env, free_port  # noqa: E402
-from fleet import clients, create_state_table, wait_for  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CONFIG = """
 [daemon]

@@ -4,16 +4,11 @@ import datetime
 import json
 import time
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-from conftest import Daemon, Moto, aws_env, free_port  # noqa: E402
-from fleet import (  # noqa: E402
+from lbrecon_harness.fleet import (
     STRICT_SSL_POLICY,
     Fleet,
     add_scaling_group,
@@ -23,6 +18,10 @@ from fleet import (  # noqa: E402
     suspended,
     wait_for,
 )
+from lbrecon_harness.lbrecon import Daemon, aws_env
+from lbrecon_harness.moto_server import Moto, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 BINARY = ROOT / "target" / "debug" / "lbrecon"
 

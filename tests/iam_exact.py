@@ -1,14 +1,17 @@
 """Holds the shipped IAM policies against what lbrecon really calls.
 
 The integration suite sends every request through a recording proxy and writes what lbrecon
-sent, by command, to target/aws-operations.json (tests/integration/conftest.py). This check maps
-each call to the IAM action and resource it needs and asserts, per policy, that every call is
-allowed and that nothing is granted that no call needs:
+sent, by command, to target/aws-operations.json (the moto_server fixture in
+tests/integration/conftest.py, with harness/lbrecon_harness/operations.py). This check maps each
+call to the IAM action and resource it needs and asserts, per policy, that every call is allowed
+and that nothing is granted that no call needs:
 
 - deploy/iam/lbrecon-daemon-policy.json: `run`, `check`, `status`, `validate`;
 - deploy/iam/lbrecon-operator-policy.json: every command but `run`.
 
-./scripts/test.sh runs it after the suite: `python tests/iam_exact.py target/aws-operations.json`.
+./scripts/test.sh runs it after the suite: `python tests/iam_exact.py target/aws-operations*.json`
+(target/aws-operations.json, or one file per worker when the suite ran under pytest-xdist: the
+files' calls are taken together).
 """
 
 import json
@@ -73,10 +76,10 @@ def granted(policy):
     return grants
 
 
-def main(path):
-    records = json.loads(Path(path).read_text())
+def main(paths):
+    records = [record for path in paths for record in json.loads(Path(path).read_text())]
     if not records:
-        raise SystemExit(f"{path} records no call: run the whole integration suite first")
+        raise SystemExit(f"no call recorded in {', '.join(map(str, paths))}: run the whole integration suite first")
     calls = {}
     for app, service, operation, table, count in records:
         command = app.removeprefix("lbrecon-")
@@ -103,4 +106,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else ROOT / "target" / "aws-operations.json")
+    main(sys.argv[1:] or [ROOT / "target" / "aws-operations.json"])

@@ -9,7 +9,9 @@ setup_python() {
       exit 1
     fi
   fi
-  if ! .venv/bin/python -c 'import moto, boto3, pytest, requests, prometheus_client, cfnlint, yaml' 2>/dev/null; then
+  # lbrecon_harness must be this checkout's (editable, from ./harness): a .venv made before the
+  # harness was a package, or copied from another checkout, gets it (re)installed.
+  if ! .venv/bin/python -c 'import moto, boto3, pytest, xdist, requests, prometheus_client, cfnlint, yaml, lbrecon_harness.paths as p, pathlib, sys; sys.exit(p.ROOT != pathlib.Path.cwd().resolve())' 2>/dev/null; then
     echo "== installing Python packages (tests/requirements.txt)"
     .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
   fi

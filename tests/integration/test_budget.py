@@ -6,9 +6,10 @@ import re
 import time
 
 import boto3
-import fleet as fleet_module
-from conftest import free_port, target_config
-from fleet import Fleet, create_state_table, wait_for
+from lbrecon_harness import fleet as fleet_module
+from lbrecon_harness.config import target_config
+from lbrecon_harness.fleet import Fleet, create_state_table, wait_for
+from lbrecon_harness.moto_server import free_port
 
 
 def max_in_window(times, window=1.0):
@@ -49,7 +50,7 @@ def test_a_full_read_makes_exactly_the_spec_minimum(lbrecon, moto, proxy):
         + "\n[aws]\nelb_requests_per_second = 1000\nelb_burst = 1000\ndynamodb_requests_per_second = 1000\n"
     )
     env = None
-    from conftest import aws_env
+    from lbrecon_harness.lbrecon import aws_env
 
     env = aws_env(proxy.endpoint)
     env["LBRECON_LOG"] = "info"

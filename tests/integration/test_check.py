@@ -4,9 +4,10 @@ paths, pagination, several targets, failed reads and exit codes."""
 import copy
 
 import pytest
-from conftest import FAST_AWS, Lbrecon, target_config
-from faultproxy import FaultProxy
-from fleet import STRICT_SSL_POLICY, Fleet, add_web, create_state_table
+from lbrecon_harness.config import FAST_AWS, target_config
+from lbrecon_harness.faultproxy import FaultProxy
+from lbrecon_harness.fleet import STRICT_SSL_POLICY, Fleet, add_web, create_state_table
+from lbrecon_harness.lbrecon import Lbrecon
 
 # docs/architecture.md#configuration's smallest useful config, as written.
 MINIMAL_CONFIG = """

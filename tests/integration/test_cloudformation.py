@@ -12,7 +12,8 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import ROOT, lbrecon_binary
+from lbrecon_harness.lbrecon import lbrecon_binary
+from lbrecon_harness.paths import ROOT
 
 TEMPLATE = ROOT / "deploy" / "cloudformation" / "lbrecon.yaml"
 IAM = ROOT / "deploy" / "iam"

@@ -6,8 +6,10 @@ import time
 
 import pytest
 import requests
-from conftest import daemon_config, free_port, metric
-from fleet import STRICT_SSL_POLICY, Fleet, create_state_table, wait_for
+from lbrecon_harness.config import daemon_config
+from lbrecon_harness.fleet import STRICT_SSL_POLICY, Fleet, create_state_table, wait_for
+from lbrecon_harness.metrics import metric
+from lbrecon_harness.moto_server import free_port
 
 SPEC_METRICS = {
     # name: (type, labels besides target)
@@ -122,7 +124,7 @@ def test_endpoints_read_only(lbrecon, fleet, daemons):
 
 
 def test_json_logs_have_one_summary_per_cycle(lbrecon, fleet, daemons):
-    from conftest import aws_env
+    from lbrecon_harness.lbrecon import aws_env
 
     env = aws_env(lbrecon.endpoint)
     env.update(LBRECON_LOG_FORMAT="json", LBRECON_LOG="info")
@@ -208,7 +210,7 @@ def test_a_state_table_never_seen_is_exit_78_at_start(lbrecon, moto, daemons):
 def test_systemd_notification_and_watchdog(lbrecon, fleet, daemons, tmp_path):
     import socket
 
-    from conftest import aws_env
+    from lbrecon_harness.lbrecon import aws_env
 
     path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT
+from lbrecon_harness.paths import ROOT
 
 DEPLOY = ROOT / "deploy"
 SPEC_METRICS = {

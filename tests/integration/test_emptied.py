@@ -6,8 +6,10 @@ snapshot's version back. Also `records.required`."""
 
 import json
 import threading
-from conftest import FAST_AWS, daemon_config, free_port, metric, target_config
-from fleet import Fleet, add_web, control_item, create_state_table, table_items, wait_for
+from lbrecon_harness.config import FAST_AWS, daemon_config, target_config
+from lbrecon_harness.fleet import Fleet, add_web, control_item, create_state_table, table_items, wait_for
+from lbrecon_harness.metrics import metric
+from lbrecon_harness.moto_server import free_port
 
 T = {"target": "prod-use1"}
 EMPTY = "emptied: manages nothing, config is empty"

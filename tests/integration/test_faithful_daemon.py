@@ -4,9 +4,12 @@ answers where moto's differ (README, "Development"), and the deep-check age whil
 import time
 
 import pytest
-from conftest import Lbrecon, daemon_config, free_port, metric
-from faultproxy import FaultProxy
-from fleet import Fleet, create_state_table, wait_for
+from lbrecon_harness.config import daemon_config
+from lbrecon_harness.faultproxy import FaultProxy
+from lbrecon_harness.fleet import Fleet, create_state_table, wait_for
+from lbrecon_harness.lbrecon import Lbrecon
+from lbrecon_harness.metrics import metric
+from lbrecon_harness.moto_server import free_port
 
 T = {"target": "prod-use1"}
 

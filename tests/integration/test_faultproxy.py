@@ -6,8 +6,8 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from faultproxy import FaultProxy
-from fleet import Fleet, clients
+from lbrecon_harness.faultproxy import FaultProxy
+from lbrecon_harness.fleet import Fleet, clients
 
 
 @pytest.fixture

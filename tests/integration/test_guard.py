@@ -5,8 +5,8 @@ import signal
 import time
 
 import pytest
-from conftest import daemon_config, free_port, metric
-from fleet import (
+from lbrecon_harness.config import daemon_config
+from lbrecon_harness.fleet import (
     Fleet,
     add_scaling_group,
     add_web,
@@ -17,6 +17,8 @@ from fleet import (
     table_items,
     wait_for,
 )
+from lbrecon_harness.metrics import metric
+from lbrecon_harness.moto_server import free_port
 
 DEFAULT_PROCESSES = {"Launch", "Terminate", "AZRebalance", "AlarmNotification", "ScheduledActions", "ReplaceUnhealthy"}
 T = {"target": "prod-use1"}

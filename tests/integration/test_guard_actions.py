@@ -22,9 +22,12 @@ import threading
 import time
 
 import pytest
-from conftest import aws_env, daemon_config, free_port, metric
-from faultproxy import FaultProxy
-from fleet import control_item, suspended, wait_for
+from lbrecon_harness.config import daemon_config
+from lbrecon_harness.faultproxy import FaultProxy
+from lbrecon_harness.fleet import control_item, suspended, wait_for
+from lbrecon_harness.lbrecon import aws_env
+from lbrecon_harness.metrics import metric
+from lbrecon_harness.moto_server import free_port
 from test_guard import DEFAULT_PROCESSES, GUARD, T, fleet, paused  # noqa: F401 (fixture)
 
 # Five of twenty records (25%): a mass loss, so the first cycle that sees it trips.

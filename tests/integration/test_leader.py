@@ -9,9 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from conftest import daemon_config, free_port, metric
-from faultproxy import FaultProxy
-from fleet import Fleet, add_web, clients, control_item, create_state_table, wait_for
+from lbrecon_harness.config import daemon_config
+from lbrecon_harness.faultproxy import FaultProxy
+from lbrecon_harness.fleet import Fleet, add_web, clients, control_item, create_state_table, wait_for
+from lbrecon_harness.metrics import metric
+from lbrecon_harness.moto_server import free_port
 
 LEASE = 4.0
 INTERVAL = 2.0

@@ -7,8 +7,10 @@ import time
 
 import pytest
 import requests
-from conftest import ROOT, daemon_config, free_port
-from fleet import STRICT_SSL_POLICY, SSL_POLICY, Fleet, create_state_table, wait_for
+from lbrecon_harness.config import daemon_config
+from lbrecon_harness.fleet import STRICT_SSL_POLICY, SSL_POLICY, Fleet, create_state_table, wait_for
+from lbrecon_harness.moto_server import free_port
+from lbrecon_harness.paths import ROOT
 
 
 @pytest.fixture

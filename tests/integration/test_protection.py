@@ -8,8 +8,11 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT, daemon_config, free_port, metric
-from fleet import Fleet, clients, wait_for
+from lbrecon_harness.config import daemon_config
+from lbrecon_harness.fleet import Fleet, clients, wait_for
+from lbrecon_harness.metrics import metric
+from lbrecon_harness.moto_server import free_port
+from lbrecon_harness.paths import ROOT
 
 T = "prod-use1"
 TABLE = "lb-state"

@@ -6,8 +6,9 @@ import threading
 import time
 
 import pytest
-from conftest import daemon_config, free_port
-from fleet import Fleet, create_state_table, table_items, wait_for
+from lbrecon_harness.config import daemon_config
+from lbrecon_harness.fleet import Fleet, create_state_table, table_items, wait_for
+from lbrecon_harness.moto_server import free_port
 
 BUCKET = "lbrecon-snapshots"
 
@@ -350,7 +351,7 @@ def test_adopt_after_two_snapshots_leaves_lost_records_to_restore(lbrecon, fleet
 
 
 def test_adopt_writes_a_gateway_load_balancer_with_its_listener(lbrecon, moto, tmp_path):
-    from faultproxy import FaultProxy
+    from lbrecon_harness.faultproxy import FaultProxy
 
     fleet = Fleet(moto.endpoint)
     fleet.gwlb("gw-0")

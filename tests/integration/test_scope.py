@@ -7,8 +7,11 @@ import json
 import math
 
 import pytest
-from conftest import FAST_AWS, aws_env, daemon_config, free_port, metric, target_config
-from fleet import control_item, wait_for
+from lbrecon_harness.config import FAST_AWS, daemon_config, target_config
+from lbrecon_harness.fleet import control_item, wait_for
+from lbrecon_harness.lbrecon import aws_env
+from lbrecon_harness.metrics import metric
+from lbrecon_harness.moto_server import free_port
 from test_guard import GUARD, T, fleet, paused  # noqa: F401 (fixture)
 
 UNMANAGED = ["k8s-ingress-a", "k8s-ingress-b", "team-b-api"]
@@ -176,7 +179,7 @@ def test_a_load_balancer_that_leaves_the_scope_during_a_loss_stays_counted(lbrec
 
 
 def test_adopt_writes_records_only_inside_the_scope(lbrecon, mixed):
-    from fleet import table_items
+    from lbrecon_harness.fleet import table_items
 
     mixed.bare("web-new")
     mixed.records.pop("web-new")
@@ -197,7 +200,7 @@ def test_adopt_writes_records_only_inside_the_scope(lbrecon, mixed):
 
 
 def test_a_global_pause_leaves_groups_of_load_balancers_outside_the_scope_alone(lbrecon, mixed):
-    from fleet import add_scaling_group, add_web, suspended
+    from lbrecon_harness.fleet import add_scaling_group, add_web, suspended
 
     # The Kubernetes controller's own load balancer, with its own target group and group.
     tg = add_web(mixed, "k8s-ingress-z")
@@ -219,7 +222,7 @@ def test_tag_scoping_through_aws_answers_with_a_load_balancer_deleted_before_its
     """Through the AWS-faithful proxy: AWS fails a whole DescribeTags call when one of its ARNs
     is gone. An unmanaged load balancer deleted between the presence pass and the scope's tag
     read fails none of the others, and makes nothing missing."""
-    from faultproxy import FaultProxy
+    from lbrecon_harness.faultproxy import FaultProxy
 
     proxy = FaultProxy(moto.endpoint, faithful=True)
     try:

@@ -1,7 +1,9 @@
 """Security properties: credentials never reach a log line, at any level."""
 
-from conftest import FAST_AWS, aws_env, daemon_config, free_port, target_config
-from fleet import Fleet, create_state_table, wait_for
+from lbrecon_harness.config import FAST_AWS, daemon_config, target_config
+from lbrecon_harness.fleet import Fleet, create_state_table, wait_for
+from lbrecon_harness.lbrecon import aws_env
+from lbrecon_harness.moto_server import free_port
 
 CANARY = "lbreconCanarySecret0123456789abcdefCANARY"
 

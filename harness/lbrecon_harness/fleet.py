@@ -2,7 +2,7 @@
 operator's control plane would: the record holds the configuration that was asked for, written
 independently of anything lbrecon reads or computes.
 
-Used by the integration tests and by the demo (scripts/demo.sh).
+Used by the integration tests, the benchmarks (benches/) and the demo (scripts/demo.sh).
 """
 
 import copy
