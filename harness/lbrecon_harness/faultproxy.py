@@ -205,6 +205,8 @@ class FaultProxy:
         self.faults = []
         self.hooks = []
         self.refused_items = {}
+        # service -> [every, seen]: every `every`-th request of the service is throttled.
+        self.throttled_shares = {}
         self.lock = threading.Lock()
         proxy = self
 
@@ -236,6 +238,23 @@ class FaultProxy:
         """The next `times` requests of `operation`, after `after` of them passed, get `kind`."""
         with self.lock:
             self.faults.append(Fault(operation, kind, times, after, delay))
+
+    def throttle_share(self, service, every):
+        """Throttles one request in `every` of `service` (the `every`-th, the `2 * every`-th,
+        ...), an account under pressure; `every=None` stops."""
+        with self.lock:
+            if every is None:
+                self.throttled_shares.pop(service, None)
+            else:
+                self.throttled_shares[service] = [every, 0]
+
+    def _throttled_share(self, service):
+        with self.lock:
+            share = self.throttled_shares.get(service)
+            if share is None:
+                return False
+            share[1] += 1
+            return share[1] % share[0] == 0
 
     def refuse_item(self, name, whole=True):
         """Every `TransactWriteItems` that would put an item of this `name` is refused: `whole`,
@@ -474,6 +493,9 @@ class FaultProxy:
         refusal = self._refusal(service, operation, body)
         if refusal is not None:
             self._answer(request, refusal)
+            return
+        if self._throttled_share(service):
+            self._answer(request, fault_response(service, THROTTLE, self.faithful))
             return
         fault = self._fault_for(operation)
         if fault is not None:
