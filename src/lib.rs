@@ -29,7 +29,8 @@
 //! - [`runtime`]: [`runtime::config`] (validated as a whole, exit 78 on any problem),
 //!   [`runtime::budget`] (the token buckets every AWS request waits on),
 //!   [`runtime::telemetry`] (metric names, one function per event).
-//! - [`aws`]: SDK clients, pagination, error classification, the request interceptor.
+//! - [`aws`]: SDK clients, one pagination policy ([`aws::pages`]), one error classifier, and
+//!   [`aws::Api`], where every request waits on the budget and is counted and timed.
 //! - [`control`]: the control item workflows read before acting, [`control::lease`] (leader
 //!   election), [`control::pause`] (the pausers and how each is undone),
 //!   [`control::enforce`] (carrying out the guard's steps, written ahead).

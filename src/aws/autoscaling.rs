@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_autoscaling as autoscaling;
 
-use super::interceptor::MetricsInterceptor;
+use super::pages::{all_pages, token};
 use super::{Api, AwsError};
 
 const SERVICE: &str = "autoscaling";
@@ -33,10 +33,8 @@ impl AutoScaling {
         self.api.set_gate(gate);
     }
 
-    pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
-        let config = autoscaling::config::Builder::from(config)
-            .interceptor(MetricsInterceptor::new(target, SERVICE))
-            .build();
+    pub fn new(config: &aws_config::SdkConfig, api: Api) -> Self {
+        let config = autoscaling::config::Builder::from(config).build();
         AutoScaling {
             client: autoscaling::Client::from_conf(config),
             api,
@@ -46,45 +44,35 @@ impl AutoScaling {
     /// Every group of the account and region, all pages.
     pub async fn groups(&self) -> Result<Vec<ScalingGroup>, AwsError> {
         const OP: &str = "DescribeAutoScalingGroups";
-        let mut groups = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        all_pages(SERVICE, OP, |next_token: Option<String>| async move {
             let out = self
                 .api
                 .call(OP, || {
                     self.client
                         .describe_auto_scaling_groups()
                         .max_records(PAGE_SIZE)
-                        .set_next_token(token.clone())
+                        .set_next_token(next_token.clone())
                         .send()
                 })
                 .await?;
-            for group in out.auto_scaling_groups() {
-                let Some(name) = group.auto_scaling_group_name() else {
-                    continue;
-                };
-                groups.push(ScalingGroup {
-                    name: name.to_string(),
-                    target_group_arns: group.target_group_arns().iter().cloned().collect(),
-                    suspended: group
-                        .suspended_processes()
-                        .iter()
-                        .filter_map(|process| process.process_name().map(str::to_string))
-                        .collect(),
-                });
-            }
-            match out.next_token().filter(|next| !next.is_empty()) {
-                Some(next) if Some(next) == token.as_deref() => {
-                    return Err(AwsError::unexpected(
-                        SERVICE,
-                        OP,
-                        "the same NextToken was answered twice".into(),
-                    ));
-                }
-                Some(next) => token = Some(next.to_string()),
-                None => return Ok(groups),
-            }
-        }
+            let groups = out
+                .auto_scaling_groups()
+                .iter()
+                .filter_map(|group| {
+                    Some(ScalingGroup {
+                        name: group.auto_scaling_group_name()?.to_string(),
+                        target_group_arns: group.target_group_arns().iter().cloned().collect(),
+                        suspended: group
+                            .suspended_processes()
+                            .iter()
+                            .filter_map(|process| process.process_name().map(str::to_string))
+                            .collect(),
+                    })
+                })
+                .collect();
+            Ok((groups, token(out.next_token())))
+        })
+        .await
     }
 
     /// Suspends `processes` on group `name`.

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb as dynamodb;
 use aws_smithy_types::Blob;
 use dynamodb::types::AttributeValue;
 
-use super::interceptor::MetricsInterceptor;
+use super::pages::all_pages;
 use super::{Api, AwsError};
 use crate::model::item::{AttrValue, Item};
 use crate::reconcile::protection::{DeletePolicy, judge_delete_policy};
@@ -51,10 +51,8 @@ impl Dynamo {
         }
     }
 
-    pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
-        let config = dynamodb::config::Builder::from(config)
-            .interceptor(MetricsInterceptor::new(target, SERVICE))
-            .build();
+    pub fn new(config: &aws_config::SdkConfig, api: Api) -> Self {
+        let config = dynamodb::config::Builder::from(config).build();
         Dynamo {
             client: dynamodb::Client::from_conf(config),
             api,
@@ -69,46 +67,48 @@ impl Dynamo {
         mut each: impl FnMut(Item) -> T,
     ) -> Result<Vec<T>, AwsError> {
         const OP: &str = "Scan";
-        let mut items = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
         // The error names the table it was for (docs/architecture.md#commands).
         let for_table = |mut err: AwsError| {
             err.message = format!("{} (for state table {table})", err.message);
             err
         };
-        loop {
-            let out = self
-                .api
-                .call(OP, || {
-                    self.client
-                        .scan()
-                        .table_name(table)
-                        .consistent_read(true)
-                        .limit(SCAN_PAGE_ITEMS)
-                        .set_exclusive_start_key(start.clone())
-                        .send()
-                })
-                .await
-                .map_err(for_table)?;
-            for item in out.items() {
-                items.push(each(from_sdk_item(item).map_err(|message| {
-                    AwsError::unexpected(SERVICE, OP, format!("table {table}: {message}"))
-                })?));
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => {
-                    if start.as_ref() == Some(key) {
-                        return Err(AwsError::unexpected(
-                            SERVICE,
-                            OP,
-                            format!("table {table}: the same LastEvaluatedKey was answered twice"),
-                        ));
+        let each = &mut each;
+        let each = std::sync::Mutex::new(each);
+        all_pages(
+            SERVICE,
+            OP,
+            |start: Option<HashMap<String, AttributeValue>>| {
+                let each = &each;
+                async move {
+                    let out = self
+                        .api
+                        .call(OP, || {
+                            self.client
+                                .scan()
+                                .table_name(table)
+                                .consistent_read(true)
+                                .limit(SCAN_PAGE_ITEMS)
+                                .set_exclusive_start_key(start.clone())
+                                .send()
+                        })
+                        .await?;
+                    let mut each = each.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut items = Vec::with_capacity(out.items().len());
+                    for item in out.items() {
+                        items.push((*each)(from_sdk_item(item).map_err(|message| {
+                            AwsError::unexpected(SERVICE, OP, format!("table {table}: {message}"))
+                        })?));
                     }
-                    start = Some(key.clone());
+                    let next = out
+                        .last_evaluated_key()
+                        .filter(|key| !key.is_empty())
+                        .cloned();
+                    Ok((items, next))
                 }
-                _ => return Ok(items),
-            }
-        }
+            },
+        )
+        .await
+        .map_err(for_table)
     }
 
     /// Whether `table` exists (`DescribeTable`).

@@ -7,7 +7,7 @@ use aws_sdk_elasticloadbalancingv2 as elbv2;
 use elbv2::types::{Action, Listener, LoadBalancer, Rule, RuleCondition, TargetGroup};
 use serde_json::{Map, Value, json};
 
-use super::interceptor::MetricsInterceptor;
+use super::pages::{all_pages, token};
 use super::{Api, AwsError};
 use crate::model::live::{LiveListener, LiveLoadBalancer, LiveRule, LiveTargetGroup};
 use crate::model::node::{self, Node};
@@ -17,7 +17,6 @@ pub const PAGE_SIZE: i32 = 400;
 /// The most resources one `DescribeTags` call accepts.
 pub const TAGS_PER_CALL: usize = 20;
 /// A guard against an API that keeps answering with a next page.
-const MAX_PAGES: usize = 100_000;
 
 const SERVICE: &str = "elasticloadbalancing";
 
@@ -149,36 +148,6 @@ pub struct Elb {
     api: Api,
 }
 
-/// Follows `NextMarker` pages until there are none, refusing a marker that repeats.
-async fn paginate<T, F, Fut>(operation: &'static str, mut page: F) -> Result<Vec<T>, AwsError>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), AwsError>>,
-{
-    let mut items = Vec::new();
-    let mut marker: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let (mut batch, next) = page(marker.clone()).await?;
-        items.append(&mut batch);
-        match next.filter(|next| !next.is_empty()) {
-            None => return Ok(items),
-            Some(next) if Some(&next) == marker.as_ref() => {
-                return Err(AwsError::unexpected(
-                    SERVICE,
-                    operation,
-                    format!("the API answered the same page marker twice ({next})"),
-                ));
-            }
-            Some(next) => marker = Some(next),
-        }
-    }
-    Err(AwsError::unexpected(
-        SERVICE,
-        operation,
-        format!("more than {MAX_PAGES} pages"),
-    ))
-}
-
 impl Elb {
     /// Requests this client sent, per operation: (calls, retries).
     pub fn calls(&self) -> std::collections::BTreeMap<&'static str, (u64, u64)> {
@@ -195,10 +164,8 @@ impl Elb {
         self.api.set_gate(gate);
     }
 
-    pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
-        let config = elbv2::config::Builder::from(config)
-            .interceptor(MetricsInterceptor::new(target, SERVICE))
-            .build();
+    pub fn new(config: &aws_config::SdkConfig, api: Api) -> Self {
+        let config = elbv2::config::Builder::from(config).build();
         Elb {
             client: elbv2::Client::from_conf(config),
             api,
@@ -208,7 +175,7 @@ impl Elb {
     /// Every load balancer, all pages of `DescribeLoadBalancers`.
     pub async fn load_balancers(&self) -> Result<Vec<LiveLoadBalancer>, AwsError> {
         const OP: &str = "DescribeLoadBalancers";
-        paginate(OP, |marker| async move {
+        all_pages(SERVICE, OP, |marker| async move {
             let out = self
                 .api
                 .call(OP, || {
@@ -224,7 +191,7 @@ impl Elb {
                 .iter()
                 .filter_map(load_balancer)
                 .collect();
-            Ok((items, out.next_marker().map(str::to_string)))
+            Ok((items, token(out.next_marker())))
         })
         .await
     }
@@ -232,7 +199,7 @@ impl Elb {
     /// Every target group, all pages of `DescribeTargetGroups`.
     pub async fn target_groups(&self) -> Result<Vec<LiveTargetGroup>, AwsError> {
         const OP: &str = "DescribeTargetGroups";
-        paginate(OP, |marker| async move {
+        all_pages(SERVICE, OP, |marker| async move {
             let out = self
                 .api
                 .call(OP, || {
@@ -248,7 +215,7 @@ impl Elb {
                 .iter()
                 .filter_map(target_group)
                 .collect();
-            Ok((items, out.next_marker().map(str::to_string)))
+            Ok((items, token(out.next_marker())))
         })
         .await
     }
@@ -256,7 +223,7 @@ impl Elb {
     /// The listeners of one load balancer.
     pub async fn listeners(&self, load_balancer_arn: &str) -> Result<Vec<LiveListener>, AwsError> {
         const OP: &str = "DescribeListeners";
-        paginate(OP, |marker| async move {
+        all_pages(SERVICE, OP, |marker| async move {
             let out = self
                 .api
                 .call(OP, || {
@@ -269,7 +236,7 @@ impl Elb {
                 })
                 .await?;
             let items = out.listeners().iter().filter_map(listener).collect();
-            Ok((items, out.next_marker().map(str::to_string)))
+            Ok((items, token(out.next_marker())))
         })
         .await
     }
@@ -277,7 +244,7 @@ impl Elb {
     /// The rules of one listener, its default rule included (flagged).
     pub async fn rules(&self, listener_arn: &str) -> Result<Vec<LiveRule>, AwsError> {
         const OP: &str = "DescribeRules";
-        paginate(OP, |marker| async move {
+        all_pages(SERVICE, OP, |marker| async move {
             let out = self
                 .api
                 .call(OP, || {
@@ -290,7 +257,7 @@ impl Elb {
                 })
                 .await?;
             let items = out.rules().iter().map(rule).collect();
-            Ok((items, out.next_marker().map(str::to_string)))
+            Ok((items, token(out.next_marker())))
         })
         .await
     }
@@ -301,7 +268,7 @@ impl Elb {
         listener_arn: &str,
     ) -> Result<Vec<String>, AwsError> {
         const OP: &str = "DescribeListenerCertificates";
-        paginate(OP, |marker| async move {
+        all_pages(SERVICE, OP, |marker| async move {
             let out = self
                 .api
                 .call(OP, || {
@@ -319,7 +286,7 @@ impl Elb {
                 .filter(|cert| !cert.is_default().unwrap_or(false))
                 .filter_map(|cert| cert.certificate_arn().map(str::to_string))
                 .collect();
-            Ok((items, out.next_marker().map(str::to_string)))
+            Ok((items, token(out.next_marker())))
         })
         .await
     }
@@ -818,31 +785,5 @@ mod tests {
         let ten = rule(&Rule::builder().priority("10").is_default(false).build());
         assert!(!ten.is_default);
         assert_eq!(ten.fields.to_value()["priority"], json!(10));
-    }
-
-    #[tokio::test]
-    async fn pagination_refuses_a_repeating_marker() {
-        let err = paginate("DescribeRules", |_marker| async {
-            Ok((vec![1], Some("same".to_string())))
-        })
-        .await
-        .unwrap_err();
-        assert!(err.message.contains("same page marker"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn pagination_follows_markers_to_the_end() {
-        let pages = std::sync::Mutex::new(vec![
-            (vec![3], None),
-            (vec![2], Some("b")),
-            (vec![1], Some("a")),
-        ]);
-        let items: Vec<i32> = paginate("DescribeTargetGroups", |_marker| {
-            let (items, next) = pages.lock().unwrap().pop().unwrap();
-            async move { Ok((items, next.map(str::to_string))) }
-        })
-        .await
-        .unwrap();
-        assert_eq!(items, vec![1, 2, 3]);
     }
 }

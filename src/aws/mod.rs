@@ -8,7 +8,7 @@ pub mod autoscaling;
 pub mod dynamodb;
 pub mod elb;
 pub mod gate;
-pub mod interceptor;
+pub mod pages;
 pub mod s3;
 pub mod sts;
 
@@ -27,6 +27,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::runtime::budget::{Bucket, BudgetKey, Budgets, Tier};
 use crate::runtime::config::{AwsConfig, TargetConfig};
+use crate::runtime::telemetry;
 
 /// What went wrong with one AWS call, in a small fixed set (for metric labels and decisions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +156,22 @@ const ACCESS_DENIED_CODES: &[&str] = &[
     "ExpiredTokenException",
 ];
 
-/// Classifies an SDK error by its code and kind.
+/// Classifies a failed attempt: [`class_of`], and a bare HTTP 429 is a throttle too.
+fn attempt_class<E>(err: &SdkError<E, HttpResponse>) -> ErrorClass
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let too_many = err
+        .raw_response()
+        .is_some_and(|response| response.status().as_u16() == 429);
+    if too_many {
+        ErrorClass::Throttled
+    } else {
+        class_of(err)
+    }
+}
+
+/// Classifies an SDK error by its code and kind: the one classifier of the edge.
 fn class_of<E, R>(err: &SdkError<E, R>) -> ErrorClass
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -298,6 +314,8 @@ fn app_name() -> AppName {
 /// error classification, and call counting.
 #[derive(Debug, Clone)]
 pub struct Api {
+    /// The target whose requests these are, for the request metrics.
+    target: Arc<str>,
     service: &'static str,
     bucket: Option<Arc<Bucket>>,
     max_attempts: u32,
@@ -321,8 +339,14 @@ pub fn tier_of(service: &str, operation: &str) -> Tier {
 }
 
 impl Api {
-    pub fn new(service: &'static str, bucket: Option<Arc<Bucket>>, max_attempts: u32) -> Self {
+    pub fn new(
+        target: &str,
+        service: &'static str,
+        bucket: Option<Arc<Bucket>>,
+        max_attempts: u32,
+    ) -> Self {
         Api {
+            target: Arc::from(target),
             service,
             bucket,
             max_attempts: max_attempts.max(1),
@@ -398,10 +422,24 @@ impl Api {
                 return Err(SdkError::construction_failure(crate::aws::gate::NotLeader));
             }
             self.counter.record(operation, again || attempt > 1);
-            match make().await {
+            let sent = std::time::Instant::now();
+            let answer = make().await;
+            let class = answer.as_ref().err().map(attempt_class);
+            telemetry::aws_request(
+                &self.target,
+                self.service,
+                operation,
+                match class {
+                    None => "ok",
+                    Some(ErrorClass::Throttled) => "throttled",
+                    Some(_) => "error",
+                },
+                sent.elapsed(),
+            );
+            match answer {
                 Ok(value) => return Ok(value),
                 Err(err) => {
-                    let class = class_of(&err);
+                    let class = attempt_class(&err);
                     if class == ErrorClass::Throttled
                         && let Some(bucket) = &self.bucket
                     {
@@ -526,14 +564,14 @@ impl Clients {
     pub async fn connect(target: &TargetConfig, aws: &AwsConfig, budgets: &Budgets) -> Clients {
         let config = sdk_config(target, aws).await;
         let api = |service, bucket| {
-            let mut api = Api::new(service, bucket, aws.max_attempts);
+            let mut api = Api::new(&target.name, service, bucket, aws.max_attempts);
             api.set_presence_patience(aws.operation_timeout);
             api
         };
         let identity = api("sts", None);
         let budget = budgets
             .key(target.role_arn.as_deref(), &target.region, || {
-                sts::caller_account(&config, &target.name, &identity)
+                sts::caller_account(&config, &identity)
             })
             .await;
         let elb_bucket = budgets.bucket(
@@ -551,20 +589,11 @@ impl Clients {
         Clients {
             elb: elb::Elb::new(
                 &config,
-                &target.name,
                 api("elasticloadbalancing", Some(elb_bucket.clone())),
             ),
-            dynamodb: dynamodb::Dynamo::new(
-                &config,
-                &target.name,
-                api("dynamodb", Some(dynamodb_bucket)),
-            ),
-            autoscaling: autoscaling::AutoScaling::new(
-                &config,
-                &target.name,
-                api("autoscaling", None),
-            ),
-            s3: s3::S3::new(&config, &target.name, api("s3", None)),
+            dynamodb: dynamodb::Dynamo::new(&config, api("dynamodb", Some(dynamodb_bucket))),
+            autoscaling: autoscaling::AutoScaling::new(&config, api("autoscaling", None)),
+            s3: s3::S3::new(&config, api("s3", None)),
             budget,
             elb_bucket,
         }
@@ -599,7 +628,7 @@ mod tests {
     #[test]
     fn a_client_without_budget_takes_no_token_and_is_counted_with_its_source() {
         let bucket = Bucket::new(1.0, 1.0);
-        let api = Api::new("dynamodb", Some(bucket), 3);
+        let api = Api::new("a", "dynamodb", Some(bucket), 3);
         let lease = api.without_budget();
         assert!(lease.bucket.is_none());
         assert!(api.bucket.is_some());

@@ -3,7 +3,7 @@
 use aws_sdk_s3 as s3;
 use aws_smithy_types::byte_stream::ByteStream;
 
-use super::interceptor::MetricsInterceptor;
+use super::pages::{all_pages, token};
 use super::{Api, AwsError};
 
 const SERVICE: &str = "s3";
@@ -23,12 +23,11 @@ impl S3 {
         self.api.set_gate(gate);
     }
 
-    pub fn new(config: &aws_config::SdkConfig, target: &str, api: Api) -> Self {
+    pub fn new(config: &aws_config::SdkConfig, api: Api) -> Self {
         let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
         let config = s3::config::Builder::from(config)
             .force_path_style(path_style)
-            .interceptor(MetricsInterceptor::new(target, SERVICE))
             .build();
         S3 {
             client: s3::Client::from_conf(config),
@@ -71,36 +70,44 @@ impl S3 {
             })
     }
 
-    /// Every key under `prefix` with its size, all pages.
+    /// Every key under `prefix` with its size, all pages; an error, never a partial list (the
+    /// list drives the pruning of snapshots).
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, AwsError> {
-        let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        const OP: &str = "ListObjectsV2";
+        all_pages(SERVICE, OP, |continuation: Option<String>| async move {
             let out = self
                 .api
-                .call("ListObjectsV2", || {
+                .call(OP, || {
                     self.client
                         .list_objects_v2()
                         .bucket(bucket)
                         .prefix(prefix)
-                        .set_continuation_token(token.clone())
+                        .set_continuation_token(continuation.clone())
                         .send()
                 })
                 .await?;
-            for object in out.contents() {
-                if let Some(key) = object.key() {
-                    keys.push((key.to_string(), object.size().unwrap_or(0).max(0) as u64));
-                }
+            let keys = out
+                .contents()
+                .iter()
+                .filter_map(|object| {
+                    let size = object.size().unwrap_or(0).max(0) as u64;
+                    object.key().map(|key| (key.to_string(), size))
+                })
+                .collect();
+            let next = token(out.next_continuation_token());
+            match (out.is_truncated() == Some(true), next) {
+                (true, None) => Err(AwsError::unexpected(
+                    SERVICE,
+                    OP,
+                    format!(
+                        "s3://{bucket}/{prefix}: the list is truncated but names no continuation token: not a whole list"
+                    ),
+                )),
+                (true, next) => Ok((keys, next)),
+                (false, _) => Ok((keys, None)),
             }
-            match out.next_continuation_token() {
-                Some(next)
-                    if out.is_truncated() == Some(true) && Some(next) != token.as_deref() =>
-                {
-                    token = Some(next.to_string())
-                }
-                _ => return Ok(keys),
-            }
-        }
+        })
+        .await
     }
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), AwsError> {

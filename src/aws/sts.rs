@@ -3,7 +3,6 @@
 
 use aws_sdk_sts as sts;
 
-use super::interceptor::MetricsInterceptor;
 use super::{Api, AwsError};
 
 const SERVICE: &str = "sts";
@@ -11,14 +10,8 @@ const OPERATION: &str = "GetCallerIdentity";
 
 /// The account ID of the credentials of `config`, by `GetCallerIdentity` (a call every identity
 /// may make: it needs no IAM permission).
-pub async fn caller_account(
-    config: &aws_config::SdkConfig,
-    target: &str,
-    api: &Api,
-) -> Result<String, AwsError> {
-    let config = sts::config::Builder::from(config)
-        .interceptor(MetricsInterceptor::new(target, SERVICE))
-        .build();
+pub async fn caller_account(config: &aws_config::SdkConfig, api: &Api) -> Result<String, AwsError> {
+    let config = sts::config::Builder::from(config).build();
     let client = sts::Client::from_conf(config);
     let out = api
         .call(OPERATION, || client.get_caller_identity().send())
