@@ -16,8 +16,6 @@ use crate::model::node::{self, Node};
 pub const PAGE_SIZE: i32 = 400;
 /// The most resources one `DescribeTags` call accepts.
 pub const TAGS_PER_CALL: usize = 20;
-/// A guard against an API that keeps answering with a next page.
-
 const SERVICE: &str = "elasticloadbalancing";
 
 /// The load-balancer and target-group attribute keys ELBv2 documents, sorted: held as static
