@@ -326,6 +326,15 @@ struct TargetLoop {
     started: Instant,
 }
 
+/// The high-water mark as a loop knows it: not read from the control table yet, or read (and
+/// kept up to date since), possibly absent.
+#[derive(Debug, Default)]
+enum KnownMark {
+    #[default]
+    Unread,
+    Read(Option<HighWater>),
+}
+
 /// What one target's loop carries from cycle to cycle.
 #[derive(Default)]
 struct LoopState {
@@ -334,7 +343,7 @@ struct LoopState {
     records: RecordCache,
     series: DriftSeries,
     /// The high-water mark, once read from the control table.
-    high_water: Option<Option<HighWater>>,
+    high_water: KnownMark,
     protection_checked: Option<Instant>,
     warned_no_control_table: bool,
     /// The content hash of the last snapshot, once read from the store.
@@ -521,13 +530,13 @@ impl TargetLoop {
             // The mark is read before the scope is applied, so the first cycle after a restart
             // keeps the load balancers in scope only through records lost since.
             if presence.complete
-                && high_water.is_none()
+                && matches!(high_water, KnownMark::Unread)
                 && let Ok(Loaded::Item(_)) = &loaded
                 && let Ok(mark) = store.load_high_water().await
             {
-                *high_water = Some(mark);
+                *high_water = KnownMark::Read(mark);
             }
-            if let Some(Some(mark)) = high_water.as_ref() {
+            if let KnownMark::Read(Some(mark)) = &*high_water {
                 keep.extend(mark.names.iter().cloned());
             }
             presence.apply_scope(
@@ -699,13 +708,15 @@ impl TargetLoop {
         &self,
         presence: &crate::app::cycle::PresencePhase,
         control: &mut ControlItem,
-        high_water: &mut Option<Option<HighWater>>,
+        high_water: &mut KnownMark,
     ) -> Result<(), crate::aws::AwsError> {
         let store = self.store();
-        if high_water.is_none() {
-            *high_water = Some(store.load_high_water().await?);
+        if let KnownMark::Unread = high_water {
+            *high_water = KnownMark::Read(store.load_high_water().await?);
         }
-        let mark = high_water.as_mut().expect("loaded above");
+        let KnownMark::Read(mark) = high_water else {
+            unreachable!("read above")
+        };
         let enforcer = Enforcer {
             target: &self.target.name,
             config: &self.config.guard,
