@@ -402,6 +402,60 @@ fn key_of(object: &[(Name, Node)], key: Key, path: &Path<'_>) -> Result<String, 
     }
 }
 
+/// The order sets and weighted groups are compared and shown in.
+pub fn canonical_order(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::String(a), Value::String(b)) => a.cmp(b),
+        _ => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+/// Puts an action into its comparable form: a forward to one group with weight 1 and no
+/// stickiness becomes the `target_group` shorthand, and weighted groups are sorted by name.
+pub fn normalize_action(action: &Value) -> Value {
+    let Some(map) = action.as_object() else {
+        return action.clone();
+    };
+    let mut map = map.clone();
+    if let Some(Value::Object(forward)) = map.get_mut("forward_config") {
+        if let Some(Value::Array(groups)) = forward.get_mut("target_groups") {
+            groups.sort_by(|a, b| canonical_order(&a["target_group"], &b["target_group"]));
+        }
+        if let Some(name) = single_plain_forward(forward) {
+            let shorthand_agrees = map
+                .get("target_group")
+                .is_none_or(|existing| existing.is_null() || existing == &name);
+            if shorthand_agrees {
+                map.remove("forward_config");
+                map.insert("target_group".into(), name);
+            }
+        }
+    }
+    if map.get("forward_config").is_some() && map.get("target_group").is_some_and(Value::is_null) {
+        map.remove("target_group");
+    }
+    Value::Object(map)
+}
+
+/// The target group of a forward config that means no more than the `target_group` shorthand.
+fn single_plain_forward(forward: &Map<String, Value>) -> Option<Value> {
+    let groups = forward.get("target_groups")?.as_array()?;
+    let [group] = groups.as_slice() else {
+        return None;
+    };
+    let weight_is_one = match group.get("weight") {
+        None | Some(Value::Null) => true,
+        Some(weight) => weight.as_f64() == Some(1.0),
+    };
+    let sticky = forward
+        .get("target_group_stickiness_config")
+        .and_then(|config| config.get("enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let name = group.get("target_group")?;
+    (weight_is_one && !sticky && name.is_string()).then(|| name.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,58 +592,4 @@ mod tests {
         assert_eq!(digests(&presence), digests(&rebuilt));
         assert_eq!(presence.fields().len(), 3);
     }
-}
-
-/// The order sets and weighted groups are compared and shown in.
-pub fn canonical_order(a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
-        (Value::String(a), Value::String(b)) => a.cmp(b),
-        _ => a.to_string().cmp(&b.to_string()),
-    }
-}
-
-/// Puts an action into its comparable form: a forward to one group with weight 1 and no
-/// stickiness becomes the `target_group` shorthand, and weighted groups are sorted by name.
-pub fn normalize_action(action: &Value) -> Value {
-    let Some(map) = action.as_object() else {
-        return action.clone();
-    };
-    let mut map = map.clone();
-    if let Some(Value::Object(forward)) = map.get_mut("forward_config") {
-        if let Some(Value::Array(groups)) = forward.get_mut("target_groups") {
-            groups.sort_by(|a, b| canonical_order(&a["target_group"], &b["target_group"]));
-        }
-        if let Some(name) = single_plain_forward(forward) {
-            let shorthand_agrees = map
-                .get("target_group")
-                .is_none_or(|existing| existing.is_null() || existing == &name);
-            if shorthand_agrees {
-                map.remove("forward_config");
-                map.insert("target_group".into(), name);
-            }
-        }
-    }
-    if map.get("forward_config").is_some() && map.get("target_group").is_some_and(Value::is_null) {
-        map.remove("target_group");
-    }
-    Value::Object(map)
-}
-
-/// The target group of a forward config that means no more than the `target_group` shorthand.
-fn single_plain_forward(forward: &Map<String, Value>) -> Option<Value> {
-    let groups = forward.get("target_groups")?.as_array()?;
-    let [group] = groups.as_slice() else {
-        return None;
-    };
-    let weight_is_one = match group.get("weight") {
-        None | Some(Value::Null) => true,
-        Some(weight) => weight.as_f64() == Some(1.0),
-    };
-    let sticky = forward
-        .get("target_group_stickiness_config")
-        .and_then(|config| config.get("enabled"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let name = group.get("target_group")?;
-    (weight_is_one && !sticky && name.is_string()).then(|| name.clone())
 }
