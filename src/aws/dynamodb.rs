@@ -454,6 +454,31 @@ impl Dynamo {
                 AwsError::unexpected(SERVICE, OP, format!("table {table}: {message}"))
             })
     }
+
+    /// Deletes one item by its string partition key, only if `condition` holds (a failed
+    /// condition is an error whose [`AwsError::is_condition_failed`] is true). Only the lease
+    /// table's replica items are ever deleted (docs/leader-election.md#sharing).
+    pub async fn delete(
+        &self,
+        table: &str,
+        key_name: &str,
+        key: &str,
+        condition: &Condition,
+    ) -> Result<(), AwsError> {
+        self.api
+            .call("DeleteItem", || {
+                self.client
+                    .delete_item()
+                    .table_name(table)
+                    .key(key_name, AttributeValue::S(key.to_string()))
+                    .condition_expression(&condition.expression)
+                    .set_expression_attribute_names(condition.sdk_names())
+                    .set_expression_attribute_values(condition.sdk_values())
+                    .send()
+            })
+            .await
+            .map(|_| ())
+    }
 }
 
 /// A condition on a write: an expression with its attribute names and values.
