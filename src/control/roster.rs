@@ -354,7 +354,7 @@ impl Roster {
     /// Hands over one lease whose target is between cycles, if any.
     async fn hand_over(&self, leases: &[Arc<Lease>]) {
         let held: BTreeSet<String> = self.state().held.clone();
-        // The lease claimed last goes first: its target's loop has the least warm state.
+        // From the last target of the config backwards, skipping any in the middle of a cycle.
         for lease in leases
             .iter()
             .rev()

@@ -98,17 +98,18 @@ class Watch:
 
     def run(self):
         while not self.stop.is_set():
+            replicas = list(self.replicas)  # a test may start more meanwhile
             polls = []  # (replica index, {target: value} or None), in time order
             for _ in range(2):
-                for i, replica in enumerate(self.replicas):
+                for i, replica in enumerate(replicas):
                     polls.append((i, replica.leading()))
-            self.check(polls)
-            self.latest = {i: state for i, state in polls[len(self.replicas):]}
+            self.check(replicas, polls)
+            self.latest = {i: state for i, state in polls[len(replicas):]}
             self.rounds += 1
             time.sleep(0.05)
 
-    def check(self, polls):
-        n = len(self.replicas)
+    def check(self, replicas, polls):
+        n = len(replicas)
         for x in range(n):
             first, second = polls[x][1], polls[x + n][1]
             if not first or not second:
@@ -119,7 +120,7 @@ class Watch:
                     continue
                 for target in TARGETS:
                     if first.get(target) == 1 and second.get(target) == 1 and between.get(target) == 1:
-                        self.overlaps.append((target, self.replicas[x].name, self.replicas[y].name))
+                        self.overlaps.append((target, replicas[x].name, replicas[y].name))
 
     def counts(self, alive):
         """Leases each replica in `alive` reports holding, by the latest complete round."""
@@ -211,3 +212,29 @@ def test_three_replicas_share_six_targets_and_two_share_them_after_a_kill(shared
         watch.close()
     assert not watch.overlaps, f"two replicas reported leading the same target: {watch.overlaps[:5]}"
     assert watch.rounds > 20
+
+
+def test_replicas_started_later_get_their_share_by_hand_overs(shared, lbrecon):
+    fleet, group = shared
+    group.append(Replica(lbrecon, "replica-0"))
+    group[0].daemon.wait_ready()
+    watch = Watch(group)
+    try:
+        wait_for(lambda: watch.counts(group) == [6], timeout=60, interval=0.2,
+                 what=f"the first replica to hold every lease (last seen {watch.counts(group)})")
+        started = time.monotonic()
+        for i in (1, 2):
+            group.append(Replica(lbrecon, f"replica-{i}"))
+        wait_for(lambda: watch.counts(group) == [2, 2, 2], timeout=90, interval=0.2,
+                 what=f"two leases each (last seen {watch.counts(group)})")
+        took = time.monotonic() - started
+        print(f"the first replica handed four leases over in {took:.1f}s")
+        rounds = watch.rounds
+        wait_for(lambda: watch.rounds >= rounds + 10, timeout=60, what="more rounds")
+        assert watch.counts(group) == [2, 2, 2]
+        # The first replica handed four over, one at a time; the others none.
+        assert group[0].daemon.output().count("handed the lease over") >= 4
+        assert all("handed the lease over" not in r.daemon.output() for r in group[1:])
+    finally:
+        watch.close()
+    assert not watch.overlaps, f"two replicas reported leading the same target: {watch.overlaps[:5]}"
