@@ -157,7 +157,11 @@ pub async fn run(
     let mut rosters: HashMap<crate::runtime::budget::BudgetKey, RosterGroup> = HashMap::new();
     if let Some(election) = &config.leader_election {
         for (_, clients) in &runtimes {
-            let targets = budgets.iter().filter(|key| **key == clients.budget).count();
+            let targets = runtimes
+                .iter()
+                .filter(|(_, other)| other.budget == clients.budget)
+                .map(|(target, _)| target.name.clone())
+                .collect();
             rosters
                 .entry(clients.budget.clone())
                 .or_insert_with(|| RosterGroup {

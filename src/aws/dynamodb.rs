@@ -61,6 +61,16 @@ impl Dynamo {
     pub async fn scan<T>(
         &self,
         table: &str,
+        each: impl FnMut(Item) -> T,
+    ) -> Result<Vec<T>, AwsError> {
+        self.scan_table("state table", table, each).await
+    }
+
+    /// [`Dynamo::scan`] of a table playing role `role` (as errors name it: "lease table").
+    pub async fn scan_table<T>(
+        &self,
+        role: &str,
+        table: &str,
         mut each: impl FnMut(Item) -> T,
     ) -> Result<Vec<T>, AwsError> {
         const OP: &str = "Scan";
@@ -68,7 +78,7 @@ impl Dynamo {
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         // The error names the table it was for (docs/architecture.md#commands).
         let for_table = |mut err: AwsError| {
-            err.message = format!("{} (for state table {table})", err.message);
+            err.message = format!("{} (for {role} {table})", err.message);
             err
         };
         loop {

@@ -77,8 +77,16 @@ pub struct View {
 }
 
 impl View {
-    /// Takes in one read of the table at `now`. `me`: this replica's owner name.
-    pub fn update(&mut self, entries: &[Entry], me: &str, now: Instant, lease: Duration) {
+    /// Takes in one read of the table at `now`. `me`: this replica's owner name; `targets`:
+    /// the targets shared (leases of others in the table are not counted).
+    pub fn update(
+        &mut self,
+        entries: &[Entry],
+        me: &str,
+        targets: &BTreeSet<String>,
+        now: Instant,
+        lease: Duration,
+    ) {
         let mut seen = HashMap::new();
         for entry in entries {
             let since = match self.seen.get(&entry.key) {
@@ -103,7 +111,7 @@ impl View {
         self.live = live;
         self.holders = entries
             .iter()
-            .filter(|entry| !entry.released && !entry.is_replica())
+            .filter(|entry| !entry.released && targets.contains(&entry.key))
             .map(|entry| (entry.key.clone(), entry.owner.clone()))
             .collect();
         self.forgotten = entries
@@ -163,20 +171,21 @@ pub struct Roster {
     table: String,
     owner: String,
     duration: Duration,
-    targets: usize,
+    /// The targets whose leases live in the table.
+    targets: BTreeSet<String>,
     state: Mutex<State>,
     ready: watch::Sender<bool>,
 }
 
 impl Roster {
-    /// `dynamodb` must not be behind any target's gate. `targets`: how many targets keep their
+    /// `dynamodb` must not be behind any target's gate. `targets`: the targets that keep their
     /// lease in `table`.
     pub fn new(
         dynamodb: Dynamo,
         table: &str,
         owner: &str,
         duration: Duration,
-        targets: usize,
+        targets: BTreeSet<String>,
     ) -> Arc<Self> {
         let (ready, _) = watch::channel(false);
         Arc::new(Roster {
@@ -198,7 +207,7 @@ impl Roster {
 
     fn standing(&self, state: &State) -> Standing {
         Standing {
-            targets: self.targets,
+            targets: self.targets.len(),
             mine: state.held.len() + state.claiming.len(),
             others: state.view.others(),
         }
@@ -291,7 +300,7 @@ impl Roster {
     async fn look(&self) -> Result<(), AwsError> {
         let entries: Vec<Entry> = self
             .dynamodb
-            .scan(&self.table, |item| Entry::from_item(&item))
+            .scan_table("lease table", &self.table, |item| Entry::from_item(&item))
             .await?
             .into_iter()
             .flatten()
@@ -300,11 +309,13 @@ impl Roster {
         let forgotten = {
             let mut state = self.state();
             let live_before = state.view.live();
-            state.view.update(&entries, &self.owner, now, self.duration);
+            state
+                .view
+                .update(&entries, &self.owner, &self.targets, now, self.duration);
             state.read = true;
             let live = state.view.live();
             if live != live_before {
-                tracing::info!(table = %self.table, live, share = share::share(self.targets, live), "live replicas changed");
+                tracing::info!(table = %self.table, live, share = share::share(self.targets.len(), live), "live replicas changed");
             }
             let view = &state.view;
             // A hand-over ends once another live replica holds the lease, or after a lease.
@@ -446,6 +457,10 @@ mod tests {
         }
     }
 
+    fn targets() -> BTreeSet<String> {
+        ["t1", "t2", "t3", "t4"].map(String::from).into()
+    }
+
     fn replica(owner: &str, version: &str) -> Entry {
         Entry {
             key: format!("{REPLICA_PREFIX}{owner}"),
@@ -473,6 +488,7 @@ mod tests {
                 },
             ],
             "me",
+            &targets(),
             now,
             LEASE,
         );
@@ -483,20 +499,39 @@ mod tests {
     }
 
     #[test]
+    fn only_the_leases_of_the_targets_shared_are_counted() {
+        let mut view = View::default();
+        view.update(
+            &[
+                replica("b", "1"),
+                lease("t1", "b", "1"),
+                lease("elsewhere", "b", "1"),
+            ],
+            "me",
+            &targets(),
+            Instant::now(),
+            LEASE,
+        );
+        assert_eq!(view.others(), vec![1]);
+        assert_eq!(view.holder("elsewhere"), None);
+    }
+
+    #[test]
     fn a_replica_whose_items_stand_still_for_a_lease_is_gone() {
         let mut view = View::default();
         let start = Instant::now();
         let entries = [replica("b", "1"), lease("t1", "b", "1")];
-        view.update(&entries, "me", start, LEASE);
+        view.update(&entries, "me", &targets(), start, LEASE);
         assert_eq!(view.live(), 2);
         view.update(
             &entries,
             "me",
+            &targets(),
             start + LEASE - Duration::from_millis(1),
             LEASE,
         );
         assert_eq!(view.live(), 2);
-        view.update(&entries, "me", start + LEASE, LEASE);
+        view.update(&entries, "me", &targets(), start + LEASE, LEASE);
         assert_eq!(view.live(), 1);
         assert!(view.others().is_empty());
         // Its lease is still its own until taken.
@@ -514,6 +549,7 @@ mod tests {
                 lease("t2", "b", "1"),
             ],
             "me",
+            &targets(),
             start,
             LEASE,
         );
@@ -525,6 +561,7 @@ mod tests {
                 lease("t2", "b", "1"),
             ],
             "me",
+            &targets(),
             start + LEASE,
             LEASE,
         );
@@ -537,6 +574,7 @@ mod tests {
                 lease("t2", "b", "3"),
             ],
             "me",
+            &targets(),
             start + LEASE * 2,
             LEASE,
         );
@@ -549,9 +587,15 @@ mod tests {
         let mut view = View::default();
         let start = Instant::now();
         let entries = [replica("b", "1"), replica("me", "1")];
-        view.update(&entries, "me", start, LEASE);
+        view.update(&entries, "me", &targets(), start, LEASE);
         assert!(view.forgotten.is_empty());
-        view.update(&entries, "me", start + LEASE * FORGET_AFTER_LEASES, LEASE);
+        view.update(
+            &entries,
+            "me",
+            &targets(),
+            start + LEASE * FORGET_AFTER_LEASES,
+            LEASE,
+        );
         assert_eq!(
             view.forgotten,
             vec![(format!("{REPLICA_PREFIX}b"), "1".to_string())]
