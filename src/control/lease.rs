@@ -323,6 +323,13 @@ impl Lease {
                 Ok(seen) => {
                     let decision = claim(seen.as_ref(), observed, Instant::now(), self.duration);
                     let free = decision != Claim::Wait;
+                    if let (Claim::Over(_), Some(seen), Some(roster)) =
+                        (&decision, &seen, &self.roster)
+                        && !seen.released
+                    {
+                        // Its holder let it stand a whole lease: it renews nothing any more.
+                        roster.gone(&seen.owner);
+                    }
                     let result = match decision {
                         Claim::Wait => {
                             if let Some(roster) = &self.roster {

@@ -6,7 +6,8 @@
 //! *this* replica first saw an item's version, on its own monotonic clock, never by another
 //! host's clock. A replica is live while one of its items changed within the last lease, and
 //! none of its lease items stood unchanged for a whole lease (a live replica renews every lease
-//! it holds every third of a lease).
+//! it holds every third of a lease). A lease of this replica that finds its holder's item run
+//! out says so at once ([`Roster::gone`]), before the table's next read.
 //!
 //! From that view the roster tells each of this replica's leases whether to claim a free lease
 //! now ([`crate::reconcile::share::take`]), and hands one lease over at a time while this replica
@@ -74,6 +75,10 @@ pub struct View {
     live: BTreeSet<String>,
     /// Replica items that stood unchanged long enough to forget: key and version.
     forgotten: Vec<(String, String)>,
+    /// Owners of the items whose version this read saw first.
+    changed: BTreeSet<String>,
+    /// Owners of any item in the table.
+    present: BTreeSet<String>,
 }
 
 impl View {
@@ -96,6 +101,12 @@ impl View {
             seen.insert(entry.key.clone(), (entry.version.clone(), since));
         }
         self.seen = seen;
+        self.changed = entries
+            .iter()
+            .filter(|entry| self.seen[&entry.key].1 == now)
+            .map(|entry| entry.owner.clone())
+            .collect();
+        self.present = entries.iter().map(|entry| entry.owner.clone()).collect();
         let fresh = |entry: &Entry| now.duration_since(self.seen[&entry.key].1) < lease;
         let mut live = BTreeSet::new();
         let mut stale = BTreeSet::new();
@@ -126,8 +137,14 @@ impl View {
 
     /// Leases each other live replica holds.
     pub fn others(&self) -> Vec<usize> {
+        self.others_but(&BTreeSet::new())
+    }
+
+    /// Leases each other live replica holds, but those in `gone`.
+    pub fn others_but(&self, gone: &BTreeSet<String>) -> Vec<usize> {
         self.live
             .iter()
+            .filter(|owner| !gone.contains(*owner))
             .map(|owner| {
                 self.holders
                     .values()
@@ -161,6 +178,9 @@ struct State {
     free_since: HashMap<String, Instant>,
     /// The lease handed over last, and when, until another replica holds it.
     handing: Option<(String, Instant)>,
+    /// Replicas a lease of which stood unchanged for a whole lease, as this replica's leases
+    /// found before the table's next read: not counted as live until an item of theirs changes.
+    gone: BTreeSet<String>,
 }
 
 /// The replicas of one lease table, as this replica sees them; shared by the leases of the
@@ -209,7 +229,14 @@ impl Roster {
         Standing {
             targets: self.targets.len(),
             mine: state.held.len() + state.claiming.len(),
-            others: state.view.others(),
+            others: state.view.others_but(&state.gone),
+        }
+    }
+
+    /// `owner` let a lease stand unchanged for a whole lease: it is gone.
+    pub fn gone(&self, owner: &str) {
+        if owner != self.owner {
+            self.state().gone.insert(owner.to_string());
         }
     }
 
@@ -313,6 +340,8 @@ impl Roster {
                 .view
                 .update(&entries, &self.owner, &self.targets, now, self.duration);
             state.read = true;
+            let State { view, gone, .. } = &mut *state;
+            gone.retain(|owner| view.present.contains(owner) && !view.changed.contains(owner));
             let live = state.view.live();
             if live != live_before {
                 tracing::info!(table = %self.table, live, share = share::share(self.targets.len(), live), "live replicas changed");
@@ -580,6 +609,39 @@ mod tests {
         );
         assert_eq!(view.live(), 2);
         assert_eq!(view.others(), vec![2]);
+    }
+
+    #[test]
+    fn a_replica_found_gone_by_a_lease_stays_gone_until_an_item_of_it_changes() {
+        let mut view = View::default();
+        let start = Instant::now();
+        let gone: BTreeSet<String> = ["b".to_string()].into();
+        view.update(
+            &[replica("b", "1"), lease("t1", "b", "1"), replica("c", "1")],
+            "me",
+            &targets(),
+            start,
+            LEASE,
+        );
+        assert_eq!(view.others(), vec![1, 0]);
+        assert_eq!(view.others_but(&gone), vec![0]);
+        // Nothing of it changed since: still gone. Its replica item changed: back.
+        view.update(
+            &[replica("b", "1"), lease("t1", "b", "1"), replica("c", "2")],
+            "me",
+            &targets(),
+            start + LEASE / 2,
+            LEASE,
+        );
+        assert!(!view.changed.contains("b"));
+        view.update(
+            &[replica("b", "2"), lease("t1", "b", "1"), replica("c", "2")],
+            "me",
+            &targets(),
+            start + LEASE / 2 + LEASE / 6,
+            LEASE,
+        );
+        assert!(view.changed.contains("b"));
     }
 
     #[test]
