@@ -168,8 +168,8 @@ impl View {
 #[derive(Debug, Default)]
 struct State {
     view: View,
-    /// Whether the table has been read at all (successfully).
-    read: bool,
+    /// When the table was last read successfully.
+    read_at: Option<Instant>,
     /// Targets whose lease this replica holds.
     held: BTreeSet<String>,
     /// Targets this replica is claiming right now.
@@ -233,6 +233,11 @@ impl Roster {
         }
     }
 
+    /// Whether the view is recent enough to go by: read within the last lease.
+    fn fresh(&self, state: &State) -> bool {
+        state.read_at.is_some_and(|at| at.elapsed() < self.duration)
+    }
+
     /// `owner` let a lease stand unchanged for a whole lease: it is gone.
     pub fn gone(&self, owner: &str) {
         if owner != self.owner {
@@ -251,8 +256,8 @@ impl Roster {
     pub fn may_claim(&self, target: &str) -> bool {
         let now = Instant::now();
         let mut state = self.state();
-        if !state.read {
-            // No view of the others (the table could not be read): the lease decides alone.
+        if !self.fresh(&state) {
+            // No recent view of the others (the table cannot be read): the lease decides alone.
             state.claiming.insert(target.to_string());
             return true;
         }
@@ -339,7 +344,7 @@ impl Roster {
             state
                 .view
                 .update(&entries, &self.owner, &self.targets, now, self.duration);
-            state.read = true;
+            state.read_at = Some(now);
             let State { view, gone, .. } = &mut *state;
             gone.retain(|owner| view.present.contains(owner) && !view.changed.contains(owner));
             let live = state.view.live();
@@ -384,7 +389,7 @@ impl Roster {
     /// Whether to hand a lease over now; on `true` a hand-over counts as under way.
     fn should_hand_over(&self) -> bool {
         let state = self.state();
-        if !state.read {
+        if !self.fresh(&state) {
             return false;
         }
         let busy = state.handing.is_some() || !state.claiming.is_empty();
