@@ -9,12 +9,14 @@
 //! main.rs     parses arguments, prints, chooses exit codes
 //!   app/        reader, cycle, daemon, http, cli, commands/ (check, status, pause, resume,
 //!   |           init, snapshots, restore, adopt)
-//!   +-> control/    the control item, the lease, the pausers, carrying out guard steps
+//!   +-> control/    the control item, the lease, the roster, the pausers, carrying out guard
+//!   |               steps
 //!   +-> recovery/   snapshots (local or S3), restore and adopt planning and writes
 //!         +-> aws/        the AWS edge: the only place that sees SDK types; the lease's gate
 //!               +-> runtime/    configuration, the API budget, telemetry
 //!                     +-> reconcile/  pure: diff, ignore rules, scope, matching, report, the
-//!                     |               guard's decision, the resource policy's judgement
+//!                     |               guard's decision, the resource policy's judgement, the
+//!                     |               replicas' shares of the leases
 //!                     +-> model/      plain data: items, records, documents, live state, time
 //! ```
 //!
@@ -25,14 +27,16 @@
 //!   [`reconcile::ignore`] applies `[[ignore]]` rules, [`reconcile::scope`] decides which load
 //!   balancers a target owns, [`reconcile`] itself matches records with load balancers,
 //!   [`reconcile::report`] shapes the report and exit codes, [`reconcile::guard`] is the
-//!   guard's decision, [`reconcile::protection`] judges the state table's resource policy.
+//!   guard's decision, [`reconcile::protection`] judges the state table's resource policy,
+//!   [`reconcile::share`] decides a replica's share of the leases.
 //! - [`runtime`]: [`runtime::config`] (validated as a whole, exit 78 on any problem),
 //!   [`runtime::budget`] (the token buckets every AWS request waits on),
 //!   [`runtime::telemetry`] (metric names, one function per event).
 //! - [`aws`]: SDK clients, one pagination policy ([`aws::pages`]), one error classifier, and
 //!   [`aws::Api`], where every request waits on the budget and is counted and timed.
 //! - [`control`]: the control item workflows read before acting, [`control::lease`] (leader
-//!   election), [`control::pause`] (the pausers and how each is undone),
+//!   election), [`control::roster`] (the replicas sharing a lease table), [`control::pause`]
+//!   (the pausers and how each is undone),
 //!   [`control::enforce`] (carrying out the guard's steps, written ahead).
 //! - [`recovery`]: [`recovery::snapshot`] and [`recovery::restore`].
 //! - [`app`]: [`app::reader`] (one target's reads, bounded concurrency), [`app::cycle`] (one

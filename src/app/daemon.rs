@@ -177,6 +177,30 @@ pub async fn run(
         .iter()
         .map(|(_, clients)| clients.budget.clone())
         .collect();
+    // The targets whose leases share a lease table (one per account and region) are shared
+    // between the replicas there (docs/leader-election.md#sharing).
+    let mut rosters: HashMap<crate::runtime::budget::BudgetKey, RosterGroup> = HashMap::new();
+    if let Some(election) = &config.leader_election {
+        for (_, clients) in &runtimes {
+            let targets = runtimes
+                .iter()
+                .filter(|(_, other)| other.budget == clients.budget)
+                .map(|(target, _)| target.name.clone())
+                .collect();
+            rosters
+                .entry(clients.budget.clone())
+                .or_insert_with(|| RosterGroup {
+                    roster: crate::control::roster::Roster::new(
+                        clients.dynamodb.without_budget(),
+                        &election.table,
+                        &owner,
+                        election.lease,
+                        targets,
+                    ),
+                    leases: Vec::new(),
+                });
+        }
+    }
     for (target, mut clients) in runtimes {
         telemetry::target_started(&target.name, config.leader_election.is_some());
         // A throttled presence page is retried from its marker for most of the cycle's
@@ -192,6 +216,9 @@ pub async fn run(
             let own = clients.dynamodb.without_budget();
             let gate = Arc::new(crate::control::lease::Gate::default());
             clients.set_gate(&gate);
+            let group = rosters
+                .get_mut(&clients.budget)
+                .expect("a roster for every account and region");
             let lease = crate::control::lease::Lease::new(
                 own,
                 gate,
@@ -199,7 +226,9 @@ pub async fn run(
                 &target.name,
                 &owner,
                 election.lease,
+                Some(group.roster.clone()),
             );
+            group.leases.push(lease.clone());
             elections.push(tokio::spawn(lease.clone().run(stop_rx.clone(), done_rx)));
             lease
         });
@@ -219,6 +248,11 @@ pub async fn run(
             started,
         };
         loops.push(tokio::spawn(looper.run(stop_rx.clone())));
+    }
+    for (_, group) in rosters {
+        elections.push(tokio::spawn(
+            group.roster.run(group.leases, stop_rx.clone()),
+        ));
     }
 
     notify(&[sd_notify::NotifyState::Ready]);
@@ -305,6 +339,12 @@ fn spawn_watchdog(
     }))
 }
 
+/// The replicas of one lease table and this replica's leases there.
+struct RosterGroup {
+    roster: Arc<crate::control::roster::Roster>,
+    leases: Vec<Arc<crate::control::lease::Lease>>,
+}
+
 struct TargetLoop {
     /// With leader election, this replica's lease of the target.
     lease: Option<Arc<crate::control::lease::Lease>>,
@@ -381,8 +421,14 @@ impl TargetLoop {
                 _ = stop.wait_for(|stopped| *stopped) => break,
                 _ = tokio::time::sleep_until(next) => {}
             }
+            // Held through the cycle: the lease is handed over only between two cycles.
+            let between_cycles = match &self.lease {
+                Some(lease) => Some(lease.cycle().await),
+                None => None,
+            };
             if let (Some(lease), Some(leader)) = (&self.lease, leader.as_mut()) {
                 if !lease.acting() {
+                    drop(between_cycles);
                     // A standby: no AWS call but the lease's; wake when the lease changes hands.
                     acting = false;
                     self.status.standby(&self.target.name, true);

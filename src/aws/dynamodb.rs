@@ -64,12 +64,22 @@ impl Dynamo {
     pub async fn scan<T>(
         &self,
         table: &str,
+        each: impl FnMut(Item) -> T,
+    ) -> Result<Vec<T>, AwsError> {
+        self.scan_table("state table", table, each).await
+    }
+
+    /// [`Dynamo::scan`] of a table playing role `role` (as errors name it: "lease table").
+    pub async fn scan_table<T>(
+        &self,
+        role: &str,
+        table: &str,
         mut each: impl FnMut(Item) -> T,
     ) -> Result<Vec<T>, AwsError> {
         const OP: &str = "Scan";
         // The error names the table it was for (docs/architecture.md#commands).
         let for_table = |mut err: AwsError| {
-            err.message = format!("{} (for state table {table})", err.message);
+            err.message = format!("{} (for {role} {table})", err.message);
             err
         };
         let each = &mut each;
@@ -458,6 +468,31 @@ impl Dynamo {
             .map_err(|message| {
                 AwsError::unexpected(SERVICE, OP, format!("table {table}: {message}"))
             })
+    }
+
+    /// Deletes one item by its string partition key, only if `condition` holds (a failed
+    /// condition is an error whose [`AwsError::is_condition_failed`] is true). Only the lease
+    /// table's replica items are ever deleted (docs/leader-election.md#sharing).
+    pub async fn delete(
+        &self,
+        table: &str,
+        key_name: &str,
+        key: &str,
+        condition: &Condition,
+    ) -> Result<(), AwsError> {
+        self.api
+            .call("DeleteItem", || {
+                self.client
+                    .delete_item()
+                    .table_name(table)
+                    .key(key_name, AttributeValue::S(key.to_string()))
+                    .condition_expression(&condition.expression)
+                    .set_expression_attribute_names(condition.sdk_names())
+                    .set_expression_attribute_values(condition.sdk_values())
+                    .send()
+            })
+            .await
+            .map(|_| ())
     }
 }
 

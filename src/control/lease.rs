@@ -16,14 +16,19 @@
 //! write a pause even if it did not notice yet.
 //!
 //! On shutdown the holder marks the item released, and a rival claims it at its next read.
+//!
+//! With several targets the replicas share them ([`crate::control::roster`]): a free lease is
+//! claimed only when the roster agrees, and a replica above its share hands a lease over
+//! between two of its target's cycles, closing its fence before it releases the item.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{RwLock, RwLockReadGuard, watch};
+use tokio::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, watch};
 
 use crate::aws::AwsError;
 use crate::aws::dynamodb::{Condition, Dynamo, ItemCheck};
+use crate::control::roster::Roster;
 use crate::model::item::{AttrValue, Item};
 
 /// The lease table's partition key, as `lbrecon init` creates it.
@@ -119,6 +124,11 @@ pub struct Lease {
     holding: RwLock<Option<String>>,
     gate: Arc<Gate>,
     leader: watch::Sender<bool>,
+    /// The replicas sharing the lease table, when the targets are shared.
+    roster: Option<Arc<Roster>>,
+    /// Held by the target's loop through each cycle, by a hand-over while it gives the lease
+    /// up: a lease is handed over only between two cycles.
+    cycle: Mutex<()>,
 }
 
 /// Proof, while held, that this replica holds the lease: writes made under it are conditional
@@ -154,6 +164,7 @@ impl Lease {
         target: &str,
         owner: &str,
         duration: Duration,
+        roster: Option<Arc<Roster>>,
     ) -> Arc<Self> {
         let (leader, _) = watch::channel(false);
         Arc::new(Lease {
@@ -165,7 +176,19 @@ impl Lease {
             holding: RwLock::new(None),
             gate,
             leader,
+            roster,
+            cycle: Mutex::new(()),
         })
+    }
+
+    /// The target this lease is for.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Held by the target's loop through a cycle: no hand-over happens meanwhile.
+    pub async fn cycle(&self) -> MutexGuard<'_, ()> {
+        self.cycle.lock().await
     }
 
     /// This replica's name in the lease item.
@@ -297,21 +320,50 @@ impl Lease {
                 .map_err(|err| ("renew", err)),
             None => match self.read().await {
                 Err(err) => Err(("read", err)),
-                Ok(seen) => match claim(seen.as_ref(), observed, Instant::now(), self.duration) {
-                    Claim::Wait => Ok(()),
-                    Claim::Create => self
-                        .write(Condition {
-                            expression: "attribute_not_exists(#key)".into(),
-                            names: vec![("#key".into(), KEY_ATTRIBUTE.into())],
-                            values: vec![],
-                        })
-                        .await
-                        .map_err(|err| ("claim", err)),
-                    Claim::Over(version) => self
-                        .write(Self::version_is(&version))
-                        .await
-                        .map_err(|err| ("claim", err)),
-                },
+                Ok(seen) => {
+                    let decision = claim(seen.as_ref(), observed, Instant::now(), self.duration);
+                    let free = decision != Claim::Wait;
+                    if let (Claim::Over(_), Some(seen), Some(roster)) =
+                        (&decision, &seen, &self.roster)
+                        && !seen.released
+                    {
+                        // Its holder let it stand a whole lease: it renews nothing any more.
+                        roster.gone(&seen.owner);
+                    }
+                    let result = match decision {
+                        Claim::Wait => {
+                            if let Some(roster) = &self.roster {
+                                roster.taken(&self.target);
+                            }
+                            Ok(())
+                        }
+                        // Free: claimed only if the roster agrees (a replica at its share
+                        // leaves it to one below its share for a while).
+                        _ if self
+                            .roster
+                            .as_ref()
+                            .is_some_and(|roster| !roster.may_claim(&self.target)) =>
+                        {
+                            Ok(())
+                        }
+                        Claim::Create => self
+                            .write(Condition {
+                                expression: "attribute_not_exists(#key)".into(),
+                                names: vec![("#key".into(), KEY_ATTRIBUTE.into())],
+                                values: vec![],
+                            })
+                            .await
+                            .map_err(|err| ("claim", err)),
+                        Claim::Over(version) => self
+                            .write(Self::version_is(&version))
+                            .await
+                            .map_err(|err| ("claim", err)),
+                    };
+                    if free && let Some(roster) = &self.roster {
+                        roster.claimed(&self.target);
+                    }
+                    result
+                }
             },
         };
         let acting = self.acting();
@@ -336,7 +388,25 @@ impl Lease {
             tracing::warn!(target_name = %self.target, "the lease is no longer held: this replica stops acting");
         }
         self.set_leader(acting);
+        if let Some(roster) = &self.roster {
+            roster.holding(&self.target, self.holding.read().await.is_some());
+        }
         acting
+    }
+
+    /// Hands the lease over to another replica, if this replica holds it and the target's
+    /// loop is between cycles: the fence closes first, then the item is marked released for a
+    /// replica below its share to claim. Returns whether it did.
+    pub async fn hand_over(&self) -> bool {
+        let Ok(_between_cycles) = self.cycle.try_lock() else {
+            return false;
+        };
+        if self.holding.read().await.is_none() {
+            return false;
+        }
+        self.gate.set(None);
+        self.release().await;
+        true
     }
 
     /// Gives the lease up (on shutdown, after the loop has stopped acting), so a rival takes
@@ -347,6 +417,9 @@ impl Lease {
         let Some(held) = holding.take() else {
             return;
         };
+        if let Some(roster) = &self.roster {
+            roster.holding(&self.target, false);
+        }
         self.set_leader(false);
         let condition = Self::version_is(&held);
         match self
@@ -373,6 +446,14 @@ impl Lease {
     ) {
         let mut observed = None;
         let every = heartbeat(self.duration);
+        if let Some(roster) = &self.roster {
+            // The first claim waits for the first look at the other replicas.
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopped| *stopped) => {}
+                _ = roster.ready() => {}
+            }
+        }
         loop {
             let acting = self.round(&mut observed).await;
             let wait = if acting {
@@ -404,7 +485,7 @@ impl Lease {
 }
 
 /// A random version, new on every write.
-fn new_version() -> String {
+pub(crate) fn new_version() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 

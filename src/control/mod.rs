@@ -9,6 +9,7 @@
 pub mod enforce;
 pub mod lease;
 pub mod pause;
+pub mod roster;
 
 use std::collections::{BTreeMap, BTreeSet};
 

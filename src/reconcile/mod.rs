@@ -8,6 +8,7 @@ pub mod ignore;
 pub mod protection;
 pub mod report;
 pub mod scope;
+pub mod share;
 
 use std::borrow::Cow;
 

@@ -451,6 +451,13 @@ impl Config {
                 format!("{key}.name: {:?} is used by another target", target.name),
             );
             check(
+                !target.name.starts_with(REPLICA_ITEM_PREFIX),
+                format!(
+                    "{key}.name: {:?} starts with {REPLICA_ITEM_PREFIX:?}, which the lease table keeps for its replica items",
+                    target.name
+                ),
+            );
+            check(
                 !target.region.trim().is_empty(),
                 format!("{key}.region: must not be empty"),
             );
@@ -847,6 +854,10 @@ pub const AUTOSCALING_PROCESSES: &[&str] = &[
     "ScheduledActions",
 ];
 
+/// The key prefix of the lease table's replica items (docs/leader-election.md#sharing): no
+/// target may be named so.
+pub const REPLICA_ITEM_PREFIX: &str = "replica#";
+
 fn valid_table_name(name: &str) -> bool {
     (3..=255).contains(&name.len())
         && name
@@ -1083,6 +1094,13 @@ type = "email"
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a duration"), "{err}");
+    }
+
+    #[test]
+    fn a_target_may_not_take_the_name_of_a_replica_item() {
+        let text = MINIMAL.replace("name = \"prod-use1\"", "name = \"replica#x\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("targets[0].name"), "{err}");
     }
 
     #[test]

@@ -35,8 +35,11 @@ new_load_balancer_grace = "0s"
 type = "dynamodb_flag"
 """
 
-# What a standby may send: the start-up check of the state table, and the lease's own calls.
-STANDBY_OPERATIONS = {("dynamodb", "DescribeTable"), ("dynamodb", "GetItem"), ("dynamodb", "PutItem")}
+# What a standby may send: the start-up check of the state table, and the lease table's own
+# calls (its lease item, its replica item, and the read of the whole table that shares the
+# targets between replicas).
+STANDBY_OPERATIONS = {("dynamodb", "DescribeTable"), ("dynamodb", "GetItem"), ("dynamodb", "PutItem"),
+                      ("dynamodb", "Scan")}
 
 
 class Replica:
