@@ -31,8 +31,7 @@ use crate::aws::dynamodb::{Condition, Dynamo, ItemCheck};
 use crate::control::roster::Roster;
 use crate::model::item::{AttrValue, Item};
 
-/// The lease table's partition key, as `lbrecon init` creates it.
-pub const KEY_ATTRIBUTE: &str = "target";
+pub use crate::control::lease_table::{KEY_ATTRIBUTE, heartbeat, new_version, standby_poll};
 
 pub use crate::aws::gate::{Gate, NotLeader};
 
@@ -98,17 +97,6 @@ pub fn claim(
 /// How long before the lease ends the holder stops acting.
 pub fn safety_margin(lease: Duration) -> Duration {
     lease / 5
-}
-
-/// How often the holder renews and a rival reads.
-pub fn heartbeat(lease: Duration) -> Duration {
-    lease / 3
-}
-
-/// How often a replica without the lease reads it: often enough that a takeover comes at most
-/// a sixth of a lease after the lease ran out on this replica's clock.
-pub fn standby_poll(lease: Duration) -> Duration {
-    lease / 6
 }
 
 /// One target's lease, shared by its loop and its election task.
@@ -484,9 +472,14 @@ impl Lease {
     }
 }
 
-/// A random version, new on every write.
-pub(crate) fn new_version() -> String {
-    format!("{:032x}", rand::random::<u128>())
+impl crate::control::lease_table::HandOver for Lease {
+    fn target(&self) -> &str {
+        Lease::target(self)
+    }
+
+    fn hand_over(&self) -> impl std::future::Future<Output = bool> + Send {
+        Lease::hand_over(self)
+    }
 }
 
 /// This replica's name: host, process and a random part (a restarted process is a new owner).

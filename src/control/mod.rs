@@ -8,6 +8,7 @@
 
 pub mod enforce;
 pub mod lease;
+pub mod lease_table;
 pub mod pause;
 pub mod roster;
 

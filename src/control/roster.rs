@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::aws::AwsError;
 use crate::aws::dynamodb::{Condition, Dynamo};
-use crate::control::lease::{KEY_ATTRIBUTE, Lease, heartbeat, new_version, standby_poll};
+use crate::control::lease_table::{HandOver, KEY_ATTRIBUTE, heartbeat, new_version, standby_poll};
 use crate::model::item::{AttrValue, Item};
 use crate::reconcile::share::{self, Standing, Take};
 
@@ -397,7 +397,7 @@ impl Roster {
     }
 
     /// Hands over one lease whose target is between cycles, if any.
-    async fn hand_over(&self, leases: &[Arc<Lease>]) {
+    async fn hand_over<L: HandOver>(&self, leases: &[Arc<L>]) {
         let held: BTreeSet<String> = self.state().held.clone();
         // From the last target of the config backwards, skipping any in the middle of a cycle.
         for lease in leases
@@ -420,7 +420,11 @@ impl Roster {
 
     /// Writes this replica's item every heartbeat and reads the table every standby poll,
     /// handing a lease over when above the share, until `stop`; then deletes its item.
-    pub async fn run(self: Arc<Self>, leases: Vec<Arc<Lease>>, mut stop: watch::Receiver<bool>) {
+    pub async fn run<L: HandOver>(
+        self: Arc<Self>,
+        leases: Vec<Arc<L>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let poll = standby_poll(self.duration);
         let beat_every = heartbeat(self.duration);
         let mut last_beat: Option<Instant> = None;
