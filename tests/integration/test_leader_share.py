@@ -10,8 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from conftest import Daemon, free_port, parse_metrics
-from fleet import Fleet, add_web, clients, create_state_table, wait_for
+from lbrecon_harness.lbrecon import Daemon
+from lbrecon_harness.metrics import parse_metrics
+from lbrecon_harness.moto_server import free_port
+from lbrecon_harness.fleet import Fleet, add_web, clients, create_state_table, wait_for
 
 LEASE = 4.0
 INTERVAL = 2.0
