@@ -740,6 +740,96 @@ mod tests {
         ActionTypeEnum, ForwardActionConfig, PathPatternConditionConfig, TargetGroupTuple,
     };
 
+    /// The keys the schema gives the object field `name` of an action.
+    fn schema_keys(name: &str) -> Vec<&'static str> {
+        let shape = crate::model::schema::ACTION
+            .iter()
+            .find(|(field, _)| *field == name)
+            .map(|(_, shape)| shape)
+            .expect("an action field of the schema");
+        let crate::model::schema::Shape::Object(fields) = shape else {
+            panic!("{name} is an object in the schema");
+        };
+        let mut keys: Vec<&str> = fields.iter().map(|(key, _)| *key).collect();
+        keys.sort();
+        keys
+    }
+
+    fn mapped_keys(action: &Value, name: &str) -> Vec<String> {
+        let mut keys: Vec<String> = action[name]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} mapped: {action}"))
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn oidc_and_cognito_map_every_field_the_document_lists() {
+        use elbv2::types::{
+            AuthenticateCognitoActionConditionalBehaviorEnum, AuthenticateCognitoActionConfig,
+            AuthenticateOidcActionConditionalBehaviorEnum, AuthenticateOidcActionConfig,
+        };
+        let extra = std::collections::HashMap::from([("prompt".to_string(), "login".to_string())]);
+        let oidc = Action::builder()
+            .r#type(ActionTypeEnum::AuthenticateOidc)
+            .order(1)
+            .authenticate_oidc_config(
+                AuthenticateOidcActionConfig::builder()
+                    .issuer("https://idp")
+                    .authorization_endpoint("https://idp/authorize")
+                    .token_endpoint("https://idp/token")
+                    .user_info_endpoint("https://idp/userinfo")
+                    .client_id("client")
+                    .client_secret("secret")
+                    .session_cookie_name("cookie")
+                    .scope("openid")
+                    .session_timeout(3600)
+                    .set_authentication_request_extra_params(Some(extra.clone()))
+                    .on_unauthenticated_request(
+                        AuthenticateOidcActionConditionalBehaviorEnum::Authenticate,
+                    )
+                    .use_existing_client_secret(true)
+                    .build(),
+            )
+            .build();
+        let cognito = Action::builder()
+            .r#type(ActionTypeEnum::AuthenticateCognito)
+            .order(1)
+            .authenticate_cognito_config(
+                AuthenticateCognitoActionConfig::builder()
+                    .user_pool_arn("arn:aws:cognito-idp:us-east-1:123456789012:userpool/p")
+                    .user_pool_client_id("client")
+                    .user_pool_domain("domain")
+                    .session_cookie_name("cookie")
+                    .scope("openid")
+                    .session_timeout(3600)
+                    .set_authentication_request_extra_params(Some(extra))
+                    .on_unauthenticated_request(
+                        AuthenticateCognitoActionConditionalBehaviorEnum::Deny,
+                    )
+                    .build(),
+            )
+            .build();
+        // AWS never returns the client secret: every other field the document lists is mapped.
+        let mut oidc_fields = schema_keys("authenticate_oidc_config");
+        oidc_fields.retain(|key| *key != "client_secret");
+        assert_eq!(
+            mapped_keys(&action(&oidc), "authenticate_oidc_config"),
+            oidc_fields
+        );
+        assert_eq!(
+            mapped_keys(&action(&cognito), "authenticate_cognito_config"),
+            schema_keys("authenticate_cognito_config")
+        );
+        assert_eq!(
+            action(&oidc)["authenticate_oidc_config"]["on_unauthenticated_request"],
+            json!("authenticate")
+        );
+    }
+
     #[test]
     fn attribute_keys_are_sorted_for_the_binary_search() {
         assert!(ATTRIBUTE_KEYS.windows(2).all(|pair| pair[0] < pair[1]));
