@@ -529,7 +529,7 @@ impl TargetLoop {
         }
     }
 
-    fn store(&self) -> ControlStore<'_> {
+    fn control_store(&self) -> ControlStore<'_> {
         ControlStore {
             lease: self.lease.as_deref(),
             dynamodb: &self.reader.dynamodb,
@@ -544,7 +544,7 @@ impl TargetLoop {
         let started = Instant::now();
         let deadline = self.config.daemon.cycle_deadline;
         let cycle_start = tokio::time::Instant::now();
-        let store = self.store();
+        let store = self.control_store();
         let LoopState {
             cache,
             records,
@@ -756,7 +756,7 @@ impl TargetLoop {
         control: &mut ControlItem,
         high_water: &mut KnownMark,
     ) -> Result<(), crate::aws::AwsError> {
-        let store = self.store();
+        let store = self.control_store();
         if let KnownMark::Unread = high_water {
             *high_water = KnownMark::Read(store.load_high_water().await?);
         }

@@ -17,13 +17,13 @@ use crate::reconcile::report::{Report, TargetReport};
 /// What the loops share with the listener: liveness, readiness and the last reports.
 #[derive(Debug)]
 pub struct Status {
-    targets: Mutex<BTreeMap<String, TargetStatus>>,
+    targets: Mutex<BTreeMap<String, LoopHealth>>,
     /// A loop that made no progress for this long is hung.
     stall_after: Duration,
 }
 
 #[derive(Debug, Clone)]
-struct TargetStatus {
+struct LoopHealth {
     last_progress: Instant,
     complete_cycle_seen: bool,
     /// Another replica holds the target's lease; this one is warm and ready to take over.
@@ -43,7 +43,7 @@ impl Status {
                     .map(|name| {
                         (
                             name.to_string(),
-                            TargetStatus {
+                            LoopHealth {
                                 last_progress: now,
                                 complete_cycle_seen: false,
                                 standby: false,
@@ -58,7 +58,7 @@ impl Status {
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, TargetStatus>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, LoopHealth>) -> T) -> T {
         let mut guard = self
             .targets
             .lock()

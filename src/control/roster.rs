@@ -41,17 +41,17 @@ pub fn head_start(lease: Duration) -> Duration {
 
 /// One item of the lease table as the roster reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
+pub struct RosterItem {
     pub key: String,
     pub owner: String,
     pub version: String,
     pub released: bool,
 }
 
-impl Entry {
-    fn from_item(item: &Item) -> Option<Entry> {
+impl RosterItem {
+    fn from_item(item: &Item) -> Option<RosterItem> {
         let text = |key: &str| item.get(key).and_then(AttrValue::as_s).map(str::to_string);
-        Some(Entry {
+        Some(RosterItem {
             key: text(KEY_ATTRIBUTE)?,
             owner: text("owner").unwrap_or_default(),
             version: text("version").unwrap_or_default(),
@@ -86,7 +86,7 @@ impl View {
     /// the targets shared (leases of others in the table are not counted).
     pub fn update(
         &mut self,
-        entries: &[Entry],
+        entries: &[RosterItem],
         me: &str,
         targets: &BTreeSet<String>,
         now: Instant,
@@ -107,7 +107,7 @@ impl View {
             .map(|entry| entry.owner.clone())
             .collect();
         self.present = entries.iter().map(|entry| entry.owner.clone()).collect();
-        let fresh = |entry: &Entry| now.duration_since(self.seen[&entry.key].1) < lease;
+        let fresh = |entry: &RosterItem| now.duration_since(self.seen[&entry.key].1) < lease;
         let mut live = BTreeSet::new();
         let mut stale = BTreeSet::new();
         for entry in entries.iter().filter(|entry| !entry.released) {
@@ -330,9 +330,11 @@ impl Roster {
     }
 
     async fn look(&self) -> Result<(), AwsError> {
-        let entries: Vec<Entry> = self
+        let entries: Vec<RosterItem> = self
             .dynamodb
-            .scan_table("lease table", &self.table, |item| Entry::from_item(&item))
+            .scan_table("lease table", &self.table, |item| {
+                RosterItem::from_item(&item)
+            })
             .await?
             .into_iter()
             .flatten()
@@ -486,8 +488,8 @@ mod tests {
 
     const LEASE: Duration = Duration::from_secs(6);
 
-    fn lease(target: &str, owner: &str, version: &str) -> Entry {
-        Entry {
+    fn lease(target: &str, owner: &str, version: &str) -> RosterItem {
+        RosterItem {
             key: target.into(),
             owner: owner.into(),
             version: version.into(),
@@ -499,8 +501,8 @@ mod tests {
         ["t1", "t2", "t3", "t4"].map(String::from).into()
     }
 
-    fn replica(owner: &str, version: &str) -> Entry {
-        Entry {
+    fn replica(owner: &str, version: &str) -> RosterItem {
+        RosterItem {
             key: format!("{REPLICA_PREFIX}{owner}"),
             owner: owner.into(),
             version: version.into(),
@@ -520,7 +522,7 @@ mod tests {
                 lease("t1", "b", "1"),
                 lease("t2", "b", "1"),
                 lease("t3", "me", "1"),
-                Entry {
+                RosterItem {
                     released: true,
                     ..lease("t4", "c", "1")
                 },

@@ -287,16 +287,17 @@ fn check_object(
         let child = Path::Field(path, key);
         match fields.iter().find(|(name, _)| name == key) {
             // The map iterates in key order, so `out` stays sorted.
-            Some((name, shape)) => {
-                out.push((Name::Borrowed(name), check(value, shape, &child, warnings)?))
-            }
+            Some((name, shape)) => out.push((
+                Name::Borrowed(name),
+                validate_value(value, shape, &child, warnings)?,
+            )),
             None => warnings.push(format!("{child}: unknown field, ignored")),
         }
     }
     Ok(out)
 }
 
-fn check(
+fn validate_value(
     value: &Value,
     shape: &'static Shape,
     path: &Path<'_>,
@@ -323,7 +324,7 @@ fn check(
             Ok(Node::List(Box::new([Node::from_value(value)])))
         }
         Shape::Set(element) | Shape::List(element) => check_list(value, path, |item, item_path| {
-            check(item, element, item_path, warnings)
+            validate_value(item, element, item_path, warnings)
         }),
         Shape::Map | Shape::Tags => {
             let Value::Object(map) = value else {
