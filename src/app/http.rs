@@ -22,6 +22,7 @@ pub struct Status {
     stall_after: Duration,
 }
 
+/// What `/healthz` and `/readyz` know of one target's loop.
 #[derive(Debug, Clone)]
 struct LoopHealth {
     last_progress: Instant,
