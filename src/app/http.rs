@@ -195,3 +195,128 @@ async fn drift(State(state): State<AppState>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::report::GuardView;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn report(target: &str, complete: bool) -> TargetReport {
+        TargetReport {
+            target: target.to_string(),
+            complete,
+            error: (!complete).then(|| "DescribeLoadBalancers: Throttling".to_string()),
+            summary: Default::default(),
+            load_balancers: Vec::new(),
+            guard: GuardView {
+                paused: false,
+                reason: None,
+            },
+            deep_checked_at: None,
+            exit_code: 0,
+        }
+    }
+
+    fn state(status: Status) -> State<AppState> {
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .build_recorder()
+            .handle();
+        State(AppState {
+            status: Arc::new(status),
+            metrics,
+        })
+    }
+
+    async fn body(response: Response) -> (StatusCode, String) {
+        let code = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("a body");
+        (code, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[test]
+    fn ready_once_every_target_had_a_complete_cycle_or_stands_by() {
+        let status = Status::new(["a", "b"], HOUR);
+        assert!(status.alive());
+        assert!(!status.ready());
+        status.cycle_done("a", report("a", true), true, "t1".into());
+        // An incomplete cycle is progress, not readiness.
+        status.cycle_done("b", report("b", false), false, "t2".into());
+        assert!(!status.ready());
+        status.standby("b", true);
+        assert!(status.ready());
+        status.standby("b", false);
+        assert!(!status.ready());
+        status.cycle_done("b", report("b", true), true, "t3".into());
+        assert!(status.ready());
+        // An unknown target changes nothing.
+        status.cycle_done("c", report("c", true), true, "t4".into());
+        assert_eq!(status.drift().targets.len(), 2);
+    }
+
+    #[test]
+    fn a_loop_without_progress_for_stall_after_is_not_alive() {
+        let stalled = Status::new(["a"], Duration::ZERO);
+        assert!(!stalled.alive());
+        let fresh = Status::new(["a"], HOUR);
+        fresh.progress("a");
+        assert!(fresh.alive());
+    }
+
+    #[test]
+    fn drift_holds_the_last_report_of_each_target_and_the_newest_time() {
+        let status = Status::new(["a", "b"], HOUR);
+        assert!(status.drift().targets.is_empty());
+        status.cycle_done("a", report("a", true), true, "2026-11-29T10:00:00Z".into());
+        status.cycle_done(
+            "b",
+            report("b", false),
+            false,
+            "2026-11-29T10:00:05Z".into(),
+        );
+        status.cycle_done(
+            "a",
+            report("a", false),
+            false,
+            "2026-11-29T10:00:01Z".into(),
+        );
+        let drift = status.drift();
+        assert_eq!(drift.generated_at, "2026-11-29T10:00:05Z");
+        let a = drift.targets.iter().find(|t| t.target == "a").unwrap();
+        assert!(!a.complete, "the last report, not the first");
+    }
+
+    #[tokio::test]
+    async fn the_routes_answer_from_the_status() {
+        let (code, text) = body(healthz(state(Status::new(["a"], Duration::ZERO))).await).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "a reconciliation loop is stalled\n"
+            )
+        );
+        let (code, _) = body(healthz(state(Status::new(["a"], HOUR))).await).await;
+        assert_eq!(code, StatusCode::OK);
+
+        let waiting = Status::new(["a"], HOUR);
+        let (code, text) = body(readyz(state(waiting)).await).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "no complete cycle yet\n")
+        );
+        let done = Status::new(["a"], HOUR);
+        done.cycle_done("a", report("a", true), true, "t".into());
+        let State(app) = state(done);
+        let (code, _) = body(readyz(State(app.clone())).await).await;
+        assert_eq!(code, StatusCode::OK);
+        let (code, json) = body(drift(State(app)).await).await;
+        assert_eq!(code, StatusCode::OK);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        assert_eq!(value["targets"][0]["target"], "a");
+        assert_eq!(value["targets"][0]["complete"], true);
+    }
+}
