@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::app::commands::{CommandError, Printed};
 use crate::reconcile::ignore::IgnoreRules;
-use crate::reconcile::report::exit;
-use crate::runtime::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::reconcile::report::{Report, exit};
+use crate::runtime::config::{Config, DEFAULT_CONFIG_PATH, TargetConfig};
 
 /// lbrecon: reconcile recorded load-balancer state with live ELBv2 state.
 #[derive(Debug, Parser)]
@@ -143,89 +144,108 @@ impl Command {
     }
 }
 
-/// Parses the arguments. Help and version print and exit 0; any other problem is a usage
-/// error, exit 64.
-pub fn parse_args() -> Result<Cli, i32> {
-    match Cli::try_parse() {
-        Ok(cli) => Ok(cli),
-        Err(err) => {
-            let code = match err.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
-                _ => exit::USAGE,
-            };
-            let _ = err.print();
-            Err(code)
-        }
+/// Parses the arguments; on an error, clap's message for `main.rs` to print, with
+/// [`parse_error_code`] as the exit code.
+pub fn parse_args() -> Result<Cli, clap::Error> {
+    Cli::try_parse()
+}
+
+/// The exit code of an argument error: help and version are 0, any other problem is a usage
+/// error, 64.
+pub fn parse_error_code(err: &clap::Error) -> i32 {
+    match err.kind() {
+        clap::error::ErrorKind::DisplayHelp
+        | clap::error::ErrorKind::DisplayVersion
+        | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
+        _ => exit::USAGE,
     }
 }
 
-/// Loads the config, printing the problem and returning exit 78 when it cannot be used.
-pub fn load_config(path: &std::path::Path) -> Result<Config, i32> {
-    Config::load(path).map_err(|err| {
-        eprintln!("lbrecon: {err}");
-        exit::CONFIG
-    })
+/// Loads the config; a problem is exit 78.
+pub fn load_config(path: &std::path::Path) -> Result<Config, CommandError> {
+    Config::load(path).map_err(|err| CommandError::config(err.to_string()))
 }
 
-/// `lbrecon validate`: print the resolved config.
-pub fn validate(config: &Config) -> i32 {
-    match toml::to_string_pretty(config) {
-        Ok(text) => {
-            print!("{text}");
-            exit::OK
-        }
-        Err(err) => {
-            eprintln!("lbrecon: cannot print the config: {err}");
-            exit::ERROR
+/// The config as `lbrecon validate` prints it, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated {
+    pub text: String,
+}
+
+impl Printed for Validated {
+    fn stdout(&self) -> String {
+        self.text.clone()
+    }
+    fn exit_code(&self) -> i32 {
+        exit::OK
+    }
+}
+
+/// `lbrecon validate`: the resolved config.
+pub fn validate(config: &Config) -> Result<Validated, CommandError> {
+    toml::to_string_pretty(config)
+        .map(|text| Validated { text })
+        .map_err(|err| CommandError::error(format!("cannot print the config: {err}")))
+}
+
+/// What `lbrecon check` prints: the report in the asked format on stdout, and each target's
+/// error on stderr.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub report: Report,
+    pub format: Format,
+}
+
+impl Printed for Checked {
+    fn stdout(&self) -> String {
+        match self.format {
+            Format::Json => format!("{}\n", self.report.to_json()),
+            Format::Table => self.report.to_table(),
         }
     }
+
+    fn stderr(&self) -> String {
+        self.report
+            .targets
+            .iter()
+            .filter_map(|target| {
+                let error = target.error.as_ref()?;
+                Some(format!("lbrecon: target {}: {error}\n", target.target))
+            })
+            .collect()
+    }
+
+    fn exit_code(&self) -> i32 {
+        self.report.exit_code()
+    }
+}
+
+/// The ignore rules of the config; a rule that does not compile is exit 78.
+pub fn ignore_rules(config: &Config) -> Result<IgnoreRules, CommandError> {
+    IgnoreRules::new(&config.ignore).map_err(|problems| CommandError::config(problems.join("; ")))
 }
 
 /// `lbrecon check`.
-pub async fn check(config: &Config, target: Option<&str>, format: Format) -> i32 {
-    if let Some(name) = target
-        && config.target(name).is_none()
-    {
-        let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-        eprintln!(
-            "lbrecon: no target named {name:?} in the config; targets are: {}",
-            names.join(", ")
-        );
-        return exit::USAGE;
+pub async fn check(
+    config: &Config,
+    target: Option<&str>,
+    format: Format,
+) -> Result<Checked, CommandError> {
+    if let Some(name) = target {
+        named_target(config, name)?;
     }
-    let ignore = match IgnoreRules::new(&config.ignore) {
-        Ok(ignore) => ignore,
-        Err(problems) => {
-            eprintln!("lbrecon: {}", problems.join("; "));
-            return exit::CONFIG;
-        }
-    };
+    let ignore = ignore_rules(config)?;
     let report = crate::app::commands::check::check(config, target, &ignore).await;
-    match format {
-        Format::Json => println!("{}", report.to_json()),
-        Format::Table => print!("{}", report.to_table()),
-    }
-    for target in &report.targets {
-        if let Some(error) = &target.error {
-            eprintln!("lbrecon: target {}: {error}", target.target);
-        }
-    }
-    report.exit_code()
+    Ok(Checked { report, format })
 }
 
 /// The target named on the command line, or a usage error naming the targets there are.
-pub fn named_target<'a>(
-    config: &'a crate::runtime::config::Config,
-    name: &str,
-) -> Result<&'a crate::runtime::config::TargetConfig, i32> {
+pub fn named_target<'a>(config: &'a Config, name: &str) -> Result<&'a TargetConfig, CommandError> {
     config.target(name).ok_or_else(|| {
         let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-        eprintln!(
-            "lbrecon: no target named {name:?} in the config; targets are: {}",
+        CommandError::usage(format!(
+            "no target named {name:?} in the config; targets are: {}",
             names.join(", ")
-        );
-        exit::USAGE
+        ))
     })
 }

@@ -1,12 +1,14 @@
 //! The guard's commands: `status`, `pause`, `resume`, `init` (docs/architecture.md#commands, docs/architecture.md#guard).
 
 pub mod check;
+pub mod output;
 pub mod recovery;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::app::commands::output::{CommandError, Printed, Progress};
 use crate::app::cycle::read_scoped_presence;
 use crate::app::reader::{Items, Reader};
 use crate::aws::{AwsError, Clients};
@@ -110,27 +112,59 @@ fn reader(clients: &Clients, config: &Config) -> Reader {
     Reader::new(clients, config.aws.concurrency, (&config.records).into())
 }
 
+/// What `lbrecon status` found, one line per target, in the config's order.
+#[derive(Debug)]
+pub struct StatusReport {
+    pub targets: Vec<TargetStatus>,
+    /// `--format json`, else the table.
+    pub json: bool,
+}
+
+impl StatusReport {
+    /// The JSON document: `{"targets": [...]}`, pretty-printed, with a newline.
+    pub fn to_json(&self) -> String {
+        let doc = serde_json::json!({ "targets": self.targets });
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        )
+    }
+
+    /// The table for people, a claim's staleness judged at `now` (Unix seconds).
+    pub fn to_table(&self, now: i64) -> String {
+        self.targets
+            .iter()
+            .map(|line| status_table(line, now))
+            .collect()
+    }
+}
+
+impl Printed for StatusReport {
+    fn stdout(&self) -> String {
+        if self.json {
+            self.to_json()
+        } else {
+            self.to_table(crate::model::clock::now_unix())
+        }
+    }
+
+    /// 1 when a target's control item could not be read, else 0.
+    fn exit_code(&self) -> i32 {
+        if self.targets.iter().any(|line| line.error.is_some()) {
+            exit::ERROR
+        } else {
+            exit::OK
+        }
+    }
+}
+
 /// `lbrecon status`.
-pub async fn status(config: &Config, json: bool) -> i32 {
+pub async fn status(config: &Config, json: bool) -> StatusReport {
     let mut lines = Vec::new();
-    let mut code = exit::OK;
     let budgets = crate::runtime::budget::Budgets::default();
     for target in &config.targets {
         let clients = Clients::connect(target, &config.aws, &budgets).await;
-        let mut line = TargetStatus {
-            target: target.name.clone(),
-            paused: false,
-            since: None,
-            reason: None,
-            by: None,
-            missing: vec![],
-            quarantine: vec![],
-            paused_by_pausers: BTreeMap::new(),
-            claim: None,
-            error: None,
-            protection: ProtectionStatus::default(),
-            protection_notes: vec![],
-        };
+        let mut line = TargetStatus::new(&target.name);
         (line.protection, line.protection_notes) = read_protection(target, &clients).await;
         match store(target, &clients).load().await {
             Ok(Loaded::Item(item)) => {
@@ -149,26 +183,37 @@ pub async fn status(config: &Config, json: bool) -> i32 {
                     "reading control table {}: {err}",
                     target.control_table
                 ));
-                code = exit::ERROR;
             }
         }
         lines.push(line);
     }
-    if json {
-        let doc = serde_json::json!({ "targets": lines });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("serializes")
-        );
-    } else {
-        for line in &lines {
-            print!("{}", status_table(line));
-        }
+    StatusReport {
+        targets: lines,
+        json,
     }
-    code
 }
 
-fn status_table(line: &TargetStatus) -> String {
+impl TargetStatus {
+    /// A target not paused, with nothing read yet.
+    pub fn new(target: &str) -> Self {
+        TargetStatus {
+            target: target.to_string(),
+            paused: false,
+            since: None,
+            reason: None,
+            by: None,
+            missing: vec![],
+            quarantine: vec![],
+            paused_by_pausers: BTreeMap::new(),
+            claim: None,
+            error: None,
+            protection: ProtectionStatus::default(),
+            protection_notes: vec![],
+        }
+    }
+}
+
+fn status_table(line: &TargetStatus, now: i64) -> String {
     let mut out = String::new();
     let state = if line.paused { "PAUSED" } else { "not paused" };
     out.push_str(&format!("target {}: {state}\n", line.target));
@@ -205,7 +250,7 @@ fn status_table(line: &TargetStatus) -> String {
         out.push_str(&format!("    {note}\n"));
     }
     if let Some(claim) = &line.claim {
-        let stale = if claim.until < crate::model::clock::now_unix() {
+        let stale = if claim.until < now {
             " (stale: its holder stopped; the next actor takes it over)"
         } else {
             ""
@@ -247,21 +292,21 @@ async fn load_item(store: &ControlStore<'_>) -> Result<ControlItem, String> {
     }
 }
 
-/// Says why `verb` (`pausing`, `resuming`) gave up on a target's control item; exit 1.
-fn gave_up(verb: &str, store: &ControlStore<'_>, error: UpdateError) -> i32 {
-    eprintln!("lbrecon: {verb} {}: {}", store.target, error.message(store));
-    exit::ERROR
+/// Why `verb` (`pausing`, `resuming`) gave up on a target's control item; exit 1.
+fn gave_up(verb: &str, store: &ControlStore<'_>, error: UpdateError) -> CommandError {
+    CommandError::error(format!("{verb} {}: {}", store.target, error.message(store)))
 }
 
 /// How often a command looks again at a claim it waits for.
 const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Reads the control item once no other actor's claim on the pausers blocks it: waits while a
-/// claim is held (saying so once), and goes on once it is released or stale (older than
-/// `guard.claim_timeout`, then taken over).
+/// claim is held (saying so once, through `progress`), and goes on once it is released or
+/// stale (older than `guard.claim_timeout`, then taken over).
 async fn load_unclaimed(
     store: &ControlStore<'_>,
     enforcer: &Enforcer<'_>,
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<ControlItem, String> {
     let mut said = false;
     loop {
@@ -270,24 +315,93 @@ async fn load_unclaimed(
             return Ok(control);
         };
         if !said {
-            eprintln!(
-                "lbrecon: waiting: the pausers of {} are claimed by {} ({}) since {}; the claim is released when that run ends, or taken over once stale at {}",
-                store.target,
-                claim.by,
-                claim.purpose,
-                claim.since,
-                crate::model::clock::rfc3339(claim.until)
-                    .unwrap_or_else(|| claim.until.to_string()),
-            );
+            progress(Progress::Waiting {
+                target: store.target.to_string(),
+                claim: claim.clone(),
+            });
             said = true;
         }
         tokio::time::sleep(CLAIM_POLL).await;
     }
 }
 
+/// How `lbrecon pause` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PauseOutcome {
+    /// Already paused, by hand or by an earlier command: nothing done.
+    AlreadyPaused {
+        target: String,
+        since: Option<String>,
+        by: Option<String>,
+        reason: Option<String>,
+    },
+    /// The guard's pause became the operator's `by`.
+    TakenOver { target: String, by: String },
+    /// Resumed while this pause ran; what it did was undone.
+    Reverted { target: String },
+    /// Paused, with what each pauser did.
+    Paused {
+        target: String,
+        pausers: BTreeMap<String, PauserRecord>,
+    },
+}
+
+impl Printed for PauseOutcome {
+    fn stdout(&self) -> String {
+        match self {
+            PauseOutcome::AlreadyPaused {
+                target,
+                since,
+                by,
+                reason,
+            } => format!(
+                "target {target} is already paused since {} by {}: {}\n",
+                since.as_deref().unwrap_or("?"),
+                by.as_deref().unwrap_or("?"),
+                reason.as_deref().unwrap_or("")
+            ),
+            PauseOutcome::TakenOver { target, by } => format!(
+                "target {target} was paused by lbrecon; the pause is now yours ({by}): it will not resume by itself\n"
+            ),
+            PauseOutcome::Reverted { .. } => String::new(),
+            PauseOutcome::Paused { target, pausers } => pausers_text(target, pausers, "paused"),
+        }
+    }
+
+    fn stderr(&self) -> String {
+        match self {
+            PauseOutcome::Reverted { target } => format!(
+                "lbrecon: target {target} was resumed while this pause ran; what it did was undone. Run pause again if it is still needed\n"
+            ),
+            _ => String::new(),
+        }
+    }
+
+    /// 1 when reverted or a pauser failed, else 0.
+    fn exit_code(&self) -> i32 {
+        match self {
+            PauseOutcome::AlreadyPaused { .. } | PauseOutcome::TakenOver { .. } => exit::OK,
+            PauseOutcome::Reverted { .. } => exit::ERROR,
+            PauseOutcome::Paused { pausers, .. } => {
+                if pausers.values().any(|record| record.error.is_some()) {
+                    exit::ERROR
+                } else {
+                    exit::OK
+                }
+            }
+        }
+    }
+}
+
 /// `lbrecon pause --target T --reason TEXT`: pauses by hand, with every pauser. Over a pause the
-/// guard made, the pause becomes the operator's: it no longer resumes by itself.
-pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 {
+/// guard made, the pause becomes the operator's: it no longer resumes by itself. Waiting for
+/// another actor's claim is said through `progress` as it starts.
+pub async fn pause(
+    config: &Config,
+    target: &TargetConfig,
+    reason: &str,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<PauseOutcome, CommandError> {
     let clients = Clients::connect(
         target,
         &config.aws,
@@ -297,15 +411,11 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     let store = store(target, &clients);
     let by = actor();
     let reader = reader(&clients, config);
+    let pausing =
+        |message: String| CommandError::error(format!("pausing {}: {message}", target.name));
     // The control item first: whether the state table was seen (a deleted one is every record
     // missing), and the names the guard keeps in scope.
-    let first = match load_item(&store).await {
-        Ok(control) => control,
-        Err(message) => {
-            eprintln!("lbrecon: pausing {}: {message}", target.name);
-            return exit::ERROR;
-        }
-    };
+    let first = load_item(&store).await.map_err(pausing)?;
     let presence = read_scoped_presence(
         target,
         &reader,
@@ -325,13 +435,9 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     };
     let command = Command::Pause { by: by.clone() };
     for _ in 0..ATTEMPTS {
-        let mut control = match load_unclaimed(&store, &enforcer).await {
-            Ok(control) => control,
-            Err(message) => {
-                eprintln!("lbrecon: pausing {}: {message}", target.name);
-                return exit::ERROR;
-            }
-        };
+        let mut control = load_unclaimed(&store, &enforcer, progress)
+            .await
+            .map_err(pausing)?;
         let step = enforcer.step(&control, observation.as_ref(), None, &command);
         let mut reverted = false;
         let result = match step.action {
@@ -346,37 +452,37 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
             }
             Action::TakeOver => enforcer.take_over(&mut control, reason, &by).await,
             _ => {
-                println!(
-                    "target {} is already paused since {} by {}: {}",
-                    target.name,
-                    control.since.as_deref().unwrap_or("?"),
-                    control.by.as_deref().unwrap_or("?"),
-                    control.reason.as_deref().unwrap_or("")
-                );
-                return exit::OK;
+                return Ok(PauseOutcome::AlreadyPaused {
+                    target: target.name.clone(),
+                    since: control.since,
+                    by: control.by,
+                    reason: control.reason,
+                });
             }
         };
         match result {
             Ok(()) if step.action == Action::TakeOver => {
-                println!(
-                    "target {} was paused by lbrecon; the pause is now yours ({by}): it will not resume by itself",
-                    target.name
-                );
-                return exit::OK;
+                return Ok(PauseOutcome::TakenOver {
+                    target: target.name.clone(),
+                    by,
+                });
             }
             Ok(()) if reverted => {
-                eprintln!(
-                    "lbrecon: target {} was resumed while this pause ran; what it did was undone. Run pause again if it is still needed",
-                    target.name
-                );
-                return exit::ERROR;
+                return Ok(PauseOutcome::Reverted {
+                    target: target.name.clone(),
+                });
             }
-            Ok(()) => return report_pausers(target, &control, "paused"),
+            Ok(()) => {
+                return Ok(PauseOutcome::Paused {
+                    target: target.name.clone(),
+                    pausers: control.pausers,
+                });
+            }
             Err(err) if err.is_condition_failed() => continue,
-            Err(err) => return gave_up("pausing", &store, UpdateError::Aws(err)),
+            Err(err) => return Err(gave_up("pausing", &store, UpdateError::Aws(err))),
         }
     }
-    gave_up("pausing", &store, UpdateError::Contended)
+    Err(gave_up("pausing", &store, UpdateError::Contended))
 }
 
 /// A pauser's status, with what it did: `done (suspended 3 groups)`.
@@ -387,21 +493,107 @@ fn pauser_summary(record: &PauserRecord) -> String {
     }
 }
 
-fn report_pausers(target: &TargetConfig, control: &ControlItem, what: &str) -> i32 {
-    println!("target {} {what}", target.name);
-    let mut failed = false;
-    for (key, record) in &control.pausers {
-        println!("  {key}: {}", pauser_summary(record));
+/// `target T paused`, then each pauser's status and error.
+fn pausers_text(target: &str, pausers: &BTreeMap<String, PauserRecord>, what: &str) -> String {
+    let mut out = format!("target {target} {what}\n");
+    for (key, record) in pausers {
+        out.push_str(&format!("  {key}: {}\n", pauser_summary(record)));
         if let Some(error) = &record.error {
-            failed = true;
-            println!("    error: {error}");
+            out.push_str(&format!("    error: {error}\n"));
         }
     }
-    if failed { exit::ERROR } else { exit::OK }
+    out
 }
 
-/// `lbrecon resume --target T --reason TEXT [--force]`.
-pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force: bool) -> i32 {
+/// How `lbrecon resume` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResumeOutcome {
+    NotPaused {
+        target: String,
+    },
+    /// The records could not be read in full, so that they are back is not known.
+    Unverified {
+        target: String,
+        error: String,
+    },
+    /// Load balancers still without a valid record, and no `--force`.
+    StillMissing {
+        target: String,
+        missing: Vec<String>,
+    },
+    /// Resumed; `acknowledged` are missing ones `--force` acknowledged.
+    Resumed {
+        target: String,
+        acknowledged: Vec<String>,
+    },
+    /// Still paused: these could not be resumed.
+    StillPaused {
+        target: String,
+        errors: Vec<String>,
+    },
+}
+
+impl Printed for ResumeOutcome {
+    fn stdout(&self) -> String {
+        match self {
+            ResumeOutcome::NotPaused { target } => {
+                format!("target {target} is not paused; nothing to resume\n")
+            }
+            ResumeOutcome::Resumed {
+                target,
+                acknowledged,
+            } => {
+                let mut out = format!("target {target} resumed\n");
+                if !acknowledged.is_empty() {
+                    out.push_str(&format!(
+                        "  acknowledged (no new trip until their records are back): {}\n",
+                        acknowledged.join(", ")
+                    ));
+                }
+                out
+            }
+            _ => String::new(),
+        }
+    }
+
+    fn stderr(&self) -> String {
+        match self {
+            ResumeOutcome::Unverified { target, error } => format!(
+                "lbrecon: cannot check that the records of {target} are back ({error}); try again, or resume with --force\n"
+            ),
+            ResumeOutcome::StillMissing { target, missing } => format!(
+                "lbrecon: {} load balancer(s) of {target} still have no valid record: {}. Restore them \
+                 (`lbrecon restore` or `lbrecon adopt`), or resume with --force to acknowledge them\n",
+                missing.len(),
+                missing.join(", ")
+            ),
+            ResumeOutcome::StillPaused { target, errors } => format!(
+                "lbrecon: target {target} is still paused; these could not be resumed: {}\n",
+                errors.join("; ")
+            ),
+            _ => String::new(),
+        }
+    }
+
+    fn exit_code(&self) -> i32 {
+        match self {
+            ResumeOutcome::NotPaused { .. } | ResumeOutcome::Resumed { .. } => exit::OK,
+            ResumeOutcome::Unverified { .. }
+            | ResumeOutcome::StillMissing { .. }
+            | ResumeOutcome::StillPaused { .. } => exit::ERROR,
+        }
+    }
+}
+
+/// `lbrecon resume --target T --reason TEXT [--force]`. Waiting for another actor's claim is
+/// said through `progress` as it starts.
+pub async fn resume(
+    config: &Config,
+    target: &TargetConfig,
+    reason: &str,
+    force: bool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ResumeOutcome, CommandError> {
     let clients = Clients::connect(
         target,
         &config.aws,
@@ -417,13 +609,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
         store,
         autoscaling: &clients.autoscaling,
     };
-    let first = match load_item(&store).await {
-        Ok(control) => control,
-        Err(message) => {
-            eprintln!("lbrecon: {message}");
-            return exit::ERROR;
-        }
-    };
+    let first = load_item(&store).await.map_err(CommandError::error)?;
     let presence = read_scoped_presence(
         target,
         &reader,
@@ -436,41 +622,31 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
         .complete
         .then(|| presence.observation(crate::model::clock::now_unix()));
     let command = Command::Resume { force };
+    let name = || target.name.clone();
     for _ in 0..ATTEMPTS {
-        let mut control = match load_unclaimed(&store, &enforcer).await {
-            Ok(control) => control,
-            Err(message) => {
-                eprintln!("lbrecon: resuming {}: {message}", target.name);
-                return exit::ERROR;
-            }
-        };
+        let mut control = load_unclaimed(&store, &enforcer, progress)
+            .await
+            .map_err(|message| {
+                CommandError::error(format!("resuming {}: {message}", target.name))
+            })?;
         let step = enforcer.step(&control, observation.as_ref(), None, &command);
         let (acknowledged, forced) = match &step.action {
-            Action::NotPaused => {
-                println!("target {} is not paused; nothing to resume", target.name);
-                return exit::OK;
-            }
+            Action::NotPaused => return Ok(ResumeOutcome::NotPaused { target: name() }),
             Action::RefuseResume if observation.is_none() => {
-                let error = presence
-                    .error
-                    .as_ref()
-                    .map(AwsError::to_string)
-                    .unwrap_or_default();
-                eprintln!(
-                    "lbrecon: cannot check that the records of {} are back ({error}); try again, or resume with --force",
-                    target.name
-                );
-                return exit::ERROR;
+                return Ok(ResumeOutcome::Unverified {
+                    target: name(),
+                    error: presence
+                        .error
+                        .as_ref()
+                        .map(AwsError::to_string)
+                        .unwrap_or_default(),
+                });
             }
             Action::RefuseResume => {
-                eprintln!(
-                    "lbrecon: {} load balancer(s) of {} still have no valid record: {}. Restore them \
-                     (`lbrecon restore` or `lbrecon adopt`), or resume with --force to acknowledge them",
-                    step.missing.len(),
-                    target.name,
-                    step.missing.iter().cloned().collect::<Vec<_>>().join(", ")
-                );
-                return exit::ERROR;
+                return Ok(ResumeOutcome::StillMissing {
+                    target: name(),
+                    missing: step.missing.iter().cloned().collect(),
+                });
             }
             Action::Resume {
                 acknowledged,
@@ -488,33 +664,79 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
             .await
         {
             Ok(errors) if errors.is_empty() => {
-                println!("target {} resumed", target.name);
-                if !acknowledged.is_empty() {
-                    println!(
-                        "  acknowledged (no new trip until their records are back): {}",
-                        acknowledged.iter().cloned().collect::<Vec<_>>().join(", ")
-                    );
-                }
-                return exit::OK;
+                return Ok(ResumeOutcome::Resumed {
+                    target: name(),
+                    acknowledged: acknowledged.iter().cloned().collect(),
+                });
             }
             Ok(errors) => {
-                eprintln!(
-                    "lbrecon: target {} is still paused; these could not be resumed: {}",
-                    target.name,
-                    errors.join("; ")
-                );
-                return exit::ERROR;
+                return Ok(ResumeOutcome::StillPaused {
+                    target: name(),
+                    errors,
+                });
             }
             Err(err) if err.is_condition_failed() => continue,
-            Err(err) => return gave_up("resuming", &store, UpdateError::Aws(err)),
+            Err(err) => return Err(gave_up("resuming", &store, UpdateError::Aws(err))),
         }
     }
-    gave_up("resuming", &store, UpdateError::Contended)
+    Err(gave_up("resuming", &store, UpdateError::Contended))
+}
+
+/// What `lbrecon init` found or did with one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableOutcome {
+    Exists,
+    /// Missing, and no `--approve`: it would be created.
+    WouldCreate,
+    Created,
+}
+
+/// One table `lbrecon init` looked at: `role` is `control` or `lease`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitTable {
+    pub role: &'static str,
+    pub table: String,
+    pub key: &'static str,
+    pub region: String,
+    pub outcome: TableOutcome,
+}
+
+/// How `lbrecon init` ended: the tables it looked at, in order, and the error it stopped at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitOutcome {
+    pub tables: Vec<InitTable>,
+    pub error: Option<CommandError>,
+}
+
+impl Printed for InitOutcome {
+    fn stdout(&self) -> String {
+        let mut out = String::new();
+        for t in &self.tables {
+            let (role, table, region) = (t.role, &t.table, &t.region);
+            out.push_str(&match t.outcome {
+                TableOutcome::Exists => format!("{role} table {table} exists in {region}\n"),
+                TableOutcome::WouldCreate => format!(
+                    "would create the {role} table {table} in {region} (partition key {} (S), on-demand, deletion protection on); run again with --approve TICKET\n",
+                    t.key
+                ),
+                TableOutcome::Created => format!("created the {role} table {table} in {region}\n"),
+            });
+        }
+        out
+    }
+
+    fn stderr(&self) -> String {
+        self.error.as_ref().map(Printed::stderr).unwrap_or_default()
+    }
+
+    fn exit_code(&self) -> i32 {
+        self.error.as_ref().map_or(exit::OK, Printed::exit_code)
+    }
 }
 
 /// `lbrecon init --target T [--approve TICKET]`: creates the control table (and the lease
 /// table, when configured) if missing. Without `--approve` it only says what it would do.
-pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>) -> i32 {
+pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>) -> InitOutcome {
     let clients = Clients::connect(
         target,
         &config.aws,
@@ -530,21 +752,31 @@ pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>)
         tables.push((election.table.as_str(), control::KEY_ATTRIBUTE, "lease"));
     }
     let by = actor();
+    let mut done = InitOutcome {
+        tables: vec![],
+        error: None,
+    };
     for (table, key, role) in tables {
+        let seen = |outcome| InitTable {
+            role,
+            table: table.to_string(),
+            key,
+            region: target.region.clone(),
+            outcome,
+        };
         match clients.dynamodb.table_exists(table).await {
-            Ok(true) => println!("{role} table {table} exists in {}", target.region),
+            Ok(true) => done.tables.push(seen(TableOutcome::Exists)),
             Ok(false) => match approve {
-                None => println!(
-                    "would create the {role} table {table} in {} (partition key {key} (S), on-demand, deletion protection on); run again with --approve TICKET",
-                    target.region
-                ),
+                None => done.tables.push(seen(TableOutcome::WouldCreate)),
                 Some(ticket) => {
                     if let Err(err) = clients.dynamodb.create_table(table, key).await {
-                        eprintln!("lbrecon: creating table {table}: {err}");
-                        return exit::ERROR;
+                        done.error = Some(CommandError::error(format!(
+                            "creating table {table}: {err}"
+                        )));
+                        return done;
                     }
                     telemetry::audit(&target.name, "init", &by, ticket, &[]);
-                    println!("created the {role} table {table} in {}", target.region);
+                    done.tables.push(seen(TableOutcome::Created));
                     if role == "control" {
                         let store = store(target, &clients);
                         let mut control = ControlItem::new(&target.name);
@@ -558,17 +790,21 @@ pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>)
                         if let Err(err) = store.save(&mut control).await
                             && !err.is_condition_failed()
                         {
-                            eprintln!("lbrecon: writing the control item: {err}");
-                            return exit::ERROR;
+                            done.error = Some(CommandError::error(format!(
+                                "writing the control item: {err}"
+                            )));
+                            return done;
                         }
                     }
                 }
             },
             Err(err) => {
-                eprintln!("lbrecon: checking table {table}: {err}");
-                return exit::ERROR;
+                done.error = Some(CommandError::error(format!(
+                    "checking table {table}: {err}"
+                )));
+                return done;
             }
         }
     }
-    exit::OK
+    done
 }
