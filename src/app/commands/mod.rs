@@ -808,3 +808,316 @@ pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>)
     }
     done
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::PauserStatus;
+    use crate::reconcile::guard::PauserKind;
+    use serde_json::{Value, json};
+
+    fn pauser(status: PauserStatus, detail: Option<&str>, error: Option<&str>) -> PauserRecord {
+        let mut record = PauserRecord::planned(PauserKind::Autoscaling);
+        record.status = status;
+        record.detail = detail.map(str::to_string);
+        record.error = error.map(str::to_string);
+        record
+    }
+
+    fn paused_line() -> TargetStatus {
+        let mut line = TargetStatus::new("prod");
+        line.paused = true;
+        line.since = Some("2026-01-01T00:00:00Z".into());
+        line.by = Some("operator:ann".into());
+        line.reason = Some("records missing".into());
+        line.missing = vec!["web-1".into(), "web-2".into()];
+        line.quarantine = vec!["web-3".into()];
+        line.protection = ProtectionStatus {
+            pitr: Some(true),
+            deletion_protection: Some(false),
+            delete_policy: None,
+        };
+        line.protection_notes = vec![
+            "deletion_protection: off".into(),
+            "delete_policy: unknown: AccessDenied".into(),
+        ];
+        line.claim = Some(Claim {
+            by: "lbrecon".into(),
+            owner: "host:1".into(),
+            purpose: "trip".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+            until: 1_767_225_660,
+        });
+        let mut record = pauser(PauserStatus::Done, Some("suspended 1 group"), None);
+        record
+            .suspended
+            .insert("asg-a".into(), ["Launch".into(), "Terminate".into()].into());
+        record
+            .suspending
+            .insert("asg-b".into(), ["AZRebalance".into()].into());
+        line.paused_by_pausers.insert("autoscaling".into(), record);
+        line
+    }
+
+    #[test]
+    fn the_status_table_shows_every_part_of_a_pause() {
+        let report = StatusReport {
+            targets: vec![paused_line(), TargetStatus::new("dev")],
+            json: false,
+        };
+        // Before the claim's `until`: not stale.
+        assert_eq!(
+            report.to_table(1_767_225_600),
+            "target prod: PAUSED\n\
+             \x20 since: 2026-01-01T00:00:00Z\n\
+             \x20 by: operator:ann\n\
+             \x20 reason: records missing\n\
+             \x20 missing: web-1, web-2\n\
+             \x20 quarantine: web-3\n\
+             \x20 state table protection: pitr on, deletion_protection OFF, delete_policy unknown\n\
+             \x20   deletion_protection: off\n\
+             \x20   delete_policy: unknown: AccessDenied\n\
+             \x20 pausers claimed by lbrecon (trip) since 2026-01-01T00:00:00Z, stale at 2026-01-01T00:01:00Z\n\
+             \x20 pauser autoscaling: done (suspended 1 group)\n\
+             \x20   asg-a: suspended Launch, Terminate\n\
+             \x20   asg-b: suspending AZRebalance (written ahead, not confirmed)\n\
+             target dev: not paused\n\
+             \x20 state table protection: pitr unknown, deletion_protection unknown, delete_policy unknown\n"
+        );
+        // After it: stale.
+        assert!(
+            report
+                .to_table(1_767_225_661)
+                .contains("stale at 2026-01-01T00:01:00Z (stale: its holder stopped; the next actor takes it over)\n")
+        );
+        assert_eq!(report.exit_code(), exit::OK);
+    }
+
+    #[test]
+    fn a_target_whose_control_item_cannot_be_read_says_so_and_exits_1() {
+        let mut line = TargetStatus::new("prod");
+        line.error = Some("reading control table ctl: AccessDenied".into());
+        let report = StatusReport {
+            targets: vec![TargetStatus::new("dev"), line],
+            json: false,
+        };
+        assert!(
+            report.stdout().contains(
+                "target prod: not paused\n  error: reading control table ctl: AccessDenied\n"
+            ),
+            "{}",
+            report.stdout()
+        );
+        assert_eq!(report.stderr(), "");
+        assert_eq!(report.exit_code(), exit::ERROR);
+    }
+
+    #[test]
+    fn the_status_json_has_every_field_and_leaves_out_the_empty_optional_ones() {
+        let report = StatusReport {
+            targets: vec![TargetStatus::new("dev")],
+            json: true,
+        };
+        let text = report.stdout();
+        assert!(text.ends_with("}\n"), "{text}");
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            value,
+            json!({"targets": [{
+                "target": "dev", "paused": false, "since": null, "reason": null, "by": null,
+                "missing": [], "quarantine": [], "paused_by_pausers": {},
+                "protection": {"pitr": null, "deletion_protection": null, "delete_policy": null}
+            }]})
+        );
+        let paused = StatusReport {
+            targets: vec![paused_line()],
+            json: true,
+        };
+        let value: Value = serde_json::from_str(&paused.stdout()).unwrap();
+        let line = &value["targets"][0];
+        assert_eq!(line["claim"]["purpose"], "trip");
+        assert_eq!(line["protection"]["deletion_protection"], false);
+        assert_eq!(line["protection_notes"][0], "deletion_protection: off");
+        assert_eq!(
+            line["paused_by_pausers"]["autoscaling"]["suspended"]["asg-a"],
+            json!(["Launch", "Terminate"])
+        );
+    }
+
+    #[test]
+    fn pause_outcomes_print_as_before_with_their_exit_codes() {
+        let already = PauseOutcome::AlreadyPaused {
+            target: "prod".into(),
+            since: Some("2026-01-01T00:00:00Z".into()),
+            by: None,
+            reason: Some("maintenance".into()),
+        };
+        assert_eq!(
+            already.stdout(),
+            "target prod is already paused since 2026-01-01T00:00:00Z by ?: maintenance\n"
+        );
+        assert_eq!(already.exit_code(), exit::OK);
+
+        let taken = PauseOutcome::TakenOver {
+            target: "prod".into(),
+            by: "operator:ann".into(),
+        };
+        assert_eq!(
+            taken.stdout(),
+            "target prod was paused by lbrecon; the pause is now yours (operator:ann): it will not resume by itself\n"
+        );
+        assert_eq!(taken.exit_code(), exit::OK);
+
+        let reverted = PauseOutcome::Reverted {
+            target: "prod".into(),
+        };
+        assert_eq!(reverted.stdout(), "");
+        assert_eq!(
+            reverted.stderr(),
+            "lbrecon: target prod was resumed while this pause ran; what it did was undone. Run pause again if it is still needed\n"
+        );
+        assert_eq!(reverted.exit_code(), exit::ERROR);
+    }
+
+    #[test]
+    fn a_pause_exits_1_when_a_pauser_failed() {
+        let mut pausers = BTreeMap::new();
+        pausers.insert(
+            "autoscaling".to_string(),
+            pauser(PauserStatus::Done, Some("suspended 2 groups"), None),
+        );
+        let done = PauseOutcome::Paused {
+            target: "prod".into(),
+            pausers: pausers.clone(),
+        };
+        assert_eq!(
+            done.stdout(),
+            "target prod paused\n  autoscaling: done (suspended 2 groups)\n"
+        );
+        assert_eq!(done.exit_code(), exit::OK);
+
+        pausers.insert(
+            "flag".to_string(),
+            pauser(PauserStatus::Failed, None, Some("AccessDenied")),
+        );
+        let failed = PauseOutcome::Paused {
+            target: "prod".into(),
+            pausers,
+        };
+        assert_eq!(
+            failed.stdout(),
+            "target prod paused\n  autoscaling: done (suspended 2 groups)\n  flag: failed\n    error: AccessDenied\n"
+        );
+        assert_eq!(failed.stderr(), "");
+        assert_eq!(failed.exit_code(), exit::ERROR);
+    }
+
+    #[test]
+    fn resume_outcomes_print_as_before_with_their_exit_codes() {
+        let target = || "prod".to_string();
+        let cases = [
+            (
+                ResumeOutcome::NotPaused { target: target() },
+                "target prod is not paused; nothing to resume\n",
+                "",
+                exit::OK,
+            ),
+            (
+                ResumeOutcome::Resumed {
+                    target: target(),
+                    acknowledged: vec![],
+                },
+                "target prod resumed\n",
+                "",
+                exit::OK,
+            ),
+            (
+                ResumeOutcome::Resumed {
+                    target: target(),
+                    acknowledged: vec!["web-1".into(), "web-2".into()],
+                },
+                "target prod resumed\n  acknowledged (no new trip until their records are back): web-1, web-2\n",
+                "",
+                exit::OK,
+            ),
+            (
+                ResumeOutcome::Unverified {
+                    target: target(),
+                    error: "Scan failed: throttled".into(),
+                },
+                "",
+                "lbrecon: cannot check that the records of prod are back (Scan failed: throttled); try again, or resume with --force\n",
+                exit::ERROR,
+            ),
+            (
+                ResumeOutcome::StillMissing {
+                    target: target(),
+                    missing: vec!["web-1".into(), "web-2".into()],
+                },
+                "",
+                "lbrecon: 2 load balancer(s) of prod still have no valid record: web-1, web-2. Restore them \
+                 (`lbrecon restore` or `lbrecon adopt`), or resume with --force to acknowledge them\n",
+                exit::ERROR,
+            ),
+            (
+                ResumeOutcome::StillPaused {
+                    target: target(),
+                    errors: vec!["asg-a: denied".into(), "flag: denied".into()],
+                },
+                "",
+                "lbrecon: target prod is still paused; these could not be resumed: asg-a: denied; flag: denied\n",
+                exit::ERROR,
+            ),
+        ];
+        for (outcome, stdout, stderr, code) in cases {
+            assert_eq!(outcome.stdout(), stdout, "{outcome:?}");
+            assert_eq!(outcome.stderr(), stderr, "{outcome:?}");
+            assert_eq!(outcome.exit_code(), code, "{outcome:?}");
+        }
+    }
+
+    fn table(role: &'static str, name: &str, outcome: TableOutcome) -> InitTable {
+        InitTable {
+            role,
+            table: name.into(),
+            key: control::KEY_ATTRIBUTE,
+            region: "eu-west-1".into(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn init_says_what_it_found_did_or_would_do() {
+        let dry = InitOutcome {
+            tables: vec![
+                table("control", "ctl", TableOutcome::Exists),
+                table("lease", "lease", TableOutcome::WouldCreate),
+            ],
+            error: None,
+        };
+        assert_eq!(
+            dry.stdout(),
+            format!(
+                "control table ctl exists in eu-west-1\n\
+                 would create the lease table lease in eu-west-1 (partition key {} (S), on-demand, deletion protection on); run again with --approve TICKET\n",
+                control::KEY_ATTRIBUTE
+            )
+        );
+        assert_eq!(dry.stderr(), "");
+        assert_eq!(dry.exit_code(), exit::OK);
+
+        let stopped = InitOutcome {
+            tables: vec![table("control", "ctl", TableOutcome::Created)],
+            error: Some(CommandError::error("creating table lease: AccessDenied")),
+        };
+        assert_eq!(
+            stopped.stdout(),
+            "created the control table ctl in eu-west-1\n"
+        );
+        assert_eq!(
+            stopped.stderr(),
+            "lbrecon: creating table lease: AccessDenied\n"
+        );
+        assert_eq!(stopped.exit_code(), exit::ERROR);
+    }
+}
