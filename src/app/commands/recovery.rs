@@ -892,6 +892,360 @@ mod tests {
         }
     }
 
+    fn entry(stamp: &str, records: usize) -> Entry {
+        let id = crate::recovery::snapshot::SnapshotId {
+            stamp: stamp.into(),
+            records,
+            hash: "abc123".into(),
+        };
+        Entry {
+            location: format!("/var/lib/lbrecon/snapshots/prod/{}.json.gz", id.as_string()),
+            id,
+            bytes: 2048,
+        }
+    }
+
+    fn entries() -> Vec<Entry> {
+        vec![
+            entry("20261126T101500123Z", 3),
+            entry("20261126T111500000Z", 4),
+        ]
+    }
+
+    #[test]
+    fn the_snapshot_table_lines_up_and_says_when_there_are_none() {
+        let list = SnapshotList {
+            snapshots: entries()
+                .into_iter()
+                .map(|e| Listed::of("prod", e))
+                .collect(),
+            json: false,
+        };
+        let table = list.stdout();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert_eq!(
+            lines[0],
+            "TARGET       ID                                       TIME                       RECORDS      BYTES  LOCATION"
+        );
+        assert_eq!(
+            lines[1],
+            "prod         20261126T101500123Z-3r-abc123            2026-11-26T10:15:00.123Z         3       2048  \
+             /var/lib/lbrecon/snapshots/prod/20261126T101500123Z-3r-abc123.json.gz"
+        );
+        assert!(table.ends_with(".json.gz\n"));
+        assert_eq!(list.exit_code(), exit::OK);
+        let none = SnapshotList {
+            snapshots: vec![],
+            json: false,
+        };
+        assert_eq!(none.stdout(), "no snapshots\n");
+    }
+
+    #[test]
+    fn the_snapshot_json_lists_every_field() {
+        let list = SnapshotList {
+            snapshots: vec![Listed::of("prod", entries().remove(0))],
+            json: true,
+        };
+        let value: Value = serde_json::from_str(&list.stdout()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"snapshots": [{
+                "target": "prod", "id": "20261126T101500123Z-3r-abc123",
+                "time": "2026-11-26T10:15:00.123Z", "records": 3, "bytes": 2048,
+                "location": "/var/lib/lbrecon/snapshots/prod/20261126T101500123Z-3r-abc123.json.gz"
+            }]})
+        );
+        let none = SnapshotList {
+            snapshots: vec![],
+            json: true,
+        };
+        assert_eq!(none.stdout(), "{\n  \"snapshots\": []\n}\n");
+    }
+
+    #[test]
+    fn a_snapshot_is_picked_by_id_or_as_the_newest_at_or_before_a_time() {
+        let entries = entries();
+        let by_id = choose(
+            "prod",
+            &entries,
+            &Pick::Id("20261126T101500123Z-3r-abc123".into()),
+        )
+        .unwrap();
+        assert_eq!(by_id.id.records, 3);
+        let between = choose("prod", &entries, &Pick::At("2026-11-26T11:00:00Z".into())).unwrap();
+        assert_eq!(between.id.records, 3);
+        let at_newest = choose("prod", &entries, &Pick::At("2026-11-26T11:15:00Z".into())).unwrap();
+        assert_eq!(at_newest.id.records, 4);
+        let later = choose(
+            "prod",
+            &entries,
+            &Pick::At("2026-12-01T00:00:00+01:00".into()),
+        )
+        .unwrap();
+        assert_eq!(later.id.records, 4);
+    }
+
+    #[test]
+    fn no_matching_snapshot_is_an_error_naming_the_oldest() {
+        let err = choose("prod", &entries(), &Pick::At("2026-11-26T10:00:00Z".into())).unwrap_err();
+        assert_eq!(
+            err.stderr(),
+            "lbrecon: no snapshot of prod matches At(\"2026-11-26T10:00:00Z\") (2 snapshots; the oldest \
+             is 2026-11-26T10:15:00.123Z); `lbrecon snapshots --target prod` lists them\n"
+        );
+        assert_eq!(err.exit_code(), exit::ERROR);
+        let err = choose("prod", &[], &Pick::Id("nope".into())).unwrap_err();
+        assert!(
+            err.message
+                .contains("matches Id(\"nope\") (0 snapshots; the oldest is none)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_time_that_is_not_rfc_3339_is_a_usage_error() {
+        let err = choose("prod", &entries(), &Pick::At("yesterday".into())).unwrap_err();
+        assert_eq!(
+            err.stderr(),
+            "lbrecon: --at \"yesterday\" is not an RFC 3339 time such as 2026-12-24T20:24:00Z\n"
+        );
+        assert_eq!(err.exit_code(), exit::USAGE);
+    }
+
+    fn write(name: &str, replaces_invalid: Option<&str>) -> PlannedWrite {
+        PlannedWrite {
+            name: name.into(),
+            action: if replaces_invalid.is_some() {
+                "replace_invalid"
+            } else {
+                "restore"
+            },
+            replaces_invalid: replaces_invalid.map(str::to_string),
+            item: Item::new(),
+            condition: WriteCondition::Absent,
+        }
+    }
+
+    fn skipped(name: &str, reason: &str) -> restore::Skipped {
+        restore::Skipped {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn a_restore_plan_shows_its_snapshot_then_each_write_and_skip() {
+        let plan = WritePlan {
+            target: "prod".into(),
+            source: Source::Snapshot {
+                id: "20261126T101500123Z-3r-abc123".into(),
+                time: "2026-11-26T10:15:00.123Z".into(),
+                records: 3,
+            },
+            plan: Plan {
+                writes: vec![
+                    write("web-1", None),
+                    write("web-2", Some("emptied: manages nothing")),
+                ],
+                skipped: vec![skipped("web-3", "its load balancer is gone")],
+                unchanged: 4,
+            },
+            read_failed: false,
+        };
+        assert_eq!(plan.action(), "restore");
+        assert_eq!(
+            plan.to_text(),
+            "restore of target prod from snapshot 20261126T101500123Z-3r-abc123 (2026-11-26T10:15:00.123Z, 3 records)\n\
+             plan: 2 to write, 1 skipped, 4 present and left as they are\n\
+             \x20 restore    web-1\n\
+             \x20 replace_invalid web-2: over the table's invalid record (emptied: manages nothing)\n\
+             \x20 skip       web-3: its load balancer is gone\n"
+        );
+    }
+
+    #[test]
+    fn a_large_plan_is_summarized_after_25_lines_of_each_kind() {
+        let plan = WritePlan {
+            target: "prod".into(),
+            source: Source::Live,
+            plan: Plan {
+                writes: (0..30).map(|i| write(&format!("w{i}"), None)).collect(),
+                skipped: (0..26).map(|i| skipped(&format!("s{i}"), "why")).collect(),
+                unchanged: 0,
+            },
+            read_failed: false,
+        };
+        assert_eq!(plan.action(), "adopt");
+        let text = plan.to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "adopt for target prod");
+        assert_eq!(
+            lines[1],
+            "plan: 30 to write, 26 skipped, 0 present and left as they are"
+        );
+        assert_eq!(lines[26], "  restore    w24");
+        assert_eq!(lines[27], "  ... and 5 more to write");
+        assert_eq!(lines[28], "  skip       s0: why");
+        assert_eq!(lines[53], "  ... and 1 more skipped");
+        assert_eq!(lines.len(), 54);
+    }
+
+    #[test]
+    fn only_an_approved_run_that_is_not_dry_writes() {
+        let empty = Plan::default();
+        let some = Plan {
+            writes: vec![write("web-1", None)],
+            ..Plan::default()
+        };
+        assert_eq!(without_writing(&some, false, None), Some(Applied::DryRun));
+        assert_eq!(
+            without_writing(&some, true, Some("CHG-1")),
+            Some(Applied::DryRun)
+        );
+        assert_eq!(without_writing(&empty, true, None), Some(Applied::DryRun));
+        assert_eq!(
+            without_writing(&empty, false, Some("CHG-1")),
+            Some(Applied::NothingToWrite)
+        );
+        assert_eq!(without_writing(&some, false, Some("CHG-1")), None);
+    }
+
+    #[test]
+    fn what_was_written_is_printed_and_any_failure_exits_1() {
+        let dry = WriteOutcome {
+            applied: Applied::DryRun,
+            read_failed: false,
+        };
+        assert_eq!(
+            dry.stdout(),
+            "dry run: nothing written (writing needs --approve TICKET)\n"
+        );
+        assert_eq!(dry.exit_code(), exit::OK);
+        let nothing = WriteOutcome {
+            applied: Applied::NothingToWrite,
+            read_failed: true,
+        };
+        assert_eq!(nothing.stdout(), "nothing to write\n");
+        // adopt: a load balancer could not be read.
+        assert_eq!(nothing.exit_code(), exit::ERROR);
+
+        let written = restore::Written {
+            written: vec!["web-1".into(), "web-2".into()],
+            lost_race: vec!["web-3".into()],
+            failed: vec![],
+            calls: 1,
+        };
+        let wrote = WriteOutcome {
+            applied: Applied::Wrote {
+                written: written.clone(),
+                seconds: 0.256,
+            },
+            read_failed: false,
+        };
+        assert_eq!(
+            wrote.stdout(),
+            "wrote 2 record(s) in 0.26 s (1 TransactWriteItems calls)\n\
+             \x20 web-3: written by someone else meanwhile; theirs stands\n"
+        );
+        assert_eq!(wrote.stderr(), "");
+        assert_eq!(wrote.exit_code(), exit::OK);
+
+        let failed = WriteOutcome {
+            applied: Applied::Wrote {
+                written: restore::Written {
+                    failed: (0..27)
+                        .map(|i| (format!("f{i}"), "AccessDenied".to_string()))
+                        .collect(),
+                    ..written
+                },
+                seconds: 1.0,
+            },
+            read_failed: false,
+        };
+        let text = failed.stdout();
+        assert!(text.contains("  f0: FAILED: AccessDenied\n"), "{text}");
+        assert!(text.contains("  f24: FAILED: AccessDenied\n"), "{text}");
+        assert!(!text.contains("  f25: FAILED"), "{text}");
+        assert!(text.ends_with("  ... and 2 more failed\n"), "{text}");
+        assert_eq!(failed.exit_code(), exit::ERROR);
+    }
+
+    fn seen<'a>(live: &[&'a str], outside: &[&'a str], recorded: &[&str]) -> Seen<'a> {
+        Seen {
+            live: live.to_vec(),
+            outside: outside.iter().copied().collect(),
+            recorded: recorded.iter().map(|n| n.to_string()).collect(),
+            in_snapshot: [("held".to_string(), "SNAP-1".to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn adopt_all_takes_every_unrecorded_one_in_scope_that_no_snapshot_holds() {
+        let seen = seen(&["b", "a", "rec", "held", "out"], &["out"], &["rec"]);
+        let (plan, chosen) = choose_adopted("prod", true, &[], &seen);
+        assert_eq!(chosen, vec!["a".to_string(), "b".to_string()]);
+        // A recorded one is counted as present, not skipped; one out of scope is not wanted.
+        assert_eq!(plan.unchanged, 1);
+        assert_eq!(
+            plan.skipped,
+            vec![skipped(
+                "held",
+                "snapshot SNAP-1 holds its record: use `lbrecon restore --target prod --snapshot SNAP-1`, which puts it back verbatim"
+            )]
+        );
+        assert!(plan.writes.is_empty());
+    }
+
+    #[test]
+    fn adopt_by_name_says_why_each_name_is_left() {
+        let seen = seen(&["a", "rec", "held", "out"], &["out"], &["rec"]);
+        let names: Vec<String> = ["a", "ghost", "out", "rec", "held"]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let (plan, chosen) = choose_adopted("prod", false, &names, &seen);
+        assert_eq!(chosen, vec!["a".to_string()]);
+        assert_eq!(plan.unchanged, 0);
+        let reasons: Vec<(&str, &str)> = plan
+            .skipped
+            .iter()
+            .map(|s| (s.name.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                ("ghost", "no live load balancer of that name"),
+                (
+                    "held",
+                    "snapshot SNAP-1 holds its record: use `lbrecon restore --target prod --snapshot SNAP-1`, which puts it back verbatim"
+                ),
+                (
+                    "out",
+                    "it is outside the target's scope ([targets.scope]): adopt writes records only for load balancers the target owns"
+                ),
+                ("rec", "it has a record; adopt never overwrites one"),
+            ]
+        );
+    }
+
+    #[test]
+    fn adopted_records_drop_the_tags_aws_sets() {
+        let mut doc = serde_json::json!({
+            "tags": {"aws:cloudformation:stack-name": "s", "team": "web"},
+            "target_groups": [{"tags": {"aws:x": "1", "app": "a"}}]
+        });
+        strip_aws_tags(&mut doc);
+        assert_eq!(
+            doc,
+            serde_json::json!({"tags": {"team": "web"}, "target_groups": [{"tags": {"app": "a"}}]})
+        );
+        let item = adopted_item("web-1", &doc);
+        assert_eq!(item.get("name"), Some(&AttrValue::S("web-1".into())));
+        assert_eq!(item.get("version"), Some(&AttrValue::N("1".into())));
+    }
+
     #[tokio::test]
     async fn every_snapshot_in_retention_is_consulted_not_only_the_newest() {
         let dir = tempfile::tempdir().unwrap();
