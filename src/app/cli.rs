@@ -249,3 +249,191 @@ pub fn named_target<'a>(config: &'a Config, name: &str) -> Result<&'a TargetConf
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::report::{GuardView, Summary, TargetReport};
+
+    const CONFIG: &str = r#"
+[daemon]
+interval = "30s"
+
+[http]
+listen = "127.0.0.1:9477"
+
+[[targets]]
+name = "prod"
+region = "us-east-1"
+state_table = "lb-state"
+control_table = "lb-state-control"
+
+[[targets]]
+name = "dev"
+region = "eu-west-1"
+state_table = "lb-state-dev"
+control_table = "lb-state-dev-control"
+
+[guard]
+min_missing = 1
+max_missing_ratio = 0.05
+
+[[guard.pausers]]
+type = "dynamodb_flag"
+
+[snapshots]
+dir = "/var/lib/lbrecon/snapshots"
+"#;
+
+    fn config() -> Config {
+        Config::parse(CONFIG, std::path::Path::new("test.toml")).unwrap()
+    }
+
+    #[test]
+    fn help_and_version_exit_0_and_other_argument_errors_64() {
+        let code = |args: &[&str]| {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            parse_error_code(&err)
+        };
+        assert_eq!(code(&["lbrecon", "--help"]), exit::OK);
+        assert_eq!(code(&["lbrecon", "--version"]), exit::OK);
+        assert_eq!(code(&["lbrecon"]), exit::OK);
+        assert_eq!(code(&["lbrecon", "frobnicate"]), exit::USAGE);
+        assert_eq!(code(&["lbrecon", "pause", "--target", "prod"]), exit::USAGE);
+        assert_eq!(
+            code(&[
+                "lbrecon",
+                "restore",
+                "--target",
+                "prod",
+                "--at",
+                "x",
+                "--snapshot",
+                "y"
+            ]),
+            exit::USAGE
+        );
+        assert_eq!(code(&["lbrecon", "adopt", "--target", "prod"]), exit::USAGE);
+        let parsed =
+            Cli::try_parse_from(["lbrecon", "adopt", "--target", "prod", "a", "b"]).unwrap();
+        let Command::Adopt { names, all, .. } = parsed.command else {
+            panic!("not adopt: {parsed:?}");
+        };
+        assert_eq!(
+            (names, all),
+            (vec!["a".to_string(), "b".to_string()], false)
+        );
+    }
+
+    #[test]
+    fn an_unknown_target_is_a_usage_error_naming_the_targets() {
+        let config = config();
+        assert_eq!(named_target(&config, "dev").unwrap().region, "eu-west-1");
+        let err = named_target(&config, "staging").unwrap_err();
+        assert_eq!(
+            err.stderr(),
+            "lbrecon: no target named \"staging\" in the config; targets are: prod, dev\n"
+        );
+        assert_eq!(err.exit_code(), exit::USAGE);
+    }
+
+    #[tokio::test]
+    async fn check_refuses_an_unknown_target_before_reading_anything() {
+        let err = check(&config(), Some("staging"), Format::Json)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, exit::USAGE);
+        assert!(
+            err.message.starts_with("no target named \"staging\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_ignore_rule_that_does_not_compile_is_a_config_error() {
+        let mut config = config();
+        assert!(ignore_rules(&config).is_ok());
+        config.ignore.push(crate::reconcile::ignore::IgnoreConfig {
+            load_balancers: "*".into(),
+            paths: vec!["/tags/[".into()],
+        });
+        let err = ignore_rules(&config).unwrap_err();
+        assert_eq!(err.exit_code(), exit::CONFIG);
+        assert!(err.message.contains("/tags/["), "{err}");
+    }
+
+    #[test]
+    fn validate_prints_the_resolved_config_as_it_reads_back() {
+        let config = config();
+        let validated = validate(&config).unwrap();
+        assert_eq!(validated.exit_code(), exit::OK);
+        assert_eq!(validated.stderr(), "");
+        let back = Config::parse(&validated.stdout(), std::path::Path::new("back.toml")).unwrap();
+        assert_eq!(back.targets.len(), 2);
+        assert_eq!(back.targets[1].name, "dev");
+        assert_eq!(back.daemon.interval, config.daemon.interval);
+    }
+
+    fn target(name: &str, error: Option<&str>) -> TargetReport {
+        TargetReport {
+            target: name.into(),
+            complete: error.is_none(),
+            error: error.map(str::to_string),
+            summary: Summary {
+                live: 2,
+                recorded: 2,
+                in_sync: 2,
+                ..Summary::default()
+            },
+            load_balancers: vec![],
+            guard: GuardView {
+                paused: false,
+                reason: None,
+            },
+            deep_checked_at: None,
+            exit_code: 0,
+        }
+        .with_exit_code()
+    }
+
+    #[test]
+    fn check_prints_the_report_on_stdout_and_each_target_error_on_stderr() {
+        let report = Report {
+            generated_at: "2026-01-01T00:00:00Z".into(),
+            targets: vec![
+                target("prod", None),
+                target("dev", Some("DescribeLoadBalancers failed: Throttling")),
+            ],
+        };
+        let table = Checked {
+            report: report.clone(),
+            format: Format::Table,
+        };
+        assert_eq!(table.stdout(), report.to_table());
+        assert!(table.stdout().contains("target dev (INCOMPLETE)"));
+        assert_eq!(
+            table.stderr(),
+            "lbrecon: target dev: DescribeLoadBalancers failed: Throttling\n"
+        );
+        assert_eq!(table.exit_code(), exit::ERROR);
+        let json = Checked {
+            report,
+            format: Format::Json,
+        };
+        let text = json.stdout();
+        assert!(text.ends_with("}\n"), "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["targets"][1]["complete"], false);
+        assert_eq!(json.stderr(), table.stderr());
+
+        let in_sync = Checked {
+            report: Report {
+                generated_at: "2026-01-01T00:00:00Z".into(),
+                targets: vec![target("prod", None)],
+            },
+            format: Format::Table,
+        };
+        assert_eq!(in_sync.stderr(), "");
+        assert_eq!(in_sync.exit_code(), exit::OK);
+    }
+}
