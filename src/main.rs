@@ -2,7 +2,7 @@
 //! the library.
 
 use lbrecon::app::cli::{self, Command};
-use lbrecon::app::commands::{self, recovery};
+use lbrecon::app::commands::{self, Printed, Progress, recovery};
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
@@ -11,16 +11,31 @@ fn main() {
     std::process::exit(run());
 }
 
+/// Prints what a command gave back, stdout then stderr, and gives its exit code.
+fn print(done: &impl Printed) -> i32 {
+    print!("{}", done.stdout());
+    eprint!("{}", done.stderr());
+    done.exit_code()
+}
+
+/// Prints what a command says while it runs, at once.
+fn progress(said: Progress) {
+    eprintln!("{}", said.stderr_line());
+}
+
 fn run() -> i32 {
     let args = match cli::parse_args() {
         Ok(args) => args,
-        Err(code) => return code,
+        Err(err) => {
+            let _ = err.print();
+            return cli::parse_error_code(&err);
+        }
     };
     init_logging();
     lbrecon::aws::set_command(args.command.name());
     let config = match cli::load_config(&args.config) {
         Ok(config) => config,
-        Err(code) => return code,
+        Err(err) => return print(&err),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -33,37 +48,45 @@ fn run() -> i32 {
         }
     };
     match args.command {
-        Command::Validate => cli::validate(&config),
+        Command::Validate => print(&cli::validate(&config)),
         Command::Check { target, format } => {
-            runtime.block_on(cli::check(&config, target.as_deref(), format))
+            print(&runtime.block_on(cli::check(&config, target.as_deref(), format)))
         }
         Command::Run => runtime.block_on(run_daemon(config)),
         Command::Status { format } => {
-            runtime.block_on(commands::status(&config, format == cli::Format::Json))
+            print(&runtime.block_on(commands::status(&config, format == cli::Format::Json)))
         }
         Command::Pause { target, reason } => match cli::named_target(&config, &target) {
-            Ok(target) => runtime.block_on(commands::pause(&config, target, &reason)),
-            Err(code) => code,
+            Ok(target) => {
+                print(&runtime.block_on(commands::pause(&config, target, &reason, &mut progress)))
+            }
+            Err(err) => print(&err),
         },
         Command::Resume {
             target,
             reason,
             force,
         } => match cli::named_target(&config, &target) {
-            Ok(target) => runtime.block_on(commands::resume(&config, target, &reason, force)),
-            Err(code) => code,
+            Ok(target) => print(&runtime.block_on(commands::resume(
+                &config,
+                target,
+                &reason,
+                force,
+                &mut progress,
+            ))),
+            Err(err) => print(&err),
         },
         Command::Snapshots { target, format } => {
             if let Some(name) = &target
-                && let Err(code) = cli::named_target(&config, name)
+                && let Err(err) = cli::named_target(&config, name)
             {
-                return code;
+                return print(&err);
             }
-            runtime.block_on(recovery::snapshots(
+            print(&runtime.block_on(recovery::snapshots(
                 &config,
                 target.as_deref(),
                 format == cli::Format::Json,
-            ))
+            )))
         }
         Command::Restore {
             target,
@@ -73,50 +96,62 @@ fn run() -> i32 {
             replace_invalid,
             include_gone,
             approve,
-        } => match cli::named_target(&config, &target) {
-            Ok(target) => {
-                let pick = match (at, snapshot) {
-                    (Some(at), _) => recovery::Pick::At(at),
-                    (None, Some(id)) => recovery::Pick::Id(id),
-                    (None, None) => return lbrecon::reconcile::report::exit::USAGE,
-                };
-                let options = lbrecon::recovery::restore::RestoreOptions {
-                    replace_invalid,
-                    include_gone,
-                };
-                runtime.block_on(recovery::restore(
-                    &config,
-                    target,
-                    pick,
-                    options,
-                    dry_run,
-                    approve.as_deref(),
-                ))
-            }
-            Err(code) => code,
-        },
+        } => {
+            let target = match cli::named_target(&config, &target) {
+                Ok(target) => target,
+                Err(err) => return print(&err),
+            };
+            let pick = match (at, snapshot) {
+                (Some(at), _) => recovery::Pick::At(at),
+                (None, Some(id)) => recovery::Pick::Id(id),
+                (None, None) => return lbrecon::reconcile::report::exit::USAGE,
+            };
+            let options = lbrecon::recovery::restore::RestoreOptions {
+                replace_invalid,
+                include_gone,
+            };
+            let pending =
+                runtime.block_on(recovery::prepare_restore(&config, target, pick, options));
+            write(&runtime, target, pending, dry_run, approve.as_deref())
+        }
         Command::Adopt {
             target,
             all,
             names,
             dry_run,
             approve,
-        } => match cli::named_target(&config, &target) {
-            Ok(target) => runtime.block_on(recovery::adopt(
-                &config,
-                target,
-                all,
-                &names,
-                dry_run,
-                approve.as_deref(),
-            )),
-            Err(code) => code,
-        },
+        } => {
+            let target = match cli::named_target(&config, &target) {
+                Ok(target) => target,
+                Err(err) => return print(&err),
+            };
+            let pending = runtime.block_on(recovery::prepare_adopt(&config, target, all, &names));
+            write(&runtime, target, pending, dry_run, approve.as_deref())
+        }
         Command::Init { target, approve } => match cli::named_target(&config, &target) {
-            Ok(target) => runtime.block_on(commands::init(&config, target, approve.as_deref())),
-            Err(code) => code,
+            Ok(target) => {
+                print(&runtime.block_on(commands::init(&config, target, approve.as_deref())))
+            }
+            Err(err) => print(&err),
         },
     }
+}
+
+/// `restore` and `adopt`: prints the plan before anything is written, then writes it when
+/// approved and prints what was written.
+fn write(
+    runtime: &tokio::runtime::Runtime,
+    target: &lbrecon::runtime::config::TargetConfig,
+    pending: Result<recovery::Pending, commands::CommandError>,
+    dry_run: bool,
+    approve: Option<&str>,
+) -> i32 {
+    let pending = match pending {
+        Ok(pending) => pending,
+        Err(err) => return print(&err),
+    };
+    print!("{}", pending.plan.to_text());
+    print(&runtime.block_on(pending.apply(target, dry_run, approve)))
 }
 
 async fn run_daemon(config: lbrecon::runtime::config::Config) -> i32 {

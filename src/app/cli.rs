@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::app::commands::{CommandError, Printed};
 use crate::reconcile::ignore::IgnoreRules;
-use crate::reconcile::report::exit;
-use crate::runtime::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::reconcile::report::{Report, exit};
+use crate::runtime::config::{Config, DEFAULT_CONFIG_PATH, TargetConfig};
 
 /// lbrecon: reconcile recorded load-balancer state with live ELBv2 state.
 #[derive(Debug, Parser)]
@@ -143,89 +144,296 @@ impl Command {
     }
 }
 
-/// Parses the arguments. Help and version print and exit 0; any other problem is a usage
-/// error, exit 64.
-pub fn parse_args() -> Result<Cli, i32> {
-    match Cli::try_parse() {
-        Ok(cli) => Ok(cli),
-        Err(err) => {
-            let code = match err.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
-                _ => exit::USAGE,
-            };
-            let _ = err.print();
-            Err(code)
-        }
+/// Parses the arguments; on an error, clap's message for `main.rs` to print, with
+/// [`parse_error_code`] as the exit code.
+pub fn parse_args() -> Result<Cli, clap::Error> {
+    Cli::try_parse()
+}
+
+/// The exit code of an argument error: help and version are 0, any other problem is a usage
+/// error, 64.
+pub fn parse_error_code(err: &clap::Error) -> i32 {
+    match err.kind() {
+        clap::error::ErrorKind::DisplayHelp
+        | clap::error::ErrorKind::DisplayVersion
+        | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
+        _ => exit::USAGE,
     }
 }
 
-/// Loads the config, printing the problem and returning exit 78 when it cannot be used.
-pub fn load_config(path: &std::path::Path) -> Result<Config, i32> {
-    Config::load(path).map_err(|err| {
-        eprintln!("lbrecon: {err}");
-        exit::CONFIG
-    })
+/// Loads the config; a problem is exit 78.
+pub fn load_config(path: &std::path::Path) -> Result<Config, CommandError> {
+    Config::load(path).map_err(|err| CommandError::config(err.to_string()))
 }
 
-/// `lbrecon validate`: print the resolved config.
-pub fn validate(config: &Config) -> i32 {
-    match toml::to_string_pretty(config) {
-        Ok(text) => {
-            print!("{text}");
-            exit::OK
-        }
-        Err(err) => {
-            eprintln!("lbrecon: cannot print the config: {err}");
-            exit::ERROR
+/// The config as `lbrecon validate` prints it, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated {
+    pub text: String,
+}
+
+impl Printed for Validated {
+    fn stdout(&self) -> String {
+        self.text.clone()
+    }
+    fn exit_code(&self) -> i32 {
+        exit::OK
+    }
+}
+
+/// `lbrecon validate`: the resolved config.
+pub fn validate(config: &Config) -> Result<Validated, CommandError> {
+    toml::to_string_pretty(config)
+        .map(|text| Validated { text })
+        .map_err(|err| CommandError::error(format!("cannot print the config: {err}")))
+}
+
+/// What `lbrecon check` prints: the report in the asked format on stdout, and each target's
+/// error on stderr.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub report: Report,
+    pub format: Format,
+}
+
+impl Printed for Checked {
+    fn stdout(&self) -> String {
+        match self.format {
+            Format::Json => format!("{}\n", self.report.to_json()),
+            Format::Table => self.report.to_table(),
         }
     }
+
+    fn stderr(&self) -> String {
+        self.report
+            .targets
+            .iter()
+            .filter_map(|target| {
+                let error = target.error.as_ref()?;
+                Some(format!("lbrecon: target {}: {error}\n", target.target))
+            })
+            .collect()
+    }
+
+    fn exit_code(&self) -> i32 {
+        self.report.exit_code()
+    }
+}
+
+/// The ignore rules of the config; a rule that does not compile is exit 78.
+pub fn ignore_rules(config: &Config) -> Result<IgnoreRules, CommandError> {
+    IgnoreRules::new(&config.ignore).map_err(|problems| CommandError::config(problems.join("; ")))
 }
 
 /// `lbrecon check`.
-pub async fn check(config: &Config, target: Option<&str>, format: Format) -> i32 {
-    if let Some(name) = target
-        && config.target(name).is_none()
-    {
-        let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-        eprintln!(
-            "lbrecon: no target named {name:?} in the config; targets are: {}",
-            names.join(", ")
-        );
-        return exit::USAGE;
+pub async fn check(
+    config: &Config,
+    target: Option<&str>,
+    format: Format,
+) -> Result<Checked, CommandError> {
+    if let Some(name) = target {
+        named_target(config, name)?;
     }
-    let ignore = match IgnoreRules::new(&config.ignore) {
-        Ok(ignore) => ignore,
-        Err(problems) => {
-            eprintln!("lbrecon: {}", problems.join("; "));
-            return exit::CONFIG;
-        }
-    };
+    let ignore = ignore_rules(config)?;
     let report = crate::app::commands::check::check(config, target, &ignore).await;
-    match format {
-        Format::Json => println!("{}", report.to_json()),
-        Format::Table => print!("{}", report.to_table()),
-    }
-    for target in &report.targets {
-        if let Some(error) = &target.error {
-            eprintln!("lbrecon: target {}: {error}", target.target);
-        }
-    }
-    report.exit_code()
+    Ok(Checked { report, format })
 }
 
 /// The target named on the command line, or a usage error naming the targets there are.
-pub fn named_target<'a>(
-    config: &'a crate::runtime::config::Config,
-    name: &str,
-) -> Result<&'a crate::runtime::config::TargetConfig, i32> {
+pub fn named_target<'a>(config: &'a Config, name: &str) -> Result<&'a TargetConfig, CommandError> {
     config.target(name).ok_or_else(|| {
         let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-        eprintln!(
-            "lbrecon: no target named {name:?} in the config; targets are: {}",
+        CommandError::usage(format!(
+            "no target named {name:?} in the config; targets are: {}",
             names.join(", ")
-        );
-        exit::USAGE
+        ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::report::{GuardView, Summary, TargetReport};
+
+    const CONFIG: &str = r#"
+[daemon]
+interval = "30s"
+
+[http]
+listen = "127.0.0.1:9477"
+
+[[targets]]
+name = "prod"
+region = "us-east-1"
+state_table = "lb-state"
+control_table = "lb-state-control"
+
+[[targets]]
+name = "dev"
+region = "eu-west-1"
+state_table = "lb-state-dev"
+control_table = "lb-state-dev-control"
+
+[guard]
+min_missing = 1
+max_missing_ratio = 0.05
+
+[[guard.pausers]]
+type = "dynamodb_flag"
+
+[snapshots]
+dir = "/var/lib/lbrecon/snapshots"
+"#;
+
+    fn config() -> Config {
+        Config::parse(CONFIG, std::path::Path::new("test.toml")).unwrap()
+    }
+
+    #[test]
+    fn help_and_version_exit_0_and_other_argument_errors_64() {
+        let code = |args: &[&str]| {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            parse_error_code(&err)
+        };
+        assert_eq!(code(&["lbrecon", "--help"]), exit::OK);
+        assert_eq!(code(&["lbrecon", "--version"]), exit::OK);
+        assert_eq!(code(&["lbrecon"]), exit::OK);
+        assert_eq!(code(&["lbrecon", "frobnicate"]), exit::USAGE);
+        assert_eq!(code(&["lbrecon", "pause", "--target", "prod"]), exit::USAGE);
+        assert_eq!(
+            code(&[
+                "lbrecon",
+                "restore",
+                "--target",
+                "prod",
+                "--at",
+                "x",
+                "--snapshot",
+                "y"
+            ]),
+            exit::USAGE
+        );
+        assert_eq!(code(&["lbrecon", "adopt", "--target", "prod"]), exit::USAGE);
+        let parsed =
+            Cli::try_parse_from(["lbrecon", "adopt", "--target", "prod", "a", "b"]).unwrap();
+        let Command::Adopt { names, all, .. } = parsed.command else {
+            panic!("not adopt: {parsed:?}");
+        };
+        assert_eq!(
+            (names, all),
+            (vec!["a".to_string(), "b".to_string()], false)
+        );
+    }
+
+    #[test]
+    fn an_unknown_target_is_a_usage_error_naming_the_targets() {
+        let config = config();
+        assert_eq!(named_target(&config, "dev").unwrap().region, "eu-west-1");
+        let err = named_target(&config, "staging").unwrap_err();
+        assert_eq!(
+            err.stderr(),
+            "lbrecon: no target named \"staging\" in the config; targets are: prod, dev\n"
+        );
+        assert_eq!(err.exit_code(), exit::USAGE);
+    }
+
+    #[tokio::test]
+    async fn check_refuses_an_unknown_target_before_reading_anything() {
+        let err = check(&config(), Some("staging"), Format::Json)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, exit::USAGE);
+        assert!(
+            err.message.starts_with("no target named \"staging\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_ignore_rule_that_does_not_compile_is_a_config_error() {
+        let mut config = config();
+        assert!(ignore_rules(&config).is_ok());
+        config.ignore.push(crate::reconcile::ignore::IgnoreConfig {
+            load_balancers: "*".into(),
+            paths: vec!["/tags/[".into()],
+        });
+        let err = ignore_rules(&config).unwrap_err();
+        assert_eq!(err.exit_code(), exit::CONFIG);
+        assert!(err.message.contains("/tags/["), "{err}");
+    }
+
+    #[test]
+    fn validate_prints_the_resolved_config_as_it_reads_back() {
+        let config = config();
+        let validated = validate(&config).unwrap();
+        assert_eq!(validated.exit_code(), exit::OK);
+        assert_eq!(validated.stderr(), "");
+        let back = Config::parse(&validated.stdout(), std::path::Path::new("back.toml")).unwrap();
+        assert_eq!(back.targets.len(), 2);
+        assert_eq!(back.targets[1].name, "dev");
+        assert_eq!(back.daemon.interval, config.daemon.interval);
+    }
+
+    fn target(name: &str, error: Option<&str>) -> TargetReport {
+        TargetReport {
+            target: name.into(),
+            complete: error.is_none(),
+            error: error.map(str::to_string),
+            summary: Summary {
+                live: 2,
+                recorded: 2,
+                in_sync: 2,
+                ..Summary::default()
+            },
+            load_balancers: vec![],
+            guard: GuardView {
+                paused: false,
+                reason: None,
+            },
+            deep_checked_at: None,
+            exit_code: 0,
+        }
+        .with_exit_code()
+    }
+
+    #[test]
+    fn check_prints_the_report_on_stdout_and_each_target_error_on_stderr() {
+        let report = Report {
+            generated_at: "2026-01-01T00:00:00Z".into(),
+            targets: vec![
+                target("prod", None),
+                target("dev", Some("DescribeLoadBalancers failed: Throttling")),
+            ],
+        };
+        let table = Checked {
+            report: report.clone(),
+            format: Format::Table,
+        };
+        assert_eq!(table.stdout(), report.to_table());
+        assert!(table.stdout().contains("target dev (INCOMPLETE)"));
+        assert_eq!(
+            table.stderr(),
+            "lbrecon: target dev: DescribeLoadBalancers failed: Throttling\n"
+        );
+        assert_eq!(table.exit_code(), exit::ERROR);
+        let json = Checked {
+            report,
+            format: Format::Json,
+        };
+        let text = json.stdout();
+        assert!(text.ends_with("}\n"), "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["targets"][1]["complete"], false);
+        assert_eq!(json.stderr(), table.stderr());
+
+        let in_sync = Checked {
+            report: Report {
+                generated_at: "2026-01-01T00:00:00Z".into(),
+                targets: vec![target("prod", None)],
+            },
+            format: Format::Table,
+        };
+        assert_eq!(in_sync.stderr(), "");
+        assert_eq!(in_sync.exit_code(), exit::OK);
+    }
 }

@@ -85,12 +85,63 @@ pub async fn check_target(
     let cycle = presence
         .finish(reader, ignore, DeepScope::All, &mut DeepCache::none())
         .await;
-    let mut report = cycle.report(target, guard, true);
-    if let Some(error) = control_error {
-        // A full check needs every read, the control item's included.
-        report.complete = false;
-        report.error.get_or_insert(error);
-        report = report.with_exit_code();
+    let report = cycle.report(target, guard, true);
+    match control_error {
+        Some(error) => without_control_item(report, error),
+        None => report,
     }
-    report
+}
+
+/// A target's report when its control item could not be read: incomplete, since a full check
+/// needs every read, the control item's included; an error the report already has stays.
+fn without_control_item(mut report: TargetReport, error: String) -> TargetReport {
+    report.complete = false;
+    report.error.get_or_insert(error);
+    report.with_exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::report::{Summary, exit};
+
+    fn report(error: Option<&str>) -> TargetReport {
+        TargetReport {
+            target: "prod".into(),
+            complete: error.is_none(),
+            error: error.map(str::to_string),
+            summary: Summary::default(),
+            load_balancers: vec![],
+            guard: GuardView {
+                paused: false,
+                reason: Some("control table unreadable (throttled)".into()),
+            },
+            deep_checked_at: None,
+            exit_code: 0,
+        }
+        .with_exit_code()
+    }
+
+    #[test]
+    fn an_unreadable_control_item_makes_an_in_sync_target_incomplete() {
+        let in_sync = report(None);
+        assert_eq!(in_sync.exit_code, exit::OK);
+        let done = without_control_item(in_sync, "reading control table ctl: throttled".into());
+        assert!(!done.complete);
+        assert_eq!(
+            done.error.as_deref(),
+            Some("reading control table ctl: throttled")
+        );
+        assert_eq!(done.exit_code, exit::ERROR);
+    }
+
+    #[test]
+    fn the_first_error_a_report_has_stays() {
+        let done = without_control_item(
+            report(Some("Scan failed: throttled")),
+            "reading control table ctl: throttled".into(),
+        );
+        assert_eq!(done.error.as_deref(), Some("Scan failed: throttled"));
+        assert_eq!(done.exit_code, exit::ERROR);
+    }
 }

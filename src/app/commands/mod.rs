@@ -1,12 +1,14 @@
 //! The guard's commands: `status`, `pause`, `resume`, `init` (docs/architecture.md#commands, docs/architecture.md#guard).
 
 pub mod check;
+pub mod output;
 pub mod recovery;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::app::commands::output::{CommandError, Printed, Progress};
 use crate::app::cycle::read_scoped_presence;
 use crate::app::reader::{Items, Reader};
 use crate::aws::{AwsError, Clients};
@@ -110,27 +112,59 @@ fn reader(clients: &Clients, config: &Config) -> Reader {
     Reader::new(clients, config.aws.concurrency, (&config.records).into())
 }
 
+/// What `lbrecon status` found, one line per target, in the config's order.
+#[derive(Debug)]
+pub struct StatusReport {
+    pub targets: Vec<TargetStatus>,
+    /// `--format json`, else the table.
+    pub json: bool,
+}
+
+impl StatusReport {
+    /// The JSON document: `{"targets": [...]}`, pretty-printed, with a newline.
+    pub fn to_json(&self) -> String {
+        let doc = serde_json::json!({ "targets": self.targets });
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        )
+    }
+
+    /// The table for people, a claim's staleness judged at `now` (Unix seconds).
+    pub fn to_table(&self, now: i64) -> String {
+        self.targets
+            .iter()
+            .map(|line| status_table(line, now))
+            .collect()
+    }
+}
+
+impl Printed for StatusReport {
+    fn stdout(&self) -> String {
+        if self.json {
+            self.to_json()
+        } else {
+            self.to_table(crate::model::clock::now_unix())
+        }
+    }
+
+    /// 1 when a target's control item could not be read, else 0.
+    fn exit_code(&self) -> i32 {
+        if self.targets.iter().any(|line| line.error.is_some()) {
+            exit::ERROR
+        } else {
+            exit::OK
+        }
+    }
+}
+
 /// `lbrecon status`.
-pub async fn status(config: &Config, json: bool) -> i32 {
+pub async fn status(config: &Config, json: bool) -> StatusReport {
     let mut lines = Vec::new();
-    let mut code = exit::OK;
     let budgets = crate::runtime::budget::Budgets::default();
     for target in &config.targets {
         let clients = Clients::connect(target, &config.aws, &budgets).await;
-        let mut line = TargetStatus {
-            target: target.name.clone(),
-            paused: false,
-            since: None,
-            reason: None,
-            by: None,
-            missing: vec![],
-            quarantine: vec![],
-            paused_by_pausers: BTreeMap::new(),
-            claim: None,
-            error: None,
-            protection: ProtectionStatus::default(),
-            protection_notes: vec![],
-        };
+        let mut line = TargetStatus::new(&target.name);
         (line.protection, line.protection_notes) = read_protection(target, &clients).await;
         match store(target, &clients).load().await {
             Ok(Loaded::Item(item)) => {
@@ -149,26 +183,37 @@ pub async fn status(config: &Config, json: bool) -> i32 {
                     "reading control table {}: {err}",
                     target.control_table
                 ));
-                code = exit::ERROR;
             }
         }
         lines.push(line);
     }
-    if json {
-        let doc = serde_json::json!({ "targets": lines });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("serializes")
-        );
-    } else {
-        for line in &lines {
-            print!("{}", status_table(line));
-        }
+    StatusReport {
+        targets: lines,
+        json,
     }
-    code
 }
 
-fn status_table(line: &TargetStatus) -> String {
+impl TargetStatus {
+    /// A target not paused, with nothing read yet.
+    pub fn new(target: &str) -> Self {
+        TargetStatus {
+            target: target.to_string(),
+            paused: false,
+            since: None,
+            reason: None,
+            by: None,
+            missing: vec![],
+            quarantine: vec![],
+            paused_by_pausers: BTreeMap::new(),
+            claim: None,
+            error: None,
+            protection: ProtectionStatus::default(),
+            protection_notes: vec![],
+        }
+    }
+}
+
+fn status_table(line: &TargetStatus, now: i64) -> String {
     let mut out = String::new();
     let state = if line.paused { "PAUSED" } else { "not paused" };
     out.push_str(&format!("target {}: {state}\n", line.target));
@@ -205,7 +250,7 @@ fn status_table(line: &TargetStatus) -> String {
         out.push_str(&format!("    {note}\n"));
     }
     if let Some(claim) = &line.claim {
-        let stale = if claim.until < crate::model::clock::now_unix() {
+        let stale = if claim.until < now {
             " (stale: its holder stopped; the next actor takes it over)"
         } else {
             ""
@@ -247,21 +292,21 @@ async fn load_item(store: &ControlStore<'_>) -> Result<ControlItem, String> {
     }
 }
 
-/// Says why `verb` (`pausing`, `resuming`) gave up on a target's control item; exit 1.
-fn gave_up(verb: &str, store: &ControlStore<'_>, error: UpdateError) -> i32 {
-    eprintln!("lbrecon: {verb} {}: {}", store.target, error.message(store));
-    exit::ERROR
+/// Why `verb` (`pausing`, `resuming`) gave up on a target's control item; exit 1.
+fn gave_up(verb: &str, store: &ControlStore<'_>, error: UpdateError) -> CommandError {
+    CommandError::error(format!("{verb} {}: {}", store.target, error.message(store)))
 }
 
 /// How often a command looks again at a claim it waits for.
 const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Reads the control item once no other actor's claim on the pausers blocks it: waits while a
-/// claim is held (saying so once), and goes on once it is released or stale (older than
-/// `guard.claim_timeout`, then taken over).
+/// claim is held (saying so once, through `progress`), and goes on once it is released or
+/// stale (older than `guard.claim_timeout`, then taken over).
 async fn load_unclaimed(
     store: &ControlStore<'_>,
     enforcer: &Enforcer<'_>,
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<ControlItem, String> {
     let mut said = false;
     loop {
@@ -270,24 +315,93 @@ async fn load_unclaimed(
             return Ok(control);
         };
         if !said {
-            eprintln!(
-                "lbrecon: waiting: the pausers of {} are claimed by {} ({}) since {}; the claim is released when that run ends, or taken over once stale at {}",
-                store.target,
-                claim.by,
-                claim.purpose,
-                claim.since,
-                crate::model::clock::rfc3339(claim.until)
-                    .unwrap_or_else(|| claim.until.to_string()),
-            );
+            progress(Progress::Waiting {
+                target: store.target.to_string(),
+                claim: claim.clone(),
+            });
             said = true;
         }
         tokio::time::sleep(CLAIM_POLL).await;
     }
 }
 
+/// How `lbrecon pause` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PauseOutcome {
+    /// Already paused, by hand or by an earlier command: nothing done.
+    AlreadyPaused {
+        target: String,
+        since: Option<String>,
+        by: Option<String>,
+        reason: Option<String>,
+    },
+    /// The guard's pause became the operator's `by`.
+    TakenOver { target: String, by: String },
+    /// Resumed while this pause ran; what it did was undone.
+    Reverted { target: String },
+    /// Paused, with what each pauser did.
+    Paused {
+        target: String,
+        pausers: BTreeMap<String, PauserRecord>,
+    },
+}
+
+impl Printed for PauseOutcome {
+    fn stdout(&self) -> String {
+        match self {
+            PauseOutcome::AlreadyPaused {
+                target,
+                since,
+                by,
+                reason,
+            } => format!(
+                "target {target} is already paused since {} by {}: {}\n",
+                since.as_deref().unwrap_or("?"),
+                by.as_deref().unwrap_or("?"),
+                reason.as_deref().unwrap_or("")
+            ),
+            PauseOutcome::TakenOver { target, by } => format!(
+                "target {target} was paused by lbrecon; the pause is now yours ({by}): it will not resume by itself\n"
+            ),
+            PauseOutcome::Reverted { .. } => String::new(),
+            PauseOutcome::Paused { target, pausers } => pausers_text(target, pausers, "paused"),
+        }
+    }
+
+    fn stderr(&self) -> String {
+        match self {
+            PauseOutcome::Reverted { target } => format!(
+                "lbrecon: target {target} was resumed while this pause ran; what it did was undone. Run pause again if it is still needed\n"
+            ),
+            _ => String::new(),
+        }
+    }
+
+    /// 1 when reverted or a pauser failed, else 0.
+    fn exit_code(&self) -> i32 {
+        match self {
+            PauseOutcome::AlreadyPaused { .. } | PauseOutcome::TakenOver { .. } => exit::OK,
+            PauseOutcome::Reverted { .. } => exit::ERROR,
+            PauseOutcome::Paused { pausers, .. } => {
+                if pausers.values().any(|record| record.error.is_some()) {
+                    exit::ERROR
+                } else {
+                    exit::OK
+                }
+            }
+        }
+    }
+}
+
 /// `lbrecon pause --target T --reason TEXT`: pauses by hand, with every pauser. Over a pause the
-/// guard made, the pause becomes the operator's: it no longer resumes by itself.
-pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 {
+/// guard made, the pause becomes the operator's: it no longer resumes by itself. Waiting for
+/// another actor's claim is said through `progress` as it starts.
+pub async fn pause(
+    config: &Config,
+    target: &TargetConfig,
+    reason: &str,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<PauseOutcome, CommandError> {
     let clients = Clients::connect(
         target,
         &config.aws,
@@ -297,15 +411,11 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     let store = store(target, &clients);
     let by = actor();
     let reader = reader(&clients, config);
+    let pausing =
+        |message: String| CommandError::error(format!("pausing {}: {message}", target.name));
     // The control item first: whether the state table was seen (a deleted one is every record
     // missing), and the names the guard keeps in scope.
-    let first = match load_item(&store).await {
-        Ok(control) => control,
-        Err(message) => {
-            eprintln!("lbrecon: pausing {}: {message}", target.name);
-            return exit::ERROR;
-        }
-    };
+    let first = load_item(&store).await.map_err(pausing)?;
     let presence = read_scoped_presence(
         target,
         &reader,
@@ -325,13 +435,9 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
     };
     let command = Command::Pause { by: by.clone() };
     for _ in 0..ATTEMPTS {
-        let mut control = match load_unclaimed(&store, &enforcer).await {
-            Ok(control) => control,
-            Err(message) => {
-                eprintln!("lbrecon: pausing {}: {message}", target.name);
-                return exit::ERROR;
-            }
-        };
+        let mut control = load_unclaimed(&store, &enforcer, progress)
+            .await
+            .map_err(pausing)?;
         let step = enforcer.step(&control, observation.as_ref(), None, &command);
         let mut reverted = false;
         let result = match step.action {
@@ -346,37 +452,37 @@ pub async fn pause(config: &Config, target: &TargetConfig, reason: &str) -> i32 
             }
             Action::TakeOver => enforcer.take_over(&mut control, reason, &by).await,
             _ => {
-                println!(
-                    "target {} is already paused since {} by {}: {}",
-                    target.name,
-                    control.since.as_deref().unwrap_or("?"),
-                    control.by.as_deref().unwrap_or("?"),
-                    control.reason.as_deref().unwrap_or("")
-                );
-                return exit::OK;
+                return Ok(PauseOutcome::AlreadyPaused {
+                    target: target.name.clone(),
+                    since: control.since,
+                    by: control.by,
+                    reason: control.reason,
+                });
             }
         };
         match result {
             Ok(()) if step.action == Action::TakeOver => {
-                println!(
-                    "target {} was paused by lbrecon; the pause is now yours ({by}): it will not resume by itself",
-                    target.name
-                );
-                return exit::OK;
+                return Ok(PauseOutcome::TakenOver {
+                    target: target.name.clone(),
+                    by,
+                });
             }
             Ok(()) if reverted => {
-                eprintln!(
-                    "lbrecon: target {} was resumed while this pause ran; what it did was undone. Run pause again if it is still needed",
-                    target.name
-                );
-                return exit::ERROR;
+                return Ok(PauseOutcome::Reverted {
+                    target: target.name.clone(),
+                });
             }
-            Ok(()) => return report_pausers(target, &control, "paused"),
+            Ok(()) => {
+                return Ok(PauseOutcome::Paused {
+                    target: target.name.clone(),
+                    pausers: control.pausers,
+                });
+            }
             Err(err) if err.is_condition_failed() => continue,
-            Err(err) => return gave_up("pausing", &store, UpdateError::Aws(err)),
+            Err(err) => return Err(gave_up("pausing", &store, UpdateError::Aws(err))),
         }
     }
-    gave_up("pausing", &store, UpdateError::Contended)
+    Err(gave_up("pausing", &store, UpdateError::Contended))
 }
 
 /// A pauser's status, with what it did: `done (suspended 3 groups)`.
@@ -387,21 +493,107 @@ fn pauser_summary(record: &PauserRecord) -> String {
     }
 }
 
-fn report_pausers(target: &TargetConfig, control: &ControlItem, what: &str) -> i32 {
-    println!("target {} {what}", target.name);
-    let mut failed = false;
-    for (key, record) in &control.pausers {
-        println!("  {key}: {}", pauser_summary(record));
+/// `target T paused`, then each pauser's status and error.
+fn pausers_text(target: &str, pausers: &BTreeMap<String, PauserRecord>, what: &str) -> String {
+    let mut out = format!("target {target} {what}\n");
+    for (key, record) in pausers {
+        out.push_str(&format!("  {key}: {}\n", pauser_summary(record)));
         if let Some(error) = &record.error {
-            failed = true;
-            println!("    error: {error}");
+            out.push_str(&format!("    error: {error}\n"));
         }
     }
-    if failed { exit::ERROR } else { exit::OK }
+    out
 }
 
-/// `lbrecon resume --target T --reason TEXT [--force]`.
-pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force: bool) -> i32 {
+/// How `lbrecon resume` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResumeOutcome {
+    NotPaused {
+        target: String,
+    },
+    /// The records could not be read in full, so that they are back is not known.
+    Unverified {
+        target: String,
+        error: String,
+    },
+    /// Load balancers still without a valid record, and no `--force`.
+    StillMissing {
+        target: String,
+        missing: Vec<String>,
+    },
+    /// Resumed; `acknowledged` are missing ones `--force` acknowledged.
+    Resumed {
+        target: String,
+        acknowledged: Vec<String>,
+    },
+    /// Still paused: these could not be resumed.
+    StillPaused {
+        target: String,
+        errors: Vec<String>,
+    },
+}
+
+impl Printed for ResumeOutcome {
+    fn stdout(&self) -> String {
+        match self {
+            ResumeOutcome::NotPaused { target } => {
+                format!("target {target} is not paused; nothing to resume\n")
+            }
+            ResumeOutcome::Resumed {
+                target,
+                acknowledged,
+            } => {
+                let mut out = format!("target {target} resumed\n");
+                if !acknowledged.is_empty() {
+                    out.push_str(&format!(
+                        "  acknowledged (no new trip until their records are back): {}\n",
+                        acknowledged.join(", ")
+                    ));
+                }
+                out
+            }
+            _ => String::new(),
+        }
+    }
+
+    fn stderr(&self) -> String {
+        match self {
+            ResumeOutcome::Unverified { target, error } => format!(
+                "lbrecon: cannot check that the records of {target} are back ({error}); try again, or resume with --force\n"
+            ),
+            ResumeOutcome::StillMissing { target, missing } => format!(
+                "lbrecon: {} load balancer(s) of {target} still have no valid record: {}. Restore them \
+                 (`lbrecon restore` or `lbrecon adopt`), or resume with --force to acknowledge them\n",
+                missing.len(),
+                missing.join(", ")
+            ),
+            ResumeOutcome::StillPaused { target, errors } => format!(
+                "lbrecon: target {target} is still paused; these could not be resumed: {}\n",
+                errors.join("; ")
+            ),
+            _ => String::new(),
+        }
+    }
+
+    fn exit_code(&self) -> i32 {
+        match self {
+            ResumeOutcome::NotPaused { .. } | ResumeOutcome::Resumed { .. } => exit::OK,
+            ResumeOutcome::Unverified { .. }
+            | ResumeOutcome::StillMissing { .. }
+            | ResumeOutcome::StillPaused { .. } => exit::ERROR,
+        }
+    }
+}
+
+/// `lbrecon resume --target T --reason TEXT [--force]`. Waiting for another actor's claim is
+/// said through `progress` as it starts.
+pub async fn resume(
+    config: &Config,
+    target: &TargetConfig,
+    reason: &str,
+    force: bool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ResumeOutcome, CommandError> {
     let clients = Clients::connect(
         target,
         &config.aws,
@@ -417,13 +609,7 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
         store,
         autoscaling: &clients.autoscaling,
     };
-    let first = match load_item(&store).await {
-        Ok(control) => control,
-        Err(message) => {
-            eprintln!("lbrecon: {message}");
-            return exit::ERROR;
-        }
-    };
+    let first = load_item(&store).await.map_err(CommandError::error)?;
     let presence = read_scoped_presence(
         target,
         &reader,
@@ -436,41 +622,31 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
         .complete
         .then(|| presence.observation(crate::model::clock::now_unix()));
     let command = Command::Resume { force };
+    let name = || target.name.clone();
     for _ in 0..ATTEMPTS {
-        let mut control = match load_unclaimed(&store, &enforcer).await {
-            Ok(control) => control,
-            Err(message) => {
-                eprintln!("lbrecon: resuming {}: {message}", target.name);
-                return exit::ERROR;
-            }
-        };
+        let mut control = load_unclaimed(&store, &enforcer, progress)
+            .await
+            .map_err(|message| {
+                CommandError::error(format!("resuming {}: {message}", target.name))
+            })?;
         let step = enforcer.step(&control, observation.as_ref(), None, &command);
         let (acknowledged, forced) = match &step.action {
-            Action::NotPaused => {
-                println!("target {} is not paused; nothing to resume", target.name);
-                return exit::OK;
-            }
+            Action::NotPaused => return Ok(ResumeOutcome::NotPaused { target: name() }),
             Action::RefuseResume if observation.is_none() => {
-                let error = presence
-                    .error
-                    .as_ref()
-                    .map(AwsError::to_string)
-                    .unwrap_or_default();
-                eprintln!(
-                    "lbrecon: cannot check that the records of {} are back ({error}); try again, or resume with --force",
-                    target.name
-                );
-                return exit::ERROR;
+                return Ok(ResumeOutcome::Unverified {
+                    target: name(),
+                    error: presence
+                        .error
+                        .as_ref()
+                        .map(AwsError::to_string)
+                        .unwrap_or_default(),
+                });
             }
             Action::RefuseResume => {
-                eprintln!(
-                    "lbrecon: {} load balancer(s) of {} still have no valid record: {}. Restore them \
-                     (`lbrecon restore` or `lbrecon adopt`), or resume with --force to acknowledge them",
-                    step.missing.len(),
-                    target.name,
-                    step.missing.iter().cloned().collect::<Vec<_>>().join(", ")
-                );
-                return exit::ERROR;
+                return Ok(ResumeOutcome::StillMissing {
+                    target: name(),
+                    missing: step.missing.iter().cloned().collect(),
+                });
             }
             Action::Resume {
                 acknowledged,
@@ -488,33 +664,79 @@ pub async fn resume(config: &Config, target: &TargetConfig, reason: &str, force:
             .await
         {
             Ok(errors) if errors.is_empty() => {
-                println!("target {} resumed", target.name);
-                if !acknowledged.is_empty() {
-                    println!(
-                        "  acknowledged (no new trip until their records are back): {}",
-                        acknowledged.iter().cloned().collect::<Vec<_>>().join(", ")
-                    );
-                }
-                return exit::OK;
+                return Ok(ResumeOutcome::Resumed {
+                    target: name(),
+                    acknowledged: acknowledged.iter().cloned().collect(),
+                });
             }
             Ok(errors) => {
-                eprintln!(
-                    "lbrecon: target {} is still paused; these could not be resumed: {}",
-                    target.name,
-                    errors.join("; ")
-                );
-                return exit::ERROR;
+                return Ok(ResumeOutcome::StillPaused {
+                    target: name(),
+                    errors,
+                });
             }
             Err(err) if err.is_condition_failed() => continue,
-            Err(err) => return gave_up("resuming", &store, UpdateError::Aws(err)),
+            Err(err) => return Err(gave_up("resuming", &store, UpdateError::Aws(err))),
         }
     }
-    gave_up("resuming", &store, UpdateError::Contended)
+    Err(gave_up("resuming", &store, UpdateError::Contended))
+}
+
+/// What `lbrecon init` found or did with one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableOutcome {
+    Exists,
+    /// Missing, and no `--approve`: it would be created.
+    WouldCreate,
+    Created,
+}
+
+/// One table `lbrecon init` looked at: `role` is `control` or `lease`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitTable {
+    pub role: &'static str,
+    pub table: String,
+    pub key: &'static str,
+    pub region: String,
+    pub outcome: TableOutcome,
+}
+
+/// How `lbrecon init` ended: the tables it looked at, in order, and the error it stopped at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitOutcome {
+    pub tables: Vec<InitTable>,
+    pub error: Option<CommandError>,
+}
+
+impl Printed for InitOutcome {
+    fn stdout(&self) -> String {
+        let mut out = String::new();
+        for t in &self.tables {
+            let (role, table, region) = (t.role, &t.table, &t.region);
+            out.push_str(&match t.outcome {
+                TableOutcome::Exists => format!("{role} table {table} exists in {region}\n"),
+                TableOutcome::WouldCreate => format!(
+                    "would create the {role} table {table} in {region} (partition key {} (S), on-demand, deletion protection on); run again with --approve TICKET\n",
+                    t.key
+                ),
+                TableOutcome::Created => format!("created the {role} table {table} in {region}\n"),
+            });
+        }
+        out
+    }
+
+    fn stderr(&self) -> String {
+        self.error.as_ref().map(Printed::stderr).unwrap_or_default()
+    }
+
+    fn exit_code(&self) -> i32 {
+        self.error.as_ref().map_or(exit::OK, Printed::exit_code)
+    }
 }
 
 /// `lbrecon init --target T [--approve TICKET]`: creates the control table (and the lease
 /// table, when configured) if missing. Without `--approve` it only says what it would do.
-pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>) -> i32 {
+pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>) -> InitOutcome {
     let clients = Clients::connect(
         target,
         &config.aws,
@@ -530,21 +752,31 @@ pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>)
         tables.push((election.table.as_str(), control::KEY_ATTRIBUTE, "lease"));
     }
     let by = actor();
+    let mut done = InitOutcome {
+        tables: vec![],
+        error: None,
+    };
     for (table, key, role) in tables {
+        let seen = |outcome| InitTable {
+            role,
+            table: table.to_string(),
+            key,
+            region: target.region.clone(),
+            outcome,
+        };
         match clients.dynamodb.table_exists(table).await {
-            Ok(true) => println!("{role} table {table} exists in {}", target.region),
+            Ok(true) => done.tables.push(seen(TableOutcome::Exists)),
             Ok(false) => match approve {
-                None => println!(
-                    "would create the {role} table {table} in {} (partition key {key} (S), on-demand, deletion protection on); run again with --approve TICKET",
-                    target.region
-                ),
+                None => done.tables.push(seen(TableOutcome::WouldCreate)),
                 Some(ticket) => {
                     if let Err(err) = clients.dynamodb.create_table(table, key).await {
-                        eprintln!("lbrecon: creating table {table}: {err}");
-                        return exit::ERROR;
+                        done.error = Some(CommandError::error(format!(
+                            "creating table {table}: {err}"
+                        )));
+                        return done;
                     }
                     telemetry::audit(&target.name, "init", &by, ticket, &[]);
-                    println!("created the {role} table {table} in {}", target.region);
+                    done.tables.push(seen(TableOutcome::Created));
                     if role == "control" {
                         let store = store(target, &clients);
                         let mut control = ControlItem::new(&target.name);
@@ -558,17 +790,334 @@ pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>)
                         if let Err(err) = store.save(&mut control).await
                             && !err.is_condition_failed()
                         {
-                            eprintln!("lbrecon: writing the control item: {err}");
-                            return exit::ERROR;
+                            done.error = Some(CommandError::error(format!(
+                                "writing the control item: {err}"
+                            )));
+                            return done;
                         }
                     }
                 }
             },
             Err(err) => {
-                eprintln!("lbrecon: checking table {table}: {err}");
-                return exit::ERROR;
+                done.error = Some(CommandError::error(format!(
+                    "checking table {table}: {err}"
+                )));
+                return done;
             }
         }
     }
-    exit::OK
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::PauserStatus;
+    use crate::reconcile::guard::PauserKind;
+    use serde_json::{Value, json};
+
+    fn pauser(status: PauserStatus, detail: Option<&str>, error: Option<&str>) -> PauserRecord {
+        let mut record = PauserRecord::planned(PauserKind::Autoscaling);
+        record.status = status;
+        record.detail = detail.map(str::to_string);
+        record.error = error.map(str::to_string);
+        record
+    }
+
+    fn paused_line() -> TargetStatus {
+        let mut line = TargetStatus::new("prod");
+        line.paused = true;
+        line.since = Some("2026-01-01T00:00:00Z".into());
+        line.by = Some("operator:ann".into());
+        line.reason = Some("records missing".into());
+        line.missing = vec!["web-1".into(), "web-2".into()];
+        line.quarantine = vec!["web-3".into()];
+        line.protection = ProtectionStatus {
+            pitr: Some(true),
+            deletion_protection: Some(false),
+            delete_policy: None,
+        };
+        line.protection_notes = vec![
+            "deletion_protection: off".into(),
+            "delete_policy: unknown: AccessDenied".into(),
+        ];
+        line.claim = Some(Claim {
+            by: "lbrecon".into(),
+            owner: "host:1".into(),
+            purpose: "trip".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+            until: 1_767_225_660,
+        });
+        let mut record = pauser(PauserStatus::Done, Some("suspended 1 group"), None);
+        record
+            .suspended
+            .insert("asg-a".into(), ["Launch".into(), "Terminate".into()].into());
+        record
+            .suspending
+            .insert("asg-b".into(), ["AZRebalance".into()].into());
+        line.paused_by_pausers.insert("autoscaling".into(), record);
+        line
+    }
+
+    #[test]
+    fn the_status_table_shows_every_part_of_a_pause() {
+        let report = StatusReport {
+            targets: vec![paused_line(), TargetStatus::new("dev")],
+            json: false,
+        };
+        // Before the claim's `until`: not stale.
+        assert_eq!(
+            report.to_table(1_767_225_600),
+            "target prod: PAUSED\n\
+             \x20 since: 2026-01-01T00:00:00Z\n\
+             \x20 by: operator:ann\n\
+             \x20 reason: records missing\n\
+             \x20 missing: web-1, web-2\n\
+             \x20 quarantine: web-3\n\
+             \x20 state table protection: pitr on, deletion_protection OFF, delete_policy unknown\n\
+             \x20   deletion_protection: off\n\
+             \x20   delete_policy: unknown: AccessDenied\n\
+             \x20 pausers claimed by lbrecon (trip) since 2026-01-01T00:00:00Z, stale at 2026-01-01T00:01:00Z\n\
+             \x20 pauser autoscaling: done (suspended 1 group)\n\
+             \x20   asg-a: suspended Launch, Terminate\n\
+             \x20   asg-b: suspending AZRebalance (written ahead, not confirmed)\n\
+             target dev: not paused\n\
+             \x20 state table protection: pitr unknown, deletion_protection unknown, delete_policy unknown\n"
+        );
+        // After it: stale.
+        assert!(
+            report
+                .to_table(1_767_225_661)
+                .contains("stale at 2026-01-01T00:01:00Z (stale: its holder stopped; the next actor takes it over)\n")
+        );
+        assert_eq!(report.exit_code(), exit::OK);
+    }
+
+    #[test]
+    fn a_target_whose_control_item_cannot_be_read_says_so_and_exits_1() {
+        let mut line = TargetStatus::new("prod");
+        line.error = Some("reading control table ctl: AccessDenied".into());
+        let report = StatusReport {
+            targets: vec![TargetStatus::new("dev"), line],
+            json: false,
+        };
+        assert!(
+            report.stdout().contains(
+                "target prod: not paused\n  error: reading control table ctl: AccessDenied\n"
+            ),
+            "{}",
+            report.stdout()
+        );
+        assert_eq!(report.stderr(), "");
+        assert_eq!(report.exit_code(), exit::ERROR);
+    }
+
+    #[test]
+    fn the_status_json_has_every_field_and_leaves_out_the_empty_optional_ones() {
+        let report = StatusReport {
+            targets: vec![TargetStatus::new("dev")],
+            json: true,
+        };
+        let text = report.stdout();
+        assert!(text.ends_with("}\n"), "{text}");
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            value,
+            json!({"targets": [{
+                "target": "dev", "paused": false, "since": null, "reason": null, "by": null,
+                "missing": [], "quarantine": [], "paused_by_pausers": {},
+                "protection": {"pitr": null, "deletion_protection": null, "delete_policy": null}
+            }]})
+        );
+        let paused = StatusReport {
+            targets: vec![paused_line()],
+            json: true,
+        };
+        let value: Value = serde_json::from_str(&paused.stdout()).unwrap();
+        let line = &value["targets"][0];
+        assert_eq!(line["claim"]["purpose"], "trip");
+        assert_eq!(line["protection"]["deletion_protection"], false);
+        assert_eq!(line["protection_notes"][0], "deletion_protection: off");
+        assert_eq!(
+            line["paused_by_pausers"]["autoscaling"]["suspended"]["asg-a"],
+            json!(["Launch", "Terminate"])
+        );
+    }
+
+    #[test]
+    fn pause_outcomes_print_as_before_with_their_exit_codes() {
+        let already = PauseOutcome::AlreadyPaused {
+            target: "prod".into(),
+            since: Some("2026-01-01T00:00:00Z".into()),
+            by: None,
+            reason: Some("maintenance".into()),
+        };
+        assert_eq!(
+            already.stdout(),
+            "target prod is already paused since 2026-01-01T00:00:00Z by ?: maintenance\n"
+        );
+        assert_eq!(already.exit_code(), exit::OK);
+
+        let taken = PauseOutcome::TakenOver {
+            target: "prod".into(),
+            by: "operator:ann".into(),
+        };
+        assert_eq!(
+            taken.stdout(),
+            "target prod was paused by lbrecon; the pause is now yours (operator:ann): it will not resume by itself\n"
+        );
+        assert_eq!(taken.exit_code(), exit::OK);
+
+        let reverted = PauseOutcome::Reverted {
+            target: "prod".into(),
+        };
+        assert_eq!(reverted.stdout(), "");
+        assert_eq!(
+            reverted.stderr(),
+            "lbrecon: target prod was resumed while this pause ran; what it did was undone. Run pause again if it is still needed\n"
+        );
+        assert_eq!(reverted.exit_code(), exit::ERROR);
+    }
+
+    #[test]
+    fn a_pause_exits_1_when_a_pauser_failed() {
+        let mut pausers = BTreeMap::new();
+        pausers.insert(
+            "autoscaling".to_string(),
+            pauser(PauserStatus::Done, Some("suspended 2 groups"), None),
+        );
+        let done = PauseOutcome::Paused {
+            target: "prod".into(),
+            pausers: pausers.clone(),
+        };
+        assert_eq!(
+            done.stdout(),
+            "target prod paused\n  autoscaling: done (suspended 2 groups)\n"
+        );
+        assert_eq!(done.exit_code(), exit::OK);
+
+        pausers.insert(
+            "flag".to_string(),
+            pauser(PauserStatus::Failed, None, Some("AccessDenied")),
+        );
+        let failed = PauseOutcome::Paused {
+            target: "prod".into(),
+            pausers,
+        };
+        assert_eq!(
+            failed.stdout(),
+            "target prod paused\n  autoscaling: done (suspended 2 groups)\n  flag: failed\n    error: AccessDenied\n"
+        );
+        assert_eq!(failed.stderr(), "");
+        assert_eq!(failed.exit_code(), exit::ERROR);
+    }
+
+    #[test]
+    fn resume_outcomes_print_as_before_with_their_exit_codes() {
+        let target = || "prod".to_string();
+        let cases = [
+            (
+                ResumeOutcome::NotPaused { target: target() },
+                "target prod is not paused; nothing to resume\n",
+                "",
+                exit::OK,
+            ),
+            (
+                ResumeOutcome::Resumed {
+                    target: target(),
+                    acknowledged: vec![],
+                },
+                "target prod resumed\n",
+                "",
+                exit::OK,
+            ),
+            (
+                ResumeOutcome::Resumed {
+                    target: target(),
+                    acknowledged: vec!["web-1".into(), "web-2".into()],
+                },
+                "target prod resumed\n  acknowledged (no new trip until their records are back): web-1, web-2\n",
+                "",
+                exit::OK,
+            ),
+            (
+                ResumeOutcome::Unverified {
+                    target: target(),
+                    error: "Scan failed: throttled".into(),
+                },
+                "",
+                "lbrecon: cannot check that the records of prod are back (Scan failed: throttled); try again, or resume with --force\n",
+                exit::ERROR,
+            ),
+            (
+                ResumeOutcome::StillMissing {
+                    target: target(),
+                    missing: vec!["web-1".into(), "web-2".into()],
+                },
+                "",
+                "lbrecon: 2 load balancer(s) of prod still have no valid record: web-1, web-2. Restore them \
+                 (`lbrecon restore` or `lbrecon adopt`), or resume with --force to acknowledge them\n",
+                exit::ERROR,
+            ),
+            (
+                ResumeOutcome::StillPaused {
+                    target: target(),
+                    errors: vec!["asg-a: denied".into(), "flag: denied".into()],
+                },
+                "",
+                "lbrecon: target prod is still paused; these could not be resumed: asg-a: denied; flag: denied\n",
+                exit::ERROR,
+            ),
+        ];
+        for (outcome, stdout, stderr, code) in cases {
+            assert_eq!(outcome.stdout(), stdout, "{outcome:?}");
+            assert_eq!(outcome.stderr(), stderr, "{outcome:?}");
+            assert_eq!(outcome.exit_code(), code, "{outcome:?}");
+        }
+    }
+
+    fn table(role: &'static str, name: &str, outcome: TableOutcome) -> InitTable {
+        InitTable {
+            role,
+            table: name.into(),
+            key: control::KEY_ATTRIBUTE,
+            region: "eu-west-1".into(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn init_says_what_it_found_did_or_would_do() {
+        let dry = InitOutcome {
+            tables: vec![
+                table("control", "ctl", TableOutcome::Exists),
+                table("lease", "lease", TableOutcome::WouldCreate),
+            ],
+            error: None,
+        };
+        assert_eq!(
+            dry.stdout(),
+            format!(
+                "control table ctl exists in eu-west-1\n\
+                 would create the lease table lease in eu-west-1 (partition key {} (S), on-demand, deletion protection on); run again with --approve TICKET\n",
+                control::KEY_ATTRIBUTE
+            )
+        );
+        assert_eq!(dry.stderr(), "");
+        assert_eq!(dry.exit_code(), exit::OK);
+
+        let stopped = InitOutcome {
+            tables: vec![table("control", "ctl", TableOutcome::Created)],
+            error: Some(CommandError::error("creating table lease: AccessDenied")),
+        };
+        assert_eq!(
+            stopped.stdout(),
+            "created the control table ctl in eu-west-1\n"
+        );
+        assert_eq!(
+            stopped.stderr(),
+            "lbrecon: creating table lease: AccessDenied\n"
+        );
+        assert_eq!(stopped.exit_code(), exit::ERROR);
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::commands::actor;
+use crate::app::commands::{CommandError, Printed, actor};
 use crate::app::cycle::PresencePhase;
 use crate::app::reader::{DeepOutcome, DeepPlan, Items, Reader, ScannedItem};
 use crate::aws::Clients;
@@ -36,25 +36,21 @@ pub fn store(config: &Config, clients: &Clients) -> Store {
     }
 }
 
-/// The scanned items back as trees, for a restore or adopt plan; `None` (said on stderr) if one
-/// cannot be read back.
-fn items_of(scanned: &[ScannedItem]) -> Option<Vec<Item>> {
-    let items: Result<Vec<Item>, String> = scanned
+/// The scanned items back as trees, for a restore or adopt plan; an error if one cannot be
+/// read back.
+fn items_of(scanned: &[ScannedItem]) -> Result<Vec<Item>, CommandError> {
+    scanned
         .iter()
         .map(|(record, stored)| match stored {
             Some(stored) => stored.item().map_err(|err| err.to_string()),
             None => Err(format!("item {} was not kept by the scan", record.name)),
         })
-        .collect();
-    match items {
-        Ok(items) => Some(items),
-        Err(err) => {
-            eprintln!(
-                "lbrecon: an item of the state table could not be read back ({err}); nothing was written. Try again."
-            );
-            None
-        }
-    }
+        .collect::<Result<Vec<Item>, String>>()
+        .map_err(|err| {
+            CommandError::error(format!(
+                "an item of the state table could not be read back ({err}); nothing was written. Try again."
+            ))
+        })
 }
 
 /// The items of a complete presence pass in snapshot order (by name), each with the ARN of the
@@ -156,19 +152,88 @@ pub async fn snapshot_step(
     Ok(Some(entry))
 }
 
-#[derive(Serialize)]
-struct Listed {
-    target: String,
-    id: String,
-    time: String,
-    records: usize,
-    bytes: u64,
-    location: String,
+/// One snapshot in `lbrecon snapshots`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listed {
+    pub target: String,
+    pub id: String,
+    pub time: String,
+    pub records: usize,
+    pub bytes: u64,
+    pub location: String,
+}
+
+impl Listed {
+    fn of(target: &str, entry: Entry) -> Self {
+        Listed {
+            target: target.to_string(),
+            id: entry.id.as_string(),
+            time: entry.id.rfc3339(),
+            records: entry.id.records,
+            bytes: entry.bytes,
+            location: entry.location,
+        }
+    }
+}
+
+/// What `lbrecon snapshots` lists: every snapshot of the targets asked for, target by target,
+/// oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotList {
+    pub snapshots: Vec<Listed>,
+    /// `--format json`, else the table.
+    pub json: bool,
+}
+
+impl SnapshotList {
+    /// `{"snapshots": [...]}`, pretty-printed, with a newline.
+    pub fn to_json(&self) -> String {
+        let doc = serde_json::json!({ "snapshots": self.snapshots });
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        )
+    }
+
+    /// The table for people; `no snapshots` when there are none.
+    pub fn to_table(&self) -> String {
+        if self.snapshots.is_empty() {
+            return "no snapshots\n".to_string();
+        }
+        let mut out = format!(
+            "{:<12} {:<40} {:<25} {:>8} {:>10}  LOCATION\n",
+            "TARGET", "ID", "TIME", "RECORDS", "BYTES"
+        );
+        for l in &self.snapshots {
+            out.push_str(&format!(
+                "{:<12} {:<40} {:<25} {:>8} {:>10}  {}\n",
+                l.target, l.id, l.time, l.records, l.bytes, l.location
+            ));
+        }
+        out
+    }
+}
+
+impl Printed for SnapshotList {
+    fn stdout(&self) -> String {
+        if self.json {
+            self.to_json()
+        } else {
+            self.to_table()
+        }
+    }
+    fn exit_code(&self) -> i32 {
+        exit::OK
+    }
 }
 
 /// `lbrecon snapshots [--target T] [--format table|json]`.
-pub async fn snapshots(config: &Config, only: Option<&str>, json: bool) -> i32 {
-    let mut listed = Vec::new();
+pub async fn snapshots(
+    config: &Config,
+    only: Option<&str>,
+    json: bool,
+) -> Result<SnapshotList, CommandError> {
+    let mut snapshots = Vec::new();
     for target in config
         .targets
         .iter()
@@ -180,42 +245,17 @@ pub async fn snapshots(config: &Config, only: Option<&str>, json: bool) -> i32 {
             &crate::runtime::budget::Budgets::default(),
         )
         .await;
-        match store(config, &clients).list(&target.name).await {
-            Ok(entries) => listed.extend(entries.into_iter().map(|entry| Listed {
-                target: target.name.clone(),
-                id: entry.id.as_string(),
-                time: entry.id.rfc3339(),
-                records: entry.id.records,
-                bytes: entry.bytes,
-                location: entry.location,
-            })),
-            Err(err) => {
-                eprintln!("lbrecon: listing snapshots of {}: {err}", target.name);
-                return exit::ERROR;
-            }
-        }
+        let entries = store(config, &clients)
+            .list(&target.name)
+            .await
+            .map_err(|err| listing_failed(&target.name, err))?;
+        snapshots.extend(entries.into_iter().map(|e| Listed::of(&target.name, e)));
     }
-    if json {
-        let doc = serde_json::json!({ "snapshots": listed });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("serializes")
-        );
-    } else if listed.is_empty() {
-        println!("no snapshots");
-    } else {
-        println!(
-            "{:<12} {:<40} {:<25} {:>8} {:>10}  LOCATION",
-            "TARGET", "ID", "TIME", "RECORDS", "BYTES"
-        );
-        for l in &listed {
-            println!(
-                "{:<12} {:<40} {:<25} {:>8} {:>10}  {}",
-                l.target, l.id, l.time, l.records, l.bytes, l.location
-            );
-        }
-    }
-    exit::OK
+    Ok(SnapshotList { snapshots, json })
+}
+
+fn listing_failed(target: &str, err: crate::recovery::snapshot::SnapshotError) -> CommandError {
+    CommandError::error(format!("listing snapshots of {target}: {err}"))
 }
 
 /// Which snapshot `restore` uses.
@@ -226,39 +266,22 @@ pub enum Pick {
     Id(String),
 }
 
-/// `lbrecon restore`.
-pub async fn restore(
-    config: &Config,
-    target: &TargetConfig,
-    pick: Pick,
-    options: RestoreOptions,
-    dry_run: bool,
-    approve: Option<&str>,
-) -> i32 {
-    let clients = Clients::connect(
-        target,
-        &config.aws,
-        &crate::runtime::budget::Budgets::default(),
-    )
-    .await;
-    let store = store(config, &clients);
-    let entries = match store.list(&target.name).await {
-        Ok(entries) => entries,
-        Err(err) => {
-            eprintln!("lbrecon: listing snapshots of {}: {err}", target.name);
-            return exit::ERROR;
-        }
-    };
-    let entry = match &pick {
+/// The snapshot `pick` names among a target's `entries` (oldest first): a usage error for a
+/// time that is not RFC 3339, an error when none matches.
+pub fn choose<'a>(
+    target: &str,
+    entries: &'a [Entry],
+    pick: &Pick,
+) -> Result<&'a Entry, CommandError> {
+    let entry = match pick {
         Pick::Id(id) => entries.iter().find(|e| e.id.as_string() == *id),
         Pick::At(at) => {
             let Ok(at) =
                 time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
             else {
-                eprintln!(
-                    "lbrecon: --at {at:?} is not an RFC 3339 time such as 2026-12-24T20:24:00Z"
-                );
-                return exit::USAGE;
+                return Err(CommandError::usage(format!(
+                    "--at {at:?} is not an RFC 3339 time such as 2026-12-24T20:24:00Z"
+                )));
             };
             let at_millis = (at.unix_timestamp_nanos() / 1_000_000) as i64;
             entries
@@ -267,152 +290,295 @@ pub async fn restore(
                 .find(|e| e.id.unix_millis() <= at_millis)
         }
     };
-    let Some(entry) = entry else {
+    entry.ok_or_else(|| {
         let oldest = entries
             .first()
             .map(|e| e.id.rfc3339())
             .unwrap_or_else(|| "none".into());
-        eprintln!(
-            "lbrecon: no snapshot of {} matches {pick:?} ({} snapshots; the oldest is {oldest}); `lbrecon snapshots --target {}` lists them",
-            target.name,
+        CommandError::error(format!(
+            "no snapshot of {target} matches {pick:?} ({} snapshots; the oldest is {oldest}); `lbrecon snapshots --target {target}` lists them",
             entries.len(),
-            target.name
-        );
-        return exit::ERROR;
-    };
-    let snapshot = match store.get(entry).await {
-        Ok(snapshot) => snapshot,
-        Err(err) => {
-            eprintln!("lbrecon: {err}");
-            return exit::ERROR;
+        ))
+    })
+}
+
+/// Where the records of a plan come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `restore`: a snapshot, with its time and how many records it holds.
+    Snapshot {
+        id: String,
+        time: String,
+        records: usize,
+    },
+    /// `adopt`: live state.
+    Live,
+}
+
+/// What `restore` or `adopt` will write, shown before anything is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WritePlan {
+    pub target: String,
+    pub source: Source,
+    pub plan: Plan,
+    /// `adopt`: reading a load balancer failed; the command exits 1 whatever it writes.
+    pub read_failed: bool,
+}
+
+impl WritePlan {
+    /// The command that writes: `restore` or `adopt`.
+    pub fn action(&self) -> &'static str {
+        match self.source {
+            Source::Snapshot { .. } => "restore",
+            Source::Live => "adopt",
         }
-    };
+    }
+
+    /// The attribute a written item is annotated with.
+    fn attribute(&self) -> &'static str {
+        match self.source {
+            Source::Snapshot { .. } => "lbrecon_restored",
+            Source::Live => "lbrecon_adopted",
+        }
+    }
+
+    /// The key and value of the source in the approval written with each item.
+    fn source_of(&self) -> (&'static str, &str) {
+        match &self.source {
+            Source::Snapshot { id, .. } => ("snapshot", id),
+            Source::Live => ("source", "live state"),
+        }
+    }
+
+    /// The plan for people: a header, then the plan, a large one summarized.
+    pub fn to_text(&self) -> String {
+        let mut out = match &self.source {
+            Source::Snapshot { id, time, records } => format!(
+                "restore of target {} from snapshot {id} ({time}, {records} records)\n",
+                self.target
+            ),
+            Source::Live => format!("adopt for target {}\n", self.target),
+        };
+        out.push_str(&plan_text(&self.plan));
+        out
+    }
+}
+
+/// A plan's lines: the first lines of each kind, then a count.
+fn plan_text(plan: &Plan) -> String {
+    let mut out = format!(
+        "plan: {} to write, {} skipped, {} present and left as they are\n",
+        plan.writes.len(),
+        plan.skipped.len(),
+        plan.unchanged
+    );
+    const SHOWN: usize = 25;
+    for write in plan.writes.iter().take(SHOWN) {
+        out.push_str(&match &write.replaces_invalid {
+            Some(reason) => format!(
+                "  {:<10} {}: over the table's invalid record ({reason})\n",
+                write.action, write.name
+            ),
+            None => format!("  {:<10} {}\n", write.action, write.name),
+        });
+    }
+    if plan.writes.len() > SHOWN {
+        out.push_str(&format!(
+            "  ... and {} more to write\n",
+            plan.writes.len() - SHOWN
+        ));
+    }
+    for skipped in plan.skipped.iter().take(SHOWN) {
+        out.push_str(&format!(
+            "  {:<10} {}: {}\n",
+            "skip", skipped.name, skipped.reason
+        ));
+    }
+    if plan.skipped.len() > SHOWN {
+        out.push_str(&format!(
+            "  ... and {} more skipped\n",
+            plan.skipped.len() - SHOWN
+        ));
+    }
+    out
+}
+
+/// A plan read and made, with the clients that carry it out: show [`Pending::plan`], then
+/// [`Pending::apply`] it.
+pub struct Pending {
+    clients: Clients,
+    pub plan: WritePlan,
+}
+
+/// What applying a plan did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// No `--approve`, or `--dry-run`: nothing written.
+    DryRun,
+    /// Approved, but the plan writes nothing.
+    NothingToWrite,
+    Wrote {
+        written: restore::Written,
+        seconds: f64,
+    },
+}
+
+/// How `restore` or `adopt` ended, after its plan was shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOutcome {
+    pub applied: Applied,
+    /// `adopt`: reading a load balancer failed.
+    pub read_failed: bool,
+}
+
+impl Printed for WriteOutcome {
+    fn stdout(&self) -> String {
+        match &self.applied {
+            Applied::DryRun => {
+                "dry run: nothing written (writing needs --approve TICKET)\n".to_string()
+            }
+            Applied::NothingToWrite => "nothing to write\n".to_string(),
+            Applied::Wrote { written, seconds } => {
+                let mut out = format!(
+                    "wrote {} record(s) in {seconds:.2} s ({} TransactWriteItems calls)\n",
+                    written.written.len(),
+                    written.calls
+                );
+                for name in &written.lost_race {
+                    out.push_str(&format!(
+                        "  {name}: written by someone else meanwhile; theirs stands\n"
+                    ));
+                }
+                for (name, error) in written.failed.iter().take(25) {
+                    out.push_str(&format!("  {name}: FAILED: {error}\n"));
+                }
+                if written.failed.len() > 25 {
+                    out.push_str(&format!(
+                        "  ... and {} more failed\n",
+                        written.failed.len() - 25
+                    ));
+                }
+                out
+            }
+        }
+    }
+
+    /// 1 when a read or a write failed, else 0.
+    fn exit_code(&self) -> i32 {
+        let write_failed =
+            matches!(&self.applied, Applied::Wrote { written, .. } if !written.failed.is_empty());
+        if self.read_failed || write_failed {
+            exit::ERROR
+        } else {
+            exit::OK
+        }
+    }
+}
+
+/// What applying a plan will do without writing: `None` when it writes.
+fn without_writing(plan: &Plan, dry_run: bool, approve: Option<&str>) -> Option<Applied> {
+    if approve.is_none() || dry_run {
+        Some(Applied::DryRun)
+    } else if plan.writes.is_empty() {
+        Some(Applied::NothingToWrite)
+    } else {
+        None
+    }
+}
+
+impl Pending {
+    /// Writes the plan when approved (`approve` and not `dry_run`), recording it in the audit
+    /// log and the control item's history.
+    pub async fn apply(
+        self,
+        target: &TargetConfig,
+        dry_run: bool,
+        approve: Option<&str>,
+    ) -> WriteOutcome {
+        let read_failed = self.plan.read_failed;
+        let done = |applied| WriteOutcome {
+            applied,
+            read_failed,
+        };
+        if let Some(applied) = without_writing(&self.plan.plan, dry_run, approve) {
+            return done(applied);
+        }
+        let ticket = approve.unwrap_or_default();
+        let action = self.plan.action();
+        let (source_key, source) = self.plan.source_of();
+        let started = std::time::Instant::now();
+        let annotation = restore::approval(ticket, source_key, source);
+        let written = restore::write_all(
+            &self.clients.dynamodb,
+            &target.state_table,
+            &self.plan.plan.writes,
+            &annotation,
+            self.plan.attribute(),
+        )
+        .await;
+        let seconds = started.elapsed().as_secs_f64();
+        let by = actor();
+        telemetry::audit(&target.name, action, &by, ticket, &written.written);
+        record_history(target, &self.clients, action, &by, ticket, source, &written).await;
+        done(Applied::Wrote { written, seconds })
+    }
+}
+
+/// `lbrecon restore`: reads the snapshot `pick` names and the table and live state now, and
+/// makes the plan.
+pub async fn prepare_restore(
+    config: &Config,
+    target: &TargetConfig,
+    pick: Pick,
+    options: RestoreOptions,
+) -> Result<Pending, CommandError> {
+    let clients = Clients::connect(
+        target,
+        &config.aws,
+        &crate::runtime::budget::Budgets::default(),
+    )
+    .await;
+    let store = store(config, &clients);
+    let entries = store
+        .list(&target.name)
+        .await
+        .map_err(|err| listing_failed(&target.name, err))?;
+    let entry = choose(&target.name, &entries, &pick)?;
+    let snapshot = store
+        .get(entry)
+        .await
+        .map_err(|err| CommandError::error(err.to_string()))?;
     let reader = Reader::new(&clients, config.aws.concurrency, (&config.records).into());
     let presence = reader
         .presence(&target.state_table, &mut RecordCache::none(), Items::Kept)
         .await;
     let (lbs, current) = match (presence.load_balancers, presence.records) {
-        (Ok(lbs), Ok(scanned)) => match items_of(&scanned) {
-            Some(items) => (lbs, items),
-            None => return exit::ERROR,
-        },
-        (Err(err), _) | (_, Err(err)) => {
-            eprintln!(
-                "lbrecon: the live read is incomplete ({err}); nothing was written. Try again."
-            );
-            return exit::ERROR;
-        }
+        (Ok(lbs), Ok(scanned)) => (lbs, items_of(&scanned)?),
+        (Err(err), _) | (_, Err(err)) => return Err(incomplete(err)),
     };
     let live: BTreeMap<String, String> = lbs
         .iter()
         .map(|lb| (lb.name.clone(), lb.arn.clone()))
         .collect();
     let plan = plan_restore(&snapshot, &current, &live, &reader.rules, options);
-    println!(
-        "restore of target {} from snapshot {} ({}, {} records)",
-        target.name,
-        entry.id.as_string(),
-        snapshot.time,
-        snapshot.items.len()
-    );
-    let source = entry.id.as_string();
-    execute(
-        target,
-        &clients,
+    let plan = WritePlan {
+        target: target.name.clone(),
+        source: Source::Snapshot {
+            id: entry.id.as_string(),
+            time: snapshot.time.clone(),
+            records: snapshot.items.len(),
+        },
         plan,
-        dry_run,
-        approve,
-        "restore",
-        "lbrecon_restored",
-        "snapshot",
-        &source,
-    )
-    .await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn execute(
-    target: &TargetConfig,
-    clients: &Clients,
-    plan: Plan,
-    dry_run: bool,
-    approve: Option<&str>,
-    action: &str,
-    attribute: &str,
-    source_key: &str,
-    source: &str,
-) -> i32 {
-    print_plan(&plan);
-    let Some(ticket) = approve.filter(|_| !dry_run) else {
-        println!("dry run: nothing written (writing needs --approve TICKET)");
-        return exit::OK;
+        read_failed: false,
     };
-    if plan.writes.is_empty() {
-        println!("nothing to write");
-        return exit::OK;
-    }
-    let started = std::time::Instant::now();
-    let annotation = restore::approval(ticket, source_key, source);
-    let written = restore::write_all(
-        &clients.dynamodb,
-        &target.state_table,
-        &plan.writes,
-        &annotation,
-        attribute,
-    )
-    .await;
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "wrote {} record(s) in {seconds:.2} s ({} TransactWriteItems calls)",
-        written.written.len(),
-        written.calls
-    );
-    for name in &written.lost_race {
-        println!("  {name}: written by someone else meanwhile; theirs stands");
-    }
-    for (name, error) in written.failed.iter().take(25) {
-        println!("  {name}: FAILED: {error}");
-    }
-    if written.failed.len() > 25 {
-        println!("  ... and {} more failed", written.failed.len() - 25);
-    }
-    let by = actor();
-    telemetry::audit(&target.name, action, &by, ticket, &written.written);
-    record_history(target, clients, action, &by, ticket, source, &written).await;
-    if written.failed.is_empty() {
-        exit::OK
-    } else {
-        exit::ERROR
-    }
+    drop(reader);
+    Ok(Pending { clients, plan })
 }
 
-fn print_plan(plan: &Plan) {
-    println!(
-        "plan: {} to write, {} skipped, {} present and left as they are",
-        plan.writes.len(),
-        plan.skipped.len(),
-        plan.unchanged
-    );
-    // A large plan is summarized: the first lines of each kind, then a count.
-    const SHOWN: usize = 25;
-    for write in plan.writes.iter().take(SHOWN) {
-        match &write.replaces_invalid {
-            Some(reason) => println!(
-                "  {:<10} {}: over the table's invalid record ({reason})",
-                write.action, write.name
-            ),
-            None => println!("  {:<10} {}", write.action, write.name),
-        }
-    }
-    if plan.writes.len() > SHOWN {
-        println!("  ... and {} more to write", plan.writes.len() - SHOWN);
-    }
-    for skipped in plan.skipped.iter().take(SHOWN) {
-        println!("  {:<10} {}: {}", "skip", skipped.name, skipped.reason);
-    }
-    if plan.skipped.len() > SHOWN {
-        println!("  ... and {} more skipped", plan.skipped.len() - SHOWN);
-    }
+fn incomplete(err: impl std::fmt::Display) -> CommandError {
+    CommandError::error(format!(
+        "the live read is incomplete ({err}); nothing was written. Try again."
+    ))
 }
 
 async fn record_history(
@@ -453,23 +619,94 @@ async fn record_history(
     }
 }
 
-/// `lbrecon adopt --target T (--all | NAME...)`: records from live state for load balancers that
-/// have none and that no snapshot holds.
-pub async fn adopt(
+/// What adopt knows of each live load balancer and record before choosing.
+struct Seen<'a> {
+    /// Every live load balancer, in the order read.
+    live: Vec<&'a str>,
+    /// Unrecorded live load balancers outside the target's scope.
+    outside: BTreeSet<&'a str>,
+    recorded: BTreeSet<String>,
+    /// Names a snapshot holds, with the newest that holds each.
+    in_snapshot: BTreeMap<String, String>,
+}
+
+/// Which load balancers adopt reads to write a record for (`chosen`, by name), and the plan of
+/// those it leaves: skipped with why, or counted as present. With `all`, every live one in
+/// scope is wanted; else `names`.
+fn choose_adopted(
+    target: &str,
+    all: bool,
+    names: &[String],
+    seen: &Seen<'_>,
+) -> (Plan, Vec<String>) {
+    let live_names: BTreeSet<&str> = seen.live.iter().copied().collect();
+    let wanted: BTreeSet<String> = if all {
+        seen.live
+            .iter()
+            .filter(|name| !seen.outside.contains(*name))
+            .map(|name| name.to_string())
+            .collect()
+    } else {
+        names.iter().cloned().collect()
+    };
+    let mut plan = Plan::default();
+    let mut chosen = Vec::new();
+    for name in &wanted {
+        let skip = |reason: &str| restore::Skipped {
+            name: name.clone(),
+            reason: reason.to_string(),
+        };
+        if !live_names.contains(name.as_str()) {
+            plan.skipped
+                .push(skip("no live load balancer of that name"));
+        } else if seen.outside.contains(name.as_str()) {
+            plan.skipped.push(skip(
+                "it is outside the target's scope ([targets.scope]): adopt writes records only for load balancers the target owns",
+            ));
+        } else if seen.recorded.contains(name) {
+            if !all {
+                plan.skipped
+                    .push(skip("it has a record; adopt never overwrites one"));
+            } else {
+                plan.unchanged += 1;
+            }
+        } else if let Some(id) = seen.in_snapshot.get(name) {
+            plan.skipped.push(skip(&format!(
+                "snapshot {id} holds its record: use `lbrecon restore --target {target} --snapshot {id}`, which puts it back verbatim"
+            )));
+        } else {
+            chosen.push(name.clone());
+        }
+    }
+    (plan, chosen)
+}
+
+/// `lbrecon adopt --target T (--all | NAME...)`: reads live state and makes records for load
+/// balancers that have none and that no snapshot holds.
+pub async fn prepare_adopt(
     config: &Config,
     target: &TargetConfig,
     all: bool,
     names: &[String],
-    dry_run: bool,
-    approve: Option<&str>,
-) -> i32 {
+) -> Result<Pending, CommandError> {
     let clients = Clients::connect(
         target,
         &config.aws,
         &crate::runtime::budget::Budgets::default(),
     )
     .await;
-    let reader = Reader::new(&clients, config.aws.concurrency, (&config.records).into());
+    let plan = adopt_plan(config, target, all, names, &clients).await?;
+    Ok(Pending { clients, plan })
+}
+
+async fn adopt_plan(
+    config: &Config,
+    target: &TargetConfig,
+    all: bool,
+    names: &[String],
+    clients: &Clients,
+) -> Result<WritePlan, CommandError> {
+    let reader = Reader::new(clients, config.aws.concurrency, (&config.records).into());
     let presence = reader
         .presence(&target.state_table, &mut RecordCache::none(), Items::Kept)
         .await;
@@ -478,32 +715,21 @@ pub async fn adopt(
         presence.target_groups,
         presence.records,
     ) {
-        (Ok(lbs), Ok(groups), Ok(scanned)) => match items_of(&scanned) {
-            Some(items) => (lbs, groups, items),
-            None => return exit::ERROR,
-        },
-        (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
-            eprintln!(
-                "lbrecon: the live read is incomplete ({err}); nothing was written. Try again."
-            );
-            return exit::ERROR;
-        }
+        (Ok(lbs), Ok(groups), Ok(scanned)) => (lbs, groups, items_of(&scanned)?),
+        (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => return Err(incomplete(err)),
     };
     let recorded = restore::names(&current);
     // Every snapshot in retention, not only the newest: one taken after a loss no longer holds
     // the lost records, and adopting them from live state would put a record made up from
     // live state where `restore` would put back the real one (docs/architecture.md#snapshots).
-    let in_snapshot = match snapshot_holders(&store(config, &clients), &target.name).await {
-        Ok(holders) => holders,
-        Err(err) => {
-            eprintln!(
-                "lbrecon: {err}; adopt writes nothing while it cannot tell which records the \
+    let in_snapshot = snapshot_holders(&store(config, clients), &target.name)
+        .await
+        .map_err(|err| {
+            CommandError::error(format!(
+                "{err}; adopt writes nothing while it cannot tell which records the \
                  snapshots hold. Fix or move that snapshot aside, then run adopt again."
-            );
-            return exit::ERROR;
-        }
-    };
-    let live_names: BTreeSet<&str> = lbs.iter().map(|lb| lb.name.as_str()).collect();
+            ))
+        })?;
     // Only load balancers the target owns are adopted (docs/architecture.md#terms): judged by the scope's rules,
     // reading the tags of the unrecorded ones when tags decide.
     let rules = target.scope_rules();
@@ -514,8 +740,9 @@ pub async fn adopt(
     let scope_tags = if rules.needs_tags() {
         let (tags, failures) = crate::app::cycle::read_scope_tags(&reader, &unrecorded).await;
         if let Some(failure) = failures.first() {
-            eprintln!("lbrecon: {failure}; nothing was written. Try again.");
-            return exit::ERROR;
+            return Err(CommandError::error(format!(
+                "{failure}; nothing was written. Try again."
+            )));
         }
         tags
     } else {
@@ -529,44 +756,13 @@ pub async fn adopt(
         })
         .map(|lb| lb.name.as_str())
         .collect();
-    let mut plan = Plan::default();
-    let wanted: BTreeSet<String> = if all {
-        lbs.iter()
-            .filter(|lb| !outside.contains(lb.name.as_str()))
-            .map(|lb| lb.name.clone())
-            .collect()
-    } else {
-        names.iter().cloned().collect()
+    let seen = Seen {
+        live: lbs.iter().map(|lb| lb.name.as_str()).collect(),
+        outside,
+        recorded,
+        in_snapshot,
     };
-    let mut chosen = Vec::new();
-    for name in &wanted {
-        let skip = |reason: &str| restore::Skipped {
-            name: name.clone(),
-            reason: reason.to_string(),
-        };
-        if !live_names.contains(name.as_str()) {
-            plan.skipped
-                .push(skip("no live load balancer of that name"));
-        } else if outside.contains(name.as_str()) {
-            plan.skipped.push(skip(
-                "it is outside the target's scope ([targets.scope]): adopt writes records only for load balancers the target owns",
-            ));
-        } else if recorded.contains(name) {
-            if !all {
-                plan.skipped
-                    .push(skip("it has a record; adopt never overwrites one"));
-            } else {
-                plan.unchanged += 1;
-            }
-        } else if let Some(id) = in_snapshot.get(name) {
-            plan.skipped.push(skip(&format!(
-                "snapshot {id} holds its record: use `lbrecon restore --target {} --snapshot {id}`, which puts it back verbatim",
-                target.name
-            )));
-        } else {
-            chosen.push(name.clone());
-        }
-    }
+    let (mut plan, chosen) = choose_adopted(&target.name, all, names, &seen);
     let index = TargetGroupIndex::new(&groups);
     let plans: Vec<DeepPlan<'_>> = lbs
         .iter()
@@ -619,20 +815,12 @@ pub async fn adopt(
             Err(skipped) => plan.skipped.push(skipped),
         }
     }
-    println!("adopt for target {}", target.name);
-    let code = execute(
-        target,
-        &clients,
+    Ok(WritePlan {
+        target: target.name.clone(),
+        source: Source::Live,
         plan,
-        dry_run,
-        approve,
-        "adopt",
-        "lbrecon_adopted",
-        "source",
-        "live state",
-    )
-    .await;
-    if failed { exit::ERROR } else { code }
+        read_failed: failed,
+    })
 }
 
 /// Every name any snapshot of `target` in the store holds, with the newest snapshot that holds
@@ -702,6 +890,360 @@ mod tests {
                 .collect(),
             live_arn: Some(format!("arn:{name}")),
         }
+    }
+
+    fn entry(stamp: &str, records: usize) -> Entry {
+        let id = crate::recovery::snapshot::SnapshotId {
+            stamp: stamp.into(),
+            records,
+            hash: "abc123".into(),
+        };
+        Entry {
+            location: format!("/var/lib/lbrecon/snapshots/prod/{}.json.gz", id.as_string()),
+            id,
+            bytes: 2048,
+        }
+    }
+
+    fn entries() -> Vec<Entry> {
+        vec![
+            entry("20261126T101500123Z", 3),
+            entry("20261126T111500000Z", 4),
+        ]
+    }
+
+    #[test]
+    fn the_snapshot_table_lines_up_and_says_when_there_are_none() {
+        let list = SnapshotList {
+            snapshots: entries()
+                .into_iter()
+                .map(|e| Listed::of("prod", e))
+                .collect(),
+            json: false,
+        };
+        let table = list.stdout();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert_eq!(
+            lines[0],
+            "TARGET       ID                                       TIME                       RECORDS      BYTES  LOCATION"
+        );
+        assert_eq!(
+            lines[1],
+            "prod         20261126T101500123Z-3r-abc123            2026-11-26T10:15:00.123Z         3       2048  \
+             /var/lib/lbrecon/snapshots/prod/20261126T101500123Z-3r-abc123.json.gz"
+        );
+        assert!(table.ends_with(".json.gz\n"));
+        assert_eq!(list.exit_code(), exit::OK);
+        let none = SnapshotList {
+            snapshots: vec![],
+            json: false,
+        };
+        assert_eq!(none.stdout(), "no snapshots\n");
+    }
+
+    #[test]
+    fn the_snapshot_json_lists_every_field() {
+        let list = SnapshotList {
+            snapshots: vec![Listed::of("prod", entries().remove(0))],
+            json: true,
+        };
+        let value: Value = serde_json::from_str(&list.stdout()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"snapshots": [{
+                "target": "prod", "id": "20261126T101500123Z-3r-abc123",
+                "time": "2026-11-26T10:15:00.123Z", "records": 3, "bytes": 2048,
+                "location": "/var/lib/lbrecon/snapshots/prod/20261126T101500123Z-3r-abc123.json.gz"
+            }]})
+        );
+        let none = SnapshotList {
+            snapshots: vec![],
+            json: true,
+        };
+        assert_eq!(none.stdout(), "{\n  \"snapshots\": []\n}\n");
+    }
+
+    #[test]
+    fn a_snapshot_is_picked_by_id_or_as_the_newest_at_or_before_a_time() {
+        let entries = entries();
+        let by_id = choose(
+            "prod",
+            &entries,
+            &Pick::Id("20261126T101500123Z-3r-abc123".into()),
+        )
+        .unwrap();
+        assert_eq!(by_id.id.records, 3);
+        let between = choose("prod", &entries, &Pick::At("2026-11-26T11:00:00Z".into())).unwrap();
+        assert_eq!(between.id.records, 3);
+        let at_newest = choose("prod", &entries, &Pick::At("2026-11-26T11:15:00Z".into())).unwrap();
+        assert_eq!(at_newest.id.records, 4);
+        let later = choose(
+            "prod",
+            &entries,
+            &Pick::At("2026-12-01T00:00:00+01:00".into()),
+        )
+        .unwrap();
+        assert_eq!(later.id.records, 4);
+    }
+
+    #[test]
+    fn no_matching_snapshot_is_an_error_naming_the_oldest() {
+        let err = choose("prod", &entries(), &Pick::At("2026-11-26T10:00:00Z".into())).unwrap_err();
+        assert_eq!(
+            err.stderr(),
+            "lbrecon: no snapshot of prod matches At(\"2026-11-26T10:00:00Z\") (2 snapshots; the oldest \
+             is 2026-11-26T10:15:00.123Z); `lbrecon snapshots --target prod` lists them\n"
+        );
+        assert_eq!(err.exit_code(), exit::ERROR);
+        let err = choose("prod", &[], &Pick::Id("nope".into())).unwrap_err();
+        assert!(
+            err.message
+                .contains("matches Id(\"nope\") (0 snapshots; the oldest is none)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_time_that_is_not_rfc_3339_is_a_usage_error() {
+        let err = choose("prod", &entries(), &Pick::At("yesterday".into())).unwrap_err();
+        assert_eq!(
+            err.stderr(),
+            "lbrecon: --at \"yesterday\" is not an RFC 3339 time such as 2026-12-24T20:24:00Z\n"
+        );
+        assert_eq!(err.exit_code(), exit::USAGE);
+    }
+
+    fn write(name: &str, replaces_invalid: Option<&str>) -> PlannedWrite {
+        PlannedWrite {
+            name: name.into(),
+            action: if replaces_invalid.is_some() {
+                "replace_invalid"
+            } else {
+                "restore"
+            },
+            replaces_invalid: replaces_invalid.map(str::to_string),
+            item: Item::new(),
+            condition: WriteCondition::Absent,
+        }
+    }
+
+    fn skipped(name: &str, reason: &str) -> restore::Skipped {
+        restore::Skipped {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn a_restore_plan_shows_its_snapshot_then_each_write_and_skip() {
+        let plan = WritePlan {
+            target: "prod".into(),
+            source: Source::Snapshot {
+                id: "20261126T101500123Z-3r-abc123".into(),
+                time: "2026-11-26T10:15:00.123Z".into(),
+                records: 3,
+            },
+            plan: Plan {
+                writes: vec![
+                    write("web-1", None),
+                    write("web-2", Some("emptied: manages nothing")),
+                ],
+                skipped: vec![skipped("web-3", "its load balancer is gone")],
+                unchanged: 4,
+            },
+            read_failed: false,
+        };
+        assert_eq!(plan.action(), "restore");
+        assert_eq!(
+            plan.to_text(),
+            "restore of target prod from snapshot 20261126T101500123Z-3r-abc123 (2026-11-26T10:15:00.123Z, 3 records)\n\
+             plan: 2 to write, 1 skipped, 4 present and left as they are\n\
+             \x20 restore    web-1\n\
+             \x20 replace_invalid web-2: over the table's invalid record (emptied: manages nothing)\n\
+             \x20 skip       web-3: its load balancer is gone\n"
+        );
+    }
+
+    #[test]
+    fn a_large_plan_is_summarized_after_25_lines_of_each_kind() {
+        let plan = WritePlan {
+            target: "prod".into(),
+            source: Source::Live,
+            plan: Plan {
+                writes: (0..30).map(|i| write(&format!("w{i}"), None)).collect(),
+                skipped: (0..26).map(|i| skipped(&format!("s{i}"), "why")).collect(),
+                unchanged: 0,
+            },
+            read_failed: false,
+        };
+        assert_eq!(plan.action(), "adopt");
+        let text = plan.to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "adopt for target prod");
+        assert_eq!(
+            lines[1],
+            "plan: 30 to write, 26 skipped, 0 present and left as they are"
+        );
+        assert_eq!(lines[26], "  restore    w24");
+        assert_eq!(lines[27], "  ... and 5 more to write");
+        assert_eq!(lines[28], "  skip       s0: why");
+        assert_eq!(lines[53], "  ... and 1 more skipped");
+        assert_eq!(lines.len(), 54);
+    }
+
+    #[test]
+    fn only_an_approved_run_that_is_not_dry_writes() {
+        let empty = Plan::default();
+        let some = Plan {
+            writes: vec![write("web-1", None)],
+            ..Plan::default()
+        };
+        assert_eq!(without_writing(&some, false, None), Some(Applied::DryRun));
+        assert_eq!(
+            without_writing(&some, true, Some("CHG-1")),
+            Some(Applied::DryRun)
+        );
+        assert_eq!(without_writing(&empty, true, None), Some(Applied::DryRun));
+        assert_eq!(
+            without_writing(&empty, false, Some("CHG-1")),
+            Some(Applied::NothingToWrite)
+        );
+        assert_eq!(without_writing(&some, false, Some("CHG-1")), None);
+    }
+
+    #[test]
+    fn what_was_written_is_printed_and_any_failure_exits_1() {
+        let dry = WriteOutcome {
+            applied: Applied::DryRun,
+            read_failed: false,
+        };
+        assert_eq!(
+            dry.stdout(),
+            "dry run: nothing written (writing needs --approve TICKET)\n"
+        );
+        assert_eq!(dry.exit_code(), exit::OK);
+        let nothing = WriteOutcome {
+            applied: Applied::NothingToWrite,
+            read_failed: true,
+        };
+        assert_eq!(nothing.stdout(), "nothing to write\n");
+        // adopt: a load balancer could not be read.
+        assert_eq!(nothing.exit_code(), exit::ERROR);
+
+        let written = restore::Written {
+            written: vec!["web-1".into(), "web-2".into()],
+            lost_race: vec!["web-3".into()],
+            failed: vec![],
+            calls: 1,
+        };
+        let wrote = WriteOutcome {
+            applied: Applied::Wrote {
+                written: written.clone(),
+                seconds: 0.256,
+            },
+            read_failed: false,
+        };
+        assert_eq!(
+            wrote.stdout(),
+            "wrote 2 record(s) in 0.26 s (1 TransactWriteItems calls)\n\
+             \x20 web-3: written by someone else meanwhile; theirs stands\n"
+        );
+        assert_eq!(wrote.stderr(), "");
+        assert_eq!(wrote.exit_code(), exit::OK);
+
+        let failed = WriteOutcome {
+            applied: Applied::Wrote {
+                written: restore::Written {
+                    failed: (0..27)
+                        .map(|i| (format!("f{i}"), "AccessDenied".to_string()))
+                        .collect(),
+                    ..written
+                },
+                seconds: 1.0,
+            },
+            read_failed: false,
+        };
+        let text = failed.stdout();
+        assert!(text.contains("  f0: FAILED: AccessDenied\n"), "{text}");
+        assert!(text.contains("  f24: FAILED: AccessDenied\n"), "{text}");
+        assert!(!text.contains("  f25: FAILED"), "{text}");
+        assert!(text.ends_with("  ... and 2 more failed\n"), "{text}");
+        assert_eq!(failed.exit_code(), exit::ERROR);
+    }
+
+    fn seen<'a>(live: &[&'a str], outside: &[&'a str], recorded: &[&str]) -> Seen<'a> {
+        Seen {
+            live: live.to_vec(),
+            outside: outside.iter().copied().collect(),
+            recorded: recorded.iter().map(|n| n.to_string()).collect(),
+            in_snapshot: [("held".to_string(), "SNAP-1".to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn adopt_all_takes_every_unrecorded_one_in_scope_that_no_snapshot_holds() {
+        let seen = seen(&["b", "a", "rec", "held", "out"], &["out"], &["rec"]);
+        let (plan, chosen) = choose_adopted("prod", true, &[], &seen);
+        assert_eq!(chosen, vec!["a".to_string(), "b".to_string()]);
+        // A recorded one is counted as present, not skipped; one out of scope is not wanted.
+        assert_eq!(plan.unchanged, 1);
+        assert_eq!(
+            plan.skipped,
+            vec![skipped(
+                "held",
+                "snapshot SNAP-1 holds its record: use `lbrecon restore --target prod --snapshot SNAP-1`, which puts it back verbatim"
+            )]
+        );
+        assert!(plan.writes.is_empty());
+    }
+
+    #[test]
+    fn adopt_by_name_says_why_each_name_is_left() {
+        let seen = seen(&["a", "rec", "held", "out"], &["out"], &["rec"]);
+        let names: Vec<String> = ["a", "ghost", "out", "rec", "held"]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let (plan, chosen) = choose_adopted("prod", false, &names, &seen);
+        assert_eq!(chosen, vec!["a".to_string()]);
+        assert_eq!(plan.unchanged, 0);
+        let reasons: Vec<(&str, &str)> = plan
+            .skipped
+            .iter()
+            .map(|s| (s.name.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                ("ghost", "no live load balancer of that name"),
+                (
+                    "held",
+                    "snapshot SNAP-1 holds its record: use `lbrecon restore --target prod --snapshot SNAP-1`, which puts it back verbatim"
+                ),
+                (
+                    "out",
+                    "it is outside the target's scope ([targets.scope]): adopt writes records only for load balancers the target owns"
+                ),
+                ("rec", "it has a record; adopt never overwrites one"),
+            ]
+        );
+    }
+
+    #[test]
+    fn adopted_records_drop_the_tags_aws_sets() {
+        let mut doc = serde_json::json!({
+            "tags": {"aws:cloudformation:stack-name": "s", "team": "web"},
+            "target_groups": [{"tags": {"aws:x": "1", "app": "a"}}]
+        });
+        strip_aws_tags(&mut doc);
+        assert_eq!(
+            doc,
+            serde_json::json!({"tags": {"team": "web"}, "target_groups": [{"tags": {"app": "a"}}]})
+        );
+        let item = adopted_item("web-1", &doc);
+        assert_eq!(item.get("name"), Some(&AttrValue::S("web-1".into())));
+        assert_eq!(item.get("version"), Some(&AttrValue::N("1".into())));
     }
 
     #[tokio::test]
