@@ -173,10 +173,17 @@ pub async fn run(
     if config.leader_election.is_some() {
         tracing::info!(owner = %owner, "leader election on: acting for a target only while holding its lease");
     }
-    let budgets: Vec<_> = runtimes
-        .iter()
-        .map(|(_, clients)| clients.budget.clone())
-        .collect();
+    // Each process spends the share of an account and region's budget that its led targets
+    // make of the targets there: replicas leading two of six targets each spend a third each.
+    let mut per_key: HashMap<crate::runtime::budget::BudgetKey, usize> = HashMap::new();
+    for (_, clients) in &runtimes {
+        *per_key.entry(clients.budget.clone()).or_default() += 1;
+    }
+    for (_, clients) in &runtimes {
+        let targets = per_key[&clients.budget];
+        clients.elb_bucket.set_targets(targets);
+        clients.dynamodb_bucket.set_targets(targets);
+    }
     // The targets whose leases share a lease table (one per account and region) are shared
     // between the replicas there (docs/leader-election.md#sharing).
     let mut rosters: HashMap<crate::runtime::budget::BudgetKey, RosterGroup> = HashMap::new();
@@ -235,9 +242,13 @@ pub async fn run(
         let looper = TargetLoop {
             lease,
             done: done_tx,
-            sharing: budgets.iter().filter(|key| **key == clients.budget).count(),
             elb_bucket: clients.elb_bucket.clone(),
+            dynamodb_bucket: clients.dynamodb_bucket.clone(),
             reader: Reader::new(&clients, config.aws.concurrency, (&config.records).into()),
+            // The control item's reads and fenced writes take no token from the DynamoDB budget:
+            // a guard write queued behind a large scan would hold the lease's fence and delay
+            // its renewal. They are a few calls a cycle.
+            control_dynamodb: clients.dynamodb.without_budget(),
             scope: target.scope_rules(),
             autoscaling: clients.autoscaling.clone(),
             snapshots: crate::app::commands::recovery::store(&config, &clients),
@@ -356,13 +367,15 @@ struct TargetLoop {
     /// The target's scope, compiled.
     scope: crate::reconcile::scope::ScopeRules,
     reader: Reader,
+    /// The control table's client, outside the budget.
+    control_dynamodb: crate::aws::dynamodb::Dynamo,
     autoscaling: AutoScaling,
     snapshots: crate::recovery::snapshot::Store,
     status: Arc<Status>,
-    /// Targets of this process spending the same account and region's budget.
-    sharing: usize,
     /// That budget's ELB bucket.
     elb_bucket: Arc<crate::runtime::budget::Bucket>,
+    /// And its DynamoDB bucket.
+    dynamodb_bucket: Arc<crate::runtime::budget::Bucket>,
     started: Instant,
 }
 
@@ -403,6 +416,9 @@ struct LoopState {
 /// without a record brings it into scope within it).
 const SCOPE_TAGS_MAX_AGE: i64 = 3600;
 
+/// How often a running cycle's progress is shown to the health check.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// How often a standby looks at its lease between the election task's rounds.
 const STANDBY_POLL: Duration = Duration::from_secs(1);
 
@@ -415,6 +431,9 @@ impl TargetLoop {
         let mut next = tokio::time::Instant::now();
         let mut leader = self.lease.as_ref().map(|lease| lease.subscribe());
         let mut acting = self.lease.is_none();
+        if acting {
+            self.lead(true);
+        }
         loop {
             tokio::select! {
                 biased;
@@ -432,6 +451,7 @@ impl TargetLoop {
                     // A standby: no AWS call but the lease's; wake when the lease changes hands.
                     acting = false;
                     self.status.standby(&self.target.name, true);
+                    self.lead(false);
                     tokio::select! {
                         biased;
                         _ = stop.wait_for(|stopped| *stopped) => break,
@@ -444,6 +464,7 @@ impl TargetLoop {
                 if !acting {
                     // Another replica may have acted meanwhile: start from the tables again.
                     acting = true;
+                    self.lead(true);
                     state = LoopState {
                         series: std::mem::take(&mut state.series),
                         ..LoopState::default()
@@ -463,6 +484,7 @@ impl TargetLoop {
             };
             tokio::select! {
                 _ = self.cycle(&mut state) => {}
+                _ = self.show_progress() => {}
                 _ = lost => {
                     tracing::warn!(target_name = %self.target.name, "the lease was lost during a cycle: the rest of it was dropped");
                     next = tokio::time::Instant::now();
@@ -532,17 +554,73 @@ impl TargetLoop {
     fn control_store(&self) -> ControlStore<'_> {
         ControlStore {
             lease: self.lease.as_deref(),
-            dynamodb: &self.reader.dynamodb,
+            dynamodb: &self.control_dynamodb,
             table: &self.target.control_table,
             target: &self.target.name,
         }
+    }
+
+    /// This process leads the target, or no longer does: its share of the account and region's
+    /// budget follows, and a target it no longer leads stops counting in what the presence
+    /// passes cost here.
+    fn lead(&self, leading: bool) {
+        for bucket in [&self.elb_bucket, &self.dynamodb_bucket] {
+            bucket.set_led(&self.target.name, leading);
+        }
+        if !leading {
+            self.elb_bucket.forget_presence_cost(&self.target.name);
+        }
+    }
+
+    /// While a cycle runs, tells the health check the loop is alive as long as its requests
+    /// keep being answered: a presence pass of a large fleet may rightly take minutes. Never
+    /// returns.
+    async fn show_progress(&self) {
+        let answered = || {
+            let count = |calls: std::collections::BTreeMap<&str, (u64, u64)>| {
+                calls.values().map(|(made, _)| made).sum::<u64>()
+            };
+            count(self.reader.elb.calls()) + count(self.reader.dynamodb.calls())
+        };
+        let mut last = answered();
+        loop {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            let now = answered();
+            if now != last {
+                self.status.progress(&self.target.name);
+                last = now;
+            }
+        }
+    }
+
+    /// How long this cycle's presence pass, guard and snapshot may take: `cycle_deadline`, or
+    /// longer when the presence passes sharing the budget need longer at its configured rate
+    /// (half as long again, for retries).
+    fn presence_deadline(&self) -> Duration {
+        let (calls, _) = self.elb_bucket.presence_cost();
+        let needed = calls as f64 / self.elb_bucket.rate().max(f64::MIN_POSITIVE);
+        self.config
+            .daemon
+            .cycle_deadline
+            .max(Duration::from_secs_f64(needed * 1.5))
+    }
+
+    /// Presence pages (`DescribeLoadBalancers`, `DescribeTargetGroups`) asked so far.
+    fn presence_pages(&self) -> u64 {
+        let calls = self.reader.elb.calls();
+        ["DescribeLoadBalancers", "DescribeTargetGroups"]
+            .iter()
+            .filter_map(|operation| calls.get(operation))
+            .map(|(made, retries)| made.saturating_sub(*retries))
+            .sum()
     }
 
     /// One cycle: the control item, the presence pass, the guard, the deep pass, the report.
     async fn cycle(&self, state: &mut LoopState) {
         let target = &self.target;
         let started = Instant::now();
-        let deadline = self.config.daemon.cycle_deadline;
+        let deadline = self.presence_deadline();
+        let pages_before = self.presence_pages();
         let cycle_start = tokio::time::Instant::now();
         let store = self.control_store();
         let LoopState {
@@ -648,16 +726,21 @@ impl TargetLoop {
             // every presence pass sharing it, and end before the next presence pass is due (or
             // the deadline).
             let interval = cadence.unwrap_or(self.config.daemon.interval);
-            let mut deep_calls = self.elb_bucket.deep_calls(interval, self.sharing);
+            let (_, sharing) = self.elb_bucket.presence_cost();
+            let mut deep_calls = self.elb_bucket.deep_calls(interval, sharing.max(1));
+            let until = cycle_start + interval.min(deadline.mul_f64(0.9));
             if presence.complete && self.scope.needs_tags() {
-                let spent = self
-                    .read_scope_tags(&presence, scope_tags, deep_calls)
-                    .await;
-                deep_calls = deep_calls.saturating_sub(spent);
+                let read = self.read_scope_tags(&presence, scope_tags, deep_calls);
+                match tokio::time::timeout_at(until, read).await {
+                    Ok(spent) => deep_calls = deep_calls.saturating_sub(spent),
+                    Err(_) => {
+                        tracing::info!(target_name = %target.name, "the scope's tag reads ran out of time before the next presence pass: the pending load balancers are read first next cycle");
+                        deep_calls = 0;
+                    }
+                }
             }
             let (limit, credit) = deep_limit(deep_calls, *deep_credit);
             *deep_credit = credit;
-            let until = cycle_start + interval.min(deadline.mul_f64(0.9));
             let cycle = presence
                 .finish(
                     &self.reader,
@@ -680,11 +763,34 @@ impl TargetLoop {
             (cycle, control, guard_error)
         };
         let Ok((cycle, control, guard_error)) = tokio::time::timeout(deadline, work).await else {
+            // A presence pass cut short still says how many pages it needs at least: the next
+            // cycle allows for them, and the cadence follows once one pass completes.
+            let pages = self.presence_pages().saturating_sub(pages_before);
+            let (known, _) = self.elb_bucket.presence_cost();
+            let own = known.saturating_sub(
+                self.elb_bucket
+                    .presence_cost_of(&target.name)
+                    .unwrap_or_default(),
+            );
+            let at_least = pages + 1;
+            if own + at_least > known {
+                self.elb_bucket.set_presence_cost(&target.name, at_least);
+            }
+            let throttled = self
+                .reader
+                .elb
+                .last_throttled()
+                .into_iter()
+                .chain(self.reader.dynamodb.last_throttled())
+                .filter(|(_, at)| at.elapsed() < deadline)
+                .map(|(operation, _)| format!("; {operation} was throttled"))
+                .next()
+                .unwrap_or_default();
             let report = TargetReport {
                 target: target.name.clone(),
                 complete: false,
                 error: Some(format!(
-                    "the cycle did not finish within daemon.cycle_deadline ({})",
+                    "the cycle did not finish within daemon.cycle_deadline ({}){throttled}",
                     humantime::format_duration(deadline)
                 )),
                 summary: Default::default(),

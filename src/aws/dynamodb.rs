@@ -32,6 +32,11 @@ impl Dynamo {
         self.api.counter().snapshot()
     }
 
+    /// The last operation answered with a throttle, and when.
+    pub fn last_throttled(&self) -> Option<(&'static str, tokio::time::Instant)> {
+        self.api.last_throttled()
+    }
+
     /// The shared part of this client, to adjust.
     pub fn api_mut(&mut self) -> &mut Api {
         &mut self.api

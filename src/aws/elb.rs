@@ -146,10 +146,30 @@ pub struct Elb {
     api: Api,
 }
 
+/// Every entry of a presence page, or an error when one lacks its name or ARN: a page read in
+/// part is never taken for the whole (a load balancer dropped would look deleted).
+fn every<T>(
+    entries: impl Iterator<Item = Option<T>>,
+    operation: &'static str,
+) -> Result<Vec<T>, AwsError> {
+    entries.collect::<Option<Vec<T>>>().ok_or_else(|| {
+        AwsError::unexpected(
+            SERVICE,
+            operation,
+            "an entry of the answer has no name or ARN: not a whole list".into(),
+        )
+    })
+}
+
 impl Elb {
     /// Requests this client sent, per operation: (calls, retries).
     pub fn calls(&self) -> std::collections::BTreeMap<&'static str, (u64, u64)> {
         self.api.counter().snapshot()
+    }
+
+    /// The last operation answered with a throttle, and when.
+    pub fn last_throttled(&self) -> Option<(&'static str, tokio::time::Instant)> {
+        self.api.last_throttled()
     }
 
     /// The shared part of this client, to adjust.
@@ -184,11 +204,7 @@ impl Elb {
                         .send()
                 })
                 .await?;
-            let items = out
-                .load_balancers()
-                .iter()
-                .filter_map(load_balancer)
-                .collect();
+            let items = every(out.load_balancers().iter().map(load_balancer), OP)?;
             Ok((items, token(out.next_marker())))
         })
         .await
@@ -208,11 +224,7 @@ impl Elb {
                         .send()
                 })
                 .await?;
-            let items = out
-                .target_groups()
-                .iter()
-                .filter_map(target_group)
-                .collect();
+            let items = every(out.target_groups().iter().map(target_group), OP)?;
             Ok((items, token(out.next_marker())))
         })
         .await
@@ -828,6 +840,26 @@ mod tests {
             action(&oidc)["authenticate_oidc_config"]["on_unauthenticated_request"],
             json!("authenticate")
         );
+    }
+
+    #[test]
+    fn a_page_entry_without_a_name_fails_the_page() {
+        let whole = LoadBalancer::builder()
+            .load_balancer_name("web")
+            .load_balancer_arn(
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/1",
+            )
+            .build();
+        let nameless = LoadBalancer::builder()
+            .load_balancer_arn(
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/x/2",
+            )
+            .build();
+        let page = [whole.clone(), nameless];
+        let err = every(page.iter().map(load_balancer), "DescribeLoadBalancers").unwrap_err();
+        assert!(err.message.contains("not a whole list"), "{err}");
+        let read = every([whole].iter().map(load_balancer), "DescribeLoadBalancers").unwrap();
+        assert_eq!(read[0].name, "web");
     }
 
     #[test]

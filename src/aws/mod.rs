@@ -325,6 +325,8 @@ pub struct Api {
     /// How long a throttled presence request keeps being retried (from its marker, with
     /// backoff) before it fails: the presence pass's own deadline.
     presence_patience: Duration,
+    /// The last operation answered with a throttle, and when.
+    last_throttled: Arc<Mutex<Option<(&'static str, tokio::time::Instant)>>>,
 }
 
 /// The operations of the presence pass (docs/architecture.md#budget): every page of the load
@@ -353,7 +355,16 @@ impl Api {
             counter: Arc::new(CallCounter::default()),
             gate: None,
             presence_patience: Duration::ZERO,
+            last_throttled: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The last operation answered with a throttle, and when.
+    pub fn last_throttled(&self) -> Option<(&'static str, tokio::time::Instant)> {
+        *self
+            .last_throttled
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Retries a throttled presence request for up to `patience` (beyond `max_attempts`).
@@ -412,6 +423,12 @@ impl Api {
     {
         let tier = tier_of(self.service, operation);
         let first = tokio::time::Instant::now();
+        // A presence request keeps deep reads back through its retries' backoff too.
+        let _hold = self
+            .bucket
+            .as_ref()
+            .filter(|_| tier == Tier::Presence)
+            .map(|bucket| bucket.hold_for_presence());
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -440,6 +457,13 @@ impl Api {
                 Ok(value) => return Ok(value),
                 Err(err) => {
                     let class = attempt_class(&err);
+                    if class == ErrorClass::Throttled {
+                        *self
+                            .last_throttled
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                            Some((operation, tokio::time::Instant::now()));
+                    }
                     if class == ErrorClass::Throttled
                         && let Some(bucket) = &self.bucket
                     {
@@ -554,6 +578,8 @@ pub struct Clients {
     pub budget: BudgetKey,
     /// That account and region's ELB bucket, shared with every target there.
     pub elb_bucket: Arc<Bucket>,
+    /// And its DynamoDB bucket.
+    pub dynamodb_bucket: Arc<Bucket>,
 }
 
 impl Clients {
@@ -591,11 +617,15 @@ impl Clients {
                 &config,
                 api("elasticloadbalancing", Some(elb_bucket.clone())),
             ),
-            dynamodb: dynamodb::Dynamo::new(&config, api("dynamodb", Some(dynamodb_bucket))),
+            dynamodb: dynamodb::Dynamo::new(
+                &config,
+                api("dynamodb", Some(dynamodb_bucket.clone())),
+            ),
             autoscaling: autoscaling::AutoScaling::new(&config, api("autoscaling", None)),
             s3: s3::S3::new(&config, api("s3", None)),
             budget,
             elb_bucket,
+            dynamodb_bucket,
         }
     }
 

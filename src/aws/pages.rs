@@ -9,6 +9,9 @@ use super::AwsError;
 
 /// More pages than any real account answers: the API is looping.
 pub const MAX_PAGES: usize = 100_000;
+/// How many of the latest tokens a new one is checked against: a loop of pages shorter than
+/// this is caught at once, a longer one by [`MAX_PAGES`].
+const RECENT_TOKENS: usize = 16;
 
 /// Every item of every page. `page(token)` asks for one page (`None`: the first) and answers
 /// its items and the next page's token, `None` on the last page (an empty token is none). An
@@ -25,12 +28,13 @@ where
 {
     let mut items = Vec::new();
     let mut token: Option<K> = None;
+    let mut recent: std::collections::VecDeque<K> = std::collections::VecDeque::new();
     for _ in 0..MAX_PAGES {
         let (mut batch, next) = page(token.clone()).await?;
         items.append(&mut batch);
         match next {
             None => return Ok(items),
-            Some(next) if Some(&next) == token.as_ref() => {
+            Some(next) if recent.contains(&next) => {
                 return Err(AwsError::unexpected(
                     service,
                     operation,
@@ -39,7 +43,13 @@ where
                     ),
                 ));
             }
-            Some(next) => token = Some(next),
+            Some(next) => {
+                if recent.len() == RECENT_TOKENS {
+                    recent.pop_front();
+                }
+                recent.push_back(next.clone());
+                token = Some(next);
+            }
         }
     }
     Err(AwsError::unexpected(
@@ -67,6 +77,22 @@ mod tests {
         .unwrap_err();
         assert!(err.message.contains("same page token"), "{err}");
         assert_eq!(err.operation, "DescribeRules");
+    }
+
+    #[tokio::test]
+    async fn a_loop_of_tokens_is_an_error() {
+        let pages = std::sync::Mutex::new(vec!["a", "b", "a"]);
+        let err = all_pages(
+            "elasticloadbalancing",
+            "DescribeLoadBalancers",
+            |_token: Option<String>| {
+                let next = pages.lock().unwrap().remove(0).to_string();
+                async move { Ok((vec![1], Some(next))) }
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(err.message.contains("same page token"), "{err}");
     }
 
     #[tokio::test]

@@ -94,17 +94,17 @@ impl S3 {
                     object.key().map(|key| (key.to_string(), size))
                 })
                 .collect();
-            let next = token(out.next_continuation_token());
-            match (out.is_truncated() == Some(true), next) {
-                (true, None) => Err(AwsError::unexpected(
+            // Any token is followed (an S3-compatible store may leave `IsTruncated` out); a list
+            // said to be truncated without one is refused.
+            match (out.is_truncated(), token(out.next_continuation_token())) {
+                (Some(true), None) => Err(AwsError::unexpected(
                     SERVICE,
                     OP,
                     format!(
                         "s3://{bucket}/{prefix}: the list is truncated but names no continuation token: not a whole list"
                     ),
                 )),
-                (true, next) => Ok((keys, next)),
-                (false, _) => Ok((keys, None)),
+                (_, next) => Ok((keys, next)),
             }
         })
         .await

@@ -597,6 +597,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_guard_state_survives_the_control_item() {
+        let state = GuardState {
+            confirm_count: 1,
+            missing_streaks: [("web-1".to_string(), 2)].into_iter().collect(),
+            quarantine: ["web-1".to_string()].into_iter().collect(),
+            acknowledged: ["web-9".to_string()].into_iter().collect(),
+            clean_cycles: 0,
+            high_water: Some(HighWater {
+                time: 100,
+                names: ["web-1".to_string(), "web-2".to_string()]
+                    .into_iter()
+                    .collect(),
+            }),
+        };
+        let mut control = ControlItem::new("prod");
+        control.set_guard_state(&state);
+        // The high-water mark lives in an item of its own, and is handed back.
+        assert_eq!(control.guard_state(state.high_water.clone()), state);
+    }
+
+    #[test]
     fn the_item_round_trips_with_the_documented_attribute_types() {
         let mut control = ControlItem::new("prod");
         control.version = 4;

@@ -1655,9 +1655,10 @@ mod tests {
             &Command::Cycle,
         );
         assert_eq!(started.action, Action::Nothing);
-        let mut control = crate::control::ControlItem::new("prod");
-        control.set_guard_state(&started.state);
-        let restarted = control.guard_state(started.state.high_water.clone());
+        // A restart: the state as stored and read back (the control item's round trip of it
+        // is tested beside the control item).
+        let stored = serde_json::to_string(&started.state).unwrap();
+        let restarted: GuardState = serde_json::from_str(&stored).unwrap();
         let got = step(
             Some(&fleet(100, &span(0, 25))),
             &restarted,

@@ -45,6 +45,27 @@ pub struct Bucket {
     state: Mutex<State>,
     /// What each target's presence pass costs, in calls, as of its last pass.
     presence_costs: Mutex<HashMap<String, u64>>,
+    /// The targets of the account and region this process leads, and how many there are in
+    /// all: the process spends that share of the rate (replicas leading a third of the
+    /// targets each spend a third each). With none set, the whole rate.
+    leading: Mutex<Leading>,
+}
+
+#[derive(Debug, Default)]
+struct Leading {
+    targets: usize,
+    led: std::collections::BTreeSet<String>,
+}
+
+impl Leading {
+    /// The share of the rate this process spends.
+    fn share(&self) -> f64 {
+        if self.targets == 0 {
+            1.0
+        } else {
+            (self.led.len().max(1) as f64 / self.targets as f64).min(1.0)
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -71,6 +92,7 @@ impl Bucket {
                 presence_waiting: 0,
             }),
             presence_costs: Mutex::new(HashMap::new()),
+            leading: Mutex::new(Leading::default()),
         })
     }
 
@@ -85,7 +107,39 @@ impl Bucket {
         state.last = now;
         // Recover toward the full rate, then earn tokens at the rate in force.
         state.factor = (state.factor + elapsed / RECOVERY.as_secs_f64()).min(1.0);
-        state.tokens = (state.tokens + elapsed * self.rate * state.factor).min(self.burst);
+        let rate = self.shared_rate();
+        state.tokens = (state.tokens + elapsed * rate * state.factor).min(self.burst);
+    }
+
+    /// The configured rate, times this process's share of the targets.
+    fn shared_rate(&self) -> f64 {
+        let share = self
+            .leading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .share();
+        self.rate * share
+    }
+
+    /// How many targets of this account and region the configuration holds.
+    pub fn set_targets(&self, targets: usize) {
+        self.leading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .targets = targets;
+    }
+
+    /// This process leads `target` (acts for it), or no longer does.
+    pub fn set_led(&self, target: &str, leading: bool) {
+        let mut state = self
+            .leading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if leading {
+            state.led.insert(target.to_string());
+        } else {
+            state.led.remove(target);
+        }
     }
 
     /// Takes one token now, or says how long to wait before trying again.
@@ -102,7 +156,7 @@ impl Bucket {
         } else {
             let missing = 1.0 - state.tokens;
             Err(Duration::from_secs_f64(
-                missing / (self.rate * state.factor),
+                missing / (self.shared_rate() * state.factor),
             ))
         }
     }
@@ -150,6 +204,29 @@ impl Bucket {
             .insert(target.to_string(), calls);
     }
 
+    /// Forgets what `target`'s presence pass costs: another replica reads it now.
+    pub fn forget_presence_cost(&self, target: &str) {
+        self.presence_costs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(target);
+    }
+
+    /// What `target`'s presence pass costs, as last told.
+    pub fn presence_cost_of(&self, target: &str) -> Option<u64> {
+        self.presence_costs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(target)
+            .copied()
+    }
+
+    /// Holds deep reads back for as long as the hold lives: a presence request between two
+    /// attempts (backing off after a throttle) keeps its place ahead of them.
+    pub fn hold_for_presence(&self) -> impl Drop + '_ {
+        Waiting::new(self)
+    }
+
     /// What the presence passes of every target sharing this bucket cost together, and how many
     /// targets have told it.
     pub fn presence_cost(&self) -> (u64, usize) {
@@ -169,9 +246,10 @@ impl Bucket {
         ((budget - presence as f64).max(0.0) / sharing.max(1) as f64).floor() as u64
     }
 
-    /// The configured rate, in tokens a second.
+    /// The configured rate this process may spend, in tokens a second: its share of the
+    /// account and region's rate.
     pub fn rate(&self) -> f64 {
-        self.rate
+        self.shared_rate()
     }
 
     /// The API said to slow down: halve the rate in force.
@@ -182,11 +260,11 @@ impl Bucket {
         state.tokens = state.tokens.min(0.0);
     }
 
-    /// The rate in force now, in tokens a second.
+    /// The rate in force now, in tokens a second: this process's share, less after throttling.
     pub fn current_rate(&self) -> f64 {
         let mut state = self.lock();
         self.refill(&mut state, Instant::now());
-        self.rate * state.factor
+        self.shared_rate() * state.factor
     }
 }
 

@@ -608,6 +608,17 @@ impl Config {
                 election.lease >= Duration::from_secs(3),
                 "leader_election.lease: must be at least 3s".into(),
             );
+            for (i, target) in self.targets.iter().enumerate() {
+                // Lease and replica items would overwrite control items, or land in the
+                // operator's own table.
+                check(
+                    election.table != target.state_table && election.table != target.control_table,
+                    format!(
+                        "leader_election.table: {:?} is also targets[{i}]'s state or control table; give the leases a table of their own",
+                        election.table
+                    ),
+                );
+            }
         }
 
         let fields: Vec<&str> = LOAD_BALANCER.iter().map(|(name, _)| *name).collect();
@@ -1094,6 +1105,22 @@ type = "email"
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a duration"), "{err}");
+    }
+
+    #[test]
+    fn the_lease_table_is_no_target_s_state_or_control_table() {
+        for table in ["lb-state-control", "lb-state"] {
+            let shared =
+                format!("{MINIMAL}\n[leader_election]\ntable = \"{table}\"\nlease = \"15s\"\n");
+            let err = parse(&shared).unwrap_err().to_string();
+            assert!(
+                err.contains("leader_election.table") && err.contains("table of their own"),
+                "{err}"
+            );
+        }
+        let own =
+            format!("{MINIMAL}\n[leader_election]\ntable = \"lbrecon-leases\"\nlease = \"15s\"\n");
+        assert!(parse(&own).is_ok());
     }
 
     #[test]
