@@ -467,6 +467,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_replica_spends_its_led_targets_share_of_the_rate() {
+        let bucket = Bucket::new(3.0, 1.0);
+        assert!(
+            (bucket.rate() - 3.0).abs() < 1e-9,
+            "no targets told: the whole rate"
+        );
+        bucket.set_targets(6);
+        bucket.set_led("a", true);
+        bucket.set_led("b", true);
+        // Two of six targets: a third of the account's rate.
+        assert!((bucket.rate() - 1.0).abs() < 1e-9, "{}", bucket.rate());
+        bucket.acquire(Tier::Presence).await;
+        let started = Instant::now();
+        bucket.acquire(Tier::Presence).await;
+        assert!((started.elapsed().as_secs_f64() - 1.0).abs() < 0.01);
+        bucket.set_led("b", false);
+        assert!((bucket.rate() - 0.5).abs() < 1e-9);
+        for target in ["a", "b", "c", "d", "e", "f"] {
+            bucket.set_led(target, true);
+        }
+        assert!((bucket.rate() - 3.0).abs() < 1e-9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forgotten_target_stops_counting_in_the_presence_cost() {
+        let bucket = Bucket::new(2.0, 10.0);
+        bucket.set_presence_cost("a", 4);
+        bucket.set_presence_cost("b", 6);
+        bucket.forget_presence_cost("b");
+        assert_eq!(bucket.presence_cost(), (4, 1));
+        assert_eq!(bucket.presence_cost_of("a"), Some(4));
+        assert_eq!(bucket.presence_cost_of("b"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn deep_reads_get_what_the_presence_passes_leave() {
         let bucket = Bucket::new(2.0, 10.0);
         let interval = Duration::from_secs(30);
