@@ -61,11 +61,16 @@ pub fn take(standing: &Standing, free_for: Duration, head_start: Duration) -> Ta
     }
 }
 
-/// Whether to hand one lease over: only above the share (so never below it after), only when
-/// another live replica is below its share to take it, and never while a hand-over or a claim
-/// is already under way.
+/// Whether to hand one lease over, never while a hand-over or a claim is already under way:
+/// above the share when another live replica is below it; or at the share when it is above the
+/// floor (targets / live, rounded down) and another live replica is below that floor, so that
+/// 7 targets on 3 replicas settle at 3, 2, 2 and never stay at 3, 3, 1.
 pub fn hand_over(standing: &Standing, busy: bool) -> bool {
-    !busy && standing.mine > standing.share() && standing.others_below_share()
+    let share = standing.share();
+    let floor = standing.targets / standing.live();
+    let above_share = standing.mine > share && standing.others_below_share();
+    let above_floor = standing.mine > floor && standing.others.iter().any(|held| *held < floor);
+    !busy && (above_share || above_floor)
 }
 
 #[cfg(test)]
@@ -204,6 +209,18 @@ mod tests {
                 "7 over 3: a share of 3",
             ),
             (
+                standing(7, 3, &[3, 1]),
+                false,
+                true,
+                "at the share, another below the floor of 2",
+            ),
+            (
+                standing(7, 2, &[3, 2]),
+                false,
+                false,
+                "at the floor: never below it",
+            ),
+            (
                 standing(6, 4, &[2, 2]),
                 false,
                 false,
@@ -259,5 +276,47 @@ mod tests {
             Take::Now
         );
         assert_eq!(standing(6, 2, &others).share(), 3);
+    }
+
+    /// Hand-overs one at a time, each taken by the replica with the fewest leases, until no
+    /// replica hands one over; the leases at the end, sorted.
+    fn settle(targets: usize, mut held: Vec<usize>) -> Vec<usize> {
+        let n = held.len();
+        for _ in 0..=targets * n {
+            let others_of = |held: &[usize], i: usize| -> Vec<usize> {
+                (0..n).filter(|&j| j != i).map(|j| held[j]).collect()
+            };
+            let Some(giver) = (0..n)
+                .find(|&i| hand_over(&standing(targets, held[i], &others_of(&held, i)), false))
+            else {
+                held.sort_unstable();
+                return held;
+            };
+            held[giver] -= 1;
+            let taker = (0..n)
+                .filter(|&j| j != giver)
+                .min_by_key(|&j| held[j])
+                .unwrap();
+            held[taker] += 1;
+        }
+        panic!("no end: {held:?}");
+    }
+
+    #[test]
+    fn uneven_targets_settle_within_one_of_each_other() {
+        for (targets, start, end) in [
+            (7, vec![7, 0, 0], vec![2, 2, 3]),
+            (7, vec![3, 3, 1], vec![2, 2, 3]),
+            (7, vec![3, 2, 2], vec![2, 2, 3]),
+            (6, vec![6, 0, 0], vec![2, 2, 2]),
+            (5, vec![5, 0, 0, 0], vec![1, 1, 1, 2]),
+            (2, vec![2, 0, 0], vec![0, 1, 1]),
+        ] {
+            assert_eq!(
+                settle(targets, start.clone()),
+                end,
+                "{targets} from {start:?}"
+            );
+        }
     }
 }
