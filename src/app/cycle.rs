@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::app::reader::{DeepOutcome, DeepPlan, Items, Reader, Tagged};
 use crate::aws::AwsError;
+use crate::aws::reads::{ElbReads, TableScans};
 use crate::control::ControlView;
 use crate::control::enforce::PresenceView;
 use crate::model::item::StoredItem;
@@ -137,9 +138,9 @@ pub struct Cycle {
 
 /// Reads the presence of `target`: load balancers and target groups, then the state table.
 /// `control` is what the control item said (whether the state table was seen before).
-pub async fn read_presence(
+pub async fn read_presence<E: ElbReads, D: TableScans>(
     target: &TargetConfig,
-    reader: &Reader,
+    reader: &Reader<E, D>,
     control: Option<&ControlView>,
     records: &mut RecordCache,
     items: Items,
@@ -208,9 +209,9 @@ pub async fn read_presence(
 /// when tags decide the scope, the tags of every live load balancer without a record, and the
 /// scope applied (the names the control item says the guard counts stay in scope, see
 /// [`PresencePhase::apply_scope`]).
-pub async fn read_scoped_presence(
+pub async fn read_scoped_presence<E: ElbReads, D: TableScans>(
     target: &TargetConfig,
-    reader: &Reader,
+    reader: &Reader<E, D>,
     control: Option<&ControlView>,
     records: &mut RecordCache,
     items: Items,
@@ -240,8 +241,8 @@ pub async fn read_scoped_presence(
 /// narrowed as the deep pass's are; a load balancer deleted in between is left out (nothing to
 /// judge). A call that fails leaves its load balancers unknown (pending), with one failure line
 /// each.
-pub async fn read_scope_tags(
-    reader: &Reader,
+pub async fn read_scope_tags<E: ElbReads, D>(
+    reader: &Reader<E, D>,
     load_balancers: &[&LiveLoadBalancer],
 ) -> (HashMap<String, Node>, Vec<String>) {
     let mut tags = HashMap::new();
@@ -354,9 +355,9 @@ impl PresencePhase {
     }
 
     /// Deep-reads within `scope` and classifies every load balancer.
-    pub async fn finish(
+    pub async fn finish<E: ElbReads, D: TableScans>(
         self,
-        reader: &Reader,
+        reader: &Reader<E, D>,
         ignore: &IgnoreRules,
         scope: DeepScope,
         cache: &mut DeepCache,
