@@ -21,7 +21,7 @@ use crate::reconcile::guard::Observation;
 use crate::reconcile::ignore::IgnoreRules;
 use crate::reconcile::report::{GuardView, Summary, TargetReport, exit};
 use crate::reconcile::scope::{Membership, ScopeRules};
-use crate::reconcile::{LiveDocument, LiveEntry, Reconciled, classify, reconcile};
+use crate::reconcile::{Entry, LiveDocument, LiveEntry, Reconciled, classify, reconcile};
 use crate::runtime::config::TargetConfig;
 
 /// Which load balancers a cycle deep-reads.
@@ -354,34 +354,128 @@ impl PresencePhase {
         self.load_balancers = in_scope;
     }
 
-    /// Deep-reads within `scope` and classifies every load balancer.
+    /// Deep-reads within `scope` and classifies every load balancer: each outcome of the deep
+    /// reads is handed to a [`Comparison`] as it comes in.
     pub async fn finish<E: ElbReads, D: TableScans>(
-        self,
+        mut self,
         reader: &Reader<E, D>,
         ignore: &IgnoreRules,
         scope: DeepScope,
         cache: &mut DeepCache,
     ) -> Cycle {
-        let mut cycle = Cycle {
-            presence: self,
-            deep_failures: Vec::new(),
-            reconciled: None,
-            deep_unchecked: 0,
-            oldest_deep_check: None,
-            oldest_deep_read: None,
-            deep_never_read: false,
-            deep_checked: BTreeMap::new(),
-            deep_read: 0,
-            deep_planned: 0,
-        };
-        if !cycle.presence.complete {
-            return cycle;
+        if !self.complete {
+            return Cycle {
+                presence: self,
+                deep_failures: Vec::new(),
+                reconciled: None,
+                deep_unchecked: 0,
+                oldest_deep_check: None,
+                oldest_deep_read: None,
+                deep_never_read: false,
+                deep_checked: BTreeMap::new(),
+                deep_read: 0,
+                deep_planned: 0,
+            };
         }
-        cycle
-            .deep_failures
-            .extend(std::mem::take(&mut cycle.presence.scope_failures));
-        let presence = &cycle.presence;
-        let index = TargetGroupIndex::new(&presence.target_groups);
+        let mut deep_failures = std::mem::take(&mut self.scope_failures);
+        let until = match scope {
+            DeepScope::Oldest { until, .. } => until,
+            DeepScope::All => None,
+        };
+        let now = crate::model::clock::now_unix();
+        let (compared, planned) = {
+            let mut comparison = Comparison::new(&self, ignore, cache, now);
+            let plans = comparison.plans(scope);
+            let deep_pass = reader.deep(&plans, |i, outcome| {
+                comparison.add(plans[i].load_balancer, outcome)
+            });
+            match until {
+                // What was read before the deadline is kept; the rest waits for the next
+                // cycle, oldest-checked first as ever.
+                Some(until) => {
+                    let _ = tokio::time::timeout_at(until, deep_pass).await;
+                }
+                None => deep_pass.await,
+            }
+            (comparison.finish(), plans.len())
+        };
+        deep_failures.extend(compared.failures);
+        deep_failures.sort();
+        self.load_balancers
+            .retain(|lb| !compared.gone.contains(&lb.arn));
+        let reconciled = Reconciled {
+            entries: compared.entries,
+            live: self.load_balancers.len() as u64,
+            recorded: self.records.len() as u64,
+        };
+        Cycle {
+            presence: self,
+            deep_failures,
+            reconciled: Some(reconciled),
+            deep_unchecked: compared.deep_unchecked,
+            oldest_deep_check: compared.oldest_deep_check,
+            oldest_deep_read: compared.oldest_deep_read,
+            deep_never_read: compared.deep_never_read,
+            deep_checked: compared.deep_checked,
+            deep_read: compared.deep_read,
+            deep_planned: planned,
+        }
+    }
+}
+
+/// The compare step of a complete cycle, fed one deep read's outcome at a time: each load
+/// balancer deep-read is compared as soon as its read is in (so a one-shot cache holds only the
+/// reads in flight), and [`Comparison::finish`] compares the rest, the load balancers not
+/// deep-read this cycle with their last deep read (if any), and the names on one side only.
+/// Pure: it does no I/O, and keeps `cache` up to date as outcomes come in.
+pub struct Comparison<'p, 'c> {
+    presence: &'p PresencePhase,
+    index: TargetGroupIndex<'p>,
+    ignore: &'p IgnoreRules,
+    cache: &'c mut DeepCache,
+    /// When the reads handed in were made (Unix seconds).
+    now: i64,
+    /// The record a name stands for: the last of that name, as `reconcile` takes it.
+    record_of: HashMap<&'p str, &'p Record>,
+    /// Names with a valid record: the load balancers a deep read compares (one with none is
+    /// `missing_record` whatever its deep state).
+    valid: HashSet<&'p str>,
+    entries: Vec<Entry>,
+    compared: HashSet<&'p str>,
+    gone: HashSet<&'p str>,
+    deep: DeepTally,
+    failures: Vec<String>,
+    read: usize,
+}
+
+/// What a [`Comparison`] found.
+#[derive(Debug)]
+pub struct Compared {
+    /// One entry per name, by name.
+    pub entries: Vec<Entry>,
+    /// ARNs of load balancers deleted since the presence pass listed them.
+    pub gone: HashSet<String>,
+    /// Deep reads that failed, one line each, in the order they came.
+    pub failures: Vec<String>,
+    /// Outcomes handed in.
+    pub deep_read: usize,
+    /// As [`Cycle`]'s fields of the same names.
+    pub deep_checked: BTreeMap<String, Option<i64>>,
+    pub deep_unchecked: usize,
+    pub oldest_deep_check: Option<i64>,
+    pub oldest_deep_read: Option<i64>,
+    pub deep_never_read: bool,
+}
+
+impl<'p, 'c> Comparison<'p, 'c> {
+    /// A comparison of a complete presence pass, whose deep reads were made at `now`. What
+    /// `cache` holds of load balancers no longer live is dropped.
+    pub fn new(
+        presence: &'p PresencePhase,
+        ignore: &'p IgnoreRules,
+        cache: &'c mut DeepCache,
+        now: i64,
+    ) -> Self {
         let live_arns: HashSet<&str> = presence
             .load_balancers
             .iter()
@@ -393,127 +487,130 @@ impl PresencePhase {
         cache
             .read_at
             .retain(|arn, _| live_arns.contains(arn.as_str()));
-        let mut plans = deep_plans(&presence.load_balancers, &presence.records, &index);
-        let with_record: HashSet<&str> = plans
+        let record_of = presence
+            .records
             .iter()
-            .map(|plan| plan.load_balancer.arn.as_str())
+            .map(|record| (record.name.as_str(), record))
             .collect();
-        let mut until = None;
-        if let DeepScope::Oldest { limit, until: end } = scope {
-            until = end;
+        let valid = presence
+            .records
+            .iter()
+            .filter(|record| record.is_valid())
+            .map(|record| record.name.as_str())
+            .collect();
+        Comparison {
+            presence,
+            index: TargetGroupIndex::new(&presence.target_groups),
+            ignore,
+            cache,
+            now,
+            record_of,
+            valid,
+            entries: Vec::with_capacity(presence.records.len() + live_arns.len()),
+            compared: HashSet::new(),
+            gone: HashSet::new(),
+            deep: DeepTally::default(),
+            failures: Vec::new(),
+            read: 0,
+        }
+    }
+
+    /// What to deep-read within `scope`: every live load balancer with a valid record, or the
+    /// `limit` checked longest ago (never checked first, then by name).
+    pub fn plans(&self, scope: DeepScope) -> Vec<DeepPlan<'p>> {
+        let presence = self.presence;
+        let mut plans = deep_plans(&presence.load_balancers, &presence.records, &self.index);
+        if let DeepScope::Oldest { limit, .. } = scope {
             plans.sort_by_key(|plan| {
                 (
-                    cache.checked_at(&plan.load_balancer.arn),
+                    self.cache.checked_at(&plan.load_balancer.arn),
                     plan.load_balancer.name.clone(),
                 )
             });
             plans.truncate(limit);
         }
-        cycle.deep_planned = plans.len();
-        let mut read = 0;
-        // The record a name stands for: the last of that name, as `reconcile` takes it.
-        let record_of: HashMap<&str, &Record> = presence
-            .records
-            .iter()
-            .map(|record| (record.name.as_str(), record))
-            .collect();
-        let now = crate::model::clock::now_unix();
+        plans
+    }
 
-        // Each load balancer deep-read is compared as soon as its read is in, so a one-shot
-        // cache holds only the reads in flight.
-        let mut entries = Vec::with_capacity(presence.records.len() + live_arns.len());
-        let mut compared: HashSet<&str> = HashSet::new();
-        let mut gone: HashSet<&str> = HashSet::new();
-        let mut deep = DeepTally::default();
-        let deep_pass = reader.deep(&plans, |i, outcome| {
-            read += 1;
-            let lb = plans[i].load_balancer;
-            match outcome {
-                DeepOutcome::Gone => {
-                    // Deleted since the presence pass listed it: not live any more (its
-                    // record, if any, is compared with nothing below).
-                    gone.insert(&lb.arn);
-                    cache.entries.remove(&lb.arn);
-                    cache.read_at.remove(&lb.arn);
-                    return;
-                }
-                DeepOutcome::Read(state) => {
-                    cache.entries.insert(lb.arn.clone(), (state, now));
-                    if cache.keeps {
-                        cache.read_at.insert(lb.arn.clone(), now);
-                    }
-                }
-                DeepOutcome::Failed(failure) => {
-                    cycle.deep_failures.push(failure.to_string());
-                    // Stale: never compared as if known, until read again.
-                    cache.entries.remove(&lb.arn);
+    /// Takes the outcome of deep-reading `lb` (one of the presence pass's): kept in the cache
+    /// (a failure drops what the cache held: stale, never compared as if known), and `lb`
+    /// compared with its record at once; a load balancer gone since is not live any more.
+    pub fn add(&mut self, lb: &'p LiveLoadBalancer, outcome: DeepOutcome) {
+        self.read += 1;
+        let cache = &mut *self.cache;
+        match outcome {
+            DeepOutcome::Gone => {
+                // Deleted since the presence pass listed it: not live any more (its record,
+                // if any, is compared with nothing by `finish`).
+                self.gone.insert(&lb.arn);
+                cache.entries.remove(&lb.arn);
+                cache.read_at.remove(&lb.arn);
+                return;
+            }
+            DeepOutcome::Read(state) => {
+                cache.entries.insert(lb.arn.clone(), (state, self.now));
+                if cache.keeps {
+                    cache.read_at.insert(lb.arn.clone(), self.now);
                 }
             }
-            let cached = cache.entries.get(&lb.arn);
-            deep.note(&lb.name, cached.map(|(_, at)| *at));
-            deep.note_read(cache.read_at.get(&lb.arn).copied());
-            let live = live_entry(lb, &index, cached, true);
-            entries.push(classify(
-                &lb.name,
-                record_of.get(lb.name.as_str()).copied(),
-                Some(&live),
-                ignore,
-            ));
-            compared.insert(&lb.name);
-            if !cache.keeps {
+            DeepOutcome::Failed(failure) => {
+                self.failures.push(failure.to_string());
+                // Stale: never compared as if known, until read again.
                 cache.entries.remove(&lb.arn);
             }
-        });
-        match until {
-            // What was read before the deadline is kept; the rest waits for the next cycle,
-            // oldest-checked first as ever.
-            Some(until) => {
-                let _ = tokio::time::timeout_at(until, deep_pass).await;
-            }
-            None => deep_pass.await,
         }
-        cycle.deep_read = read;
+        let cached = cache.entries.get(&lb.arn);
+        self.deep.note(&lb.name, cached.map(|(_, at)| *at));
+        self.deep.note_read(cache.read_at.get(&lb.arn).copied());
+        let live = live_entry(lb, &self.index, cached, true);
+        self.entries.push(classify(
+            &lb.name,
+            self.record_of.get(lb.name.as_str()).copied(),
+            Some(&live),
+            self.ignore,
+        ));
+        self.compared.insert(&lb.name);
+        if !cache.keeps {
+            cache.entries.remove(&lb.arn);
+        }
+    }
 
-        // The rest: load balancers not deep-read this cycle (compared with their last deep
-        // read, if any), and names on one side only.
+    /// Compares the rest: load balancers not deep-read this cycle (with their last deep read,
+    /// if any) and names on one side only, the records of load balancers gone since among them.
+    pub fn finish(mut self) -> Compared {
+        let presence = self.presence;
+        let cache = &*self.cache;
         let mut rest_live = Vec::new();
         for lb in &presence.load_balancers {
-            if gone.contains(lb.arn.as_str()) || compared.contains(lb.name.as_str()) {
+            if self.gone.contains(lb.arn.as_str()) || self.compared.contains(lb.name.as_str()) {
                 continue;
             }
-            let has_record = with_record.contains(lb.arn.as_str());
+            let has_record = self.valid.contains(lb.name.as_str());
             let cached = cache.entries.get(&lb.arn);
             if has_record {
-                deep.note(&lb.name, cached.map(|(_, at)| *at));
-                deep.note_read(cache.read_at.get(&lb.arn).copied());
+                self.deep.note(&lb.name, cached.map(|(_, at)| *at));
+                self.deep.note_read(cache.read_at.get(&lb.arn).copied());
             }
-            rest_live.push(live_entry(lb, &index, cached, has_record));
+            rest_live.push(live_entry(lb, &self.index, cached, has_record));
         }
         let rest_records = presence
             .records
             .iter()
-            .filter(|record| !compared.contains(record.name.as_str()));
-        entries.extend(reconcile(rest_records, &rest_live, ignore).entries);
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        let gone: HashSet<String> = gone.into_iter().map(str::to_string).collect();
-        drop(plans);
-
-        cycle.deep_checked = deep.checked;
-        cycle.deep_unchecked = deep.unchecked;
-        cycle.oldest_deep_check = deep.oldest;
-        cycle.oldest_deep_read = deep.oldest_read;
-        cycle.deep_never_read = deep.never_read;
-        cycle.deep_failures.sort();
-        cycle
-            .presence
-            .load_balancers
-            .retain(|lb| !gone.contains(&lb.arn));
-        cycle.reconciled = Some(Reconciled {
-            entries,
-            live: cycle.presence.load_balancers.len() as u64,
-            recorded: cycle.presence.records.len() as u64,
-        });
-        cycle
+            .filter(|record| !self.compared.contains(record.name.as_str()));
+        self.entries
+            .extend(reconcile(rest_records, &rest_live, self.ignore).entries);
+        self.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Compared {
+            entries: self.entries,
+            gone: self.gone.into_iter().map(str::to_string).collect(),
+            failures: self.failures,
+            deep_read: self.read,
+            deep_checked: self.deep.checked,
+            deep_unchecked: self.deep.unchecked,
+            oldest_deep_check: self.deep.oldest,
+            oldest_deep_read: self.deep.oldest_read,
+            deep_never_read: self.deep.never_read,
+        }
     }
 }
 
