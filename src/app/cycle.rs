@@ -831,3 +831,736 @@ mod tests {
         );
     }
 }
+
+/// The compare step fed one outcome at a time, and the presence pass and a whole cycle over an
+/// in-memory fleet.
+#[cfg(test)]
+mod seams {
+    use super::*;
+    use crate::app::fake_aws::{FakeAws, Fleet, On, lb_arn};
+    use crate::app::reader::DeepFailure;
+    use crate::aws::ErrorClass;
+    use crate::control::ControlView;
+    use crate::model::record::RecordRules;
+    use crate::reconcile::report::{DriftKind, GuardView};
+    use serde_json::json;
+
+    /// When this cycle's reads were made, and an earlier cycle's.
+    const NOW: i64 = 2_000_000_000;
+    const EARLIER: i64 = 1_999_990_000;
+
+    fn target() -> TargetConfig {
+        TargetConfig {
+            name: "prod".into(),
+            region: "us-east-1".into(),
+            state_table: "lb-state".into(),
+            control_table: "lbrecon-control".into(),
+            role_arn: None,
+            scope: Default::default(),
+        }
+    }
+
+    /// A complete presence pass of `fleet`, as `read_presence` would give it.
+    fn presence_of(fleet: &Fleet) -> PresencePhase {
+        let (load_balancers, target_groups) = fleet.presence();
+        let records = fleet
+            .items
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, item)| Record::from_item(item, i, &RecordRules::default()))
+            .collect();
+        PresencePhase {
+            complete: true,
+            error: None,
+            state_table_missing: false,
+            state_table_never_seen: false,
+            items: Vec::new(),
+            records,
+            load_balancers,
+            target_groups,
+            outside: Vec::new(),
+            pending: Vec::new(),
+            scope_failures: Vec::new(),
+        }
+    }
+
+    fn lb<'p>(presence: &'p PresencePhase, name: &str) -> &'p LiveLoadBalancer {
+        presence
+            .load_balancers
+            .iter()
+            .find(|lb| lb.name == name)
+            .expect("listed")
+    }
+
+    fn entry<'e>(compared: &'e [Entry], name: &str) -> &'e Entry {
+        compared
+            .iter()
+            .find(|entry| entry.name == name)
+            .unwrap_or_else(|| panic!("no entry for {name}: {compared:?}"))
+    }
+
+    fn throttled(name: &str) -> DeepOutcome {
+        DeepOutcome::Failed(DeepFailure {
+            resource: format!("load balancer {name}"),
+            error: AwsError {
+                service: "elasticloadbalancing",
+                operation: "DescribeListeners",
+                class: ErrorClass::Throttled,
+                code: Some("Throttling".into()),
+                message: "Rate exceeded".into(),
+            },
+        })
+    }
+
+    fn cached(cache: &mut DeepCache, fleet: &Fleet, name: &str, at: i64) {
+        let arn = lb_arn(name);
+        cache
+            .entries
+            .insert(arn.clone(), (fleet.deep_state(name), at));
+        cache.read_at.insert(arn, at);
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Given {
+        Read,
+        Failed,
+        Gone,
+    }
+
+    #[test]
+    fn the_compare_step_classifies_each_outcome_as_it_is_handed_in() {
+        struct Case {
+            what: &'static str,
+            /// Changes the record of `web` from the one that matches.
+            record: fn(&mut serde_json::Value),
+            given: Given,
+            kind: Option<DriftKind>,
+            /// Paths of the changes reported.
+            changes: &'static [&'static str],
+            /// What the cache holds of `web` after: when its deep state was read.
+            cache_after: Option<i64>,
+            checked: Option<i64>,
+        }
+        let cases = [
+            Case {
+                what: "read, as recorded",
+                record: |_| {},
+                given: Given::Read,
+                kind: Some(DriftKind::InSync),
+                changes: &[],
+                cache_after: Some(NOW),
+                checked: Some(NOW),
+            },
+            Case {
+                what: "read, a tag changed",
+                record: |config| config["tags"]["team"] = json!("core"),
+                given: Given::Read,
+                kind: Some(DriftKind::Changed),
+                changes: &["/tags/team"],
+                cache_after: Some(NOW),
+                checked: Some(NOW),
+            },
+            Case {
+                what: "read, a rule changed",
+                record: |config| config["listeners"][0]["rules"][0]["priority"] = json!(20),
+                given: Given::Read,
+                kind: Some(DriftKind::Changed),
+                changes: &["/listeners/80/rules/10", "/listeners/80/rules/20"],
+                cache_after: Some(NOW),
+                checked: Some(NOW),
+            },
+            Case {
+                what: "failed: stale, neither in sync nor changed, its last read dropped",
+                record: |config| config["tags"]["team"] = json!("core"),
+                given: Given::Failed,
+                kind: None,
+                changes: &[],
+                cache_after: None,
+                checked: None,
+            },
+            Case {
+                what: "failed: a presence field that differs is still drift",
+                record: |config| config["scheme"] = json!("internet-facing"),
+                given: Given::Failed,
+                kind: Some(DriftKind::Changed),
+                changes: &["/scheme"],
+                cache_after: None,
+                checked: None,
+            },
+            Case {
+                what: "gone: not live any more, its record missing live",
+                record: |_| {},
+                given: Given::Gone,
+                kind: Some(DriftKind::MissingLive),
+                changes: &[],
+                cache_after: None,
+                checked: None,
+            },
+        ];
+        for case in cases {
+            let fleet = Fleet::new().load_balancer("web", 1);
+            let mut config = fleet.config("web");
+            (case.record)(&mut config);
+            let fleet = fleet.item("web", config);
+            let presence = presence_of(&fleet);
+            let ignore = IgnoreRules::default();
+            let mut cache = DeepCache::default();
+            // Read in full by an earlier cycle.
+            cached(&mut cache, &fleet, "web", EARLIER);
+
+            let mut comparison = Comparison::new(&presence, &ignore, &mut cache, NOW);
+            let outcome = match case.given {
+                Given::Read => DeepOutcome::Read(fleet.deep_state("web")),
+                Given::Failed => throttled("web"),
+                Given::Gone => DeepOutcome::Gone,
+            };
+            comparison.add(lb(&presence, "web"), outcome);
+            let compared = comparison.finish();
+
+            let what = case.what;
+            assert_eq!(compared.entries.len(), 1, "{what}: {:?}", compared.entries);
+            let web = entry(&compared.entries, "web");
+            assert_eq!(web.kind, case.kind, "{what}: {web:?}");
+            let paths: Vec<&str> = web.changes.iter().map(|c| c.path.as_str()).collect();
+            assert_eq!(paths, case.changes, "{what}");
+            assert_eq!(compared.deep_read, 1, "{what}");
+            assert_eq!(cache.checked_at(&lb_arn("web")), case.cache_after, "{what}");
+            match case.given {
+                Given::Read => {
+                    assert!(compared.failures.is_empty() && compared.gone.is_empty());
+                    assert_eq!(compared.deep_checked["web"], case.checked, "{what}");
+                    assert_eq!(compared.oldest_deep_read, Some(NOW), "{what}");
+                    assert_eq!(compared.deep_unchecked, 0, "{what}");
+                }
+                Given::Failed => {
+                    assert_eq!(
+                        compared.failures,
+                        [
+                            "DescribeListeners failed: Throttling: Rate exceeded (for load balancer web)"
+                        ],
+                        "{what}"
+                    );
+                    assert_ne!(web.kind, Some(DriftKind::InSync), "{what}");
+                    assert_eq!(compared.deep_checked["web"], case.checked, "{what}");
+                    assert_eq!(compared.deep_unchecked, 1, "{what}");
+                    // The deep-check age keeps counting from the last full read.
+                    assert_eq!(cache.read_at.get(&lb_arn("web")), Some(&EARLIER), "{what}");
+                    assert_eq!(compared.oldest_deep_read, Some(EARLIER), "{what}");
+                }
+                Given::Gone => {
+                    assert!(!web.live, "{what}");
+                    assert!(compared.gone.contains(&lb_arn("web")), "{what}");
+                    assert!(compared.failures.is_empty(), "{what}");
+                    assert!(compared.deep_checked.is_empty(), "{what}");
+                    assert!(!cache.read_at.contains_key(&lb_arn("web")), "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn load_balancers_not_read_this_cycle_are_compared_with_their_last_deep_read() {
+        let fleet = Fleet::new()
+            .load_balancer("cached", 1)
+            .load_balancer("never", 1)
+            .load_balancer("read", 1)
+            .load_balancer("unrecorded", 1)
+            .load_balancer("drifted", 1);
+        let fleet = ["cached", "never", "read", "drifted"]
+            .into_iter()
+            .fold(fleet, |fleet, name| {
+                let config = fleet.config(name);
+                fleet.item(name, config)
+            })
+            .item("deleted", json!({"scheme": "internal"}));
+        let presence = presence_of(&fleet);
+        let ignore = IgnoreRules::default();
+        let mut cache = DeepCache::default();
+        cached(&mut cache, &fleet, "cached", EARLIER);
+        // Its last deep read found a tag that is not the record's.
+        cached(&mut cache, &fleet, "drifted", EARLIER + 1);
+        cache.entries.get_mut(&lb_arn("drifted")).unwrap().0.tags =
+            Node::from_value(&json!({"team": "core"}));
+
+        let mut comparison = Comparison::new(&presence, &ignore, &mut cache, NOW);
+        comparison.add(
+            lb(&presence, "read"),
+            DeepOutcome::Read(fleet.deep_state("read")),
+        );
+        let compared = comparison.finish();
+
+        let kinds: Vec<(&str, Option<DriftKind>)> = compared
+            .entries
+            .iter()
+            .map(|entry| (entry.name.as_str(), entry.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("cached", Some(DriftKind::InSync)),
+                ("deleted", Some(DriftKind::MissingLive)),
+                ("drifted", Some(DriftKind::Changed)),
+                // Never deep-read: only its presence fields are known, which agree.
+                ("never", None),
+                ("read", Some(DriftKind::InSync)),
+                ("unrecorded", Some(DriftKind::MissingRecord)),
+            ]
+        );
+        assert_eq!(
+            entry(&compared.entries, "drifted").changes[0].path,
+            "/tags/team"
+        );
+        assert_eq!(compared.deep_read, 1);
+        assert_eq!(
+            compared.deep_checked,
+            BTreeMap::from([
+                ("cached".to_string(), Some(EARLIER)),
+                ("drifted".to_string(), Some(EARLIER + 1)),
+                ("never".to_string(), None),
+                ("read".to_string(), Some(NOW)),
+            ])
+        );
+        assert_eq!(compared.deep_unchecked, 1);
+        assert_eq!(compared.oldest_deep_check, Some(EARLIER));
+        assert_eq!(compared.oldest_deep_read, Some(EARLIER));
+        assert!(compared.deep_never_read);
+    }
+
+    #[test]
+    fn a_deadline_that_leaves_plans_unread_keeps_the_rest_with_their_last_deep_state() {
+        let fleet = Fleet::new()
+            .load_balancer("a", 1)
+            .load_balancer("b", 1)
+            .load_balancer("c", 1)
+            .recorded();
+        let presence = presence_of(&fleet);
+        let ignore = IgnoreRules::default();
+        let mut cache = DeepCache::default();
+        cached(&mut cache, &fleet, "a", EARLIER + 300);
+        cached(&mut cache, &fleet, "b", EARLIER + 100);
+        cached(&mut cache, &fleet, "c", EARLIER + 200);
+        // What the last read of `c` found differs from its record.
+        cache.entries.get_mut(&lb_arn("c")).unwrap().0.tags =
+            Node::from_value(&json!({"team": "core"}));
+
+        let mut comparison = Comparison::new(&presence, &ignore, &mut cache, NOW);
+        let oldest = DeepScope::Oldest {
+            limit: 2,
+            until: None,
+        };
+        let names = |plans: &[DeepPlan<'_>]| -> Vec<String> {
+            plans
+                .iter()
+                .map(|plan| plan.load_balancer.name.clone())
+                .collect()
+        };
+        // Checked longest ago first, `limit` of them.
+        assert_eq!(names(&comparison.plans(oldest)), ["b", "c"]);
+        let plans = comparison.plans(DeepScope::Oldest {
+            limit: 10,
+            until: None,
+        });
+        assert_eq!(names(&plans), ["b", "c", "a"]);
+        assert_eq!(names(&comparison.plans(DeepScope::All)), ["a", "b", "c"]);
+        // The deadline came after the first read.
+        comparison.add(
+            plans[0].load_balancer,
+            DeepOutcome::Read(fleet.deep_state("b")),
+        );
+        let planned = plans.len();
+        drop(plans);
+        let compared = comparison.finish();
+
+        assert!(compared.deep_read < planned);
+        assert_eq!(compared.deep_read, 1);
+        let kinds: Vec<Option<DriftKind>> = compared.entries.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                Some(DriftKind::InSync),
+                Some(DriftKind::InSync),
+                Some(DriftKind::Changed)
+            ]
+        );
+        assert_eq!(
+            compared.deep_checked,
+            BTreeMap::from([
+                ("a".to_string(), Some(EARLIER + 300)),
+                ("b".to_string(), Some(NOW)),
+                ("c".to_string(), Some(EARLIER + 200)),
+            ])
+        );
+        // The rest are read first next cycle.
+        assert_eq!(cache.checked_at(&lb_arn("a")), Some(EARLIER + 300));
+        assert_eq!(cache.checked_at(&lb_arn("c")), Some(EARLIER + 200));
+    }
+
+    #[test]
+    fn a_one_shot_comparison_drops_each_read_once_compared() {
+        let fleet = Fleet::new().load_balancer("web", 1).recorded();
+        let presence = presence_of(&fleet);
+        let ignore = IgnoreRules::default();
+        let mut cache = DeepCache::none();
+        let mut comparison = Comparison::new(&presence, &ignore, &mut cache, NOW);
+        comparison.add(
+            lb(&presence, "web"),
+            DeepOutcome::Read(fleet.deep_state("web")),
+        );
+        let compared = comparison.finish();
+        assert_eq!(compared.entries[0].kind, Some(DriftKind::InSync));
+        assert!(cache.entries.is_empty() && cache.read_at.is_empty());
+    }
+
+    /// A fleet of five load balancers, pages of two, four of them recorded.
+    fn paged_fleet() -> Fleet {
+        let fleet = Fleet::new().load_balancers(5, 1).page_sizes(2, 2);
+        (0..4).fold(fleet, |fleet, i| {
+            let name = format!("lb-{i:03}");
+            let config = fleet.config(&name);
+            fleet.item(&name, config)
+        })
+    }
+
+    #[tokio::test]
+    async fn the_presence_pass_is_complete_only_when_every_page_is_read() {
+        struct Case {
+            what: &'static str,
+            fail: Option<(&'static str, On, ErrorClass)>,
+            complete: bool,
+            /// Load balancers, target groups and records the pass holds.
+            counts: (usize, usize, usize),
+        }
+        let cases = [
+            Case {
+                what: "every page read",
+                fail: None,
+                complete: true,
+                counts: (5, 5, 4),
+            },
+            Case {
+                what: "a page of load balancers fails",
+                fail: Some(("DescribeLoadBalancers", On::Call(2), ErrorClass::Throttled)),
+                complete: false,
+                counts: (0, 5, 4),
+            },
+            Case {
+                what: "a page of target groups fails",
+                fail: Some(("DescribeTargetGroups", On::Call(3), ErrorClass::Service)),
+                complete: false,
+                counts: (5, 0, 4),
+            },
+            Case {
+                what: "a page of the scan fails",
+                fail: Some(("Scan", On::Call(2), ErrorClass::Throttled)),
+                complete: false,
+                counts: (5, 5, 0),
+            },
+            Case {
+                what: "the state table denies the scan",
+                fail: Some(("Scan", On::Call(1), ErrorClass::AccessDenied)),
+                complete: false,
+                counts: (5, 5, 0),
+            },
+        ];
+        for case in cases {
+            let what = case.what;
+            let fake = FakeAws::new(paged_fleet());
+            if let Some((operation, on, class)) = case.fail.clone() {
+                fake.fail(operation, on, class);
+            }
+            let reader = fake.reader(4);
+            let mut records = RecordCache::default();
+            let presence = read_presence(&target(), &reader, None, &mut records, Items::Kept).await;
+            assert_eq!(presence.complete, case.complete, "{what}");
+            assert_eq!(
+                (
+                    presence.load_balancers.len(),
+                    presence.target_groups.len(),
+                    presence.records.len()
+                ),
+                case.counts,
+                "{what}"
+            );
+            assert!(!presence.state_table_missing, "{what}");
+            // Every page is asked for up to the one that fails; a failed part is not read on.
+            let pages = [
+                ("DescribeLoadBalancers", 3),
+                ("DescribeTargetGroups", 3),
+                ("Scan", 2),
+            ];
+            for (operation, whole) in pages {
+                let expected = match &case.fail {
+                    Some((failed, On::Call(n), _)) if *failed == operation => *n,
+                    _ => whole,
+                };
+                assert_eq!(fake.count(operation), expected, "{what}: {operation}");
+            }
+            let scan_failed = matches!(&case.fail, Some(("Scan", _, _)));
+            match &case.fail {
+                None => assert!(presence.error.is_none(), "{what}"),
+                Some((operation, _, _)) => {
+                    let error = presence.error.as_ref().expect("the failure");
+                    assert_eq!(error.operation, *operation, "{what}");
+                }
+            }
+            // A partial scan is never taken for the table, nor kept for the next one.
+            let items = if scan_failed { 0 } else { 4 };
+            assert_eq!(presence.items.len(), items, "{what}");
+            assert_eq!(records.len(), items, "{what}");
+
+            let before = fake.all_calls();
+            let cycle = presence
+                .finish(
+                    &reader,
+                    &IgnoreRules::default(),
+                    DeepScope::All,
+                    &mut DeepCache::none(),
+                )
+                .await;
+            let report = cycle.report(
+                &target(),
+                GuardView {
+                    paused: false,
+                    reason: None,
+                },
+                true,
+            );
+            let summary = &report.summary;
+            if case.complete {
+                assert_eq!(summary.in_sync, 4, "{what}: {summary:?}");
+                assert_eq!(summary.missing_record, 1, "{what}: {summary:?}");
+                assert_eq!(summary.missing_live, 0, "{what}: {summary:?}");
+            } else {
+                // An incomplete pass reports nothing missing, and reads nothing deep.
+                assert!(cycle.reconciled.is_none(), "{what}");
+                assert_eq!(
+                    (
+                        summary.missing_record,
+                        summary.missing_live,
+                        summary.in_sync
+                    ),
+                    (0, 0, 0),
+                    "{what}: {summary:?}"
+                );
+                assert_eq!(fake.all_calls(), before, "{what}");
+                assert!(!report.complete, "{what}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_state_table_that_does_not_exist_is_missing() {
+        for (what, fleet, seen) in [
+            ("never seen", paged_fleet().without_table(), false),
+            ("seen before", paged_fleet().without_table(), true),
+        ] {
+            let fake = FakeAws::new(fleet);
+            let reader = fake.reader(4);
+            let view = ControlView {
+                guard: GuardView {
+                    paused: false,
+                    reason: None,
+                },
+                state_table_seen: seen,
+                keep_in_scope: BTreeSet::new(),
+            };
+            let presence = read_presence(
+                &target(),
+                &reader,
+                Some(&view),
+                &mut RecordCache::default(),
+                Items::Dropped,
+            )
+            .await;
+            assert!(presence.state_table_missing, "{what}");
+            assert_eq!(presence.state_table_never_seen, !seen, "{what}");
+            // A table seen before and gone: every record is missing, and the guard may act.
+            assert_eq!(presence.complete, seen, "{what}");
+            assert!(presence.records.is_empty(), "{what}");
+            assert_eq!(presence.load_balancers.len(), 5, "{what}");
+            assert_eq!(
+                presence.error.as_ref().map(|err| err.is_not_found()),
+                (!seen).then_some(true),
+                "{what}"
+            );
+            assert!(presence.observation(NOW).state_table_gone, "{what}");
+        }
+        // Injected on a table that exists, NotFound reads the same.
+        let fake = FakeAws::new(paged_fleet());
+        fake.fail("Scan", On::Call(1), ErrorClass::NotFound);
+        let presence = read_presence(
+            &target(),
+            &fake.reader(4),
+            None,
+            &mut RecordCache::default(),
+            Items::Kept,
+        )
+        .await;
+        assert!(presence.state_table_missing && presence.state_table_never_seen);
+        assert!(!presence.complete);
+    }
+
+    /// The floor of docs/architecture.md#budget for `n` load balancers of `listeners` listeners
+    /// and `t` target groups: pages of load balancers and target groups; listeners; rules;
+    /// tags; attributes (load balancers, then target groups).
+    fn floor(n: u64, listeners: u64, t: u64) -> [(&'static str, u64); 7] {
+        [
+            ("DescribeLoadBalancers", n.div_ceil(400)),
+            ("DescribeTargetGroups", t.div_ceil(400)),
+            ("DescribeListeners", n),
+            ("DescribeRules", n * listeners),
+            ("DescribeTags", (n + t).div_ceil(20)),
+            ("DescribeLoadBalancerAttributes", n),
+            ("DescribeTargetGroupAttributes", t),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_full_cycle_makes_exactly_the_floor_of_calls() {
+        for (n, listeners) in [(1, 1), (5, 1), (12, 2), (45, 1), (260, 1)] {
+            let fake = FakeAws::new(Fleet::new().load_balancers(n, listeners).recorded());
+            let reader = fake.reader(4);
+            let presence = read_scoped_presence(
+                &target(),
+                &reader,
+                None,
+                &mut RecordCache::none(),
+                Items::Dropped,
+            )
+            .await;
+            let cycle = presence
+                .finish(
+                    &reader,
+                    &IgnoreRules::default(),
+                    DeepScope::All,
+                    &mut DeepCache::none(),
+                )
+                .await;
+            let (n, listeners) = (n as u64, listeners as u64);
+            let floor = floor(n, listeners, n);
+            let mut expected: BTreeMap<&str, (u64, u64)> =
+                floor.iter().map(|(op, calls)| (*op, (*calls, 0))).collect();
+            let total: u64 = floor.iter().map(|(_, calls)| calls).sum();
+            // ceil(N/400) + ceil(T/400) + N + N*L + ceil((N+T)/20) + N + T.
+            assert_eq!(
+                total,
+                n.div_ceil(400) * 2 + n + n * listeners + (2 * n).div_ceil(20) + 2 * n
+            );
+            let elb = reader.elb.calls();
+            assert_eq!(elb, expected, "{n} load balancers of {listeners} listeners");
+            expected.clear();
+            expected.insert("Scan", (n.div_ceil(250).max(1), 0));
+            assert_eq!(reader.dynamodb.calls(), expected, "{n}");
+
+            assert!(cycle.deep_failures.is_empty(), "{:?}", cycle.deep_failures);
+            assert_eq!(
+                (cycle.deep_read, cycle.deep_planned),
+                (n as usize, n as usize)
+            );
+            let summary = cycle.reconciled.as_ref().expect("complete").summary();
+            assert_eq!(summary.in_sync, n, "{n}: {:?}", cycle.reconciled);
+            assert_eq!(summary.live, n);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cycle_over_a_load_balancer_deleted_and_one_throttled() {
+        let fake = FakeAws::new(Fleet::new().load_balancers(4, 1).recorded());
+        let reader = fake.reader(2);
+        let presence = read_presence(
+            &target(),
+            &reader,
+            None,
+            &mut RecordCache::default(),
+            Items::Dropped,
+        )
+        .await;
+        assert!(presence.complete);
+        // Deleted after the presence pass listed it.
+        fake.change(|fleet| {
+            fleet.load_balancers.retain(|lb| lb.name != "lb-001");
+        });
+        fake.fail(
+            "DescribeLoadBalancerAttributes",
+            On::Resource(lb_arn("lb-002")),
+            ErrorClass::Throttled,
+        );
+        let mut cache = DeepCache::default();
+        let cycle = presence
+            .finish(&reader, &IgnoreRules::default(), DeepScope::All, &mut cache)
+            .await;
+        let reconciled = cycle.reconciled.as_ref().expect("complete");
+        let kinds: Vec<(&str, Option<DriftKind>)> = reconciled
+            .entries
+            .iter()
+            .map(|entry| (entry.name.as_str(), entry.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("lb-000", Some(DriftKind::InSync)),
+                ("lb-001", Some(DriftKind::MissingLive)),
+                ("lb-002", None),
+                ("lb-003", Some(DriftKind::InSync)),
+            ]
+        );
+        assert_eq!(reconciled.live, 3);
+        assert_eq!(cycle.presence.load_balancers.len(), 3);
+        assert_eq!(cycle.deep_failures.len(), 1, "{:?}", cycle.deep_failures);
+        assert!(
+            cycle.deep_failures[0].contains("DescribeLoadBalancerAttributes failed: Throttling")
+                && cycle.deep_failures[0].ends_with("(for load balancer lb-002)"),
+            "{:?}",
+            cycle.deep_failures
+        );
+        assert_eq!((cycle.deep_read, cycle.deep_planned), (4, 4));
+        assert_eq!(cycle.deep_unchecked, 1);
+        // The tags call naming the deleted load balancer failed whole, and was narrowed.
+        assert!(fake.retries("DescribeTags") >= 1, "{:?}", fake.all_calls());
+        assert_eq!(cache.entries.len(), 2);
+        assert!(cache.checked_at(&lb_arn("lb-001")).is_none());
+        assert!(cache.checked_at(&lb_arn("lb-002")).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_cut_short_by_the_deadline_leave_the_last_deep_state() {
+        let fake = FakeAws::new(Fleet::new().load_balancers(3, 1).recorded());
+        let reader = fake.reader(4);
+        let ignore = IgnoreRules::default();
+        let mut records = RecordCache::default();
+        let mut cache = DeepCache::default();
+        let scope = |until| DeepScope::Oldest { limit: 10, until };
+
+        let presence = read_presence(&target(), &reader, None, &mut records, Items::Dropped).await;
+        let first = presence
+            .finish(&reader, &ignore, scope(None), &mut cache)
+            .await;
+        assert_eq!((first.deep_read, first.deep_planned), (3, 3));
+        let read_at: Vec<Option<i64>> = (0..3)
+            .map(|i| cache.checked_at(&lb_arn(&format!("lb-{i:03}"))))
+            .collect();
+        assert!(read_at.iter().all(Option::is_some));
+
+        // The next cycle's reads never answer before its deadline.
+        fake.fail("DescribeListeners", On::Every, ErrorClass::Timeout);
+        let presence = read_presence(&target(), &reader, None, &mut records, Items::Dropped).await;
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let second = presence
+            .finish(&reader, &ignore, scope(Some(until)), &mut cache)
+            .await;
+        assert!(fake.stalled() > 0);
+        assert_eq!((second.deep_read, second.deep_planned), (0, 3));
+        assert!(second.deep_failures.is_empty());
+        let summary = second.reconciled.as_ref().expect("complete").summary();
+        assert_eq!(summary.in_sync, 3, "{:?}", second.reconciled);
+        let kept: Vec<Option<i64>> = (0..3)
+            .map(|i| cache.checked_at(&lb_arn(&format!("lb-{i:03}"))))
+            .collect();
+        assert_eq!(kept, read_at);
+        assert_eq!(
+            second.deep_checked.values().copied().collect::<Vec<_>>(),
+            read_at
+        );
+    }
+}
