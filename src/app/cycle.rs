@@ -1418,8 +1418,21 @@ mod seams {
 
     #[tokio::test]
     async fn a_full_cycle_makes_exactly_the_floor_of_calls() {
-        for (n, listeners) in [(1, 1), (5, 1), (12, 2), (45, 1), (260, 1)] {
-            let fake = FakeAws::new(Fleet::new().load_balancers(n, listeners).recorded());
+        // (load balancers, listeners each, load balancers sharing a target group). 253 of them,
+        // two to a group: two batches of deep reads, whose 380 ARNs take 19 tag calls only if
+        // the ARNs left over from the first batch go with the second.
+        for (n, listeners, sharing) in [
+            (1, 1, 1),
+            (5, 1, 1),
+            (12, 2, 1),
+            (45, 1, 3),
+            (253, 1, 2),
+            (260, 1, 1),
+        ] {
+            let fleet = Fleet::new().load_balancers_sharing(n, listeners, sharing);
+            let t = fleet.target_groups.len() as u64;
+            assert_eq!(t, n.div_ceil(sharing) as u64);
+            let fake = FakeAws::new(fleet.recorded());
             let reader = fake.reader(4);
             let presence = read_scoped_presence(
                 &target(),
@@ -1438,14 +1451,20 @@ mod seams {
                 )
                 .await;
             let (n, listeners) = (n as u64, listeners as u64);
-            let floor = floor(n, listeners, n);
+            let floor = floor(n, listeners, t);
             let mut expected: BTreeMap<&str, (u64, u64)> =
                 floor.iter().map(|(op, calls)| (*op, (*calls, 0))).collect();
             let total: u64 = floor.iter().map(|(_, calls)| calls).sum();
             // ceil(N/400) + ceil(T/400) + N + N*L + ceil((N+T)/20) + N + T.
             assert_eq!(
                 total,
-                n.div_ceil(400) * 2 + n + n * listeners + (2 * n).div_ceil(20) + 2 * n
+                n.div_ceil(400)
+                    + t.div_ceil(400)
+                    + n
+                    + n * listeners
+                    + (n + t).div_ceil(20)
+                    + n
+                    + t
             );
             let elb = reader.elb.calls();
             assert_eq!(elb, expected, "{n} load balancers of {listeners} listeners");

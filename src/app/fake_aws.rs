@@ -39,6 +39,8 @@ pub struct FakeLoadBalancer {
     pub attributes: Value,
     pub tags: Value,
     pub listeners: Vec<FakeListener>,
+    /// The name of the target group it routes to.
+    pub group: String,
 }
 
 #[derive(Debug, Clone)]
@@ -104,10 +106,15 @@ impl Fleet {
 
     /// Adds load balancer `name` with `listeners` listeners (ports 80, 81, ...), each forwarding
     /// to its one target group and holding one rule, and its target group.
-    pub fn load_balancer(mut self, name: &str, listeners: usize) -> Self {
+    pub fn load_balancer(self, name: &str, listeners: usize) -> Self {
+        self.load_balancer_routing_to(name, listeners, &tg_name(name))
+    }
+
+    /// Adds load balancer `name` as [`Fleet::load_balancer`] does, routing to target group
+    /// `group`, which may be another load balancer's.
+    pub fn load_balancer_routing_to(mut self, name: &str, listeners: usize, group: &str) -> Self {
         let arn = lb_arn(name);
-        let group = tg_name(name);
-        let group_arn = tg_arn(&group);
+        let group_arn = tg_arn(group);
         let forward = json!([{"type": "forward", "order": 1, "target_group_arn": group_arn}]);
         let listeners = (0..listeners)
             .map(|i| FakeListener {
@@ -136,29 +143,40 @@ impl Fleet {
             attributes: json!({"idle_timeout.timeout_seconds": "60"}),
             tags: json!({"team": "edge"}),
             listeners,
+            group: group.to_string(),
         });
-        self.target_groups.push(FakeTargetGroup {
-            arn: group_arn,
-            name: group,
-            load_balancer_arns: vec![arn],
-            fields: json!({"protocol": "HTTP", "port": 8080}),
-            attributes: json!({"deregistration_delay.timeout_seconds": "300"}),
-            tags: json!({"team": "edge"}),
-        });
+        match self.target_groups.iter_mut().find(|tg| tg.name == group) {
+            Some(shared) => shared.load_balancer_arns.push(arn),
+            None => self.target_groups.push(FakeTargetGroup {
+                arn: group_arn,
+                name: group.to_string(),
+                load_balancer_arns: vec![arn],
+                fields: json!({"protocol": "HTTP", "port": 8080}),
+                attributes: json!({"deregistration_delay.timeout_seconds": "300"}),
+                tags: json!({"team": "edge"}),
+            }),
+        }
         self
     }
 
     /// Adds `count` load balancers `lb-000`, `lb-001`, ... of `listeners` listeners each.
     pub fn load_balancers(self, count: usize, listeners: usize) -> Self {
+        self.load_balancers_sharing(count, listeners, 1)
+    }
+
+    /// Adds `count` load balancers as [`Fleet::load_balancers`] does, each `sharing` in a row
+    /// routing to the same target group: ceil(count / sharing) target groups.
+    pub fn load_balancers_sharing(self, count: usize, listeners: usize, sharing: usize) -> Self {
         (0..count).fold(self, |fleet, i| {
-            fleet.load_balancer(&format!("lb-{i:03}"), listeners)
+            let group = tg_name(&format!("lb-{:03}", i - i % sharing));
+            fleet.load_balancer_routing_to(&format!("lb-{i:03}"), listeners, &group)
         })
     }
 
     /// The record that matches load balancer `name` as the fleet holds it: a `config`.
     pub fn config(&self, name: &str) -> Value {
         let lb = self.lb(name).expect("a load balancer of the fleet");
-        let group = tg_name(name);
+        let group = &lb.group;
         let forward = json!([{"type": "forward", "target_group": group}]);
         let listeners: Vec<Value> = lb
             .listeners
@@ -179,7 +197,7 @@ impl Fleet {
         let tg = self
             .target_groups
             .iter()
-            .find(|tg| tg.name == group)
+            .find(|tg| tg.name == *group)
             .expect("its target group");
         json!({
             "name": name,
