@@ -3,7 +3,8 @@
 //! A cycle has two phases. [`read_presence`] reads every load balancer, every target group and
 //! the state table; that alone says what state data is missing, so the guard can act on it at
 //! once. [`PresencePhase::finish`] then deep-reads listeners, rules, attributes and tags and
-//! classifies every load balancer. `check` deep-reads everything; the daemon reads the load
+//! classifies every load balancer, handing each deep read's outcome to a [`Comparison`] (pure)
+//! as it comes in. `check` deep-reads everything; the daemon reads the load
 //! balancers checked longest ago, keeping what it read in a [`DeepCache`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
