@@ -353,8 +353,8 @@ struct Failure {
     class: ErrorClass,
 }
 
-/// How a call injected with a failure answers: an error of `class`, or (class `Timeout`) no
-/// answer at all, so a deadline ends it.
+/// The error a call injected with a failure of `class` answers, naming `resource` (one of class
+/// `Timeout` is no answer at all instead, see [`FakeAws::fail`]).
 fn error(
     service: &'static str,
     operation: &'static str,
