@@ -33,7 +33,8 @@
 //!   [`runtime::budget`] (the token buckets every AWS request waits on),
 //!   [`runtime::telemetry`] (metric names, one function per event).
 //! - [`aws`]: SDK clients, one pagination policy ([`aws::pages`]), one error classifier, and
-//!   [`aws::Api`], where every request waits on the budget and is counted and timed.
+//!   [`aws::Api`], where every request waits on the budget and is counted and timed;
+//!   [`aws::reads`] names the reads the layers above make, as traits a test answers from memory.
 //! - [`control`]: the control item workflows read before acting, [`control::lease`] (leader
 //!   election), [`control::roster`] (the replicas sharing a lease table), [`control::pause`]
 //!   (the pausers and how each is undone),

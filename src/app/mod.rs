@@ -5,5 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod cycle;
 pub mod daemon;
+#[cfg(test)]
+mod fake_aws;
 pub mod http;
 pub mod reader;

@@ -13,6 +13,7 @@ use futures::stream;
 use crate::aws::AwsError;
 use crate::aws::dynamodb::Dynamo;
 use crate::aws::elb::{Elb, TAGS_PER_CALL};
+use crate::aws::reads::{ElbReads, TableScans};
 use crate::model::item::StoredItem;
 use crate::model::node::Node;
 use crate::model::record::{Record, RecordCache, RecordRules};
@@ -99,11 +100,12 @@ pub struct DeepFailure {
     pub error: AwsError,
 }
 
-/// Reads one target's AWS state.
+/// Reads one target's AWS state, through the edge's ELB reads `E` and table scans `D`: the SDK's
+/// clients by default, answers from memory in tests.
 #[derive(Debug, Clone)]
-pub struct Reader {
-    pub elb: Elb,
-    pub dynamodb: Dynamo,
+pub struct Reader<E = Elb, D = Dynamo> {
+    pub elb: E,
+    pub dynamodb: D,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// What makes an item of the state table a valid record (`[records]`).
@@ -116,6 +118,18 @@ impl Reader {
         Reader {
             elb: clients.elb.clone(),
             dynamodb: clients.dynamodb.clone(),
+            concurrency,
+            rules,
+        }
+    }
+}
+
+impl<E: ElbReads, D: TableScans> Reader<E, D> {
+    /// A reader over any answers to the edge's reads (a test's, from memory).
+    pub fn with(elb: E, dynamodb: D, concurrency: usize, rules: RecordRules) -> Reader<E, D> {
+        Reader {
+            elb,
+            dynamodb,
             concurrency,
             rules,
         }

@@ -9,6 +9,7 @@ pub mod dynamodb;
 pub mod elb;
 pub mod gate;
 pub mod pages;
+pub mod reads;
 pub mod s3;
 pub mod sts;
 
