@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aws::AwsError;
 use crate::aws::autoscaling::{AutoScaling, ScalingGroup};
+use crate::aws::control_calls::{AutoScalingCalls, ControlTableCalls};
+use crate::aws::dynamodb::Dynamo;
 use crate::control::pause::{self, DYNAMODB_FLAG, PauseEvent, Pauser, Scope};
 use crate::control::{
     self, Claim, ControlItem, ControlStore, Event, GUARD_ACTOR, Loaded, PauserRecord, PauserStatus,
@@ -121,15 +123,16 @@ pub enum Finished {
     Reverted,
 }
 
-/// Acts for one target.
-pub struct Enforcer<'a> {
+/// Acts for one target, through `S`'s Auto Scaling calls and `D`'s control table calls
+/// ([`AutoScaling`] and [`Dynamo`] but in tests).
+pub struct Enforcer<'a, S = AutoScaling, D = Dynamo> {
     pub target: &'a str,
     pub config: &'a GuardConfig,
-    pub store: ControlStore<'a>,
-    pub autoscaling: &'a AutoScaling,
+    pub store: ControlStore<'a, D>,
+    pub autoscaling: &'a S,
 }
 
-impl Enforcer<'_> {
+impl<S: AutoScalingCalls, D: ControlTableCalls> Enforcer<'_, S, D> {
     fn pausers(&self) -> Vec<Pauser> {
         pause::configured(self.config)
     }

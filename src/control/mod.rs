@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::aws::AwsError;
+use crate::aws::control_calls::ControlTableCalls;
 use crate::aws::dynamodb::{Condition, Dynamo};
 use crate::control::lease::Lease;
 use crate::model::item::{AttrValue, Item, from_json, to_json};
@@ -391,7 +392,7 @@ pub enum UpdateError {
 
 impl UpdateError {
     /// A message for a person, naming what to do.
-    pub fn message(&self, store: &ControlStore<'_>) -> String {
+    pub fn message<D>(&self, store: &ControlStore<'_, D>) -> String {
         match self {
             UpdateError::NoTable => format!(
                 "the control table {} does not exist: run `lbrecon init --target {} --approve TICKET` first",
@@ -406,17 +407,26 @@ impl UpdateError {
     }
 }
 
-/// Reads and writes one target's control item.
-#[derive(Debug, Clone, Copy)]
-pub struct ControlStore<'a> {
-    pub dynamodb: &'a Dynamo,
+/// Reads and writes one target's control item, through `D`'s calls ([`Dynamo`] but in tests).
+#[derive(Debug)]
+pub struct ControlStore<'a, D = Dynamo> {
+    pub dynamodb: &'a D,
     pub table: &'a str,
     pub target: &'a str,
     /// With leader election, the replica's lease: every write is conditional on it.
     pub lease: Option<&'a Lease>,
 }
 
-impl ControlStore<'_> {
+// By hand rather than derived: a derive would ask `D: Clone`, and the store only holds `&D`.
+impl<D> Clone for ControlStore<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D> Copy for ControlStore<'_, D> {}
+
+impl<D: ControlTableCalls> ControlStore<'_, D> {
     fn high_water_key(&self) -> String {
         format!("{}#high-water", self.target)
     }
