@@ -7,6 +7,8 @@
 //! overwrite each other: the loser re-reads and tries again.
 
 pub mod enforce;
+#[cfg(test)]
+mod fake;
 pub mod lease;
 pub mod lease_table;
 pub mod pause;
