@@ -760,7 +760,7 @@ mod tests {
     use super::*;
     use crate::aws::ErrorClass;
     use crate::control::fake::{
-        self, DESCRIBE_GROUPS, FakeAws, GET_ITEM, PUT_ITEM, RESUME, SUSPEND, Tables, When,
+        self, DESCRIBE_GROUPS, Data, FakeAws, GET_ITEM, PUT_ITEM, RESUME, SUSPEND, When,
     };
     use crate::model::node::Node;
     use crate::runtime::config::PauserConfig;
@@ -967,7 +967,7 @@ mod tests {
     }
 
     /// Another writer's change to the stored control item.
-    fn edit(data: &mut Tables, bump: bool, change: impl FnOnce(&mut ControlItem)) {
+    fn edit(data: &mut Data, bump: bool, change: impl FnOnce(&mut ControlItem)) {
         data.edit_control(TABLE, TARGET, bump, change);
     }
 
@@ -1396,7 +1396,7 @@ mod tests {
     #[tokio::test]
     async fn a_trip_retries_its_last_write_until_one_lands() {
         let fake = fake();
-        let bump = |data: &mut Tables| edit(data, true, |_| {});
+        let bump = |data: &mut Data| edit(data, true, |_| {});
         fake.before(SUSPEND, When::Nth(1), bump);
         // The first retry loses too.
         fake.before(PUT_ITEM, When::Nth(3), bump);

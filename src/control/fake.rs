@@ -69,17 +69,17 @@ impl When {
     }
 }
 
-type Hook = Box<dyn FnMut(&mut Tables) + Send>;
+type Hook = Box<dyn FnMut(&mut Data) + Send>;
 
 /// The fake's data: tables by name, each with its key attribute and items by key, and the
 /// Auto Scaling groups by name.
 #[derive(Debug, Default)]
-pub struct Tables {
+pub struct Data {
     pub tables: BTreeMap<String, (String, BTreeMap<String, Item>)>,
     pub groups: BTreeMap<String, ScalingGroup>,
 }
 
-impl Tables {
+impl Data {
     /// The control item stored under `key`.
     pub fn control(&self, table: &str, key: &str) -> Option<ControlItem> {
         let (_, items) = self.tables.get(table)?;
@@ -121,7 +121,7 @@ impl Tables {
 
 #[derive(Default)]
 struct State {
-    data: Tables,
+    data: Data,
     journal: Vec<Call>,
     counts: BTreeMap<&'static str, usize>,
     faults: Vec<(&'static str, When, AwsError)>,
@@ -259,7 +259,7 @@ impl FakeAws {
     }
 
     /// Reads or changes the data directly, outside the journal.
-    pub fn data<T>(&self, look: impl FnOnce(&mut Tables) -> T) -> T {
+    pub fn data<T>(&self, look: impl FnOnce(&mut Data) -> T) -> T {
         look(&mut self.state.lock().unwrap().data)
     }
 
@@ -278,7 +278,7 @@ impl FakeAws {
         &self,
         operation: &'static str,
         when: When,
-        hook: impl FnMut(&mut Tables) + Send + 'static,
+        hook: impl FnMut(&mut Data) + Send + 'static,
     ) {
         self.state
             .lock()
@@ -305,7 +305,7 @@ impl FakeAws {
     fn call<T>(
         &self,
         mut call: Call,
-        answer: impl FnOnce(&mut Tables) -> Result<T, AwsError>,
+        answer: impl FnOnce(&mut Data) -> Result<T, AwsError>,
     ) -> Result<T, AwsError> {
         let mut state = self.state.lock().unwrap();
         let state = &mut *state;
