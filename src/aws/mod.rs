@@ -5,6 +5,7 @@
 //! and where the request budget and request metrics hook in.
 
 pub mod autoscaling;
+pub mod control_calls;
 pub mod dynamodb;
 pub mod elb;
 pub mod gate;

@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aws::AwsError;
 use crate::aws::autoscaling::{AutoScaling, ScalingGroup};
+use crate::aws::control_calls::{AutoScalingCalls, ControlTableCalls};
+use crate::aws::dynamodb::Dynamo;
 use crate::control::pause::{self, DYNAMODB_FLAG, PauseEvent, Pauser, Scope};
 use crate::control::{
     self, Claim, ControlItem, ControlStore, Event, GUARD_ACTOR, Loaded, PauserRecord, PauserStatus,
@@ -121,15 +123,16 @@ pub enum Finished {
     Reverted,
 }
 
-/// Acts for one target.
-pub struct Enforcer<'a> {
+/// Acts for one target, through `S`'s Auto Scaling calls and `D`'s control table calls
+/// ([`AutoScaling`] and [`Dynamo`] but in tests).
+pub struct Enforcer<'a, S = AutoScaling, D = Dynamo> {
     pub target: &'a str,
     pub config: &'a GuardConfig,
-    pub store: ControlStore<'a>,
-    pub autoscaling: &'a AutoScaling,
+    pub store: ControlStore<'a, D>,
+    pub autoscaling: &'a S,
 }
 
-impl Enforcer<'_> {
+impl<S: AutoScalingCalls, D: ControlTableCalls> Enforcer<'_, S, D> {
     fn pausers(&self) -> Vec<Pauser> {
         pause::configured(self.config)
     }
@@ -745,4 +748,752 @@ fn describe(by_group: &BTreeMap<String, BTreeSet<String>>) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    //! The guard's effects over the in-memory control table and Auto Scaling groups: what is
+    //! written when, against which processes, and how a lost race ends.
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::aws::ErrorClass;
+    use crate::control::fake::{
+        self, DESCRIBE_GROUPS, Data, FakeAws, GET_ITEM, PUT_ITEM, RESUME, SUSPEND, When,
+    };
+    use crate::model::node::Node;
+    use crate::runtime::config::PauserConfig;
+
+    const TABLE: &str = "control";
+    const TARGET: &str = "prod";
+    const AUTOSCALING: &str = "autoscaling";
+    const OTHER_OWNER: &str = "elsewhere/1/00000000";
+
+    /// Trips on one complete cycle with one load balancer missing; one `autoscaling` pauser
+    /// suspending Launch and Terminate behind the affected target groups.
+    fn config() -> GuardConfig {
+        GuardConfig {
+            min_missing: 1,
+            max_missing_ratio: 0.0,
+            confirm_cycles: 1,
+            new_load_balancer_grace: Duration::from_secs(300),
+            mass_loss_ratio: 0.2,
+            mass_loss_window: Duration::from_secs(3600),
+            auto_resume_after: None,
+            claim_timeout: Duration::from_secs(120),
+            pausers: vec![PauserConfig {
+                kind: PauserKind::Autoscaling,
+                scope: None,
+                processes: Some(vec!["Launch".into(), "Terminate".into()]),
+                command: None,
+                timeout: None,
+            }],
+        }
+    }
+
+    /// The control table, and three groups: asg-a and asg-b behind lb-0's target group (an
+    /// operator had suspended Launch on asg-b), asg-c behind lb-1's.
+    fn fake() -> FakeAws {
+        FakeAws::new()
+            .with_table(TABLE, control::KEY_ATTRIBUTE)
+            .with_group("asg-a", &["tg-0"], &[])
+            .with_group("asg-b", &["tg-0"], &["Launch"])
+            .with_group("asg-c", &["tg-1"], &[])
+    }
+
+    fn enforcer<'a>(fake: &'a FakeAws, config: &'a GuardConfig) -> Enforcer<'a, FakeAws, FakeAws> {
+        Enforcer {
+            target: TARGET,
+            config,
+            store: ControlStore {
+                dynamodb: fake,
+                table: TABLE,
+                target: TARGET,
+                lease: None,
+            },
+            autoscaling: fake,
+        }
+    }
+
+    /// lb-0 and lb-1, each with its own target group.
+    struct Fleet {
+        load_balancers: Vec<LiveLoadBalancer>,
+        target_groups: Vec<LiveTargetGroup>,
+    }
+
+    fn fleet() -> Fleet {
+        Fleet {
+            load_balancers: (0..2)
+                .map(|i| LiveLoadBalancer {
+                    arn: format!("arn:lb-{i}"),
+                    name: format!("lb-{i}"),
+                    created_time: Some(now_unix() - 3600),
+                    fields: Node::default(),
+                })
+                .collect(),
+            target_groups: (0..2)
+                .map(|i| LiveTargetGroup {
+                    arn: format!("tg-{i}"),
+                    name: format!("tg-{i}"),
+                    load_balancer_arns: vec![format!("arn:lb-{i}")],
+                    fields: Node::default(),
+                })
+                .collect(),
+        }
+    }
+
+    impl Fleet {
+        fn view(&self) -> PresenceView<'_> {
+            PresenceView {
+                load_balancers: &self.load_balancers,
+                target_groups: &self.target_groups,
+                state_table_missing: false,
+            }
+        }
+
+        /// A complete cycle that finds lb-0's record missing.
+        fn lb0_missing(&self) -> Observation {
+            Observation {
+                now: now_unix(),
+                live: self
+                    .load_balancers
+                    .iter()
+                    .map(|lb| (lb.name.clone(), lb.created_time))
+                    .collect(),
+                records: BTreeSet::from(["lb-1".to_string()]),
+                state_table_gone: false,
+            }
+        }
+    }
+
+    fn per_group(groups: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+        groups
+            .iter()
+            .map(|(group, processes)| {
+                (
+                    group.to_string(),
+                    processes.iter().map(|p| p.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn processes(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|p| p.to_string()).collect()
+    }
+
+    /// What a trip over [`fake`]'s groups writes ahead: everything of Launch and Terminate not
+    /// suspended already, behind lb-0.
+    fn planned() -> BTreeMap<String, BTreeSet<String>> {
+        per_group(&[
+            ("asg-a", &["Launch", "Terminate"]),
+            ("asg-b", &["Terminate"]),
+        ])
+    }
+
+    async fn load(enforcer: &Enforcer<'_, FakeAws, FakeAws>) -> ControlItem {
+        match enforcer.store.load().await.unwrap() {
+            Loaded::Item(item) => *item,
+            Loaded::NoTable => panic!("the control table exists"),
+        }
+    }
+
+    fn stored(fake: &FakeAws) -> ControlItem {
+        fake.data(|data| data.control(TABLE, TARGET))
+            .expect("the control item is stored")
+    }
+
+    /// The writes of the control item, with their place in the journal.
+    fn control_writes(fake: &FakeAws) -> Vec<(usize, fake::Call)> {
+        fake.journal()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, call)| call.operation == PUT_ITEM && call.subject == TARGET)
+            .collect()
+    }
+
+    /// Where the calls of `operation` are in the journal.
+    fn places(fake: &FakeAws, operation: &str) -> Vec<usize> {
+        fake.journal()
+            .iter()
+            .enumerate()
+            .filter(|(_, call)| call.operation == operation)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn group_calls(fake: &FakeAws, operation: &str) -> Vec<(String, BTreeSet<String>)> {
+        fake.calls(operation)
+            .into_iter()
+            .map(|call| (call.subject, call.processes))
+            .collect()
+    }
+
+    fn suspended_now(fake: &FakeAws) -> BTreeMap<String, BTreeSet<String>> {
+        fake.data(|data| {
+            data.groups
+                .iter()
+                .map(|(name, group)| (name.clone(), group.suspended.clone()))
+                .collect()
+        })
+    }
+
+    fn record<'c>(control: &'c ControlItem, key: &str) -> &'c PauserRecord {
+        control
+            .pausers
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} record in {:?}", control.pausers))
+    }
+
+    /// Trips through [`Enforcer::pause`] on a fresh item, as `after_presence` does, and
+    /// returns how the run ended.
+    async fn trip(fake: &FakeAws, config: &GuardConfig) -> Result<Finished, AwsError> {
+        let enforcer = enforcer(fake, config);
+        let fleet = fleet();
+        let mut control = load(&enforcer).await;
+        let missing = BTreeSet::from(["lb-0".to_string()]);
+        let scope = scope(&fleet.view(), &missing);
+        enforcer
+            .pause(
+                &mut control,
+                "state data missing",
+                GUARD_ACTOR,
+                &missing,
+                &scope,
+                "trip",
+            )
+            .await
+    }
+
+    /// Another writer's change to the stored control item.
+    fn edit(data: &mut Data, bump: bool, change: impl FnOnce(&mut ControlItem)) {
+        data.edit_control(TABLE, TARGET, bump, change);
+    }
+
+    #[tokio::test]
+    async fn a_trip_writes_its_plan_before_suspending_then_records_it_and_releases_the_claim() {
+        let fake = fake();
+        let config = config();
+        let enforcer = enforcer(&fake, &config);
+        let fleet = fleet();
+        let mut control = load(&enforcer).await;
+        let mut high_water = None;
+        let outcome = enforcer
+            .after_presence(
+                &fleet.view(),
+                &fleet.lb0_missing(),
+                &mut control,
+                &mut high_water,
+            )
+            .await
+            .unwrap();
+        assert!(outcome.tripped.is_some(), "{outcome:?}");
+
+        let writes = control_writes(&fake);
+        assert_eq!(writes.len(), 2, "the plan, then the record: {writes:?}");
+        let (plan_at, plan) = (writes[0].0, writes[0].1.control().unwrap());
+        let (done_at, done) = (writes[1].0, writes[1].1.control().unwrap());
+        let suspends = places(&fake, SUSPEND);
+
+        // The groups are read, then the plan is written, claimed, before any suspension.
+        assert!(places(&fake, DESCRIBE_GROUPS).iter().all(|&i| i < plan_at));
+        assert!(plan.paused);
+        let claim = plan.claim.as_ref().expect("the plan is claimed");
+        assert_eq!(claim.owner, control::process_owner());
+        assert_eq!(claim.purpose, "trip");
+        let written_ahead = record(&plan, AUTOSCALING);
+        assert_eq!(written_ahead.status, PauserStatus::Planned);
+        assert_eq!(written_ahead.suspending, planned());
+        assert!(written_ahead.suspended.is_empty());
+
+        // Then the suspensions, exactly what was written ahead, and only then the record.
+        assert_eq!(suspends.len(), 2);
+        assert!(
+            suspends.iter().all(|&i| plan_at < i && i < done_at),
+            "plan at {plan_at}, suspensions at {suspends:?}, record at {done_at}"
+        );
+        assert_eq!(
+            group_calls(&fake, SUSPEND),
+            planned().into_iter().collect::<Vec<_>>()
+        );
+        assert!(done.paused);
+        assert_eq!(done.claim, None, "the last write releases the claim");
+        let recorded = record(&done, AUTOSCALING);
+        assert_eq!(recorded.status, PauserStatus::Done);
+        assert!(recorded.suspending.is_empty());
+        assert_eq!(recorded.suspended, planned());
+        assert_eq!(
+            record(&done, pause::DYNAMODB_FLAG).status,
+            PauserStatus::Done
+        );
+
+        assert_eq!(stored(&fake).pausers, done.pausers);
+        assert_eq!(control.version, stored(&fake).version);
+        assert_eq!(
+            suspended_now(&fake),
+            per_group(&[
+                ("asg-a", &["Launch", "Terminate"]),
+                ("asg-b", &["Launch", "Terminate"]),
+                ("asg-c", &[]),
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_suspension_that_fails_mid_way_stays_written_ahead_and_the_next_cycle_finishes_it() {
+        let fake = fake();
+        fake.fail(
+            SUSPEND,
+            When::Nth(2),
+            fake::error(SUSPEND, ErrorClass::Throttled),
+        );
+        let config = config();
+        let enforcer = enforcer(&fake, &config);
+        let fleet = fleet();
+        let mut control = load(&enforcer).await;
+        let mut high_water = None;
+        enforcer
+            .after_presence(
+                &fleet.view(),
+                &fleet.lb0_missing(),
+                &mut control,
+                &mut high_water,
+            )
+            .await
+            .unwrap();
+
+        // asg-a was suspended, asg-b's call failed: it stays written ahead, so resume undoes
+        // it, and the claim is released all the same.
+        let after_failure = stored(&fake);
+        assert!(after_failure.paused);
+        assert_eq!(after_failure.claim, None);
+        let failed = record(&after_failure, AUTOSCALING);
+        assert_eq!(failed.status, PauserStatus::Failed);
+        assert!(
+            failed.error.as_deref().unwrap().contains("asg-b"),
+            "{failed:?}"
+        );
+        assert_eq!(
+            failed.suspended,
+            per_group(&[("asg-a", &["Launch", "Terminate"])])
+        );
+        assert_eq!(failed.suspending, per_group(&[("asg-b", &["Terminate"])]));
+        assert_eq!(failed.to_undo(), planned());
+        assert_eq!(
+            fake.data(|data| data.suspended("asg-b")),
+            processes(&["Launch"])
+        );
+
+        // The next cycle writes ahead again under its claim, then finishes asg-b only.
+        let writes_before = control_writes(&fake).len();
+        let suspends_before = fake.calls(SUSPEND).len();
+        let mut control = load(&enforcer).await;
+        enforcer
+            .after_presence(
+                &fleet.view(),
+                &fleet.lb0_missing(),
+                &mut control,
+                &mut high_water,
+            )
+            .await
+            .unwrap();
+        let writes = control_writes(&fake);
+        assert_eq!(writes.len(), writes_before + 2, "{writes:?}");
+        let (plan_at, plan) = &writes[writes_before];
+        let plan = plan.control().unwrap();
+        assert_eq!(plan.claim.as_ref().unwrap().purpose, "maintain");
+        assert_eq!(
+            record(&plan, AUTOSCALING).suspending,
+            per_group(&[("asg-b", &["Terminate"])])
+        );
+        let retried = &group_calls(&fake, SUSPEND)[suspends_before..];
+        assert_eq!(retried, [("asg-b".to_string(), processes(&["Terminate"]))]);
+        assert!(places(&fake, SUSPEND).last().unwrap() > plan_at);
+        let finished = stored(&fake);
+        assert_eq!(finished.claim, None);
+        let done = record(&finished, AUTOSCALING);
+        assert_eq!(done.status, PauserStatus::Done);
+        assert_eq!(done.error, None);
+        assert!(done.suspending.is_empty());
+        assert_eq!(done.suspended, planned());
+    }
+
+    #[tokio::test]
+    async fn a_suspension_that_fails_mid_way_is_undone_by_resume_with_the_rest() {
+        let fake = fake();
+        fake.fail(
+            SUSPEND,
+            When::Nth(2),
+            fake::error(SUSPEND, ErrorClass::Timeout),
+        );
+        let config = config();
+        trip(&fake, &config).await.unwrap();
+        assert_eq!(
+            record(&stored(&fake), AUTOSCALING).status,
+            PauserStatus::Failed
+        );
+
+        let enforcer = enforcer(&fake, &config);
+        let mut control = load(&enforcer).await;
+        let state = control.guard_state(None);
+        let errors = enforcer
+            .resume(
+                &mut control,
+                "records back",
+                "operator:alice",
+                &state,
+                "resume",
+                "resumed",
+            )
+            .await
+            .unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        // Both the done step and the one only written ahead are resumed.
+        assert_eq!(
+            group_calls(&fake, RESUME),
+            planned().into_iter().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            suspended_now(&fake),
+            per_group(&[("asg-a", &[]), ("asg-b", &["Launch"]), ("asg-c", &[])])
+        );
+        let resumed = stored(&fake);
+        assert!(!resumed.paused);
+        assert!(resumed.pausers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn resume_undoes_what_was_suspended_or_written_ahead_and_nothing_else() {
+        let fake = FakeAws::new()
+            .with_table(TABLE, control::KEY_ATTRIBUTE)
+            // An operator suspended AZRebalance on asg-a and Launch on asg-b themselves, and
+            // suspended Launch on asg-c again after resuming lbrecon's.
+            .with_group("asg-a", &["tg-0"], &["Launch", "AZRebalance"])
+            .with_group("asg-b", &["tg-0"], &["Launch"])
+            .with_group("asg-c", &["tg-0"], &["Launch"]);
+        let mut paused = ControlItem::new(TARGET);
+        paused.version = 3;
+        paused.paused = true;
+        paused.by = Some(GUARD_ACTOR.into());
+        paused.reason = Some("state data missing".into());
+        paused.pausers.insert(
+            pause::DYNAMODB_FLAG.into(),
+            PauserRecord {
+                status: PauserStatus::Done,
+                ..PauserRecord::planned(PauserKind::DynamodbFlag)
+            },
+        );
+        paused.pausers.insert(
+            AUTOSCALING.into(),
+            PauserRecord {
+                status: PauserStatus::Failed,
+                suspended: per_group(&[("asg-a", &["Launch"])]),
+                suspending: per_group(&[("asg-b", &["Terminate"])]),
+                undone: per_group(&[("asg-c", &["Launch"])]),
+                ..PauserRecord::planned(PauserKind::Autoscaling)
+            },
+        );
+        fake.data(|data| data.store_control(TABLE, &paused));
+
+        let config = config();
+        let enforcer = enforcer(&fake, &config);
+        let mut control = load(&enforcer).await;
+        let state = control.guard_state(None);
+        let errors = enforcer
+            .resume(
+                &mut control,
+                "records back",
+                "operator:alice",
+                &state,
+                "resume",
+                "resumed",
+            )
+            .await
+            .unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+
+        assert_eq!(
+            group_calls(&fake, RESUME),
+            vec![
+                ("asg-a".to_string(), processes(&["Launch"])),
+                ("asg-b".to_string(), processes(&["Terminate"])),
+            ]
+        );
+        assert_eq!(
+            suspended_now(&fake),
+            per_group(&[
+                ("asg-a", &["AZRebalance"]),
+                ("asg-b", &["Launch"]),
+                ("asg-c", &["Launch"]),
+            ])
+        );
+        // Claimed and marked resuming before the first ResumeProcesses; cleared after the last.
+        let writes = control_writes(&fake);
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        let resumes = places(&fake, RESUME);
+        let first = writes[0].1.control().unwrap();
+        assert!(resumes.iter().all(|&i| writes[0].0 < i && i < writes[1].0));
+        assert_eq!(first.claim.as_ref().unwrap().purpose, "resume");
+        assert_eq!(record(&first, AUTOSCALING).status, PauserStatus::Resuming);
+        let last = stored(&fake);
+        assert!(!last.paused);
+        assert!(last.pausers.is_empty());
+        assert_eq!(last.claim, None);
+        assert_eq!(last.version, 5);
+    }
+
+    #[tokio::test]
+    async fn a_trip_whose_target_was_resumed_meanwhile_undoes_what_it_did() {
+        let fake = fake();
+        // `lbrecon resume` lands while the trip suspends: it took the (stale) claim over,
+        // resumed, cleared the pause and its records, and released the claim.
+        fake.before(SUSPEND, When::Nth(1), |data| {
+            edit(data, true, |control| {
+                control.paused = false;
+                control.reason = None;
+                control.since = None;
+                control.by = None;
+                control.pausers.clear();
+                control.claim = None;
+            })
+        });
+        let config = config();
+        assert_eq!(trip(&fake, &config).await.unwrap(), Finished::Reverted);
+
+        // The record was refused; the fresh item read; what the run did resumed; nothing
+        // written on top of the resume.
+        let writes = control_writes(&fake);
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        assert!(writes[0].1.succeeded());
+        let refused = &writes[1].1;
+        assert!(refused.error.as_ref().unwrap().is_condition_failed());
+        assert_eq!(
+            group_calls(&fake, RESUME),
+            planned().into_iter().collect::<Vec<_>>()
+        );
+        assert!(places(&fake, RESUME).iter().all(|&i| i > writes[1].0));
+        assert_eq!(
+            suspended_now(&fake),
+            per_group(&[("asg-a", &[]), ("asg-b", &["Launch"]), ("asg-c", &[])])
+        );
+        let after = stored(&fake);
+        assert!(!after.paused);
+        assert!(after.pausers.is_empty());
+        assert_eq!(after.claim, None);
+    }
+
+    #[tokio::test]
+    async fn what_a_reverted_trip_cannot_undo_is_recorded_as_resuming() {
+        let fake = fake();
+        fake.before(SUSPEND, When::Nth(1), |data| {
+            edit(data, true, |control| {
+                control.paused = false;
+                control.by = None;
+                control.pausers.clear();
+                control.claim = None;
+            })
+        });
+        fake.fail(
+            RESUME,
+            When::Nth(2),
+            fake::error(RESUME, ErrorClass::Throttled),
+        );
+        let config = config();
+        assert_eq!(trip(&fake, &config).await.unwrap(), Finished::Reverted);
+
+        let after = stored(&fake);
+        assert!(!after.paused);
+        assert_eq!(after.claim, None);
+        let left = record(&after, AUTOSCALING);
+        assert_eq!(left.status, PauserStatus::Resuming);
+        assert!(
+            left.error.as_deref().unwrap().starts_with("resume failed"),
+            "{left:?}"
+        );
+        // The next resume still undoes asg-b, which is still suspended.
+        assert_eq!(left.to_undo(), planned());
+        assert_eq!(
+            fake.data(|data| data.suspended("asg-b")),
+            processes(&["Launch", "Terminate"])
+        );
+        assert!(!after.pausers.contains_key(pause::DYNAMODB_FLAG));
+    }
+
+    #[tokio::test]
+    async fn a_trip_whose_flag_was_cleared_by_hand_records_its_steps_and_is_not_paused_again() {
+        let fake = fake();
+        // A person clears `paused` with an UpdateItem: the version stays as it was.
+        fake.before(SUSPEND, When::Nth(1), |data| {
+            edit(data, false, |control| control.paused = false)
+        });
+        let config = config();
+        assert_eq!(trip(&fake, &config).await.unwrap(), Finished::Recorded);
+
+        let after = stored(&fake);
+        assert!(!after.paused, "the flag stays cleared");
+        assert_eq!(after.claim, None);
+        assert_eq!(
+            record(&after, pause::DYNAMODB_FLAG).status,
+            PauserStatus::Done
+        );
+        let recorded = record(&after, AUTOSCALING);
+        assert_eq!(recorded.status, PauserStatus::Done);
+        assert_eq!(recorded.suspended, planned());
+        assert!(group_calls(&fake, RESUME).is_empty());
+
+        // The next cycle reports the undo and never sets the flag again.
+        let enforcer = enforcer(&fake, &config);
+        let fleet = fleet();
+        let mut control = load(&enforcer).await;
+        let suspends = fake.calls(SUSPEND).len();
+        let outcome = enforcer
+            .after_presence(&fleet.view(), &fleet.lb0_missing(), &mut control, &mut None)
+            .await
+            .unwrap();
+        assert_eq!(outcome.undone, vec![pause::DYNAMODB_FLAG.to_string()]);
+        assert!(outcome.tripped.is_none());
+        assert_eq!(fake.calls(SUSPEND).len(), suspends);
+        assert!(!stored(&fake).paused);
+    }
+
+    #[tokio::test]
+    async fn a_trip_that_loses_its_last_write_to_another_writer_merges_into_the_fresh_item() {
+        let fake = fake();
+        // Still paused, but another writer moved: an operator took the pause over, and an
+        // earlier run had suspended a process on another group.
+        fake.before(SUSPEND, When::Nth(1), |data| {
+            edit(data, true, |control| {
+                control.by = Some("operator:alice".into());
+                control
+                    .pausers
+                    .get_mut(AUTOSCALING)
+                    .unwrap()
+                    .suspended
+                    .insert("asg-z".into(), processes(&["Launch"]));
+            })
+        });
+        let config = config();
+        assert_eq!(trip(&fake, &config).await.unwrap(), Finished::Recorded);
+
+        let after = stored(&fake);
+        assert!(after.paused);
+        assert_eq!(
+            after.by.as_deref(),
+            Some("operator:alice"),
+            "theirs is kept"
+        );
+        assert_eq!(after.claim, None);
+        let merged = record(&after, AUTOSCALING);
+        assert_eq!(merged.status, PauserStatus::Done);
+        let mut both = planned();
+        both.insert("asg-z".into(), processes(&["Launch"]));
+        assert_eq!(merged.suspended, both);
+        assert!(merged.suspending.is_empty());
+        assert!(group_calls(&fake, RESUME).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_trip_retries_its_last_write_until_one_lands() {
+        let fake = fake();
+        let bump = |data: &mut Data| edit(data, true, |_| {});
+        fake.before(SUSPEND, When::Nth(1), bump);
+        // The first retry loses too.
+        fake.before(PUT_ITEM, When::Nth(3), bump);
+        let config = config();
+        assert_eq!(trip(&fake, &config).await.unwrap(), Finished::Recorded);
+
+        let outcomes: Vec<bool> = control_writes(&fake)
+            .iter()
+            .map(|(_, call)| call.succeeded())
+            .collect();
+        assert_eq!(outcomes, vec![true, false, false, true]);
+        assert_eq!(
+            fake.calls(GET_ITEM).len(),
+            3,
+            "one read, then one per retry"
+        );
+        let after = stored(&fake);
+        assert_eq!(after.claim, None);
+        assert_eq!(record(&after, AUTOSCALING).suspended, planned());
+    }
+
+    #[tokio::test]
+    async fn a_trip_that_loses_every_retry_gives_up_with_its_plan_still_recorded() {
+        let fake = fake();
+        fake.before(PUT_ITEM, When::From(2), |data| edit(data, true, |_| {}));
+        let config = config();
+        let err = trip(&fake, &config).await.unwrap_err();
+        assert!(err.is_condition_failed(), "{err}");
+
+        // The record, then FINISH_ATTEMPTS retries, all refused.
+        let writes = control_writes(&fake);
+        assert_eq!(writes.len(), 2 + FINISH_ATTEMPTS);
+        assert!(writes[1..].iter().all(|(_, call)| !call.succeeded()));
+        // What stands is the plan: every step written ahead, so resume undoes it, under a
+        // claim that goes stale and is taken over by the next actor.
+        let after = stored(&fake);
+        assert!(after.paused);
+        assert_eq!(record(&after, AUTOSCALING).to_undo(), planned());
+        assert_eq!(
+            after.claim.as_ref().map(|claim| claim.owner.as_str()),
+            Some(control::process_owner())
+        );
+    }
+
+    fn claimed_by_another(until: i64) -> ControlItem {
+        let mut control = ControlItem::new(TARGET);
+        control.version = 1;
+        control.claim = Some(Claim {
+            by: "operator:bob".into(),
+            owner: OTHER_OWNER.into(),
+            purpose: "pause".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+            until,
+        });
+        control
+    }
+
+    #[tokio::test]
+    async fn a_claim_held_by_another_actor_leaves_the_item_and_the_groups_alone() {
+        let fake = fake();
+        let held = claimed_by_another(now_unix() + 60);
+        fake.data(|data| data.store_control(TABLE, &held));
+        let config = config();
+        let enforcer = enforcer(&fake, &config);
+        let fleet = fleet();
+        let mut control = load(&enforcer).await;
+        let outcome = enforcer
+            .after_presence(&fleet.view(), &fleet.lb0_missing(), &mut control, &mut None)
+            .await
+            .unwrap();
+        assert_eq!(outcome.waited_for, held.claim);
+        assert!(outcome.tripped.is_none());
+        let operations: Vec<&str> = fake.journal().iter().map(|call| call.operation).collect();
+        assert_eq!(operations, vec![GET_ITEM], "only the read");
+        assert_eq!(stored(&fake).claim, held.claim);
+    }
+
+    #[tokio::test]
+    async fn an_expired_claim_is_taken_over() {
+        let fake = fake();
+        fake.data(|data| data.store_control(TABLE, &claimed_by_another(now_unix() - 1)));
+        let config = config();
+        let enforcer = enforcer(&fake, &config);
+        let fleet = fleet();
+        let mut control = load(&enforcer).await;
+        let outcome = enforcer
+            .after_presence(&fleet.view(), &fleet.lb0_missing(), &mut control, &mut None)
+            .await
+            .unwrap();
+        assert_eq!(outcome.waited_for, None);
+        assert!(outcome.tripped.is_some());
+        let writes = control_writes(&fake);
+        let plan = writes[0].1.control().unwrap();
+        let claim = plan.claim.expect("the plan is claimed");
+        assert_eq!(claim.owner, control::process_owner());
+        assert_eq!(claim.purpose, "trip");
+        assert_eq!(stored(&fake).claim, None);
+        assert_eq!(group_calls(&fake, SUSPEND).len(), 2);
+    }
 }

@@ -7,6 +7,8 @@
 //! overwrite each other: the loser re-reads and tries again.
 
 pub mod enforce;
+#[cfg(test)]
+mod fake;
 pub mod lease;
 pub mod lease_table;
 pub mod pause;
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::aws::AwsError;
+use crate::aws::control_calls::ControlTableCalls;
 use crate::aws::dynamodb::{Condition, Dynamo};
 use crate::control::lease::Lease;
 use crate::model::item::{AttrValue, Item, from_json, to_json};
@@ -391,7 +394,7 @@ pub enum UpdateError {
 
 impl UpdateError {
     /// A message for a person, naming what to do.
-    pub fn message(&self, store: &ControlStore<'_>) -> String {
+    pub fn message<D>(&self, store: &ControlStore<'_, D>) -> String {
         match self {
             UpdateError::NoTable => format!(
                 "the control table {} does not exist: run `lbrecon init --target {} --approve TICKET` first",
@@ -406,17 +409,26 @@ impl UpdateError {
     }
 }
 
-/// Reads and writes one target's control item.
-#[derive(Debug, Clone, Copy)]
-pub struct ControlStore<'a> {
-    pub dynamodb: &'a Dynamo,
+/// Reads and writes one target's control item, through `D`'s calls ([`Dynamo`] but in tests).
+#[derive(Debug)]
+pub struct ControlStore<'a, D = Dynamo> {
+    pub dynamodb: &'a D,
     pub table: &'a str,
     pub target: &'a str,
     /// With leader election, the replica's lease: every write is conditional on it.
     pub lease: Option<&'a Lease>,
 }
 
-impl ControlStore<'_> {
+// By hand rather than derived: a derive would ask `D: Clone`, and the store only holds `&D`.
+impl<D> Clone for ControlStore<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D> Copy for ControlStore<'_, D> {}
+
+impl<D: ControlTableCalls> ControlStore<'_, D> {
     fn high_water_key(&self) -> String {
         format!("{}#high-water", self.target)
     }
@@ -895,5 +907,131 @@ mod tests {
         for (name, owner, now, blocks) in rows {
             assert_eq!(claim.blocks(owner, now), blocks, "{name}");
         }
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    //! [`ControlStore`] over the in-memory table: its conditions, and `update`'s retries.
+
+    use super::fake::{FakeAws, GET_ITEM, PUT_ITEM, When};
+    use super::*;
+
+    const TABLE: &str = "control";
+
+    fn store(fake: &FakeAws) -> ControlStore<'_, FakeAws> {
+        ControlStore {
+            dynamodb: fake,
+            table: TABLE,
+            target: "prod",
+            lease: None,
+        }
+    }
+
+    async fn load(store: &ControlStore<'_, FakeAws>) -> ControlItem {
+        match store.load().await.unwrap() {
+            Loaded::Item(item) => *item,
+            Loaded::NoTable => panic!("the table exists"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_save_loses_to_any_write_since_the_read_and_to_a_flag_set_by_hand() {
+        let fake = FakeAws::new().with_table(TABLE, KEY_ATTRIBUTE);
+        let store = store(&fake);
+        // Two writers create the item: the second finds it there.
+        let mut first = load(&store).await;
+        let mut second = load(&store).await;
+        assert_eq!(first.loaded_version, None);
+        store.save(&mut first).await.unwrap();
+        assert!(
+            store
+                .save(&mut second)
+                .await
+                .unwrap_err()
+                .is_condition_failed()
+        );
+        assert_eq!((first.version, first.loaded_version), (1, Some(1)));
+
+        // Another writer moved on since the read.
+        let mut stale = load(&store).await;
+        store.save(&mut first).await.unwrap();
+        assert!(
+            store
+                .save(&mut stale)
+                .await
+                .unwrap_err()
+                .is_condition_failed()
+        );
+
+        // A person set the flag by hand, leaving the version alone.
+        let mut read = load(&store).await;
+        fake.data(|data| data.edit_control(TABLE, "prod", false, |c| c.paused = true));
+        read.missing = vec!["lb-0".into()];
+        assert!(
+            store
+                .save(&mut read)
+                .await
+                .unwrap_err()
+                .is_condition_failed()
+        );
+        let kept = fake.data(|data| data.control(TABLE, "prod")).unwrap();
+        assert!(kept.paused && kept.missing.is_empty());
+    }
+
+    #[tokio::test]
+    async fn update_reads_again_after_a_lost_race_and_gives_up_after_its_attempts() {
+        let fake = FakeAws::new().with_table(TABLE, KEY_ATTRIBUTE);
+        let store = store(&fake);
+        store.save(&mut load(&store).await).await.unwrap();
+        let bump = |data: &mut fake::Data| data.edit_control(TABLE, "prod", true, |_| {});
+        // Another writer lands before our first two writes.
+        fake.before(PUT_ITEM, When::Nth(2), bump);
+        fake.before(PUT_ITEM, When::Nth(3), bump);
+        let attempts = store
+            .update(3, async |control: &mut ControlItem| {
+                control.reason = Some("noted".into());
+                store.save(control).await.map(|()| control.version)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            attempts, 4,
+            "the version after two writes of theirs and ours"
+        );
+        assert_eq!(fake.calls(GET_ITEM).len(), 1 + 3);
+
+        fake.before(PUT_ITEM, When::From(5), bump);
+        let gave_up = store
+            .update(2, async |control: &mut ControlItem| {
+                store.save(control).await
+            })
+            .await;
+        assert!(
+            matches!(gave_up, Err(UpdateError::Contended)),
+            "{gave_up:?}"
+        );
+
+        // Another error is not retried.
+        fake.fail(
+            GET_ITEM,
+            When::From(1),
+            fake::error(GET_ITEM, crate::aws::ErrorClass::AccessDenied),
+        );
+        let denied = store
+            .update(5, async |control: &mut ControlItem| {
+                store.save(control).await
+            })
+            .await;
+        assert!(matches!(denied, Err(UpdateError::Aws(ref err)) if err.kind() == "access_denied"));
+        // A missing table is said as such.
+        let none = FakeAws::new();
+        let missing = ControlStore {
+            dynamodb: &none,
+            ..store
+        }
+        .update(5, async |_: &mut ControlItem| Ok(()))
+        .await;
+        assert!(matches!(missing, Err(UpdateError::NoTable)));
     }
 }

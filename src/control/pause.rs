@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-use crate::aws::autoscaling::{AutoScaling, ScalingGroup};
+use crate::aws::autoscaling::ScalingGroup;
+use crate::aws::control_calls::AutoScalingCalls;
 use crate::control::{PauserRecord, PauserStatus};
 use crate::runtime::config::{GuardConfig, PauseScope, PauserConfig, PauserKind};
 
@@ -237,7 +238,7 @@ impl Pauser {
         &self,
         record: &PauserRecord,
         event: &PauseEvent,
-        autoscaling: &AutoScaling,
+        autoscaling: &impl AutoScalingCalls,
     ) -> PauserRecord {
         let mut record = record.clone();
         record.attempts += 1;
@@ -282,7 +283,7 @@ impl Pauser {
         &self,
         record: &PauserRecord,
         event: &PauseEvent,
-        autoscaling: &AutoScaling,
+        autoscaling: &impl AutoScalingCalls,
     ) -> Result<(), String> {
         match self.config.kind {
             PauserKind::DynamodbFlag => Ok(()),
