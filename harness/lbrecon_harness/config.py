@@ -20,9 +20,10 @@ concurrency = 8
 """
 
 
-def daemon_config(port, interval="1s", extra="", snapshots=None):
+def daemon_config(port, interval="1s", extra="", snapshots=None, cycle_deadline="20s"):
     """A daemon config on `port`. `snapshots` is the [snapshots] table's body; by default a
-    fresh temporary directory."""
+    fresh temporary directory. A throttled presence page is retried for most of
+    `cycle_deadline`: a test that throttles one on purpose gives it a short one."""
     if snapshots is None:
         import tempfile
 
@@ -31,7 +32,7 @@ def daemon_config(port, interval="1s", extra="", snapshots=None):
 [daemon]
 interval = "{interval}"
 jitter = 0.0
-cycle_deadline = "20s"
+cycle_deadline = "{cycle_deadline}"
 
 [http]
 listen = "127.0.0.1:{port}"

@@ -40,12 +40,9 @@ def fleet(moto):
     return fleet
 
 
-def start(lbrecon, daemons, extra="", endpoint=None, interval="1s", cycle_deadline=None, **kw):
+def start(lbrecon, daemons, extra="", endpoint=None, interval="1s", cycle_deadline="20s", **kw):
     port = free_port()
-    config = daemon_config(port, interval=interval, extra=extra)
-    if cycle_deadline:
-        config = config.replace('cycle_deadline = "20s"', f'cycle_deadline = "{cycle_deadline}"')
-    lbrecon.write_config(config)
+    lbrecon.write_config(daemon_config(port, interval=interval, extra=extra, cycle_deadline=cycle_deadline))
     if endpoint:
         lbrecon.endpoint = endpoint
     daemon = daemons.start(lbrecon, port, **kw)
