@@ -100,6 +100,19 @@ pub fn cadence(interval: Duration, presence_calls: u64, rate: f64) -> Duration {
     }
 }
 
+/// The cap on the next cycle's deep reads after this one planned `planned` and finished
+/// `read` in time. Reads are handed in by batch, so a batch the deadline cuts yields nothing:
+/// a cut halves the cap (down to one load balancer, which always fits) so that every cycle
+/// makes progress, and a cycle that finished what it planned doubles it back.
+pub fn deep_cap(cap: Option<usize>, planned: usize, read: usize) -> Option<usize> {
+    if read < planned {
+        Some(read.max(planned / 2).max(1))
+    } else {
+        cap.map(|cap| cap.saturating_mul(2))
+            .filter(|cap| *cap < 1 << 20)
+    }
+}
+
 /// How many load balancers this cycle deep-reads, from the calls the budget leaves the deep
 /// reads this interval (`deep_calls`) and what earlier cycles left unspent (`credit`): a budget
 /// too small for one load balancer an interval still reads one every few intervals. Returns the
@@ -408,6 +421,9 @@ struct LoopState {
     deep_age_since: Option<i64>,
     /// Deep-read calls the budget left unspent (see [`deep_limit`]).
     deep_credit: f64,
+    /// The most load balancers one cycle's deep reads finished in time, as last learnt (see
+    /// [`deep_cap`]); none until a deadline cuts them.
+    deep_cap: Option<usize>,
     /// The cadence the presence pass can keep, when longer than the interval.
     cadence: Option<Duration>,
 }
@@ -631,6 +647,7 @@ impl TargetLoop {
             last_snapshot,
             scope_tags,
             deep_credit,
+            deep_cap,
             cadence,
             ..
         } = state;
@@ -741,6 +758,7 @@ impl TargetLoop {
             }
             let (limit, credit) = deep_limit(deep_calls, *deep_credit);
             *deep_credit = credit;
+            let limit = deep_cap.map_or(limit, |cap| limit.min(cap));
             let cycle = presence
                 .finish(
                     &self.reader,
@@ -752,6 +770,7 @@ impl TargetLoop {
                     cache,
                 )
                 .await;
+            *deep_cap = self::deep_cap(*deep_cap, cycle.deep_planned, cycle.deep_read);
             if cycle.deep_read < cycle.deep_planned {
                 tracing::info!(
                     target_name = %target.name,
@@ -1023,6 +1042,19 @@ mod tests {
         // 100,000 load balancers and as many target groups at 2 calls a second: 250 s.
         assert_eq!(cadence(interval, 500, 2.0), Duration::from_secs(250));
         assert_eq!(cadence(interval, 61, 2.0), Duration::from_millis(30_500));
+    }
+
+    #[test]
+    fn a_deadline_in_the_deep_reads_halves_the_next_cycles_share_until_they_fit() {
+        // Twenty planned, none in time: ten next, then five; two batches a cycle fit again.
+        assert_eq!(deep_cap(None, 20, 0), Some(10));
+        assert_eq!(deep_cap(Some(10), 10, 0), Some(5));
+        assert_eq!(deep_cap(Some(5), 5, 3), Some(3));
+        assert_eq!(deep_cap(Some(1), 1, 0), Some(1));
+        // Finished what it planned: the cap doubles back, then goes.
+        assert_eq!(deep_cap(Some(3), 3, 3), Some(6));
+        assert_eq!(deep_cap(Some(1 << 19), 10, 10), None);
+        assert_eq!(deep_cap(None, 10, 10), None);
     }
 
     #[test]
