@@ -290,6 +290,12 @@ def check_calls(args, env, workdir):
           f"ratio {sum(elb.values()) / expected:.4f}", flush=True)
 
 
+def memory(daemon):
+    """The process's resident memory (VmRSS), its peak (VmHWM), and the resident memory's
+    anonymous part (heap, stacks) and file-backed part (mostly the binary's code)."""
+    return ", ".join(f"{field} {daemon.rss_mib(field):.1f} MiB" for field in ("VmRSS", "VmHWM", "RssAnon", "RssFile"))
+
+
 def daemon_memory(args, env, workdir):
     """Figure (c): resident memory after the first full deep pass and after `--cycles` cycles."""
     f = env.fleet
@@ -306,13 +312,12 @@ def daemon_memory(args, env, workdir):
         read_all = daemon.cycles() + 1
         wait_for(lambda: daemon.cycles() >= read_all, timeout=3600, interval=0.2, what="that cycle's end")
         print(f"  first full deep pass done with cycle {read_all} ({time.monotonic() - started:.0f} s): "
-              f"VmRSS {daemon.rss_mib():.1f} MiB, VmHWM {daemon.rss_mib('VmHWM'):.1f} MiB", flush=True)
+              f"{memory(daemon)}", flush=True)
         marks = sorted({m for m in (10, 25, 50, args.cycles) if read_all < m <= args.cycles})
         for mark in marks:
             wait_for(lambda: daemon.cycles() >= mark, timeout=7200, interval=0.2, what=f"cycle {mark}")
-            print(f"  cycle {mark} ({time.monotonic() - started:.0f} s): VmRSS {daemon.rss_mib():.1f} MiB, "
-                  f"VmHWM {daemon.rss_mib('VmHWM'):.1f} MiB; {env.elb.counts['DescribeLoadBalancerAttributes']} "
-                  f"load-balancer deep reads so far", flush=True)
+            print(f"  cycle {mark} ({time.monotonic() - started:.0f} s): {memory(daemon)}; "
+                  f"{env.elb.counts['DescribeLoadBalancerAttributes']} load-balancer deep reads so far", flush=True)
     finally:
         daemon.stop()
 
