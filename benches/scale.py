@@ -123,6 +123,9 @@ class Environment:
             self.record_seconds = write_records(self.moto.endpoint, self.fleet, records)
             self.elb = SyntheticElb(self.fleet)
             self.proxy = FaultProxy(self.moto.endpoint, elb_upstream=self.elb.endpoint)
+            # A daemon stopped mid-request drops its connections: no traceback for each.
+            for server in (self.proxy.server, self.elb.server):
+                server.handle_error = lambda request, client_address: None
         except BaseException:
             self.moto.stop()
             raise
