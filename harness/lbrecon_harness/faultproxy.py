@@ -187,12 +187,16 @@ def top_level_members(xml, list_tag):
 class FaultProxy:
     """Runs in a thread of the test process; `stop()` ends it."""
 
-    def __init__(self, upstream, record=None, faithful=False):
+    def __init__(self, upstream, record=None, faithful=False, elb_upstream=None):
         """`record`: a Counter that gets (app, service, operation, table) of every request
         lbrecon sends through this proxy (the suite's record of what lbrecon calls).
-        `faithful`: rewrite moto's answers where they differ from AWS's."""
+        `faithful`: rewrite moto's answers where they differ from AWS's.
+        `elb_upstream`: where ELBv2 requests go instead of `upstream` (a synthetic fleet's
+        endpoint, `synthetic_elb.py`); everything else still goes to `upstream`."""
         self.record = record
         self.faithful = faithful
+        elb = urllib.parse.urlparse(elb_upstream) if elb_upstream else None
+        self.elb_upstream = (elb.hostname, elb.port) if elb else None
         # Load-balancer ids to their ARN kind (`net`, `gwy`, `app`), learnt from moto.
         self.lb_kinds = {}
         parsed = urllib.parse.urlparse(upstream)
@@ -212,6 +216,9 @@ class FaultProxy:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: without TCP_NODELAY each answer
+            # waits out the client's delayed ACK (40 ms).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -517,9 +524,12 @@ class FaultProxy:
                 self._answer(request, rewritten[1])
                 return
             _, body, page = rewritten
-        upstream = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
+        host, port = self.upstream_host, self.upstream_port
+        if self.elb_upstream is not None and service == "elasticloadbalancing":
+            host, port = self.elb_upstream
+        upstream = http.client.HTTPConnection(host, port, timeout=60)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection", "content-length")}
-        headers["Host"] = f"{self.upstream_host}:{self.upstream_port}"
+        headers["Host"] = f"{host}:{port}"
         if body or "Content-Length" in request.headers:
             headers["Content-Length"] = str(len(body))
         try:
