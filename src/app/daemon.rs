@@ -87,14 +87,28 @@ pub fn presence_calls(load_balancers: usize, target_groups: usize) -> u64 {
         + (target_groups as u64).div_ceil(PAGE_SIZE).max(1)
 }
 
+/// Items a page of the state table's scan holds at most.
+const SCAN_PAGE: u64 = crate::aws::dynamodb::SCAN_PAGE_ITEMS as u64;
+
+/// Pages the scan of a state table of `records` items takes: one at least.
+pub fn scan_pages(records: usize) -> u64 {
+    (records as u64).div_ceil(SCAN_PAGE).max(1)
+}
+
+/// How long the presence passes take at the configured rates: `elb_calls` at `elb_rate`, then
+/// `scan_pages` at `scan_rate` (one after the other, as a cycle reads them).
+pub fn presence_time(elb_calls: u64, elb_rate: f64, scan_pages: u64, scan_rate: f64) -> Duration {
+    let seconds = elb_calls as f64 / elb_rate.max(f64::MIN_POSITIVE)
+        + scan_pages as f64 / scan_rate.max(f64::MIN_POSITIVE);
+    Duration::from_secs_f64(seconds.min(1e9))
+}
+
 /// The cadence the presence passes of every target sharing a budget can keep: the interval,
-/// or longer when `presence_calls` (all of them together) need longer at `rate` calls a
-/// second.
-pub fn cadence(interval: Duration, presence_calls: u64, rate: f64) -> Duration {
-    let needed = presence_calls as f64 / rate.max(f64::MIN_POSITIVE);
-    if needed > interval.as_secs_f64() {
+/// or longer when they need longer (`needed`).
+pub fn cadence(interval: Duration, needed: Duration) -> Duration {
+    if needed > interval {
         // In whole tenths of a second, rounded up, so the figure logged is the one kept.
-        Duration::from_secs_f64((needed * 10.0).ceil() / 10.0)
+        Duration::from_secs_f64((needed.as_secs_f64() * 10.0).ceil() / 10.0)
     } else {
         interval
     }
@@ -537,10 +551,16 @@ impl TargetLoop {
             &self.target.name,
             presence_calls(load_balancers, target_groups),
         );
+        let records = presence.records.len();
+        self.dynamodb_bucket
+            .set_presence_cost(&self.target.name, scan_pages(records));
         let (calls, targets) = self.elb_bucket.presence_cost();
+        let (pages, _) = self.dynamodb_bucket.presence_cost();
         let interval = self.config.daemon.interval;
         let rate = self.elb_bucket.rate();
-        let kept = self::cadence(interval, calls, rate);
+        let scan_rate = self.dynamodb_bucket.rate();
+        let needed = presence_time(calls, rate, pages, scan_rate);
+        let kept = self::cadence(interval, needed);
         let now = (kept > interval).then_some(kept);
         if now != *cadence {
             match now {
@@ -548,12 +568,16 @@ impl TargetLoop {
                     target_name = %self.target.name,
                     load_balancers,
                     target_groups,
+                    records,
                     presence_calls = calls,
+                    scan_pages = pages,
                     sharing_targets = targets,
                     elb_requests_per_second = rate,
+                    dynamodb_requests_per_second = scan_rate,
                     interval_seconds = interval.as_secs_f64(),
                     cadence_seconds = kept.as_secs_f64(),
-                    "the presence pass needs {calls} ELB calls a cycle ({load_balancers} load balancers and {target_groups} target groups here, {targets} target(s) sharing the budget); at {rate} calls a second that takes longer than daemon.interval ({}): keeping a cadence of {} instead. Raise aws.elb_requests_per_second to keep the interval",
+                    "the presence pass needs {calls} ELB calls and {pages} scan pages a cycle ({load_balancers} load balancers, {target_groups} target groups and {records} records here, {targets} target(s) sharing the budget); at {rate} ELB and {scan_rate} DynamoDB calls a second that takes {}, longer than daemon.interval ({}): keeping a cadence of {} instead. Raise aws.elb_requests_per_second (or aws.dynamodb_requests_per_second) to keep the interval",
+                    humantime::format_duration(Duration::from_secs_f64(needed.as_secs_f64().ceil())),
                     humantime::format_duration(interval),
                     humantime::format_duration(kept),
                 ),
@@ -614,11 +638,14 @@ impl TargetLoop {
     /// (half as long again, for retries).
     fn presence_deadline(&self) -> Duration {
         let (calls, _) = self.elb_bucket.presence_cost();
-        let needed = calls as f64 / self.elb_bucket.rate().max(f64::MIN_POSITIVE);
-        self.config
-            .daemon
-            .cycle_deadline
-            .max(Duration::from_secs_f64(needed * 1.5))
+        let (pages, _) = self.dynamodb_bucket.presence_cost();
+        let needed = presence_time(
+            calls,
+            self.elb_bucket.rate(),
+            pages,
+            self.dynamodb_bucket.rate(),
+        );
+        self.config.daemon.cycle_deadline.max(needed.mul_f64(1.5))
     }
 
     /// Presence pages (`DescribeLoadBalancers`, `DescribeTargetGroups`) asked so far.
@@ -1037,11 +1064,16 @@ mod tests {
     #[test]
     fn the_cadence_is_the_interval_unless_the_presence_pass_needs_longer() {
         let interval = Duration::from_secs(30);
-        assert_eq!(cadence(interval, 2, 2.0), interval);
-        assert_eq!(cadence(interval, 60, 2.0), interval);
-        // 100,000 load balancers and as many target groups at 2 calls a second: 250 s.
-        assert_eq!(cadence(interval, 500, 2.0), Duration::from_secs(250));
-        assert_eq!(cadence(interval, 61, 2.0), Duration::from_millis(30_500));
+        let at = |calls, pages| cadence(interval, presence_time(calls, 2.0, pages, 25.0));
+        assert_eq!(at(2, 1), interval);
+        assert_eq!(at(58, 25), interval);
+        // 100,000 load balancers and as many target groups at 2 calls a second, 100,000
+        // records at 25 pages a second: 250 s and 16 s.
+        assert_eq!(at(500, scan_pages(100_000)), Duration::from_secs(266));
+        assert_eq!(at(61, 0), Duration::from_millis(30_500));
+        assert_eq!(scan_pages(0), 1);
+        assert_eq!(scan_pages(250), 1);
+        assert_eq!(scan_pages(251), 2);
     }
 
     #[test]
