@@ -3,7 +3,8 @@
 //!
 //! Targets are independent: each has its own loop and clients, so a slow or failing target never
 //! delays another. The first shutdown signal lets every cycle in flight finish (each is bounded
-//! by `daemon.cycle_deadline`), starts no new one, and returns; `main` exits at once on a second.
+//! by its deadline: `daemon.cycle_deadline`, or longer when the fleet's presence pass needs it),
+//! starts no new one, and returns; `main` exits at once on a second.
 
 use std::collections::HashMap;
 use std::future::Future;
