@@ -79,7 +79,7 @@ impl DaemonError {
 const DEEP_CALLS_PER_LOAD_BALANCER: f64 = 6.0;
 
 /// Rows a page of `DescribeLoadBalancers` or `DescribeTargetGroups` holds at most.
-const PAGE_SIZE: u64 = 400;
+const PAGE_SIZE: u64 = crate::aws::elb::PAGE_SIZE as u64;
 
 /// ELB calls the presence pass of a target takes for `load_balancers` and `target_groups`: one
 /// page of each at least (docs/architecture.md#budget).
@@ -812,14 +812,9 @@ impl TargetLoop {
             // A presence pass cut short still says how many pages it needs at least: the next
             // cycle allows for them, and the cadence follows once one pass completes.
             let pages = self.presence_pages().saturating_sub(pages_before);
-            let (known, _) = self.elb_bucket.presence_cost();
-            let own = known.saturating_sub(
-                self.elb_bucket
-                    .presence_cost_of(&target.name)
-                    .unwrap_or_default(),
-            );
             let at_least = pages + 1;
-            if own + at_least > known {
+            let known = self.elb_bucket.presence_cost_of(&target.name);
+            if known.is_none_or(|calls| calls < at_least) {
                 self.elb_bucket.set_presence_cost(&target.name, at_least);
             }
             let throttled = self

@@ -64,17 +64,9 @@ impl Dynamo {
         }
     }
 
-    /// Every item of `table`: a full scan with `ConsistentRead`, every page of at most
+    /// Every item of `table`, a table playing role `role` (as errors name it: "state table",
+    /// "lease table"): a full scan with `ConsistentRead`, every page of at most
     /// [`SCAN_PAGE_ITEMS`] items. A table that does not exist is an error of class `NotFound`.
-    pub async fn scan<T>(
-        &self,
-        table: &str,
-        each: impl FnMut(Item) -> T,
-    ) -> Result<Vec<T>, AwsError> {
-        self.scan_table("state table", table, each).await
-    }
-
-    /// [`Dynamo::scan`] of a table playing role `role` (as errors name it: "lease table").
     pub async fn scan_table<T>(
         &self,
         role: &str,
