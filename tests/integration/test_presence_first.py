@@ -8,6 +8,7 @@ import time
 
 import pytest
 from lbrecon_harness.config import target_config
+from lbrecon_harness.faultproxy import FaultProxy
 from lbrecon_harness.fleet import Fleet, add_web, clients, create_state_table, wait_for
 from lbrecon_harness.metrics import metric
 from lbrecon_harness.moto_server import free_port
@@ -57,6 +58,15 @@ def fleet(moto):
     return fleet
 
 
+@pytest.fixture(params=[False, True], ids=["moto", "aws-faithful"])
+def either_proxy(request, moto):
+    """The fault proxy as moto answers, and in its AWS-faithful mode (AWS's throttle shape, its
+    page sizes and ARN forms)."""
+    server = FaultProxy(moto.endpoint, faithful=request.param)
+    yield server
+    server.stop()
+
+
 def cycles(daemon, outcome):
     return metric(daemon.metrics()[0], "lbrecon_cycles_total", **T, outcome=outcome) or 0
 
@@ -74,7 +84,9 @@ def complete_cycle_times(daemon, seconds):
     return times
 
 
-def test_the_presence_pass_keeps_the_interval_with_a_third_of_elb_calls_throttled(lbrecon, fleet, daemons, proxy):
+def test_the_presence_pass_keeps_the_interval_with_a_third_of_elb_calls_throttled(lbrecon, fleet, daemons,
+                                                                                  either_proxy):
+    proxy = either_proxy
     # Eight load balancers' deep reads need ~50 calls: at the default 2 calls a second, more
     # than the interval's budget many times over. One ELB call in three is throttled.
     proxy.throttle_share("elasticloadbalancing", 3)
@@ -92,7 +104,8 @@ def test_the_presence_pass_keeps_the_interval_with_a_third_of_elb_calls_throttle
     assert throttled >= 1, "the share of throttled calls reached the presence pass"
 
 
-def test_a_deadline_in_the_deep_reads_ends_them_not_the_cycle(lbrecon, fleet, daemons, proxy):
+def test_a_deadline_in_the_deep_reads_ends_them_not_the_cycle(lbrecon, fleet, daemons, either_proxy):
+    proxy = either_proxy
     # Every deep read hangs longer than the cycle's deadline: the presence pass and the guard
     # still finish, every cycle is complete, and a lost record is still seen.
     proxy.fail("DescribeListeners", "delay", times=100_000, delay=6.0)
