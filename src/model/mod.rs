@@ -8,3 +8,4 @@ pub mod live;
 pub mod node;
 pub mod record;
 pub mod schema;
+pub mod stream;
