@@ -858,6 +858,7 @@ mod seams {
             control_table: "lbrecon-control".into(),
             role_arn: None,
             scope: Default::default(),
+            stream: Default::default(),
         }
     }
 

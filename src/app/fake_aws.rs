@@ -717,6 +717,21 @@ impl ElbReads for FakeElb {
         })
     }
 
+    fn live_names(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, AwsError>> + Send {
+        let names = names.to_vec();
+        let keys: Vec<&str> = Vec::new();
+        self.0.elb("DescribeLoadBalancers", &keys, false, move |fleet| {
+            Ok(names
+                .iter()
+                .filter(|name| fleet.load_balancers.iter().any(|lb| &lb.name == *name))
+                .cloned()
+                .collect())
+        })
+    }
+
     fn calls(&self) -> Calls {
         self.0.state().calls.get(ELB).cloned().unwrap_or_default()
     }

@@ -1,7 +1,7 @@
 //! The ELBv2 reader: every Describe call lbrecon makes, with pagination and batching done
 //! here, answers mapped into [`crate::model::live`] types.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticloadbalancingv2 as elbv2;
 use elbv2::types::{Action, Listener, LoadBalancer, Rule, RuleCondition, TargetGroup};
@@ -385,6 +385,45 @@ impl Elb {
             tags.insert(arn.to_string(), map);
         }
         Ok(tags)
+    }
+
+    /// Which of `names` are live load balancers now: `DescribeLoadBalancers` by name, 20 names
+    /// a call (a presence request: ahead of every deep read). AWS fails the whole call with
+    /// `LoadBalancerNotFound` when one name of it is gone; [`narrow_tags`] finds which.
+    pub async fn live_names(&self, names: &[String]) -> Result<BTreeSet<String>, AwsError> {
+        const OP: &str = "DescribeLoadBalancers";
+        let mut live = BTreeSet::new();
+        for batch in names.chunks(TAGS_PER_CALL) {
+            let answers = narrow_tags(batch.to_vec(), |names: Vec<String>, again| async move {
+                let request = || {
+                    self.client
+                        .describe_load_balancers()
+                        .set_names(Some(names.clone()))
+                        .send()
+                };
+                let out = if again {
+                    self.api.call_again(OP, request).await?
+                } else {
+                    self.api.call(OP, request).await?
+                };
+                Ok(out
+                    .load_balancers()
+                    .iter()
+                    .filter_map(|lb| lb.load_balancer_name())
+                    .map(|name| (name.to_string(), true))
+                    .collect::<BTreeMap<String, bool>>())
+            })
+            .await;
+            for (name, answer) in answers {
+                match answer? {
+                    Tagged::Tags(true) => {
+                        live.insert(name);
+                    }
+                    Tagged::Tags(false) | Tagged::Gone => {}
+                }
+            }
+        }
+        Ok(live)
     }
 
     /// The targets registered in a target group, as `{id, port}`.

@@ -12,6 +12,7 @@ pub mod gate;
 pub mod pages;
 pub mod reads;
 pub mod s3;
+pub mod streams;
 pub mod sts;
 
 use std::collections::BTreeMap;
@@ -146,6 +147,8 @@ pub const THROTTLING_CODES: &[&str] = &[
     "RequestThrottled",
     "RequestThrottledException",
     "SlowDown",
+    // DynamoDB Streams: too many GetRecords calls on a shard.
+    "LimitExceededException",
 ];
 
 const ACCESS_DENIED_CODES: &[&str] = &[

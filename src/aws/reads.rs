@@ -6,7 +6,7 @@
 //! Each method returns a future that is `Send`, so a caller generic over these traits can
 //! still be spawned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use serde_json::Value;
@@ -75,6 +75,12 @@ pub trait ElbReads: Send + Sync {
         &self,
         target_group_arn: &str,
     ) -> impl Future<Output = Result<Vec<Value>, AwsError>> + Send;
+
+    /// Which of `names` are live load balancers now (`DescribeLoadBalancers` by name).
+    fn live_names(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<BTreeSet<String>, AwsError>> + Send;
 
     /// Requests sent, per operation.
     fn calls(&self) -> Calls;
@@ -164,6 +170,13 @@ impl ElbReads for Elb {
         target_group_arn: &str,
     ) -> impl Future<Output = Result<Vec<Value>, AwsError>> + Send {
         Elb::targets(self, target_group_arn)
+    }
+
+    fn live_names(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<BTreeSet<String>, AwsError>> + Send {
+        Elb::live_names(self, names)
     }
 
     fn calls(&self) -> Calls {

@@ -79,6 +79,17 @@ impl StreamRecord {
     }
 }
 
+/// One shard of a stream, as `DescribeStream` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    pub id: String,
+    /// The shard it was split from; read after it.
+    pub parent: Option<String>,
+    pub starting_sequence: Option<String>,
+    /// Set once the shard is closed: nothing is written to it after this record.
+    pub ending_sequence: Option<String>,
+}
+
 /// A stretch of time the journal may lack records for: the checkpoint was older than the
 /// stream's trim horizon, an iterator could not be had, or a shard was not read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

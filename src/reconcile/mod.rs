@@ -5,6 +5,7 @@
 pub mod diff;
 pub mod guard;
 pub mod ignore;
+pub mod lineage;
 pub mod protection;
 pub mod report;
 pub mod scope;

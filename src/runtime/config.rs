@@ -108,6 +108,18 @@ pub struct TargetConfig {
     /// region by default.
     #[serde(default)]
     pub scope: ScopeConfig,
+    /// Whether to tail the state table's stream (docs/architecture.md#stream).
+    #[serde(default)]
+    pub stream: StreamMode,
+}
+
+/// `targets[].stream`: use the state table's stream when it has one, or never.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamMode {
+    #[default]
+    Auto,
+    Off,
 }
 
 pub use crate::reconcile::ignore::IgnoreConfig;
