@@ -313,6 +313,48 @@ impl<S: AutoScalingCalls, D: ControlTableCalls> Enforcer<'_, S, D> {
         Ok(outcome)
     }
 
+    /// The guard's step on what the stream saw (docs/architecture.md#stream): `observation` is
+    /// the last complete cycle's, with the losses the stream confirmed and the records it saw
+    /// written back. A mass loss trips at once; while paused, a load balancer whose record
+    /// was written back leaves `missing` at once. Nothing else: the threshold, the quarantine,
+    /// resume and acknowledgement wait for complete cycles.
+    pub async fn after_stream(
+        &self,
+        presence: &PresenceView<'_>,
+        observation: &Observation,
+        control: &mut ControlItem,
+        high_water: Option<HighWater>,
+        written_back: &BTreeSet<String>,
+    ) -> Result<GuardOutcome, AwsError> {
+        let mut outcome = GuardOutcome::default();
+        if let Some(claim) = self.blocking_claim(control) {
+            outcome.waited_for = Some(claim.clone());
+            return Ok(outcome);
+        }
+        let step = self.step(control, Some(observation), high_water, &Command::Stream);
+        match step.action {
+            Action::Trip(trip) => {
+                let scope = scope(presence, &step.missing);
+                self.pause(
+                    control,
+                    &trip.reason(),
+                    GUARD_ACTOR,
+                    &step.missing,
+                    &scope,
+                    "trip",
+                )
+                .await?;
+                outcome.tripped = Some(trip);
+            }
+            _ if control.paused && control.missing.iter().any(|n| written_back.contains(n)) => {
+                control.missing.retain(|name| !written_back.contains(name));
+                self.store.save(control).await?;
+            }
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
     /// While paused: finishes steps written ahead and not done (a crash or a deadline cut them
     /// short), retries pausers that failed, checks the others are still in effect (reporting,
     /// never re-applying, what a person undid), and extends an `affected` autoscaling pause to

@@ -556,6 +556,67 @@ impl<D: ControlTableCalls> ControlStore<'_, D> {
         Ok(Some(HighWater { time, names }))
     }
 
+    fn stream_key(&self) -> String {
+        format!("{}#stream", self.target)
+    }
+
+    /// Reads how far the state table's stream was read and journaled, if it ever was.
+    pub async fn load_stream_checkpoint(&self) -> Result<Option<StreamCheckpoint>, AwsError> {
+        let Some(item) = self
+            .dynamodb
+            .get(self.table, KEY_ATTRIBUTE, &self.stream_key())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s()).unwrap_or_default();
+        let shards = serde_json::from_str(text("shards")).map_err(|err| {
+            AwsError::unexpected(
+                "dynamodb",
+                "GetItem",
+                format!(
+                    "table {}: the stream checkpoint of target {} is not readable ({err}); delete the item {} to read the stream again from its trim horizon",
+                    self.table,
+                    self.target,
+                    self.stream_key()
+                ),
+            )
+        })?;
+        let time = match item.get("time") {
+            Some(AttrValue::N(n)) => n.parse().unwrap_or(0),
+            _ => 0,
+        };
+        Ok(Some(StreamCheckpoint {
+            stream_arn: text("stream_arn").to_string(),
+            shards,
+            time_millis: time,
+        }))
+    }
+
+    /// Writes the stream's checkpoint: under a lease, only while it is held, and conditional
+    /// on it, so a replica that lost the lease never moves the new leader's checkpoint.
+    pub async fn save_stream_checkpoint(
+        &self,
+        checkpoint: &StreamCheckpoint,
+    ) -> Result<(), AwsError> {
+        let shards = serde_json::to_string(&checkpoint.shards).expect("checkpoints serialize");
+        let item: Item = [
+            (KEY_ATTRIBUTE.to_string(), AttrValue::S(self.stream_key())),
+            (
+                "stream_arn".to_string(),
+                AttrValue::S(checkpoint.stream_arn.clone()),
+            ),
+            ("shards".to_string(), AttrValue::S(shards)),
+            (
+                "time".to_string(),
+                AttrValue::N(checkpoint.time_millis.to_string()),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        self.put(&item, None).await
+    }
+
     /// Writes the high-water mark (only the leader writes it; last writer wins).
     pub async fn save_high_water(&self, high_water: &HighWater) -> Result<(), AwsError> {
         let item: Item = [
@@ -576,6 +637,16 @@ impl<D: ControlTableCalls> ControlStore<'_, D> {
         .collect();
         self.put(&item, None).await
     }
+}
+
+/// How far the state table's stream was read and journaled (docs/architecture.md#stream).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamCheckpoint {
+    /// The stream it is for: a stream disabled and enabled again is a new one.
+    pub stream_arn: String,
+    pub shards: crate::reconcile::lineage::Checkpoints,
+    /// Until when the journal is whole (Unix milliseconds): the last seal.
+    pub time_millis: i64,
 }
 
 /// Reads the control item of `target` for a view. A control table that does not exist is not

@@ -19,6 +19,22 @@ pub fn rfc3339(seconds: i64) -> Option<String> {
         .ok()
 }
 
+/// The current time, Unix milliseconds.
+pub fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Unix milliseconds as RFC 3339 (UTC) to the millisecond; empty when out of range.
+pub fn rfc3339_millis(millis: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Serde support for durations written as strings such as `"30s"` or `"5m"`.
 pub mod humantime_serde {
     use std::time::Duration;

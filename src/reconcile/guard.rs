@@ -293,6 +293,11 @@ pub enum Command {
     Pause { by: String },
     /// `lbrecon resume`, with `--force` or without.
     Resume { force: bool },
+    /// The stream saw records of live load balancers removed or emptied, confirmed live since:
+    /// the observation is the last complete cycle's with the stream's changes applied. Only a
+    /// mass loss trips here; nothing else moves (the threshold, the quarantine, resume and
+    /// acknowledgement wait for complete cycles).
+    Stream,
 }
 
 /// What the code that carries out the guard's decision must do. It decides nothing itself.
@@ -390,6 +395,22 @@ pub fn step(
                 missing: decision.missing,
                 eligible: decision.eligible,
                 action,
+            }
+        }
+        Command::Stream => {
+            let (missing, eligible) = observed_missing(observation, config);
+            let trip = observation
+                .filter(|_| !pause.paused && !pause.flag_cleared_by_hand)
+                .and_then(|observation| {
+                    decide(observation, state, config, false, false)
+                        .trip
+                        .filter(|trip| matches!(trip, Trip::MassLoss { .. }))
+                });
+            Step {
+                state: state.clone(),
+                missing,
+                eligible,
+                action: trip.map_or(Action::Nothing, Action::Trip),
             }
         }
         Command::Pause { .. } => {
@@ -1106,6 +1127,57 @@ mod tests {
         // The full fleet of a hundred, confirmed a minute ago.
         let marked = || GuardState::default().high_water_at(NOW - 60, names(0..100));
         vec![
+            // Stream.
+            row(
+                "the stream's mass loss trips at once and moves nothing else",
+                Some(fleet(100, &span(0, 30))),
+                marked().confirmed(1).clean(2),
+                running(),
+                Command::Stream,
+                Action::Trip(Trip::MassLoss {
+                    gone: 30,
+                    high_water: 100,
+                }),
+            )
+            .unchanged(),
+            row(
+                "the stream never takes the threshold path",
+                Some(fleet(100, &[1, 2, 3, 4, 5, 6])),
+                marked().confirmed(1),
+                running(),
+                Command::Stream,
+                Action::Nothing,
+            )
+            .missing(six())
+            .unchanged(),
+            row(
+                "the stream does nothing while paused, nor resumes",
+                Some(fleet(100, &[])),
+                marked().clean(5),
+                paused_by_guard(),
+                Command::Stream,
+                Action::Nothing,
+            )
+            .config(|c| c.auto_resume_after = Some(1))
+            .unchanged(),
+            row(
+                "the stream does not pause again what a person un-paused",
+                Some(fleet(100, &span(0, 30))),
+                marked(),
+                running().flag_cleared(),
+                Command::Stream,
+                Action::Nothing,
+            )
+            .unchanged(),
+            row(
+                "the stream without an observation does nothing",
+                None,
+                marked(),
+                running(),
+                Command::Stream,
+                Action::Nothing,
+            )
+            .unchanged(),
             // Cycle.
             row(
                 "an incomplete cycle changes nothing",

@@ -31,6 +31,10 @@ pub const QUARANTINED_LOAD_BALANCERS: &str = "lbrecon_quarantined_load_balancers
 pub const STATE_TABLE_PROTECTION: &str = "lbrecon_state_table_protection";
 pub const PAUSE_UNDONE_TOTAL: &str = "lbrecon_pause_undone_total";
 pub const PAUSER_FAILURES_TOTAL: &str = "lbrecon_pauser_failures_total";
+pub const STREAM_RECORDS_TOTAL: &str = "lbrecon_stream_records_total";
+pub const STREAM_LAG_SECONDS: &str = "lbrecon_stream_lag_seconds";
+pub const JOURNAL_LAST_TIMESTAMP_SECONDS: &str = "lbrecon_journal_last_timestamp_seconds";
+pub const RECOVERY_CHECK_MISMATCHES: &str = "lbrecon_recovery_check_mismatches";
 pub const BUILD_INFO: &str = "lbrecon_build_info";
 
 const CYCLE_BUCKETS: &[f64] = &[
@@ -124,7 +128,77 @@ pub fn describe() {
         LAST_SNAPSHOT_TIMESTAMP_SECONDS,
         "Unix time of the last snapshot of the state table written."
     );
+    describe_counter!(
+        STREAM_RECORDS_TOTAL,
+        "Records read from the state table's stream, by event (INSERT, MODIFY, REMOVE)."
+    );
+    describe_gauge!(
+        STREAM_LAG_SECONDS,
+        "Now minus the creation time of the newest stream record read, or of the last time the stream was read to its end; 0 when caught up."
+    );
+    describe_gauge!(
+        JOURNAL_LAST_TIMESTAMP_SECONDS,
+        "Unix time of the newest stream record in the journal."
+    );
+    describe_gauge!(
+        RECOVERY_CHECK_MISMATCHES,
+        "Items on which the last snapshot plus the journal disagree with the last scan."
+    );
     describe_gauge!(BUILD_INFO, "1, labelled with lbrecon's version.");
+}
+
+/// Records were read from the stream.
+pub fn stream_records(target: &str, event: &'static str, count: u64) {
+    counter!(STREAM_RECORDS_TOTAL, "target" => target.to_string(), "event" => event)
+        .increment(count);
+}
+
+/// How far behind the stream's reading is, in seconds (0: caught up).
+pub fn stream_lag(target: &str, seconds: f64) {
+    gauge!(STREAM_LAG_SECONDS, "target" => target.to_string()).set(seconds.max(0.0));
+}
+
+/// The stream cannot be read: it costs speed only, the cycle stays the source of truth.
+pub fn stream_failed(target: &str, error: &str) {
+    tracing::warn!(
+        target_name = target,
+        error,
+        "the state table's stream cannot be read: losses are seen by the cycle alone until it can"
+    );
+}
+
+/// A journal segment was sealed and written.
+pub fn journal_written(target: &str, location: &str, records: usize, newest_millis: Option<i64>) {
+    if let Some(millis) = newest_millis {
+        gauge!(JOURNAL_LAST_TIMESTAMP_SECONDS, "target" => target.to_string())
+            .set(millis as f64 / 1000.0);
+    }
+    tracing::debug!(target_name = target, location, records, "journal segment written");
+}
+
+/// A gap was recorded in the journal: changes in it may be missing from it.
+pub fn journal_gap(target: &str, reason: &str, from_millis: i64, to_millis: i64) {
+    tracing::error!(
+        target_name = target,
+        reason,
+        from = %crate::model::clock::rfc3339_millis(from_millis),
+        to = %crate::model::clock::rfc3339_millis(to_millis),
+        "a gap in the journal: restore to an instant inside it needs --allow-gap"
+    );
+}
+
+/// The recovery check ran: the last snapshot plus the journal, replayed, against the scan.
+pub fn recovery_check(target: &str, mismatches: &[String]) {
+    gauge!(RECOVERY_CHECK_MISMATCHES, "target" => target.to_string())
+        .set(mismatches.len() as f64);
+    if !mismatches.is_empty() {
+        tracing::error!(
+            target_name = target,
+            mismatches = mismatches.len(),
+            items = %mismatches.iter().take(20).cloned().collect::<Vec<_>>().join("; "),
+            "the recovery check failed: the last snapshot plus the journal do not give the table as scanned"
+        );
+    }
 }
 
 /// The daemon starts for a target.
