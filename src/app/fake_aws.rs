@@ -723,13 +723,14 @@ impl ElbReads for FakeElb {
     ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, AwsError>> + Send {
         let names = names.to_vec();
         let keys: Vec<&str> = Vec::new();
-        self.0.elb("DescribeLoadBalancers", &keys, false, move |fleet| {
-            Ok(names
-                .iter()
-                .filter(|name| fleet.load_balancers.iter().any(|lb| &lb.name == *name))
-                .cloned()
-                .collect())
-        })
+        self.0
+            .elb("DescribeLoadBalancers", &keys, false, move |fleet| {
+                Ok(names
+                    .iter()
+                    .filter(|name| fleet.load_balancers.iter().any(|lb| &lb.name == *name))
+                    .cloned()
+                    .collect())
+            })
     }
 
     fn calls(&self) -> Calls {

@@ -9,3 +9,4 @@ pub mod daemon;
 mod fake_aws;
 pub mod http;
 pub mod reader;
+pub mod stream;

@@ -206,15 +206,13 @@ impl StreamReads for Streams {
             })
             .await
             .map_err(|err| for_shard(err, shard))?;
-        out.shard_iterator()
-            .map(str::to_string)
-            .ok_or_else(|| {
-                AwsError::unexpected(
-                    SERVICE,
-                    OP,
-                    format!("no ShardIterator in the answer for shard {shard}"),
-                )
-            })
+        out.shard_iterator().map(str::to_string).ok_or_else(|| {
+            AwsError::unexpected(
+                SERVICE,
+                OP,
+                format!("no ShardIterator in the answer for shard {shard}"),
+            )
+        })
     }
 
     async fn records(&self, shard: &str, iterator: &str) -> Result<Batch, AwsError> {
@@ -265,7 +263,9 @@ fn stream_record(shard: &str, record: &streams::types::Record) -> Result<StreamR
         .event_name()
         .and_then(|name| StreamEvent::parse(name.as_str()))
         .ok_or("a record without a known eventName")?;
-    let data = record.dynamodb().ok_or("a record without its dynamodb part")?;
+    let data = record
+        .dynamodb()
+        .ok_or("a record without its dynamodb part")?;
     let sequence = data
         .sequence_number()
         .ok_or("a record without SequenceNumber")?
@@ -274,9 +274,8 @@ fn stream_record(shard: &str, record: &streams::types::Record) -> Result<StreamR
         .approximate_creation_date_time()
         .map(|at| at.to_millis().unwrap_or(0))
         .unwrap_or(0);
-    let image = |image: Option<&HashMap<String, AttributeValue>>| {
-        image.map(from_stream_item).transpose()
-    };
+    let image =
+        |image: Option<&HashMap<String, AttributeValue>>| image.map(from_stream_item).transpose();
     Ok(StreamRecord {
         shard: shard.to_string(),
         sequence,

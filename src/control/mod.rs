@@ -8,7 +8,7 @@
 
 pub mod enforce;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 pub mod lease;
 pub mod lease_table;
 pub mod pause;

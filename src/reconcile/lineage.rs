@@ -73,10 +73,7 @@ pub fn plan(shards: &[Shard], checkpoints: &Checkpoints) -> Plan {
         if !parent_done {
             continue;
         }
-        let start = match checkpoints
-            .get(&shard.id)
-            .and_then(|c| c.sequence.clone())
-        {
+        let start = match checkpoints.get(&shard.id).and_then(|c| c.sequence.clone()) {
             Some(sequence) => Start::After(sequence),
             None => Start::TrimHorizon,
         };
@@ -177,11 +174,8 @@ mod tests {
             shard("c1", Some("p"), false),
             shard("c2", Some("p"), false),
         ];
-        let checkpoints: Checkpoints = [
-            ("p".to_string(), done()),
-            ("c1".to_string(), at("250")),
-        ]
-        .into();
+        let checkpoints: Checkpoints =
+            [("p".to_string(), done()), ("c1".to_string(), at("250"))].into();
         let plan = plan(&shards, &checkpoints);
         assert_eq!(
             plan.read,
@@ -211,7 +205,11 @@ mod tests {
         let checkpoints: Checkpoints = [("p".to_string(), done())].into();
         assert!(super::plan(&shards, &checkpoints).orphaned.is_empty());
         // Nor is one never ours: the first read of a stream.
-        assert!(super::plan(&shards, &Checkpoints::new()).orphaned.is_empty());
+        assert!(
+            super::plan(&shards, &Checkpoints::new())
+                .orphaned
+                .is_empty()
+        );
     }
 
     #[test]

@@ -173,7 +173,12 @@ pub fn journal_written(target: &str, location: &str, records: usize, newest_mill
         gauge!(JOURNAL_LAST_TIMESTAMP_SECONDS, "target" => target.to_string())
             .set(millis as f64 / 1000.0);
     }
-    tracing::debug!(target_name = target, location, records, "journal segment written");
+    tracing::debug!(
+        target_name = target,
+        location,
+        records,
+        "journal segment written"
+    );
 }
 
 /// A gap was recorded in the journal: changes in it may be missing from it.
@@ -189,8 +194,7 @@ pub fn journal_gap(target: &str, reason: &str, from_millis: i64, to_millis: i64)
 
 /// The recovery check ran: the last snapshot plus the journal, replayed, against the scan.
 pub fn recovery_check(target: &str, mismatches: &[String]) {
-    gauge!(RECOVERY_CHECK_MISMATCHES, "target" => target.to_string())
-        .set(mismatches.len() as f64);
+    gauge!(RECOVERY_CHECK_MISMATCHES, "target" => target.to_string()).set(mismatches.len() as f64);
     if !mismatches.is_empty() {
         tracing::error!(
             target_name = target,

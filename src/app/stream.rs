@@ -1,0 +1,1281 @@
+//! Tailing the state table's stream (docs/architecture.md#stream): every shard, parents before
+//! children, from the checkpoint; every record into the journal; a loss of live load balancers'
+//! records confirmed and handed to the guard at once.
+//!
+//! The stream only ever adds speed. A stream that cannot be read (throttled, denied, an
+//! iterator expired, data trimmed) is logged and exported and costs nothing else: the periodic
+//! cycle stays the source of truth, and nothing here resumes, acknowledges or clears a pause.
+//!
+//! Nothing is checkpointed before it is journaled: records are sealed into a segment first,
+//! then the checkpoint moves, under the lease's fence. A replica that dies between the two
+//! leaves records the next leader reads again; it skips those the newest segment already holds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::aws::AwsError;
+use crate::aws::control_calls::{AutoScalingCalls, ControlTableCalls};
+use crate::aws::reads::ElbReads;
+use crate::aws::streams::{EXPIRED_ITERATOR, Position, StreamReads, TRIMMED_DATA};
+use crate::control::enforce::{Enforcer, PresenceView};
+use crate::control::lease::Lease;
+use crate::control::{ControlStore, Loaded, StreamCheckpoint};
+use crate::model::clock::now_millis;
+use crate::model::live::{LiveLoadBalancer, LiveTargetGroup};
+use crate::model::record::{Record, RecordRules};
+use crate::model::stream::{Gap, Shard, StreamRecord, cmp_sequence};
+use crate::reconcile::guard::Observation;
+use crate::reconcile::lineage::{self, Checkpoints, Start};
+use crate::runtime::config::GuardConfig;
+use crate::runtime::telemetry;
+
+/// How often an idle shard is asked for records.
+pub const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long read records wait before they are sealed into a segment (and checkpointed).
+pub const SEAL_EVERY: Duration = Duration::from_secs(10);
+/// A segment is sealed once it holds this many records, whatever its age.
+pub const SEAL_RECORDS: usize = 5000;
+/// An idle stream still seals an empty segment this often, so the journal says it is whole
+/// up to then.
+pub const HEARTBEAT: Duration = Duration::from_secs(300);
+/// How often the shards are listed again (a split adds children).
+pub const DESCRIBE_EVERY: Duration = Duration::from_secs(60);
+/// How long the reading waits after a failure before it tries again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// What a sealed segment holds, for the journal to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sealed {
+    /// The span the reading covered (Unix milliseconds): from the previous seal to this one.
+    pub from_millis: i64,
+    pub to_millis: i64,
+    /// Every shard's last sequence number journaled, this segment's records included.
+    pub positions: BTreeMap<String, String>,
+    pub gaps: Vec<Gap>,
+    pub records: Vec<StreamRecord>,
+}
+
+/// Where sealed segments go: the target's journal in the snapshot store.
+pub trait JournalSink: Send + Sync {
+    /// Stores one sealed segment; answers where.
+    fn seal(&self, segment: Sealed) -> impl Future<Output = Result<String, String>> + Send;
+
+    /// The positions the newest stored segment holds, by shard (none without a journal).
+    fn positions(&self) -> impl Future<Output = Result<BTreeMap<String, String>, String>> + Send;
+}
+
+/// What the stream's detection compares with: the last complete presence pass, in scope.
+#[derive(Debug, Clone, Default)]
+pub struct Basis {
+    /// When that presence pass started (Unix milliseconds).
+    pub read_at_millis: i64,
+    pub load_balancers: Vec<LiveLoadBalancer>,
+    pub target_groups: Vec<LiveTargetGroup>,
+    /// Names with a valid record then.
+    pub records: BTreeSet<String>,
+}
+
+impl Basis {
+    /// The basis of a complete presence pass: only what the guard needs of it.
+    pub fn of(
+        read_at_millis: i64,
+        load_balancers: &[LiveLoadBalancer],
+        target_groups: &[LiveTargetGroup],
+        records: BTreeSet<String>,
+    ) -> Basis {
+        Basis {
+            read_at_millis,
+            load_balancers: load_balancers
+                .iter()
+                .map(|lb| LiveLoadBalancer {
+                    arn: lb.arn.clone(),
+                    name: lb.name.clone(),
+                    created_time: lb.created_time,
+                    fields: Default::default(),
+                })
+                .collect(),
+            target_groups: target_groups
+                .iter()
+                .map(|group| LiveTargetGroup {
+                    arn: group.arn.clone(),
+                    name: group.name.clone(),
+                    load_balancer_arns: group.load_balancer_arns.clone(),
+                    fields: Default::default(),
+                })
+                .collect(),
+            records,
+        }
+    }
+}
+
+/// The basis as the daemon's cycle last set it.
+pub type SharedBasis = Arc<Mutex<Option<Arc<Basis>>>>;
+
+/// One stream record's meaning for the guard.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Change {
+    /// The item is a valid record after it.
+    valid: bool,
+    created_millis: i64,
+}
+
+/// How one shard is being read.
+#[derive(Debug, Clone)]
+struct ShardRead {
+    iterator: Option<String>,
+    /// Where a new iterator starts: after the last record read, or the plan's start.
+    start: Start,
+    due: Instant,
+}
+
+/// What the tailer carries between rounds.
+#[derive(Debug, Default)]
+pub struct TailState {
+    shards: Vec<Shard>,
+    described: Option<Instant>,
+    /// Journaled: what the checkpoint says.
+    journaled: Checkpoints,
+    /// Read, journaled or not.
+    read: Checkpoints,
+    reading: HashMap<String, ShardRead>,
+    pending: Vec<StreamRecord>,
+    pending_gaps: Vec<Gap>,
+    pending_since: Option<Instant>,
+    /// The end of the journal's last segment (Unix milliseconds).
+    sealed_millis: i64,
+    last_written: Option<Instant>,
+    /// Per name, what the stream last said of it since the basis was read.
+    changes: BTreeMap<String, Change>,
+    /// Names the stream removed or emptied whose load balancers were confirmed live.
+    confirmed: BTreeSet<String>,
+    basis_at: i64,
+    /// When the reading was last at the end of every shard (Unix milliseconds).
+    caught_up_millis: i64,
+    newest_millis: i64,
+}
+
+/// What one round of reading did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Round {
+    pub records: usize,
+    /// Every readable shard was read to its end.
+    pub caught_up: bool,
+}
+
+/// Tails one target's stream. Owned, so the daemon can spawn it.
+pub struct Tailer<S, E, J, D, A> {
+    pub target: String,
+    pub stream_arn: String,
+    pub streams: S,
+    pub elb: E,
+    pub journal: J,
+    pub control: Arc<D>,
+    pub control_table: String,
+    pub lease: Option<Arc<Lease>>,
+    pub autoscaling: Arc<A>,
+    pub guard: GuardConfig,
+    pub rules: RecordRules,
+    pub basis: SharedBasis,
+    /// Until when the journal is whole (Unix milliseconds), for the recovery check.
+    pub sealed: watch::Sender<i64>,
+}
+
+impl<S, E, J, D, A> Tailer<S, E, J, D, A>
+where
+    S: StreamReads,
+    E: ElbReads,
+    J: JournalSink,
+    D: ControlTableCalls,
+    A: AutoScalingCalls,
+{
+    fn store(&self) -> ControlStore<'_, D> {
+        ControlStore {
+            dynamodb: &*self.control,
+            table: &self.control_table,
+            target: &self.target,
+            lease: self.lease.as_deref(),
+        }
+    }
+
+    /// Reads the checkpoint (and the journal's newest positions, which a replica that died
+    /// between sealing and checkpointing left ahead of it) and lists the shards.
+    pub async fn start(&self) -> Result<TailState, AwsError> {
+        let mut state = TailState::default();
+        let now = now_millis();
+        match self.store().load_stream_checkpoint().await? {
+            Some(checkpoint) if checkpoint.stream_arn == self.stream_arn => {
+                state.journaled = checkpoint.shards;
+                state.sealed_millis = checkpoint.time_millis;
+            }
+            Some(checkpoint) => {
+                // The stream was disabled and enabled again: what happened between is not in
+                // any stream lbrecon can read.
+                let gap = Gap {
+                    shard: None,
+                    from_millis: checkpoint.time_millis,
+                    to_millis: now,
+                    reason: format!(
+                        "the state table's stream changed (from {} to {}): changes between are not in the journal",
+                        checkpoint.stream_arn, self.stream_arn
+                    ),
+                };
+                telemetry::journal_gap(&self.target, &gap.reason, gap.from_millis, gap.to_millis);
+                state.pending_gaps.push(gap);
+                state.sealed_millis = now;
+            }
+            None => state.sealed_millis = now,
+        }
+        match self.journal.positions().await {
+            Ok(positions) => {
+                for (shard, sequence) in positions {
+                    let checkpoint = state.journaled.entry(shard).or_default();
+                    let behind = checkpoint
+                        .sequence
+                        .as_deref()
+                        .is_none_or(|at| cmp_sequence(at, &sequence) == std::cmp::Ordering::Less);
+                    if behind && !checkpoint.finished {
+                        checkpoint.sequence = Some(sequence);
+                    }
+                }
+            }
+            Err(err) => {
+                return Err(AwsError::unexpected(
+                    "dynamodb",
+                    "GetRecords",
+                    format!(
+                        "the journal cannot be read ({err}): the stream is not read until it can, so nothing is journaled twice"
+                    ),
+                ));
+            }
+        }
+        state.read = state.journaled.clone();
+        state.caught_up_millis = now;
+        Ok(state)
+    }
+
+    /// Lists the shards again when due, and plans which to read from where.
+    async fn describe(&self, state: &mut TailState) -> Result<(), AwsError> {
+        if state
+            .described
+            .is_some_and(|at| at.elapsed() < DESCRIBE_EVERY)
+        {
+            return Ok(());
+        }
+        let description = self.streams.describe(&self.stream_arn).await?;
+        state.shards = description.shards;
+        state.described = Some(Instant::now());
+        let plan = lineage::plan(&state.shards, &state.read);
+        for shard in plan.orphaned {
+            let gap = Gap {
+                shard: Some(shard.clone()),
+                from_millis: state.sealed_millis,
+                to_millis: now_millis(),
+                reason: format!(
+                    "the parent of shard {shard} was trimmed before it was read to its end"
+                ),
+            };
+            telemetry::journal_gap(&self.target, &gap.reason, gap.from_millis, gap.to_millis);
+            state.pending_gaps.push(gap);
+            // Recorded once: the parent no longer holds its children back.
+            if let Some(parent) = state
+                .shards
+                .iter()
+                .find(|s| s.id == shard)
+                .and_then(|s| s.parent.clone())
+            {
+                state.read.entry(parent).or_default().finished = true;
+            }
+        }
+        let plan = lineage::plan(&state.shards, &state.read);
+        let now = Instant::now();
+        for (shard, start) in plan.read {
+            state.reading.entry(shard).or_insert(ShardRead {
+                iterator: None,
+                start,
+                due: now,
+            });
+        }
+        Ok(())
+    }
+
+    /// One round: every shard that is due is asked once for its next records.
+    pub async fn round(
+        &self,
+        state: &mut TailState,
+    ) -> Result<(Round, Vec<StreamRecord>), AwsError> {
+        self.describe(state).await?;
+        let now = Instant::now();
+        let mut round = Round {
+            records: 0,
+            caught_up: true,
+        };
+        let mut read = Vec::new();
+        let due: Vec<String> = state
+            .reading
+            .iter()
+            .filter(|(_, shard)| shard.due <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let batch = self.read_shard(state, &id).await?;
+            if !batch.is_empty() {
+                round.caught_up = false;
+            }
+            round.records += batch.len();
+            read.extend(batch);
+        }
+        if read.is_empty() && state.reading.values().any(|shard| shard.iterator.is_none()) {
+            round.caught_up = false;
+        }
+        Ok((round, read))
+    }
+
+    /// Reads one shard once: an iterator from where it stands (a new one after expiry; from the
+    /// trim horizon, with a gap recorded, when its position was trimmed), then `GetRecords`.
+    async fn read_shard(
+        &self,
+        state: &mut TailState,
+        id: &str,
+    ) -> Result<Vec<StreamRecord>, AwsError> {
+        let Some(shard) = state.reading.get(id).cloned() else {
+            return Ok(Vec::new());
+        };
+        let iterator = match shard.iterator {
+            Some(iterator) => iterator,
+            None => {
+                let position = match &shard.start {
+                    Start::TrimHorizon => Position::TrimHorizon,
+                    Start::After(sequence) => Position::After(sequence.clone()),
+                };
+                match self.streams.iterator(&self.stream_arn, id, &position).await {
+                    Ok(iterator) => iterator,
+                    Err(err) if err.code.as_deref() == Some(TRIMMED_DATA) => {
+                        self.trimmed(state, id);
+                        return Ok(Vec::new());
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        };
+        let batch = match self.streams.records(id, &iterator).await {
+            Ok(batch) => batch,
+            Err(err) if err.code.as_deref() == Some(EXPIRED_ITERATOR) => {
+                // An iterator lives 15 minutes: a new one from the last record read.
+                if let Some(shard) = state.reading.get_mut(id) {
+                    shard.iterator = None;
+                }
+                return Ok(Vec::new());
+            }
+            Err(err) if err.code.as_deref() == Some(TRIMMED_DATA) => {
+                self.trimmed(state, id);
+                return Ok(Vec::new());
+            }
+            Err(err) => return Err(err),
+        };
+        let records = batch.records;
+        let closed = batch.next.is_none();
+        let reading = state.reading.get_mut(id).expect("read above");
+        reading.iterator = batch.next;
+        reading.due = if records.is_empty() {
+            Instant::now() + IDLE_POLL
+        } else {
+            Instant::now()
+        };
+        let checkpoint = state.read.entry(id.to_string()).or_default();
+        if let Some(last) = records.last() {
+            checkpoint.sequence = Some(last.sequence.clone());
+            reading.start = Start::After(last.sequence.clone());
+        }
+        if closed {
+            // Read to its end: its children may start (listed at once).
+            checkpoint.finished = true;
+            state.reading.remove(id);
+            state.described = None;
+        }
+        Ok(records)
+    }
+
+    /// The shard's position is older than the stream's trim horizon: the records between are
+    /// gone. Recorded as a gap; the shard is read again from its trim horizon.
+    fn trimmed(&self, state: &mut TailState, id: &str) {
+        let gap = Gap {
+            shard: Some(id.to_string()),
+            from_millis: state.sealed_millis,
+            to_millis: now_millis(),
+            reason: format!(
+                "the checkpoint of shard {id} is older than the stream's trim horizon (24 hours): changes between are not in the journal"
+            ),
+        };
+        telemetry::journal_gap(&self.target, &gap.reason, gap.from_millis, gap.to_millis);
+        state.pending_gaps.push(gap);
+        if let Some(shard) = state.reading.get_mut(id) {
+            shard.iterator = None;
+            shard.start = Start::TrimHorizon;
+        }
+    }
+
+    /// Takes the records read into the journal's pending segment and the guard's view; hands
+    /// a confirmed loss (or a record written back while paused) to the guard.
+    pub async fn take(&self, state: &mut TailState, records: Vec<StreamRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut suspects = BTreeSet::new();
+        let mut written_back = BTreeSet::new();
+        for record in &records {
+            *counts.entry(record.event.as_str()).or_default() += 1;
+            state.newest_millis = state.newest_millis.max(record.created_millis);
+            let Some(name) = record.name() else {
+                continue;
+            };
+            let valid = record
+                .after()
+                .is_some_and(|item| Record::from_item(item, 0, &self.rules).is_valid());
+            state.changes.insert(
+                name.to_string(),
+                Change {
+                    valid,
+                    created_millis: record.created_millis,
+                },
+            );
+            if valid {
+                suspects.remove(name);
+                state.confirmed.remove(name);
+                written_back.insert(name.to_string());
+            } else {
+                written_back.remove(name);
+                suspects.insert(name.to_string());
+            }
+        }
+        for (event, count) in counts {
+            telemetry::stream_records(&self.target, event, count);
+        }
+        if state.pending_since.is_none() {
+            state.pending_since = Some(Instant::now());
+        }
+        state.pending.extend(records);
+        self.act(state, suspects, written_back).await;
+    }
+
+    /// The guard's part: confirm the suspects live, then one stream step.
+    async fn act(
+        &self,
+        state: &mut TailState,
+        suspects: BTreeSet<String>,
+        written_back: BTreeSet<String>,
+    ) {
+        let Some(basis) = self.basis_now(state) else {
+            return;
+        };
+        let live: BTreeSet<&str> = basis
+            .load_balancers
+            .iter()
+            .map(|lb| lb.name.as_str())
+            .collect();
+        // Only a load balancer live in the last complete presence pass, with a valid record
+        // then, is a loss the stream can see.
+        let to_confirm: Vec<String> = suspects
+            .into_iter()
+            .filter(|name| live.contains(name.as_str()) && basis.records.contains(name))
+            .collect();
+        let mut confirmed_now = false;
+        if !to_confirm.is_empty() {
+            match self.elb.live_names(&to_confirm).await {
+                Ok(still_live) => {
+                    confirmed_now = !still_live.is_empty();
+                    state.confirmed.extend(still_live);
+                }
+                Err(err) => {
+                    // The cycle sees them; the stream only costs speed.
+                    telemetry::stream_failed(
+                        &self.target,
+                        &format!("confirming load balancers live: {err}"),
+                    );
+                    return;
+                }
+            }
+        }
+        if !confirmed_now && written_back.is_empty() {
+            return;
+        }
+        let mut records = basis.records.clone();
+        for name in &state.confirmed {
+            records.remove(name);
+        }
+        for (name, change) in &state.changes {
+            if change.valid {
+                records.insert(name.clone());
+            }
+        }
+        let observation = Observation {
+            now: now_millis() / 1000,
+            live: basis
+                .load_balancers
+                .iter()
+                .map(|lb| (lb.name.clone(), lb.created_time))
+                .collect(),
+            records,
+            state_table_gone: false,
+        };
+        if let Err(err) = self.guard_step(&basis, &observation, &written_back).await {
+            if err.is_condition_failed() {
+                tracing::info!(target_name = %self.target, "the control item changed under the stream's guard step; the cycle acts on it");
+            } else {
+                telemetry::stream_failed(&self.target, &format!("the guard's stream step: {err}"));
+            }
+        }
+    }
+
+    /// The basis, with the changes the stream saw before it was read dropped.
+    fn basis_now(&self, state: &mut TailState) -> Option<Arc<Basis>> {
+        let basis = self
+            .basis
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()?;
+        if basis.read_at_millis != state.basis_at {
+            // A change in the same second as the scan may or may not be in it (creation times
+            // are rounded down to the second): kept.
+            let since = basis.read_at_millis - 1000;
+            state
+                .changes
+                .retain(|_, change| change.created_millis >= since);
+            let changes = &state.changes;
+            state
+                .confirmed
+                .retain(|name| changes.get(name).is_some_and(|change| !change.valid));
+            state.basis_at = basis.read_at_millis;
+        }
+        Some(basis)
+    }
+
+    async fn guard_step(
+        &self,
+        basis: &Basis,
+        observation: &Observation,
+        written_back: &BTreeSet<String>,
+    ) -> Result<(), AwsError> {
+        let store = self.store();
+        let mut control = match store.load().await? {
+            Loaded::Item(item) => *item,
+            Loaded::NoTable => return Ok(()),
+        };
+        let high_water = store.load_high_water().await?;
+        let enforcer = Enforcer {
+            target: &self.target,
+            config: &self.guard,
+            store,
+            autoscaling: &*self.autoscaling,
+        };
+        let view = PresenceView {
+            load_balancers: &basis.load_balancers,
+            target_groups: &basis.target_groups,
+            state_table_missing: false,
+        };
+        let outcome = enforcer
+            .after_stream(&view, observation, &mut control, high_water, written_back)
+            .await?;
+        if let Some(trip) = outcome.tripped {
+            tracing::error!(target_name = %self.target, reason = %trip.reason(), "the stream saw the loss: paused at once");
+        }
+        Ok(())
+    }
+
+    /// Whether the pending records (or gaps, or a long silence) are due to be sealed.
+    fn seal_due(&self, state: &TailState, requested: bool) -> bool {
+        let waiting = !state.pending.is_empty() || !state.pending_gaps.is_empty();
+        (waiting
+            && (requested
+                || state.pending.len() >= SEAL_RECORDS
+                || state
+                    .pending_since
+                    .is_some_and(|since| since.elapsed() >= SEAL_EVERY)))
+            || state
+                .last_written
+                .is_none_or(|at| at.elapsed() >= HEARTBEAT)
+    }
+
+    /// Seals the pending records into a segment, stores it, then moves the checkpoint. A failed
+    /// write keeps the records pending (and the checkpoint where it was).
+    pub async fn seal(&self, state: &mut TailState) -> Result<(), AwsError> {
+        let to_millis = now_millis();
+        let positions: BTreeMap<String, String> = state
+            .read
+            .iter()
+            .filter_map(|(shard, c)| c.sequence.clone().map(|seq| (shard.clone(), seq)))
+            .collect();
+        let segment = Sealed {
+            from_millis: state.sealed_millis,
+            to_millis,
+            positions,
+            gaps: state.pending_gaps.clone(),
+            records: state.pending.clone(),
+        };
+        let records = segment.records.len();
+        let newest = segment.records.iter().map(|r| r.created_millis).max();
+        let location = self.journal.seal(segment).await.map_err(|err| {
+            AwsError::unexpected(
+                "s3",
+                "PutObject",
+                format!(
+                    "the journal segment could not be written ({err}); its records stay pending"
+                ),
+            )
+        })?;
+        telemetry::journal_written(&self.target, &location, records, newest);
+        state.pending.clear();
+        state.pending_gaps.clear();
+        state.pending_since = None;
+        state.last_written = Some(Instant::now());
+        state.sealed_millis = to_millis;
+        state.journaled = lineage::retained(&state.shards, &state.read);
+        let checkpoint = StreamCheckpoint {
+            stream_arn: self.stream_arn.clone(),
+            shards: state.journaled.clone(),
+            time_millis: to_millis,
+        };
+        self.store().save_stream_checkpoint(&checkpoint).await?;
+        self.sealed.send_replace(to_millis);
+        Ok(())
+    }
+
+    /// Tails the stream until `stop` (then seals what was read) or until this replica no
+    /// longer holds the lease (then it leaves what was read unsealed: the next leader reads it
+    /// again from the checkpoint). `seal_now` asks for a seal (the recovery check).
+    pub async fn run(self, mut stop: watch::Receiver<bool>, seal_now: Arc<tokio::sync::Notify>) {
+        let mut state = loop {
+            match self.start().await {
+                Ok(state) => break state,
+                Err(err) if err.is_not_leader() => return,
+                Err(err) => {
+                    telemetry::stream_failed(&self.target, &err.to_string());
+                    tokio::select! {
+                        _ = stop.wait_for(|stopped| *stopped) => return,
+                        _ = tokio::time::sleep(RETRY_AFTER) => {}
+                    }
+                }
+            }
+        };
+        let mut requested = false;
+        loop {
+            if *stop.borrow() {
+                if !state.pending.is_empty() || !state.pending_gaps.is_empty() {
+                    let _ = self.seal(&mut state).await;
+                }
+                return;
+            }
+            let mut failed = false;
+            let mut busy = false;
+            match self.round(&mut state).await {
+                Ok((round, records)) => {
+                    let now = now_millis();
+                    if round.caught_up {
+                        state.caught_up_millis = now;
+                        telemetry::stream_lag(&self.target, 0.0);
+                    } else {
+                        let behind = state.newest_millis.max(state.caught_up_millis);
+                        telemetry::stream_lag(&self.target, (now - behind) as f64 / 1000.0);
+                    }
+                    busy = round.records > 0;
+                    self.take(&mut state, records).await;
+                    // Read to the end and nothing pending: the journal is whole up to now.
+                    if round.caught_up && state.pending.is_empty() && requested {
+                        self.sealed.send_replace(now);
+                        requested = false;
+                    }
+                }
+                Err(err) if err.is_not_leader() => return,
+                Err(err) => {
+                    telemetry::stream_failed(&self.target, &err.to_string());
+                    let behind = state.newest_millis.max(state.caught_up_millis);
+                    telemetry::stream_lag(&self.target, (now_millis() - behind) as f64 / 1000.0);
+                    failed = true;
+                }
+            }
+            if self.seal_due(&state, requested) {
+                match self.seal(&mut state).await {
+                    Ok(()) => requested = false,
+                    Err(err) if err.is_not_leader() => return,
+                    Err(err) => {
+                        telemetry::stream_failed(&self.target, &err.to_string());
+                        failed = true;
+                    }
+                }
+            }
+            let wait = if failed {
+                RETRY_AFTER
+            } else if busy {
+                Duration::ZERO
+            } else {
+                state
+                    .reading
+                    .values()
+                    .map(|shard| shard.due.saturating_duration_since(Instant::now()))
+                    .min()
+                    .unwrap_or(IDLE_POLL)
+                    .max(Duration::from_millis(50))
+            };
+            tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => {}
+                _ = seal_now.notified() => requested = true,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::fake_aws::{FakeAws as FakeFleet, Fleet};
+    use crate::aws::ErrorClass;
+    use crate::aws::streams::{Batch, StreamDescription};
+    use crate::control::fake::FakeAws;
+    use crate::model::item::{AttrValue, Item};
+    use crate::model::stream::StreamEvent;
+    use crate::reconcile::guard::HighWater;
+
+    const CONTROL: &str = "control";
+    const STREAM: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/lb-state/stream/1";
+
+    /// A stream in memory: its shards, each shard's records, and errors to answer next.
+    #[derive(Default)]
+    struct FakeStreams {
+        state: Mutex<StreamsState>,
+    }
+
+    #[derive(Default)]
+    struct StreamsState {
+        shards: Vec<Shard>,
+        records: BTreeMap<String, Vec<StreamRecord>>,
+        /// Iterator -> (shard, index of the next record).
+        iterators: HashMap<String, (String, usize)>,
+        /// The first record each shard still holds (trimmed before it).
+        horizon: BTreeMap<String, usize>,
+        /// The next calls of an operation answer this error code.
+        faults: Vec<(&'static str, &'static str)>,
+        calls: Vec<&'static str>,
+    }
+
+    fn code_error(operation: &'static str, code: &str) -> AwsError {
+        AwsError {
+            service: "dynamodb",
+            operation,
+            class: if code == "LimitExceededException" {
+                ErrorClass::Throttled
+            } else {
+                ErrorClass::Service
+            },
+            code: Some(code.to_string()),
+            message: format!("{code} from the fake"),
+        }
+    }
+
+    impl FakeStreams {
+        fn with(self, shard: &str, parent: Option<&str>, closed: bool) -> Self {
+            self.state.lock().unwrap().shards.push(Shard {
+                id: shard.into(),
+                parent: parent.map(str::to_string),
+                starting_sequence: None,
+                ending_sequence: closed.then(|| "0".to_string()),
+            });
+            self
+        }
+
+        /// Appends a record of `event` for `name` to `shard`; `valid`: its new image is a
+        /// whole record.
+        fn write(&self, shard: &str, event: StreamEvent, name: &str) {
+            let mut state = self.state.lock().unwrap();
+            let count: usize = state.records.values().map(Vec::len).sum();
+            let record = record(shard, 1000 + count as u64, event, name);
+            state.records.entry(shard.into()).or_default().push(record);
+        }
+
+        fn fail_next(&self, operation: &'static str, code: &'static str) {
+            self.state.lock().unwrap().faults.push((operation, code));
+        }
+
+        fn trim(&self, shard: &str, before: usize) {
+            self.state
+                .lock()
+                .unwrap()
+                .horizon
+                .insert(shard.into(), before);
+        }
+
+        fn fault(&self, operation: &'static str) -> Option<AwsError> {
+            let mut state = self.state.lock().unwrap();
+            state.calls.push(operation);
+            let at = state.faults.iter().position(|(op, _)| *op == operation)?;
+            let (_, code) = state.faults.remove(at);
+            Some(code_error(operation, code))
+        }
+    }
+
+    impl StreamReads for FakeStreams {
+        async fn describe(&self, _arn: &str) -> Result<StreamDescription, AwsError> {
+            if let Some(err) = self.fault("DescribeStream") {
+                return Err(err);
+            }
+            Ok(StreamDescription {
+                status: "ENABLED".into(),
+                view_type: "NEW_AND_OLD_IMAGES".into(),
+                shards: self.state.lock().unwrap().shards.clone(),
+            })
+        }
+
+        async fn iterator(
+            &self,
+            _arn: &str,
+            shard: &str,
+            position: &Position,
+        ) -> Result<String, AwsError> {
+            if let Some(err) = self.fault("GetShardIterator") {
+                return Err(err);
+            }
+            let mut state = self.state.lock().unwrap();
+            let horizon = state.horizon.get(shard).copied().unwrap_or(0);
+            let records = state.records.get(shard).cloned().unwrap_or_default();
+            let index = match position {
+                Position::TrimHorizon => horizon,
+                Position::After(sequence) => {
+                    let at = records
+                        .iter()
+                        .position(|r| &r.sequence == sequence)
+                        .map(|i| i + 1)
+                        .unwrap_or(0);
+                    if at < horizon {
+                        return Err(code_error("GetShardIterator", TRIMMED_DATA));
+                    }
+                    at
+                }
+            };
+            let id = format!("it-{}", state.iterators.len());
+            state.iterators.insert(id.clone(), (shard.into(), index));
+            Ok(id)
+        }
+
+        async fn records(&self, shard: &str, iterator: &str) -> Result<Batch, AwsError> {
+            if let Some(err) = self.fault("GetRecords") {
+                return Err(err);
+            }
+            let mut state = self.state.lock().unwrap();
+            let (_, index) = state.iterators[iterator].clone();
+            let all = state.records.get(shard).cloned().unwrap_or_default();
+            let records: Vec<StreamRecord> = all.iter().skip(index).take(2).cloned().collect();
+            let next_index = index + records.len();
+            let closed = state
+                .shards
+                .iter()
+                .any(|s| s.id == shard && s.ending_sequence.is_some());
+            let next = if closed && next_index >= all.len() {
+                None
+            } else {
+                let id = format!("it-{}", state.iterators.len());
+                state
+                    .iterators
+                    .insert(id.clone(), (shard.into(), next_index));
+                Some(id)
+            };
+            Ok(Batch { records, next })
+        }
+    }
+
+    /// The journal in memory.
+    #[derive(Default)]
+    struct Journal(Mutex<Vec<Sealed>>);
+
+    impl JournalSink for Journal {
+        async fn seal(&self, segment: Sealed) -> Result<String, String> {
+            let mut segments = self.0.lock().unwrap();
+            segments.push(segment);
+            Ok(format!("segment-{}", segments.len()))
+        }
+
+        async fn positions(&self) -> Result<BTreeMap<String, String>, String> {
+            Ok(self
+                .0
+                .lock()
+                .unwrap()
+                .last()
+                .map(|s| s.positions.clone())
+                .unwrap_or_default())
+        }
+    }
+
+    impl Journal {
+        fn sequences(&self) -> Vec<String> {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s.records.iter().map(|r| r.sequence.clone()))
+                .collect()
+        }
+
+        fn gaps(&self) -> Vec<Gap> {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s.gaps.clone())
+                .collect()
+        }
+    }
+
+    fn image(name: &str) -> Item {
+        [
+            ("name".to_string(), AttrValue::S(name.into())),
+            ("version".to_string(), AttrValue::N("1".into())),
+            (
+                "config".to_string(),
+                AttrValue::M([("type".to_string(), AttrValue::S("application".into()))].into()),
+            ),
+        ]
+        .into()
+    }
+
+    fn record(shard: &str, sequence: u64, event: StreamEvent, name: &str) -> StreamRecord {
+        let keys: Item = [("name".to_string(), AttrValue::S(name.into()))].into();
+        StreamRecord {
+            shard: shard.into(),
+            sequence: sequence.to_string(),
+            event,
+            created_millis: now_millis(),
+            keys,
+            old_image: (event != StreamEvent::Insert).then(|| image(name)),
+            new_image: (event != StreamEvent::Remove).then(|| image(name)),
+        }
+    }
+
+    struct Setup {
+        streams: FakeStreams,
+        journal: Journal,
+        control: Arc<FakeAws>,
+        fleet: FakeFleet,
+        basis: SharedBasis,
+    }
+
+    impl Setup {
+        fn new(streams: FakeStreams, load_balancers: usize) -> Setup {
+            let fleet = FakeFleet::new(Fleet::new().load_balancers(load_balancers, 1).recorded());
+            Setup {
+                streams,
+                journal: Journal::default(),
+                control: Arc::new(FakeAws::new().with_table(CONTROL, "target")),
+                fleet,
+                basis: SharedBasis::default(),
+            }
+        }
+
+        fn tailer(
+            &self,
+        ) -> Tailer<&FakeStreams, crate::app::fake_aws::FakeElb, &Journal, FakeAws, FakeAws>
+        {
+            Tailer {
+                target: "prod".into(),
+                stream_arn: STREAM.into(),
+                streams: &self.streams,
+                elb: self.fleet.reader(1).elb,
+                journal: &self.journal,
+                control: self.control.clone(),
+                control_table: CONTROL.into(),
+                lease: None,
+                autoscaling: self.control.clone(),
+                guard: GuardConfig::default(),
+                rules: RecordRules::default(),
+                basis: self.basis.clone(),
+                sealed: watch::channel(0).0,
+            }
+        }
+
+        /// The last complete cycle saw every load balancer of the fleet with its record, and
+        /// the high-water mark holds them all.
+        async fn cycle_saw_everything(&self) {
+            let (load_balancers, target_groups) = self.fleet_presence().await;
+            let names: BTreeSet<String> = load_balancers.iter().map(|lb| lb.name.clone()).collect();
+            *self.basis.lock().unwrap() = Some(Arc::new(Basis::of(
+                now_millis() - 5000,
+                &load_balancers,
+                &target_groups,
+                names.clone(),
+            )));
+            let store = ControlStore {
+                dynamodb: &*self.control,
+                table: CONTROL,
+                target: "prod",
+                lease: None,
+            };
+            store
+                .save_high_water(&HighWater {
+                    time: now_millis() / 1000 - 5,
+                    names,
+                })
+                .await
+                .unwrap();
+        }
+
+        async fn fleet_presence(&self) -> (Vec<LiveLoadBalancer>, Vec<LiveTargetGroup>) {
+            let reader = self.fleet.reader(1);
+            (
+                reader.elb.load_balancers().await.unwrap(),
+                reader.elb.target_groups().await.unwrap(),
+            )
+        }
+
+        fn paused(&self) -> bool {
+            self.control
+                .data(|data| data.control(CONTROL, "prod"))
+                .is_some_and(|control| control.paused)
+        }
+    }
+
+    impl StreamReads for &FakeStreams {
+        fn describe(
+            &self,
+            arn: &str,
+        ) -> impl Future<Output = Result<StreamDescription, AwsError>> + Send {
+            (**self).describe(arn)
+        }
+        fn iterator(
+            &self,
+            arn: &str,
+            shard: &str,
+            position: &Position,
+        ) -> impl Future<Output = Result<String, AwsError>> + Send {
+            (**self).iterator(arn, shard, position)
+        }
+        fn records(
+            &self,
+            shard: &str,
+            iterator: &str,
+        ) -> impl Future<Output = Result<Batch, AwsError>> + Send {
+            (**self).records(shard, iterator)
+        }
+    }
+
+    impl JournalSink for &Journal {
+        fn seal(&self, segment: Sealed) -> impl Future<Output = Result<String, String>> + Send {
+            (**self).seal(segment)
+        }
+        fn positions(
+            &self,
+        ) -> impl Future<Output = Result<BTreeMap<String, String>, String>> + Send {
+            (**self).positions()
+        }
+    }
+
+    /// Reads until a round reads nothing, then seals.
+    async fn drain<S: StreamReads, E: ElbReads, J: JournalSink>(
+        tailer: &Tailer<S, E, J, FakeAws, FakeAws>,
+        state: &mut TailState,
+    ) {
+        for _ in 0..50 {
+            // Every shard due at once, as if a second had passed.
+            for shard in state.reading.values_mut() {
+                shard.due = Instant::now();
+            }
+            let (round, records) = tailer.round(state).await.unwrap();
+            tailer.take(state, records).await;
+            if round.caught_up
+                && round.records == 0
+                && state.reading.values().all(|s| s.iterator.is_some())
+            {
+                break;
+            }
+        }
+        tailer.seal(state).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_split_is_read_parent_first_and_every_record_journaled_once() {
+        let streams = FakeStreams::default()
+            .with("child-b", Some("parent"), false)
+            .with("parent", None, true)
+            .with("child-a", Some("parent"), false);
+        streams.write("parent", StreamEvent::Insert, "lb-0");
+        streams.write("parent", StreamEvent::Modify, "lb-0");
+        streams.write("parent", StreamEvent::Modify, "lb-1");
+        streams.write("child-a", StreamEvent::Modify, "lb-0");
+        streams.write("child-b", StreamEvent::Insert, "lb-2");
+        let setup = Setup::new(streams, 3);
+        let tailer = setup.tailer();
+        let mut state = tailer.start().await.unwrap();
+        drain(&tailer, &mut state).await;
+        // The parent's records first; then each child's, in its own order.
+        let sequences = setup.journal.sequences();
+        assert_eq!(sequences[..3], ["1000", "1001", "1002"]);
+        let mut children = sequences[3..].to_vec();
+        children.sort();
+        assert_eq!(children, ["1003", "1004"]);
+        let store = tailer.store();
+        let checkpoint = store.load_stream_checkpoint().await.unwrap().unwrap();
+        assert!(checkpoint.shards["parent"].finished);
+        assert_eq!(
+            checkpoint.shards["child-a"].sequence.as_deref(),
+            Some("1003")
+        );
+        // Read again from the checkpoint: nothing twice.
+        let mut again = tailer.start().await.unwrap();
+        drain(&tailer, &mut again).await;
+        assert_eq!(setup.journal.sequences().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn an_expired_iterator_is_renewed_from_the_last_record_read() {
+        let streams = FakeStreams::default().with("s", None, false);
+        for i in 0..5 {
+            streams.write("s", StreamEvent::Modify, &format!("lb-{i:03}"));
+        }
+        streams.fail_next("GetRecords", EXPIRED_ITERATOR);
+        let setup = Setup::new(streams, 5);
+        let tailer = setup.tailer();
+        let mut state = tailer.start().await.unwrap();
+        // The second read answers that its iterator expired.
+        let (_, first) = tailer.round(&mut state).await.unwrap();
+        assert!(first.is_empty());
+        tailer.take(&mut state, first).await;
+        drain(&tailer, &mut state).await;
+        assert_eq!(
+            setup.journal.sequences(),
+            vec!["1000", "1001", "1002", "1003", "1004"]
+        );
+        assert!(setup.journal.gaps().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_older_than_the_trim_horizon_is_a_recorded_gap() {
+        let streams = FakeStreams::default().with("s", None, false);
+        for i in 0..4 {
+            streams.write("s", StreamEvent::Modify, &format!("lb-{i:03}"));
+        }
+        let setup = Setup::new(streams, 4);
+        let tailer = setup.tailer();
+        let mut state = tailer.start().await.unwrap();
+        drain(&tailer, &mut state).await;
+        // Down for a day: two more records, and the stream trimmed past the checkpoint.
+        setup.streams.write("s", StreamEvent::Modify, "lb-0");
+        setup.streams.write("s", StreamEvent::Modify, "lb-1");
+        setup.streams.trim("s", 5);
+        let mut later = tailer.start().await.unwrap();
+        drain(&tailer, &mut later).await;
+        let gaps = setup.journal.gaps();
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(gaps[0].shard.as_deref(), Some("s"));
+        assert!(
+            gaps[0].reason.contains("trim horizon"),
+            "{}",
+            gaps[0].reason
+        );
+        // Read on from the trim horizon: the record still held is journaled.
+        assert_eq!(
+            setup.journal.sequences().last().map(String::as_str),
+            Some("1005")
+        );
+    }
+
+    #[tokio::test]
+    async fn records_journaled_but_not_checkpointed_are_not_journaled_again() {
+        let streams = FakeStreams::default().with("s", None, false);
+        for i in 0..3 {
+            streams.write("s", StreamEvent::Modify, &format!("lb-{i:03}"));
+        }
+        let setup = Setup::new(streams, 3);
+        let tailer = setup.tailer();
+        let mut state = tailer.start().await.unwrap();
+        drain(&tailer, &mut state).await;
+        // The replica died after its segment was written, before the checkpoint moved.
+        let store = tailer.store();
+        let mut checkpoint = store.load_stream_checkpoint().await.unwrap().unwrap();
+        checkpoint.shards.get_mut("s").unwrap().sequence = Some("1000".into());
+        store.save_stream_checkpoint(&checkpoint).await.unwrap();
+        setup.streams.write("s", StreamEvent::Modify, "lb-0");
+        let mut next_leader = tailer.start().await.unwrap();
+        drain(&tailer, &mut next_leader).await;
+        assert_eq!(
+            setup.journal.sequences(),
+            vec!["1000", "1001", "1002", "1003"]
+        );
+    }
+
+    #[tokio::test]
+    async fn removals_of_live_load_balancers_trip_a_mass_loss_at_once() {
+        let streams = FakeStreams::default().with("s", None, false);
+        let setup = Setup::new(streams, 10);
+        setup.cycle_saw_everything().await;
+        let tailer = setup.tailer();
+        let mut state = tailer.start().await.unwrap();
+        drain(&tailer, &mut state).await;
+        assert!(!setup.paused());
+        for i in 0..3 {
+            setup
+                .streams
+                .write("s", StreamEvent::Remove, &format!("lb-{i:03}"));
+        }
+        drain(&tailer, &mut state).await;
+        assert!(setup.paused(), "3 of 10 records removed: a mass loss");
+        // Tripped as soon as a fifth were gone (the fake answers two records a call).
+        let control = setup.control.data(|d| d.control(CONTROL, "prod")).unwrap();
+        assert_eq!(control.missing, ["lb-000", "lb-001"]);
+        assert!(
+            control
+                .reason
+                .unwrap()
+                .starts_with("mass loss: 2 of the 10")
+        );
+    }
+
+    #[tokio::test]
+    async fn removals_of_load_balancers_deleted_too_trip_nothing() {
+        let streams = FakeStreams::default().with("s", None, false);
+        let setup = Setup::new(streams, 10);
+        setup.cycle_saw_everything().await;
+        // Decommissioned: the load balancers go with their records.
+        setup.fleet.change(|fleet| {
+            fleet
+                .load_balancers
+                .retain(|lb| lb.name.as_str() >= "lb-003")
+        });
+        let tailer = setup.tailer();
+        let mut state = tailer.start().await.unwrap();
+        for i in 0..3 {
+            setup
+                .streams
+                .write("s", StreamEvent::Remove, &format!("lb-{i:03}"));
+        }
+        drain(&tailer, &mut state).await;
+        assert!(!setup.paused());
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_cannot_be_read_trips_nothing_and_a_record_written_back_is_not_lost() {
+        let streams = FakeStreams::default().with("s", None, false);
+        let setup = Setup::new(streams, 10);
+        setup.cycle_saw_everything().await;
+        let tailer = setup.tailer();
+        let mut state = tailer.start().await.unwrap();
+        for i in 0..3 {
+            setup
+                .streams
+                .write("s", StreamEvent::Remove, &format!("lb-{i:03}"));
+            setup
+                .streams
+                .write("s", StreamEvent::Insert, &format!("lb-{i:03}"));
+        }
+        setup
+            .streams
+            .fail_next("GetRecords", "AccessDeniedException");
+        assert!(tailer.round(&mut state).await.is_err());
+        assert!(!setup.paused());
+        drain(&tailer, &mut state).await;
+        // Each record was written back right after: nothing is missing.
+        assert!(!setup.paused());
+        assert_eq!(setup.journal.sequences().len(), 6);
+    }
+}
