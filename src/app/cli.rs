@@ -81,7 +81,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Restore missing records from a snapshot; a record that exists always stands.
+    /// Restore missing records from a snapshot (with --at and a journal, the table as it was at
+    /// that instant); a record that exists always stands.
     Restore {
         #[arg(long)]
         target: String,
@@ -104,6 +105,10 @@ pub enum Command {
         /// Also restore records whose load balancer is gone or was recreated.
         #[arg(long)]
         include_gone: bool,
+        /// With --at: when the journal has a gap between the snapshot and the instant, restore
+        /// the snapshot alone.
+        #[arg(long, requires = "at")]
+        allow_gap: bool,
         /// The change ticket that approves the writes; without it, only the plan is printed.
         #[arg(long)]
         approve: Option<String>,

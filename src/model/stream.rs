@@ -145,6 +145,9 @@ mod tests {
         assert_eq!(StreamEvent::parse("modify"), None);
         let json = serde_json::to_string(&removed).unwrap();
         assert!(json.contains("\"event\":\"REMOVE\""), "{json}");
-        assert_eq!(serde_json::from_str::<StreamRecord>(&json).unwrap(), removed);
+        assert_eq!(
+            serde_json::from_str::<StreamRecord>(&json).unwrap(),
+            removed
+        );
     }
 }

@@ -353,6 +353,17 @@ pub fn replay(
     after_millis: i64,
     until_millis: i64,
 ) -> BTreeMap<String, Item> {
+    replay_counted(base, records, after_millis, until_millis).0
+}
+
+/// [`replay`], with how many records it applied.
+pub fn replay_counted(
+    base: impl IntoIterator<Item = Item>,
+    records: &[StreamRecord],
+    after_millis: i64,
+    until_millis: i64,
+) -> (BTreeMap<String, Item>, usize) {
+    let mut applied = 0;
     let mut state: BTreeMap<String, Item> = base
         .into_iter()
         .filter_map(|item| Some((name_of(&item)?.to_string(), item)))
@@ -378,8 +389,9 @@ pub fn replay(
                 state.remove(name);
             }
         }
+        applied += 1;
     }
-    state
+    (state, applied)
 }
 
 /// Where the journal may lack records between `from_millis` and `to_millis`: the time no

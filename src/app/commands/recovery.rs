@@ -15,10 +15,13 @@ use crate::model::item::{AttrValue, Item, StoredItem, from_json};
 use crate::model::live::{self, TargetGroupIndex};
 use crate::model::record::RecordCache;
 use crate::reconcile::report::exit;
+use crate::recovery::journal::{self, SegmentId};
 use crate::recovery::restore::{
     self, Plan, PlannedWrite, RestoreOptions, WriteCondition, plan_restore,
 };
-use crate::recovery::snapshot::{Entry, Snapshot, Store, content_hash_of, to_prune};
+use crate::recovery::snapshot::{
+    Entry, Snapshot, SnapshotItem, Store, content_hash_of, rfc3339_of, to_prune,
+};
 use crate::runtime::config::{Config, TargetConfig};
 use crate::runtime::telemetry;
 
@@ -144,12 +147,35 @@ pub async fn snapshot_step(
             config.snapshots.retention.as_millis() as i64,
             config.snapshots.keep as usize,
         );
-        for old in prune {
-            store.delete(&old).await?;
+        for old in &prune {
+            store.delete(old).await?;
             tracing::info!(target_name = %target.name, location = %old.location, "snapshot pruned");
+        }
+        let oldest_kept = entries
+            .iter()
+            .filter(|entry| !prune.contains(entry))
+            .map(|entry| entry.id.unix_millis())
+            .min();
+        if let Err(err) = prune_journal(store, &target.name, oldest_kept).await {
+            tracing::warn!(target_name = %target.name, kind = err.kind(), "pruning the journal: {err}");
         }
     }
     Ok(Some(entry))
+}
+
+/// Deletes the journal's segments that ended before the oldest snapshot kept: they are kept
+/// as long as the snapshots they follow, and all of them while there is no snapshot.
+async fn prune_journal(
+    store: &Store,
+    target: &str,
+    oldest_kept_snapshot_millis: Option<i64>,
+) -> Result<(), journal::JournalError> {
+    let segments = store.list_segments(target).await?;
+    for old in journal::segments_to_prune(&segments, oldest_kept_snapshot_millis) {
+        store.delete_segment(&old).await?;
+        tracing::info!(target_name = %target, location = %old.location, "journal segment pruned");
+    }
+    Ok(())
 }
 
 /// One snapshot in `lbrecon snapshots`.
@@ -276,14 +302,7 @@ pub fn choose<'a>(
     let entry = match pick {
         Pick::Id(id) => entries.iter().find(|e| e.id.as_string() == *id),
         Pick::At(at) => {
-            let Ok(at) =
-                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-            else {
-                return Err(CommandError::usage(format!(
-                    "--at {at:?} is not an RFC 3339 time such as 2026-12-24T20:24:00Z"
-                )));
-            };
-            let at_millis = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+            let at_millis = at_millis(at)?;
             entries
                 .iter()
                 .rev()
@@ -302,17 +321,51 @@ pub fn choose<'a>(
     })
 }
 
+/// The time `--at` names, Unix milliseconds; a usage error when it is not RFC 3339.
+pub fn at_millis(at: &str) -> Result<i64, CommandError> {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| {
+            CommandError::usage(format!(
+                "--at {at:?} is not an RFC 3339 time such as 2026-12-24T20:24:00Z"
+            ))
+        })
+}
+
 /// Where the records of a plan come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// `restore`: a snapshot, with its time and how many records it holds.
+    /// `restore`: a snapshot, with its time and how many records it holds, and what of the
+    /// journal was applied to it (`None`: the snapshot as it is).
     Snapshot {
         id: String,
         time: String,
         records: usize,
+        journal: Option<JournalUse>,
     },
     /// `adopt`: live state.
     Live,
+}
+
+/// What `restore --at` took from the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalUse {
+    /// The journal's records after the snapshot, up to the instant, were applied.
+    Applied {
+        /// Records applied.
+        records: usize,
+        /// Segments read.
+        segments: usize,
+        /// The instant, RFC 3339.
+        until: String,
+    },
+    /// The journal has gaps between the snapshot and the instant, accepted with
+    /// `--allow-gap`: the snapshot alone is restored.
+    GapAccepted {
+        until: String,
+        /// Each gap in words.
+        gaps: Vec<String>,
+    },
 }
 
 /// What `restore` or `adopt` will write, shown before anything is written.
@@ -353,10 +406,36 @@ impl WritePlan {
     /// The plan for people: a header, then the plan, a large one summarized.
     pub fn to_text(&self) -> String {
         let mut out = match &self.source {
-            Source::Snapshot { id, time, records } => format!(
-                "restore of target {} from snapshot {id} ({time}, {records} records)\n",
-                self.target
-            ),
+            Source::Snapshot {
+                id,
+                time,
+                records,
+                journal,
+            } => {
+                let mut header = format!(
+                    "restore of target {} from snapshot {id} ({time}, {records} records)",
+                    self.target
+                );
+                match journal {
+                    None => header.push('\n'),
+                    Some(JournalUse::Applied {
+                        records,
+                        segments,
+                        until,
+                    }) => header.push_str(&format!(
+                        " and the journal up to {until}: {records} record(s) applied from {segments} segment(s)\n"
+                    )),
+                    Some(JournalUse::GapAccepted { until, gaps }) => {
+                        header.push_str(&format!(
+                            " alone: the journal has gaps between the snapshot and {until}, accepted with --allow-gap\n"
+                        ));
+                        for gap in gaps {
+                            header.push_str(&format!("  gap: {gap}\n"));
+                        }
+                    }
+                }
+                header
+            }
             Source::Live => format!("adopt for target {}\n", self.target),
         };
         out.push_str(&plan_text(&self.plan));
@@ -524,13 +603,165 @@ impl Pending {
     }
 }
 
-/// `lbrecon restore`: reads the snapshot `pick` names and the table and live state now, and
-/// makes the plan.
+/// What `restore` puts back: the snapshot `pick` names, with the journal applied up to the
+/// instant for `--at` when the target has a journal.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The state to restore from, each item with its load balancer's ARN at snapshot time.
+    pub state: Snapshot,
+    pub source: Source,
+    /// Names the journal holds and the snapshot does not: no ARN was recorded for them.
+    pub journal_only: BTreeSet<String>,
+}
+
+/// Reads what `restore` puts back from the store: the snapshot `pick` names and, for `--at`
+/// on a target with a journal, the segments overlapping the snapshot's time to the instant,
+/// replayed onto it. A gap in the journal between the two is an error unless `allow_gap`,
+/// which takes the snapshot alone. A target without a journal is restored from the snapshot
+/// as it is.
+pub async fn restore_source(
+    store: &Store,
+    target: &str,
+    pick: &Pick,
+    allow_gap: bool,
+) -> Result<Restored, CommandError> {
+    let entries = store
+        .list(target)
+        .await
+        .map_err(|err| listing_failed(target, err))?;
+    let entry = choose(target, &entries, pick)?;
+    let snapshot = store
+        .get(entry)
+        .await
+        .map_err(|err| CommandError::error(err.to_string()))?;
+    let id = entry.id.as_string();
+    let source = |journal| Source::Snapshot {
+        id: id.clone(),
+        time: snapshot.time.clone(),
+        records: snapshot.items.len(),
+        journal,
+    };
+    let as_it_is = |journal| Restored {
+        state: snapshot.clone(),
+        source: source(journal),
+        journal_only: BTreeSet::new(),
+    };
+    let Pick::At(at) = pick else {
+        return Ok(as_it_is(None));
+    };
+    let until = at_millis(at)?;
+    let segments = store
+        .list_segments(target)
+        .await
+        .map_err(|err| CommandError::error(format!("listing the journal of {target}: {err}")))?;
+    if segments.is_empty() {
+        return Ok(as_it_is(None));
+    }
+    let after = entry.id.unix_millis();
+    let read = journal::segments_for(&segments, after, until);
+    let mut records = Vec::new();
+    let mut recorded_gaps = Vec::new();
+    for segment in &read {
+        let segment = store
+            .get_segment(segment)
+            .await
+            .map_err(|err| CommandError::error(format!("{err}; nothing was written")))?;
+        records.extend(segment.records);
+        recorded_gaps.extend(segment.gaps);
+    }
+    let ids: Vec<SegmentId> = segments.iter().map(|e| e.id.clone()).collect();
+    let gaps = journal::gaps_between(&ids, &recorded_gaps, after, until);
+    let until_text = rfc3339_of(until);
+    if !gaps.is_empty() {
+        let described: Vec<String> = gaps.iter().map(journal::describe_gap).collect();
+        if !allow_gap {
+            return Err(CommandError::error(format!(
+                "the journal of target {target} has {} gap(s) between snapshot {id} ({}) and {until_text}, so the table at that instant is not known: {}; nothing was written. \
+                 Pass --allow-gap to restore the snapshot alone, or choose another --at (before the gap, or at a snapshot's time: `lbrecon snapshots --target {target}`)",
+                gaps.len(),
+                snapshot.time,
+                described.join("; ")
+            )));
+        }
+        return Ok(as_it_is(Some(JournalUse::GapAccepted {
+            until: until_text,
+            gaps: described,
+        })));
+    }
+    let arns: BTreeMap<&str, Option<&String>> = snapshot
+        .items
+        .iter()
+        .filter_map(|saved| {
+            let name = saved.item.get("name").and_then(AttrValue::as_s)?;
+            Some((name, saved.live_arn.as_ref()))
+        })
+        .collect();
+    let (replayed, applied) = journal::replay_counted(
+        snapshot.items.iter().map(|saved| saved.item.clone()),
+        &records,
+        after,
+        until,
+    );
+    let mut journal_only = BTreeSet::new();
+    let mut items: Vec<SnapshotItem> = replayed
+        .into_iter()
+        .map(|(name, item)| {
+            let live_arn = match arns.get(name.as_str()) {
+                Some(arn) => arn.cloned(),
+                None => {
+                    journal_only.insert(name);
+                    None
+                }
+            };
+            SnapshotItem { item, live_arn }
+        })
+        .collect();
+    // Items without a string name are kept, for the plan to list them as skipped.
+    items.extend(
+        snapshot
+            .items
+            .iter()
+            .filter(|saved| saved.item.get("name").and_then(AttrValue::as_s).is_none())
+            .cloned(),
+    );
+    let state = Snapshot::new(
+        &snapshot.target,
+        &snapshot.region,
+        &snapshot.table,
+        items,
+        after,
+    );
+    Ok(Restored {
+        state,
+        source: source(Some(JournalUse::Applied {
+            records: applied,
+            segments: read.len(),
+            until: until_text,
+        })),
+        journal_only,
+    })
+}
+
+/// Says why a record only the journal holds is skipped: its load balancer's ARN was never
+/// recorded, so a load balancer recreated under the same name cannot be told apart.
+fn explain_journal_only(plan: &mut Plan, journal_only: &BTreeSet<String>) {
+    for skipped in &mut plan.skipped {
+        if journal_only.contains(&skipped.name)
+            && skipped.reason.starts_with(restore::NOT_LIVE_AT_SNAPSHOT)
+        {
+            skipped.reason = "its record was written after the snapshot (the journal holds it), so no ARN of its load balancer was recorded to check the live one against; --include-gone restores it anyway".to_string();
+        }
+    }
+}
+
+/// `lbrecon restore`: reads what the store holds for the instant or snapshot `pick` names and
+/// the table and live state now, and makes the plan.
 pub async fn prepare_restore(
     config: &Config,
     target: &TargetConfig,
     pick: Pick,
     options: RestoreOptions,
+    allow_gap: bool,
 ) -> Result<Pending, CommandError> {
     let clients = Clients::connect(
         target,
@@ -539,15 +770,7 @@ pub async fn prepare_restore(
     )
     .await;
     let store = store(config, &clients);
-    let entries = store
-        .list(&target.name)
-        .await
-        .map_err(|err| listing_failed(&target.name, err))?;
-    let entry = choose(&target.name, &entries, &pick)?;
-    let snapshot = store
-        .get(entry)
-        .await
-        .map_err(|err| CommandError::error(err.to_string()))?;
+    let restored = restore_source(&store, &target.name, &pick, allow_gap).await?;
     let reader = Reader::new(&clients, config.aws.concurrency, (&config.records).into());
     let presence = reader
         .presence(&target.state_table, &mut RecordCache::none(), Items::Kept)
@@ -560,14 +783,11 @@ pub async fn prepare_restore(
         .iter()
         .map(|lb| (lb.name.clone(), lb.arn.clone()))
         .collect();
-    let plan = plan_restore(&snapshot, &current, &live, &reader.rules, options);
+    let mut plan = plan_restore(&restored.state, &current, &live, &reader.rules, options);
+    explain_journal_only(&mut plan, &restored.journal_only);
     let plan = WritePlan {
         target: target.name.clone(),
-        source: Source::Snapshot {
-            id: entry.id.as_string(),
-            time: snapshot.time.clone(),
-            records: snapshot.items.len(),
-        },
+        source: restored.source,
         plan,
         read_failed: false,
     };
@@ -881,8 +1101,6 @@ fn adopted_item(name: &str, config: &Value) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recovery::snapshot::SnapshotItem;
-
     fn item(name: &str) -> SnapshotItem {
         SnapshotItem {
             item: [("name".to_string(), AttrValue::S(name.to_string()))]
@@ -1043,6 +1261,7 @@ mod tests {
                 id: "20261126T101500123Z-3r-abc123".into(),
                 time: "2026-11-26T10:15:00.123Z".into(),
                 records: 3,
+                journal: None,
             },
             plan: Plan {
                 writes: vec![
@@ -1244,6 +1463,324 @@ mod tests {
         let item = adopted_item("web-1", &doc);
         assert_eq!(item.get("name"), Some(&AttrValue::S("web-1".into())));
         assert_eq!(item.get("version"), Some(&AttrValue::N("1".into())));
+    }
+
+    mod at_an_instant {
+        use super::*;
+        use crate::model::stream::{StreamEvent, StreamRecord};
+        use crate::recovery::journal::Segment;
+
+        const MINUTE: i64 = 60_000;
+        /// 2026-11-26T10:15:00Z.
+        pub(crate) const T1: i64 = 1_795_688_100_000;
+
+        pub(crate) fn versioned(name: &str, version: u32) -> Item {
+            [
+                ("name".to_string(), AttrValue::S(name.into())),
+                ("version".to_string(), AttrValue::N(version.to_string())),
+            ]
+            .into_iter()
+            .collect()
+        }
+
+        pub(crate) fn change(
+            sequence: u64,
+            at: i64,
+            event: StreamEvent,
+            old: Option<Item>,
+            new: Option<Item>,
+        ) -> StreamRecord {
+            let name = new.as_ref().or(old.as_ref()).unwrap()["name"].clone();
+            StreamRecord {
+                shard: "shard-1".into(),
+                sequence: sequence.to_string(),
+                event,
+                created_millis: at,
+                keys: [("name".to_string(), name)].into(),
+                old_image: old,
+                new_image: new,
+            }
+        }
+
+        pub(crate) fn segment(from: i64, to: i64, records: Vec<StreamRecord>) -> Segment {
+            Segment::new(
+                "prod",
+                "us-east-1",
+                "lb-state",
+                "arn:stream",
+                from,
+                to,
+                Default::default(),
+                vec![],
+                records,
+            )
+        }
+
+        fn saved(name: &str, version: u32) -> SnapshotItem {
+            SnapshotItem {
+                item: versioned(name, version),
+                live_arn: Some(format!("arn:{name}")),
+            }
+        }
+
+        fn rfc(millis: i64) -> String {
+            rfc3339_of(millis)
+        }
+
+        /// Two snapshots ten minutes apart, and a journal of two segments covering them, with
+        /// changes and deletions before and after the instant restored.
+        async fn store_with_journal(dir: &std::path::Path) -> Store {
+            use StreamEvent::*;
+            let store = Store::Local {
+                dir: dir.to_path_buf(),
+            };
+            let first = Snapshot::new(
+                "prod",
+                "us-east-1",
+                "lb-state",
+                vec![saved("a", 1), saved("b", 1), saved("c", 1)],
+                T1,
+            );
+            let second = Snapshot::new(
+                "prod",
+                "us-east-1",
+                "lb-state",
+                vec![saved("c", 1), saved("e", 1)],
+                T1 + 10 * MINUTE,
+            );
+            store.put(&first).await.unwrap();
+            store.put(&second).await.unwrap();
+            let a = |v| Some(versioned("a", v));
+            store
+                .put_segment(
+                    "prod",
+                    &segment(
+                        T1 - 5 * MINUTE,
+                        T1 + 5 * MINUTE,
+                        vec![
+                            // Already in the first snapshot.
+                            change(1, T1 - MINUTE, Modify, a(0), a(1)),
+                            change(2, T1 + MINUTE, Modify, a(1), a(2)),
+                            change(3, T1 + 2 * MINUTE, Remove, Some(versioned("b", 1)), None),
+                            change(4, T1 + 3 * MINUTE, Insert, None, Some(versioned("d", 1))),
+                        ],
+                    ),
+                )
+                .await
+                .unwrap();
+            store
+                .put_segment(
+                    "prod",
+                    &segment(
+                        T1 + 5 * MINUTE,
+                        T1 + 15 * MINUTE,
+                        vec![
+                            change(5, T1 + 5 * MINUTE + 30_000, Modify, a(2), a(3)),
+                            // After the instant.
+                            change(6, T1 + 7 * MINUTE, Remove, a(3), None),
+                            change(7, T1 + 8 * MINUTE, Insert, None, Some(versioned("e", 1))),
+                            change(8, T1 + 9 * MINUTE, Remove, Some(versioned("d", 1)), None),
+                        ],
+                    ),
+                )
+                .await
+                .unwrap();
+            store
+        }
+
+        fn names_of(state: &Snapshot) -> Vec<(String, Option<String>, Item)> {
+            state
+                .items
+                .iter()
+                .map(|saved| {
+                    (
+                        saved.item["name"].as_s().unwrap().to_string(),
+                        saved.live_arn.clone(),
+                        saved.item.clone(),
+                    )
+                })
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn between_two_snapshots_the_journal_is_applied_up_to_the_instant() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_with_journal(dir.path()).await;
+            let at = Pick::At(rfc(T1 + 6 * MINUTE));
+            let restored = restore_source(&store, "prod", &at, false).await.unwrap();
+            assert_eq!(
+                names_of(&restored.state),
+                vec![
+                    ("a".into(), Some("arn:a".into()), versioned("a", 3)),
+                    ("c".into(), Some("arn:c".into()), versioned("c", 1)),
+                    ("d".into(), None, versioned("d", 1)),
+                ]
+            );
+            assert_eq!(restored.journal_only, BTreeSet::from(["d".to_string()]));
+            let Source::Snapshot { id, journal, .. } = &restored.source else {
+                panic!("{:?}", restored.source);
+            };
+            assert!(id.starts_with("20261126T101500000Z-3r-"), "{id}");
+            assert_eq!(
+                journal,
+                &Some(JournalUse::Applied {
+                    records: 4,
+                    segments: 2,
+                    until: "2026-11-26T10:21:00Z".into(),
+                })
+            );
+            let plan = WritePlan {
+                target: "prod".into(),
+                source: restored.source.clone(),
+                plan: Plan::default(),
+                read_failed: false,
+            };
+            assert!(
+                plan.to_text().starts_with(&format!(
+                    "restore of target prod from snapshot {id} (2026-11-26T10:15:00Z, 3 records) \
+                     and the journal up to 2026-11-26T10:21:00Z: 4 record(s) applied from 2 segment(s)\n"
+                )),
+                "{}",
+                plan.to_text()
+            );
+
+            // The plan: what the table lacks is written as it was at the instant; the record
+            // only the journal holds has no ARN to check and is skipped, saying why.
+            let live: BTreeMap<String, String> = ["a", "b", "c", "d"]
+                .iter()
+                .map(|n| (n.to_string(), format!("arn:{n}")))
+                .collect();
+            let mut plan = plan_restore(
+                &restored.state,
+                &[],
+                &live,
+                &crate::model::record::RecordRules::default(),
+                RestoreOptions::default(),
+            );
+            explain_journal_only(&mut plan, &restored.journal_only);
+            let written: Vec<(&str, &Item)> = plan
+                .writes
+                .iter()
+                .map(|w| (w.name.as_str(), &w.item))
+                .collect();
+            assert_eq!(
+                written,
+                vec![("a", &versioned("a", 3)), ("c", &versioned("c", 1))]
+            );
+            assert_eq!(plan.skipped.len(), 1);
+            assert!(
+                plan.skipped[0].reason.starts_with(
+                    "its record was written after the snapshot (the journal holds it)"
+                ),
+                "{}",
+                plan.skipped[0].reason
+            );
+
+            // Later, from the second snapshot: a is gone, e back, d removed.
+            let later = restore_source(&store, "prod", &Pick::At(rfc(T1 + 14 * MINUTE)), false)
+                .await
+                .unwrap();
+            let names: Vec<String> = names_of(&later.state).into_iter().map(|n| n.0).collect();
+            assert_eq!(names, vec!["c".to_string(), "e".to_string()]);
+            // At the first snapshot's very time: the snapshot, nothing applied after it.
+            let at_snapshot = restore_source(&store, "prod", &Pick::At(rfc(T1)), false)
+                .await
+                .unwrap();
+            assert_eq!(names_of(&at_snapshot.state).len(), 3);
+        }
+
+        #[tokio::test]
+        async fn a_gap_refuses_unless_the_snapshot_alone_is_accepted() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_with_journal(dir.path()).await;
+            let at = Pick::At(rfc(T1 + 20 * MINUTE));
+            let err = restore_source(&store, "prod", &at, false)
+                .await
+                .unwrap_err();
+            assert_eq!(err.exit_code(), exit::ERROR);
+            assert!(
+                err.message.contains(
+                    "2026-11-26T10:30:00Z to 2026-11-26T10:35:00Z: after the journal's last sealed segment"
+                ),
+                "{err}"
+            );
+            assert!(
+                err.message
+                    .contains("Pass --allow-gap to restore the snapshot alone")
+            );
+            let restored = restore_source(&store, "prod", &at, true).await.unwrap();
+            let Source::Snapshot { id, journal, .. } = &restored.source else {
+                panic!();
+            };
+            assert!(id.starts_with("20261126T102500000Z-2r-"), "{id}");
+            assert!(restored.journal_only.is_empty());
+            assert_eq!(names_of(&restored.state).len(), 2);
+            let Some(JournalUse::GapAccepted { gaps, .. }) = journal else {
+                panic!("{journal:?}");
+            };
+            assert_eq!(gaps.len(), 1);
+            let text = WritePlan {
+                target: "prod".into(),
+                source: restored.source.clone(),
+                plan: Plan::default(),
+                read_failed: false,
+            }
+            .to_text();
+            assert!(text.contains(" alone: the journal has gaps between the snapshot and 2026-11-26T10:35:00Z, accepted with --allow-gap\n  gap: 2026-11-26T10:30:00Z to"), "{text}");
+
+            // A gap recorded inside a segment counts too.
+            let mut gappy = segment(T1 + 15 * MINUTE, T1 + 25 * MINUTE, vec![]);
+            gappy.gaps.push(crate::model::stream::Gap {
+                shard: Some("shard-2".into()),
+                from_millis: T1 + 16 * MINUTE,
+                to_millis: T1 + 17 * MINUTE,
+                reason: "the checkpoint is older than the stream's trim horizon".into(),
+            });
+            store.put_segment("prod", &gappy).await.unwrap();
+            let err = restore_source(&store, "prod", &at, false)
+                .await
+                .unwrap_err();
+            assert!(
+                err.message.contains("(shard shard-2): the checkpoint"),
+                "{err}"
+            );
+            assert!(err.message.contains("has 1 gap(s)"), "{err}");
+            // Before it, the journal is whole.
+            assert!(
+                restore_source(&store, "prod", &Pick::At(rfc(T1 + 15 * MINUTE)), false)
+                    .await
+                    .is_ok()
+            );
+        }
+
+        #[tokio::test]
+        async fn without_a_journal_or_with_an_id_the_snapshot_is_restored_as_it_is() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::Local {
+                dir: dir.path().to_path_buf(),
+            };
+            let snapshot = Snapshot::new("prod", "r", "t", vec![saved("a", 1)], T1);
+            store.put(&snapshot).await.unwrap();
+            let restored = restore_source(&store, "prod", &Pick::At(rfc(T1 + 60 * MINUTE)), false)
+                .await
+                .unwrap();
+            assert_eq!(restored.state, snapshot);
+            assert!(matches!(
+                restored.source,
+                Source::Snapshot { journal: None, .. }
+            ));
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_with_journal(dir.path()).await;
+            let id = store.list("prod").await.unwrap()[0].id.as_string();
+            let restored = restore_source(&store, "prod", &Pick::Id(id), false)
+                .await
+                .unwrap();
+            assert!(matches!(
+                restored.source,
+                Source::Snapshot { journal: None, .. }
+            ));
+            assert_eq!(names_of(&restored.state).len(), 3);
+        }
     }
 
     #[tokio::test]
