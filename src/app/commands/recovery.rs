@@ -14,6 +14,7 @@ use crate::control::{ControlItem, ControlStore, Event};
 use crate::model::item::{AttrValue, Item, StoredItem, from_json};
 use crate::model::live::{self, TargetGroupIndex};
 use crate::model::record::RecordCache;
+use crate::model::stream::{StreamEvent, StreamRecord};
 use crate::reconcile::report::exit;
 use crate::recovery::journal::{self, SegmentId};
 use crate::recovery::restore::{
@@ -1098,6 +1099,418 @@ fn adopted_item(name: &str, config: &Value) -> Item {
     .collect()
 }
 
+/// One change between two consecutive versions of a record in `lbrecon history`: the drift
+/// path (`""`, the whole record, where one side has no valid document) and the value before
+/// and after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionChange {
+    pub path: String,
+    pub from: Value,
+    pub to: Value,
+}
+
+/// One version of a record in `lbrecon history`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Version {
+    /// RFC 3339: the snapshot's time, or the record's creation time (to the second).
+    pub time: String,
+    /// `snapshot`, `INSERT`, `MODIFY` or `REMOVE`.
+    pub event: &'static str,
+    /// The snapshot's id, or the journal segment's.
+    pub source: String,
+    /// Whether the item exists in this version (not after a `REMOVE`, nor in a snapshot that
+    /// lacks it).
+    pub present: bool,
+    /// The item's `version` and `updated_at` attributes, where it has them.
+    pub version: Option<String>,
+    pub updated_at: Option<String>,
+    /// Whether it is a valid record (`null` where there is no item).
+    pub valid: Option<bool>,
+    /// Why it is invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What changed since the version before.
+    pub changes: Vec<VersionChange>,
+}
+
+/// A stretch the journal may lack records for, in `lbrecon history`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryGap {
+    pub from: String,
+    pub to: String,
+    pub shard: Option<String>,
+    pub reason: String,
+}
+
+/// What `lbrecon history` prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub target: String,
+    pub name: String,
+    pub versions: Vec<Version>,
+    pub gaps: Vec<HistoryGap>,
+    /// `--format json`, else the table.
+    pub json: bool,
+}
+
+/// Where a version of a record was seen: a snapshot, or a journal record.
+enum Sighting<'a> {
+    Snapshot {
+        id: &'a str,
+        item: Option<&'a Item>,
+    },
+    Record {
+        segment: &'a str,
+        record: &'a StreamRecord,
+    },
+}
+
+fn attribute_text(item: &Item, name: &str) -> Option<String> {
+    match item.get(name)? {
+        AttrValue::S(text) | AttrValue::N(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// The changes from one state of a record to the next: the drift paths between two valid
+/// documents, both ways (a field only one of them holds is a change too); one change of the
+/// whole record (path `""`) where only one side is a valid document.
+fn version_changes(
+    before: Option<&Item>,
+    after: Option<&Item>,
+    rules: &crate::model::record::RecordRules,
+) -> Vec<VersionChange> {
+    use crate::model::record::Record;
+    let document = |item: Option<&Item>| {
+        item.map(|item| Record::from_item(item, 0, rules))
+            .and_then(|record| record.content.document().ok().map(|d| d.into_owned()))
+    };
+    match (document(before), document(after)) {
+        (Some(before), Some(after)) => {
+            let mut changes: Vec<VersionChange> = crate::reconcile::diff::diff(&before, &after)
+                .into_iter()
+                .map(|change| VersionChange {
+                    path: change.path,
+                    from: change.recorded,
+                    to: change.live,
+                })
+                .collect();
+            let seen: BTreeSet<String> = changes.iter().map(|c| c.path.clone()).collect();
+            changes.extend(
+                crate::reconcile::diff::diff(&after, &before)
+                    .into_iter()
+                    .filter(|change| !seen.contains(&change.path))
+                    .map(|change| VersionChange {
+                        path: change.path,
+                        from: change.live,
+                        to: change.recorded,
+                    }),
+            );
+            changes.sort_by(|a, b| a.path.cmp(&b.path));
+            changes
+        }
+        (None, None) => Vec::new(),
+        (before, after) => vec![VersionChange {
+            path: String::new(),
+            from: before.map_or(Value::Null, |d| d.to_keyed_value()),
+            to: after.map_or(Value::Null, |d| d.to_keyed_value()),
+        }],
+    }
+}
+
+/// A record's versions over time, oldest first, from `snapshots` (id, time, the item it held
+/// of that name) and the journal's `records` of it (each with its segment's id). Pure.
+///
+/// A snapshot version identical to the version before it is left out, as is one equal to what
+/// the item was before a journal record of the snapshot's second (the snapshot was read before
+/// that record, whose time is rounded down). A record read twice is shown once.
+pub fn versions_of(
+    snapshots: &[(String, i64, Option<Item>)],
+    records: &[(String, StreamRecord)],
+    rules: &crate::model::record::RecordRules,
+) -> Vec<Version> {
+    let mut seen: Vec<(i64, u8, Sighting<'_>)> = Vec::new();
+    let mut once = BTreeSet::new();
+    let mut ordered: Vec<&(String, StreamRecord)> = records.iter().collect();
+    ordered.sort_by(|a, b| crate::model::stream::replay_order(&a.1, &b.1));
+    for (segment, record) in ordered {
+        if once.insert((record.shard.as_str(), record.sequence.as_str())) {
+            seen.push((
+                record.created_millis,
+                0,
+                Sighting::Record { segment, record },
+            ));
+        }
+    }
+    for (id, millis, item) in snapshots {
+        seen.push((
+            *millis,
+            1,
+            Sighting::Snapshot {
+                id,
+                item: item.as_ref(),
+            },
+        ));
+    }
+    // Stable: records of one millisecond stay in sequence order, before a snapshot of it.
+    seen.sort_by_key(|(millis, kind, _)| (*millis, *kind));
+    let before_in_second = |second: i64| -> Vec<Option<&Item>> {
+        records
+            .iter()
+            .filter(|(_, record)| record.created_millis.div_euclid(1000) == second)
+            .filter_map(|(_, record)| match record.event {
+                StreamEvent::Insert => Some(None),
+                _ => record.old_image.as_ref().map(Some),
+            })
+            .collect()
+    };
+    let mut versions = Vec::new();
+    let mut state: Option<&Item> = None;
+    for (millis, _, event) in &seen {
+        let (name, source, after) = match event {
+            Sighting::Snapshot { id, item } => {
+                if *item == state || before_in_second(millis.div_euclid(1000)).contains(item) {
+                    continue;
+                }
+                ("snapshot", id.to_string(), *item)
+            }
+            Sighting::Record { segment, record } => {
+                (record.event.as_str(), segment.to_string(), record.after())
+            }
+        };
+        let record = after.map(|item| crate::model::record::Record::from_item(item, 0, rules));
+        versions.push(Version {
+            time: rfc3339_of(*millis),
+            event: name,
+            source,
+            present: after.is_some(),
+            version: after.and_then(|item| attribute_text(item, "version")),
+            updated_at: after.and_then(|item| attribute_text(item, "updated_at")),
+            valid: record.as_ref().map(|record| record.is_valid()),
+            reason: record.and_then(|record| match record.content {
+                crate::model::record::RecordContent::Invalid(reason) => Some(reason),
+                _ => None,
+            }),
+            changes: version_changes(state, after, rules),
+        });
+        state = after;
+    }
+    versions
+}
+
+impl History {
+    /// `{"target", "name", "versions": [...], "gaps": [...]}`, pretty-printed, with a newline.
+    pub fn to_json(&self) -> String {
+        let doc = serde_json::json!({
+            "target": self.target,
+            "name": self.name,
+            "versions": self.versions,
+            "gaps": self.gaps,
+        });
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        )
+    }
+
+    /// The table for people: one line per version, its changes below it, then the gaps.
+    pub fn to_table(&self) -> String {
+        let mut out = format!("history of {} in target {}\n", self.name, self.target);
+        out.push_str(&format!(
+            "{:<25} {:<8} {:>8}  {:<25} SOURCE\n",
+            "TIME", "EVENT", "VERSION", "UPDATED_AT"
+        ));
+        let short = |value: &Value| {
+            let text = value.to_string();
+            if text.chars().count() > 100 {
+                format!("{}...", text.chars().take(100).collect::<String>())
+            } else {
+                text
+            }
+        };
+        for version in &self.versions {
+            out.push_str(&format!(
+                "{:<25} {:<8} {:>8}  {:<25} {}\n",
+                version.time,
+                version.event,
+                version.version.as_deref().unwrap_or("-"),
+                version.updated_at.as_deref().unwrap_or("-"),
+                version.source
+            ));
+            if let Some(reason) = &version.reason {
+                out.push_str(&format!("    invalid: {reason}\n"));
+            }
+            for change in &version.changes {
+                out.push_str(&match (change.path.as_str(), &change.from, &change.to) {
+                    ("", Value::Null, _) => "    (whole record): now a valid document\n".into(),
+                    ("", _, Value::Null) => {
+                        "    (whole record): no longer a valid document\n".into()
+                    }
+                    (path, from, to) => {
+                        format!("    {path}: {} -> {}\n", short(from), short(to))
+                    }
+                });
+            }
+        }
+        for gap in &self.gaps {
+            let shard = gap
+                .shard
+                .as_deref()
+                .map(|shard| format!(" (shard {shard})"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "gap: {} to {}{shard}: {}; changes in it may be missing\n",
+                gap.from, gap.to, gap.reason
+            ));
+        }
+        out
+    }
+}
+
+impl Printed for History {
+    fn stdout(&self) -> String {
+        if self.json {
+            self.to_json()
+        } else {
+            self.to_table()
+        }
+    }
+    fn exit_code(&self) -> i32 {
+        exit::OK
+    }
+}
+
+/// The store the config names, reached without any AWS call but S3's own (no account lookup):
+/// `history` reads only the store.
+async fn store_alone(config: &Config, target: &TargetConfig) -> Store {
+    match &config.snapshots.s3 {
+        Some(s3) => {
+            let sdk = crate::aws::sdk_config(target, &config.aws).await;
+            Store::S3 {
+                client: crate::aws::s3::S3::new(
+                    &sdk,
+                    crate::aws::Api::new(&target.name, "s3", None, config.aws.max_attempts),
+                ),
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone(),
+            }
+        }
+        None => Store::Local {
+            dir: config.snapshots.dir.clone(),
+        },
+    }
+}
+
+/// `lbrecon history --target T NAME`: the record's versions from every snapshot in retention
+/// and the journal. A name no snapshot or record holds is an error.
+pub async fn history(
+    config: &Config,
+    target: &TargetConfig,
+    name: &str,
+    json: bool,
+) -> Result<History, CommandError> {
+    let store = store_alone(config, target).await;
+    history_from(&store, &target.name, name, &(&config.records).into(), json).await
+}
+
+/// [`history`], from `store`.
+pub async fn history_from(
+    store: &Store,
+    target: &str,
+    name: &str,
+    rules: &crate::model::record::RecordRules,
+    json: bool,
+) -> Result<History, CommandError> {
+    let read_failed =
+        |err: String| CommandError::error(format!("{err}; history read nothing more"));
+    let entries = store
+        .list(target)
+        .await
+        .map_err(|err| listing_failed(target, err))?;
+    let mut snapshots = Vec::new();
+    let mut held = false;
+    // One at a time, keeping only the item of that name.
+    for entry in &entries {
+        let snapshot = store
+            .get(entry)
+            .await
+            .map_err(|err| read_failed(err.to_string()))?;
+        let item = snapshot
+            .items
+            .into_iter()
+            .map(|saved| saved.item)
+            .find(|item| item.get("name").and_then(AttrValue::as_s) == Some(name));
+        held |= item.is_some();
+        snapshots.push((entry.id.as_string(), entry.id.unix_millis(), item));
+    }
+    let segments = store
+        .list_segments(target)
+        .await
+        .map_err(|err| CommandError::error(format!("listing the journal of {target}: {err}")))?;
+    let mut records = Vec::new();
+    let mut recorded_gaps = Vec::new();
+    for entry in &segments {
+        let segment = store
+            .get_segment(entry)
+            .await
+            .map_err(|err| read_failed(err.to_string()))?;
+        let id = entry.id.as_string();
+        records.extend(
+            segment
+                .records
+                .into_iter()
+                .filter(|record| record.name() == Some(name))
+                .map(|record| (id.clone(), record)),
+        );
+        recorded_gaps.extend(segment.gaps);
+    }
+    if !held && records.is_empty() {
+        return Err(CommandError::error(format!(
+            "no snapshot or journal record of target {target} holds {name:?} ({} snapshot(s) and {} journal segment(s) read); check the name, and `lbrecon snapshots --target {target}` for what is kept",
+            entries.len(),
+            segments.len()
+        )));
+    }
+    let versions = versions_of(&snapshots, &records, rules);
+    let first = versions
+        .first()
+        .and_then(|v| {
+            time::OffsetDateTime::parse(&v.time, &time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .unwrap_or(i64::MIN);
+    let gaps = match (segments.first(), segments.last()) {
+        (Some(oldest), Some(newest)) => {
+            let ids: Vec<SegmentId> = segments.iter().map(|e| e.id.clone()).collect();
+            journal::gaps_between(
+                &ids,
+                &recorded_gaps,
+                oldest.id.from_millis(),
+                newest.id.to_millis(),
+            )
+        }
+        _ => Vec::new(),
+    };
+    let gaps = gaps
+        .into_iter()
+        .filter(|gap| gap.to_millis > first)
+        .map(|gap| HistoryGap {
+            from: rfc3339_of(gap.from_millis),
+            to: rfc3339_of(gap.to_millis),
+            shard: gap.shard,
+            reason: gap.reason,
+        })
+        .collect();
+    Ok(History {
+        target: target.to_string(),
+        name: name.to_string(),
+        versions,
+        gaps,
+        json,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1780,6 +2193,258 @@ mod tests {
                 Source::Snapshot { journal: None, .. }
             ));
             assert_eq!(names_of(&restored.state).len(), 3);
+        }
+    }
+
+    mod history {
+        use super::at_an_instant::{T1, change, segment};
+        use super::*;
+        use crate::model::record::RecordRules;
+        use crate::model::stream::{Gap, StreamEvent::*};
+        use serde_json::json;
+
+        const MINUTE: i64 = 60_000;
+
+        fn web(version: u32, config: Value) -> Item {
+            [
+                ("name".to_string(), AttrValue::S("web-1".into())),
+                ("version".to_string(), AttrValue::N(version.to_string())),
+                (
+                    "updated_at".to_string(),
+                    AttrValue::S(format!("2026-11-26T10:0{version}:00Z")),
+                ),
+                ("config".to_string(), from_json(&config)),
+            ]
+            .into_iter()
+            .collect()
+        }
+
+        fn internal() -> Value {
+            json!({"name": "web-1", "scheme": "internal"})
+        }
+
+        fn snapshot_of(items: Vec<Item>, millis: i64) -> Snapshot {
+            Snapshot::new(
+                "prod",
+                "us-east-1",
+                "lb-state",
+                items
+                    .into_iter()
+                    .map(|item| SnapshotItem {
+                        item,
+                        live_arn: None,
+                    })
+                    .collect(),
+                millis,
+            )
+        }
+
+        async fn store(dir: &std::path::Path) -> Store {
+            let store = Store::Local {
+                dir: dir.to_path_buf(),
+            };
+            let v1 = web(1, internal());
+            let v2 = web(
+                2,
+                json!({"name": "web-1", "scheme": "internet-facing", "tags": {"team": "web"}}),
+            );
+            let v3 = web(3, json!("broken"));
+            let v4 = web(4, internal());
+            let other = super::at_an_instant::versioned("other", 1);
+            for (items, millis) in [
+                (vec![v1.clone(), other.clone()], T1),
+                // Unchanged: collapsed.
+                (vec![v1.clone(), other.clone()], T1 + MINUTE),
+                // Read before the change of its second landed: collapsed.
+                (vec![v1.clone(), other.clone()], T1 + 2 * MINUTE + 300),
+                // After the removal: collapsed.
+                (vec![other.clone()], T1 + 5 * MINUTE),
+            ] {
+                store.put(&snapshot_of(items, millis)).await.unwrap();
+            }
+            let mut journal = segment(
+                T1 + MINUTE,
+                T1 + 10 * MINUTE,
+                vec![
+                    change(
+                        1,
+                        T1 + 2 * MINUTE,
+                        Modify,
+                        Some(v1.clone()),
+                        Some(v2.clone()),
+                    ),
+                    change(2, T1 + 2 * MINUTE, Modify, Some(other.clone()), Some(other)),
+                    change(
+                        3,
+                        T1 + 3 * MINUTE,
+                        Modify,
+                        Some(v2.clone()),
+                        Some(v3.clone()),
+                    ),
+                    change(4, T1 + 4 * MINUTE, Remove, Some(v3), None),
+                    // Read twice.
+                    change(
+                        4,
+                        T1 + 4 * MINUTE,
+                        Remove,
+                        Some(web(3, json!("broken"))),
+                        None,
+                    ),
+                    change(5, T1 + 6 * MINUTE, Insert, None, Some(v4)),
+                ],
+            );
+            journal.gaps.push(Gap {
+                shard: None,
+                from_millis: T1 + 7 * MINUTE,
+                to_millis: T1 + 8 * MINUTE,
+                reason: "a shard was not read".into(),
+            });
+            store.put_segment("prod", &journal).await.unwrap();
+            store
+        }
+
+        #[tokio::test]
+        async fn a_records_versions_come_from_snapshots_and_the_journal_with_their_changes() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path()).await;
+            let history = history_from(&store, "prod", "web-1", &RecordRules::default(), true)
+                .await
+                .unwrap();
+            let summary: Vec<(&str, &str, Option<&str>, bool, Option<bool>)> = history
+                .versions
+                .iter()
+                .map(|v| {
+                    (
+                        v.time.as_str(),
+                        v.event,
+                        v.version.as_deref(),
+                        v.present,
+                        v.valid,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                summary,
+                vec![
+                    (
+                        "2026-11-26T10:15:00Z",
+                        "snapshot",
+                        Some("1"),
+                        true,
+                        Some(true)
+                    ),
+                    (
+                        "2026-11-26T10:17:00Z",
+                        "MODIFY",
+                        Some("2"),
+                        true,
+                        Some(true)
+                    ),
+                    (
+                        "2026-11-26T10:18:00Z",
+                        "MODIFY",
+                        Some("3"),
+                        true,
+                        Some(false)
+                    ),
+                    ("2026-11-26T10:19:00Z", "REMOVE", None, false, None),
+                    (
+                        "2026-11-26T10:21:00Z",
+                        "INSERT",
+                        Some("4"),
+                        true,
+                        Some(true)
+                    ),
+                ]
+            );
+            let v = &history.versions;
+            assert!(
+                v[0].source.starts_with("20261126T101500000Z-2r-"),
+                "{}",
+                v[0].source
+            );
+            assert!(
+                v[1].source
+                    .starts_with("20261126T101600000Z-20261126T102500000Z-6r-"),
+                "{}",
+                v[1].source
+            );
+            assert_eq!(v[0].changes.len(), 1);
+            assert_eq!(v[0].changes[0].path, "");
+            assert_eq!(v[0].changes[0].from, Value::Null);
+            assert_eq!(v[0].changes[0].to["scheme"], "internal");
+            assert_eq!(
+                v[1].changes,
+                vec![
+                    VersionChange {
+                        path: "/scheme".into(),
+                        from: json!("internal"),
+                        to: json!("internet-facing"),
+                    },
+                    VersionChange {
+                        path: "/tags/team".into(),
+                        from: Value::Null,
+                        to: json!("web"),
+                    },
+                ]
+            );
+            assert_eq!(v[1].updated_at.as_deref(), Some("2026-11-26T10:02:00Z"));
+            assert!(v[2].reason.is_some());
+            assert_eq!(v[2].changes[0].to, Value::Null);
+            assert!(v[3].changes.is_empty());
+
+            let doc: Value = serde_json::from_str(&history.stdout()).unwrap();
+            assert_eq!(doc["target"], "prod");
+            assert_eq!(doc["name"], "web-1");
+            assert_eq!(
+                doc["versions"][1]["changes"][0],
+                json!({"path": "/scheme", "from": "internal", "to": "internet-facing"})
+            );
+            assert_eq!(doc["versions"][3]["valid"], Value::Null);
+            assert_eq!(
+                doc["gaps"],
+                json!([{"from": "2026-11-26T10:22:00Z", "to": "2026-11-26T10:23:00Z",
+                        "shard": null, "reason": "a shard was not read"}])
+            );
+            assert_eq!(history.exit_code(), exit::OK);
+
+            let table = History {
+                json: false,
+                ..history
+            }
+            .stdout();
+            let lines: Vec<&str> = table.lines().collect();
+            assert_eq!(lines[0], "history of web-1 in target prod");
+            assert!(lines[2].starts_with("2026-11-26T10:15:00Z      snapshot        1  2026-11-26T10:01:00Z      20261126T101500000Z-2r-"), "{table}");
+            assert_eq!(lines[3], "    (whole record): now a valid document");
+            assert_eq!(lines[5], "    /scheme: \"internal\" -> \"internet-facing\"");
+            assert!(table.contains("    invalid: "), "{table}");
+            assert!(table.contains("REMOVE          -  -  "), "{table}");
+            assert!(table.ends_with(
+                "gap: 2026-11-26T10:22:00Z to 2026-11-26T10:23:00Z: a shard was not read; changes in it may be missing\n"
+            ), "{table}");
+        }
+
+        #[tokio::test]
+        async fn a_name_never_seen_is_an_error() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path()).await;
+            let err = history_from(&store, "prod", "web-9", &RecordRules::default(), false)
+                .await
+                .unwrap_err();
+            assert_eq!(err.exit_code(), exit::ERROR);
+            assert!(
+                err.message.starts_with(
+                    "no snapshot or journal record of target prod holds \"web-9\" (4 snapshot(s) and 1 journal segment(s) read)"
+                ),
+                "{err}"
+            );
+            // Another name the store holds is found.
+            let only_journal =
+                history_from(&store, "prod", "other", &RecordRules::default(), false)
+                    .await
+                    .unwrap();
+            assert_eq!(only_journal.versions[0].event, "snapshot");
         }
     }
 
