@@ -596,7 +596,7 @@ mod tests {
     /// 2026-11-26T10:15:00Z.
     const T0: i64 = 1_795_688_100_000;
 
-    pub(crate) fn item(name: &str, version: u32) -> Item {
+    fn item(name: &str, version: u32) -> Item {
         [
             ("name".to_string(), AttrValue::S(name.into())),
             ("version".to_string(), AttrValue::N(version.to_string())),

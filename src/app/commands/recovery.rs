@@ -2310,7 +2310,9 @@ mod tests {
             let history = history_from(&store, "prod", "web-1", &RecordRules::default(), true)
                 .await
                 .unwrap();
-            let summary: Vec<(&str, &str, Option<&str>, bool, Option<bool>)> = history
+            /// Time, event, version, present, valid.
+            type Line<'a> = (&'a str, &'a str, Option<&'a str>, bool, Option<bool>);
+            let summary: Vec<Line<'_>> = history
                 .versions
                 .iter()
                 .map(|v| {
