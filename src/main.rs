@@ -95,6 +95,7 @@ fn run() -> i32 {
             dry_run,
             replace_invalid,
             include_gone,
+            allow_gap,
             approve,
         } => {
             let target = match cli::named_target(&config, &target) {
@@ -110,8 +111,9 @@ fn run() -> i32 {
                 replace_invalid,
                 include_gone,
             };
-            let pending =
-                runtime.block_on(recovery::prepare_restore(&config, target, pick, options));
+            let pending = runtime.block_on(recovery::prepare_restore(
+                &config, target, pick, options, allow_gap,
+            ));
             write(&runtime, target, pending, dry_run, approve.as_deref())
         }
         Command::Adopt {
@@ -128,6 +130,19 @@ fn run() -> i32 {
             let pending = runtime.block_on(recovery::prepare_adopt(&config, target, all, &names));
             write(&runtime, target, pending, dry_run, approve.as_deref())
         }
+        Command::History {
+            target,
+            name,
+            format,
+        } => match cli::named_target(&config, &target) {
+            Ok(target) => print(&runtime.block_on(recovery::history(
+                &config,
+                target,
+                &name,
+                format == cli::Format::Json,
+            ))),
+            Err(err) => print(&err),
+        },
         Command::Init { target, approve } => match cli::named_target(&config, &target) {
             Ok(target) => {
                 print(&runtime.block_on(commands::init(&config, target, approve.as_deref())))

@@ -81,7 +81,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Restore missing records from a snapshot; a record that exists always stands.
+    /// Restore missing records from a snapshot (with --at and a journal, the table as it was at
+    /// that instant); a record that exists always stands.
     Restore {
         #[arg(long)]
         target: String,
@@ -104,9 +105,23 @@ pub enum Command {
         /// Also restore records whose load balancer is gone or was recreated.
         #[arg(long)]
         include_gone: bool,
+        /// With --at: when the journal has a gap between the snapshot and the instant, restore
+        /// the snapshot alone.
+        #[arg(long, conflicts_with = "snapshot")]
+        allow_gap: bool,
         /// The change ticket that approves the writes; without it, only the plan is printed.
         #[arg(long)]
         approve: Option<String>,
+    },
+    /// A record's versions over time, from the snapshots and the journal: time, event,
+    /// `version`, `updated_at`, and what changed between consecutive versions.
+    History {
+        #[arg(long)]
+        target: String,
+        /// The record's name (its load balancer's).
+        name: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Write records from live state for load balancers that have none.
     Adopt {
@@ -138,6 +153,7 @@ impl Command {
             Command::Init { .. } => "init",
             Command::Snapshots { .. } => "snapshots",
             Command::Restore { .. } => "restore",
+            Command::History { .. } => "history",
             Command::Adopt { .. } => "adopt",
             Command::Validate => "validate",
         }
@@ -314,6 +330,47 @@ dir = "/var/lib/lbrecon/snapshots"
             exit::USAGE
         );
         assert_eq!(code(&["lbrecon", "adopt", "--target", "prod"]), exit::USAGE);
+        assert_eq!(
+            code(&[
+                "lbrecon",
+                "restore",
+                "--target",
+                "prod",
+                "--snapshot",
+                "y",
+                "--allow-gap"
+            ]),
+            exit::USAGE
+        );
+        assert_eq!(
+            code(&["lbrecon", "history", "--target", "prod"]),
+            exit::USAGE
+        );
+        let parsed = Cli::try_parse_from([
+            "lbrecon",
+            "restore",
+            "--target",
+            "prod",
+            "--at",
+            "x",
+            "--allow-gap",
+        ])
+        .unwrap();
+        assert!(matches!(
+            parsed.command,
+            Command::Restore {
+                allow_gap: true,
+                ..
+            }
+        ));
+        let parsed = Cli::try_parse_from([
+            "lbrecon", "history", "--target", "prod", "web-1", "--format", "json",
+        ])
+        .unwrap();
+        let Command::History { name, format, .. } = parsed.command else {
+            panic!("not history: {parsed:?}");
+        };
+        assert_eq!((name.as_str(), format), ("web-1", Format::Json));
         let parsed =
             Cli::try_parse_from(["lbrecon", "adopt", "--target", "prod", "a", "b"]).unwrap();
         let Command::Adopt { names, all, .. } = parsed.command else {

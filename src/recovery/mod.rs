@@ -1,5 +1,7 @@
-//! Recovery: point-in-time snapshots of the state table (local or S3), and the planning and
-//! conditional, batched writes of `restore` and `adopt`.
+//! Recovery: point-in-time snapshots of the state table (local or S3), the journal of its
+//! stream (kept beside them) and its replay, and the planning and conditional, batched writes
+//! of `restore` and `adopt`.
 
+pub mod journal;
 pub mod restore;
 pub mod snapshot;

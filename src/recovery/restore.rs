@@ -26,6 +26,9 @@ const CONCURRENCY: usize = 4;
 /// Attempts of an item whose transaction was cancelled for another item or throttled.
 const ATTEMPTS: u32 = 6;
 
+/// Why an item the snapshot holds without a load balancer ARN is skipped.
+pub const NOT_LIVE_AT_SNAPSHOT: &str = "its load balancer was not live when the snapshot was taken";
+
 /// Options of `restore`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RestoreOptions {
@@ -138,9 +141,7 @@ pub fn plan_restore(
             (Some(then), Some(now)) => Some(format!(
                 "its load balancer was recreated since (then {then}, now {now})"
             )),
-            (None, Some(_)) => {
-                Some("its load balancer was not live when the snapshot was taken".to_string())
-            }
+            (None, Some(_)) => Some(NOT_LIVE_AT_SNAPSHOT.to_string()),
         };
         match gone {
             Some(reason) if !options.include_gone => plan

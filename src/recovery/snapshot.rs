@@ -96,13 +96,7 @@ impl SnapshotId {
         let stamp = parts.next()?;
         let records = parts.next()?.strip_suffix('r')?.parse().ok()?;
         let hash = parts.next()?;
-        let valid_stamp = stamp.len() == 19
-            && stamp.ends_with('Z')
-            && stamp.as_bytes()[8] == b'T'
-            && stamp[..8].bytes().all(|b| b.is_ascii_digit())
-            && stamp[9..18].bytes().all(|b| b.is_ascii_digit());
-        let valid_hash = hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit());
-        (valid_stamp && valid_hash).then(|| SnapshotId {
+        (is_stamp(stamp) && is_hash(hash)).then(|| SnapshotId {
             stamp: stamp.to_string(),
             records,
             hash: hash.to_string(),
@@ -111,24 +105,12 @@ impl SnapshotId {
 
     /// The time, as Unix milliseconds.
     pub fn unix_millis(&self) -> i64 {
-        let format = time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second][subsecond digits:3]Z"
-        );
-        time::PrimitiveDateTime::parse(&self.stamp, &format)
-            .map(|t| (t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
-            .unwrap_or(0)
+        stamp_millis(&self.stamp).unwrap_or(0)
     }
 
     /// The time, RFC 3339.
     pub fn rfc3339(&self) -> String {
-        let nanos = self.unix_millis() as i128 * 1_000_000;
-        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default()
+        rfc3339_of(self.unix_millis())
     }
 
     fn file_name(&self) -> String {
@@ -155,6 +137,73 @@ pub fn content_hash_of<'a, S: AsRef<str>>(
     let mut hasher = Sha256::new();
     write_items(items, |bytes| hasher.update(bytes));
     hex::encode(&hasher.finalize()[..8])
+}
+
+/// The first 16 hex digits of the SHA-256 of `bytes`: how snapshots and journal segments are
+/// named by their content.
+pub(crate) fn short_hash(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
+/// The stamp format of stored names: `20261126T101500123Z`, which sorts by time.
+const STAMP: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year][month][day]T[hour][minute][second][subsecond digits:3]Z"
+);
+
+/// The stamp of a time (Unix milliseconds), as stored names carry it.
+pub(crate) fn stamp_of(millis: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(STAMP)
+        .unwrap_or_default()
+}
+
+/// The time (Unix milliseconds) a stamp names.
+pub(crate) fn stamp_millis(stamp: &str) -> Option<i64> {
+    time::PrimitiveDateTime::parse(stamp, STAMP)
+        .ok()
+        .map(|t| (t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// Whether `text` has the shape of a stamp.
+pub(crate) fn is_stamp(text: &str) -> bool {
+    text.len() == 19
+        && text.ends_with('Z')
+        && text.as_bytes()[8] == b'T'
+        && text[..8].bytes().all(|b| b.is_ascii_digit())
+        && text[9..18].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `text` is a 16-hex-digit content hash.
+pub(crate) fn is_hash(text: &str) -> bool {
+    text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A time (Unix milliseconds) in RFC 3339, to the millisecond.
+pub(crate) fn rfc3339_of(millis: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Gzip-compresses `bytes`.
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory")
+}
+
+/// Decompresses gzip data whole; an error says why (truncated, not gzip).
+pub(crate) fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|err| format!("not gzip data ({err})"))?;
+    Ok(out)
 }
 
 /// Writes items given as their DynamoDB JSON with their live ARNs as the JSON `serde_json`
@@ -192,11 +241,7 @@ impl Snapshot {
         millis: i64,
     ) -> Snapshot {
         items.sort_by(|a, b| name_of(&a.item).cmp(name_of(&b.item)));
-        let time = time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let rfc3339 = time
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let rfc3339 = rfc3339_of(millis);
         Snapshot {
             format: FORMAT.to_string(),
             target: target.to_string(),
@@ -209,14 +254,8 @@ impl Snapshot {
 
     /// The id this snapshot is stored under.
     pub fn id(&self) -> SnapshotId {
-        let time =
-            time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let format = time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second][subsecond digits:3]Z"
-        );
         SnapshotId {
-            stamp: time.format(&format).unwrap_or_default(),
+            stamp: stamp_of(self.millis()),
             records: self.items.len(),
             hash: content_hash(&self.items),
         }
@@ -258,12 +297,16 @@ impl Snapshot {
         (id, encoder.finish().expect("writing to memory"))
     }
 
+    /// The snapshot's time, Unix milliseconds.
+    pub fn millis(&self) -> i64 {
+        time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339)
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+            .unwrap_or(0)
+    }
+
     /// Gzip-compressed JSON.
     pub fn encode(&self) -> Vec<u8> {
-        let json = serde_json::to_vec(self).expect("a snapshot always serializes");
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-        encoder.write_all(&json).expect("writing to memory");
-        encoder.finish().expect("writing to memory")
+        gzip(&serde_json::to_vec(self).expect("a snapshot always serializes"))
     }
 
     /// Reads a snapshot, checking it is whole: a truncated or altered file is an error that
@@ -277,10 +320,7 @@ impl Snapshot {
             location: location.to_string(),
             reason,
         };
-        let mut json = Vec::new();
-        GzDecoder::new(bytes)
-            .read_to_end(&mut json)
-            .map_err(|err| corrupt(format!("not gzip data ({err})")))?;
+        let json = gunzip(bytes).map_err(corrupt)?;
         let snapshot: Snapshot = serde_json::from_slice(&json)
             .map_err(|err| corrupt(format!("not a snapshot ({err})")))?;
         if snapshot.format != FORMAT {
@@ -330,8 +370,133 @@ pub enum Store {
 }
 
 impl Store {
+    /// The S3 key of `file` of `target`, under the store's prefix.
     fn key(prefix: &str, target: &str, file: &str) -> String {
         format!("{prefix}{target}/{file}")
+    }
+
+    /// The folder of `target`'s files: its own (`None`, the snapshots) or a sub-folder of it
+    /// (`Some("journal")`).
+    fn folder(target: &str, sub: Option<&str>) -> String {
+        match sub {
+            Some(sub) => format!("{target}/{sub}"),
+            None => target.to_string(),
+        }
+    }
+
+    /// Writes one file of `target` (in `sub`, when given) atomically; returns its location.
+    pub(crate) async fn put_file(
+        &self,
+        target: &str,
+        sub: Option<&str>,
+        file: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, SnapshotError> {
+        let folder = Self::folder(target, sub);
+        match self {
+            Store::Local { dir } => {
+                let dir = dir.join(folder);
+                let path = dir.join(file);
+                let location = path.display().to_string();
+                write_atomically(&dir, &path, &bytes).map_err(|source| SnapshotError::Io {
+                    location: location.clone(),
+                    source,
+                })?;
+                Ok(location)
+            }
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = Self::key(prefix, &folder, file);
+                client.put(bucket, &key, bytes).await?;
+                Ok(format!("s3://{bucket}/{key}"))
+            }
+        }
+    }
+
+    /// The files directly in `target`'s folder (or its `sub` folder), not in folders below it
+    /// (S3 lists by prefix, so a deeper key is left out here): name, size, location.
+    pub(crate) async fn list_files(
+        &self,
+        target: &str,
+        sub: Option<&str>,
+    ) -> Result<Vec<(String, u64, String)>, SnapshotError> {
+        let folder = Self::folder(target, sub);
+        let mut files = Vec::new();
+        match self {
+            Store::Local { dir } => {
+                let dir = dir.join(folder);
+                let read = match std::fs::read_dir(&dir) {
+                    Ok(read) => read,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+                    Err(source) => {
+                        return Err(SnapshotError::Io {
+                            location: dir.display().to_string(),
+                            source,
+                        });
+                    }
+                };
+                for file in read.flatten() {
+                    if file.file_type().is_ok_and(|t| t.is_file()) {
+                        let name = file.file_name().to_string_lossy().to_string();
+                        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+                        files.push((name, bytes, file.path().display().to_string()));
+                    }
+                }
+            }
+            Store::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key_prefix = Self::key(prefix, &folder, "");
+                for (key, bytes) in client.list(bucket, &key_prefix).await? {
+                    let Some(name) = key.strip_prefix(&key_prefix) else {
+                        continue;
+                    };
+                    if !name.is_empty() && !name.contains('/') {
+                        files.push((name.to_string(), bytes, format!("s3://{bucket}/{key}")));
+                    }
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// The bytes of the file at `location` (as [`Store::list_files`] gives it).
+    pub(crate) async fn read_file(&self, location: &str) -> Result<Vec<u8>, SnapshotError> {
+        match self {
+            Store::Local { .. } => std::fs::read(location).map_err(|source| SnapshotError::Io {
+                location: location.to_string(),
+                source,
+            }),
+            Store::S3 { client, bucket, .. } => {
+                let key = location
+                    .strip_prefix(&format!("s3://{bucket}/"))
+                    .unwrap_or(location);
+                Ok(client.get(bucket, key).await?)
+            }
+        }
+    }
+
+    /// Deletes the file at `location`.
+    pub(crate) async fn delete_file(&self, location: &str) -> Result<(), SnapshotError> {
+        match self {
+            Store::Local { .. } => {
+                std::fs::remove_file(location).map_err(|source| SnapshotError::Io {
+                    location: location.to_string(),
+                    source,
+                })
+            }
+            Store::S3 { client, bucket, .. } => {
+                let key = location
+                    .strip_prefix(&format!("s3://{bucket}/"))
+                    .unwrap_or(location);
+                Ok(client.delete(bucket, key).await?)
+            }
+        }
     }
 
     /// Writes a snapshot atomically; returns its location.
@@ -347,131 +512,47 @@ impl Store {
         id: SnapshotId,
         bytes: Vec<u8>,
     ) -> Result<Entry, SnapshotError> {
-        let location = match self {
-            Store::Local { dir } => {
-                let dir = dir.join(target);
-                let path = dir.join(id.file_name());
-                let location = path.display().to_string();
-                let io = |source| SnapshotError::Io {
-                    location: location.clone(),
-                    source,
-                };
-                write_atomically(&dir, &path, &bytes).map_err(io)?;
-                location
-            }
-            Store::S3 {
-                client,
-                bucket,
-                prefix,
-            } => {
-                let key = Self::key(prefix, target, &id.file_name());
-                client.put(bucket, &key, bytes.clone()).await?;
-                format!("s3://{bucket}/{key}")
-            }
-        };
+        let size = bytes.len() as u64;
+        let location = self.put_file(target, None, &id.file_name(), bytes).await?;
         Ok(Entry {
             id,
-            bytes: bytes.len() as u64,
+            bytes: size,
             location,
         })
     }
 
-    /// Every snapshot of `target`, oldest first. Files whose names are not snapshot names are
-    /// ignored.
+    /// Every snapshot of `target`, oldest first. Files whose names are not snapshot names, and
+    /// the journal's folder, are ignored.
     pub async fn list(&self, target: &str) -> Result<Vec<Entry>, SnapshotError> {
-        let mut entries = Vec::new();
-        match self {
-            Store::Local { dir } => {
-                let dir = dir.join(target);
-                let read = match std::fs::read_dir(&dir) {
-                    Ok(read) => read,
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(entries),
-                    Err(source) => {
-                        return Err(SnapshotError::Io {
-                            location: dir.display().to_string(),
-                            source,
-                        });
-                    }
-                };
-                for file in read.flatten() {
-                    let name = file.file_name().to_string_lossy().to_string();
-                    if let Some(id) = name
-                        .ends_with(SUFFIX)
-                        .then(|| SnapshotId::parse(&name))
-                        .flatten()
-                    {
-                        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-                        entries.push(Entry {
-                            id,
-                            bytes,
-                            location: file.path().display().to_string(),
-                        });
-                    }
-                }
-            }
-            Store::S3 {
-                client,
-                bucket,
-                prefix,
-            } => {
-                let key_prefix = Self::key(prefix, target, "");
-                for (key, bytes) in client.list(bucket, &key_prefix).await? {
-                    let file = key.rsplit('/').next().unwrap_or("");
-                    if let Some(id) = file
-                        .ends_with(SUFFIX)
-                        .then(|| SnapshotId::parse(file))
-                        .flatten()
-                    {
-                        entries.push(Entry {
-                            id,
-                            bytes,
-                            location: format!("s3://{bucket}/{key}"),
-                        });
-                    }
-                }
-            }
-        }
+        let mut entries: Vec<Entry> = self
+            .list_files(target, None)
+            .await?
+            .into_iter()
+            .filter_map(|(name, bytes, location)| {
+                let id = name
+                    .ends_with(SUFFIX)
+                    .then(|| SnapshotId::parse(&name))
+                    .flatten()?;
+                Some(Entry {
+                    id,
+                    bytes,
+                    location,
+                })
+            })
+            .collect();
         entries.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(entries)
     }
 
     /// Reads one snapshot, checking it is whole.
     pub async fn get(&self, entry: &Entry) -> Result<Snapshot, SnapshotError> {
-        let bytes = match self {
-            Store::Local { .. } => {
-                std::fs::read(&entry.location).map_err(|source| SnapshotError::Io {
-                    location: entry.location.clone(),
-                    source,
-                })?
-            }
-            Store::S3 { client, bucket, .. } => {
-                let key = entry
-                    .location
-                    .strip_prefix(&format!("s3://{bucket}/"))
-                    .unwrap_or(&entry.location);
-                client.get(bucket, key).await?
-            }
-        };
+        let bytes = self.read_file(&entry.location).await?;
         Snapshot::decode(&bytes, &entry.location, Some(&entry.id))
     }
 
     /// Deletes one snapshot.
     pub async fn delete(&self, entry: &Entry) -> Result<(), SnapshotError> {
-        match self {
-            Store::Local { .. } => {
-                std::fs::remove_file(&entry.location).map_err(|source| SnapshotError::Io {
-                    location: entry.location.clone(),
-                    source,
-                })
-            }
-            Store::S3 { client, bucket, .. } => {
-                let key = entry
-                    .location
-                    .strip_prefix(&format!("s3://{bucket}/"))
-                    .unwrap_or(&entry.location);
-                Ok(client.delete(bucket, key).await?)
-            }
-        }
+        self.delete_file(&entry.location).await
     }
 }
 

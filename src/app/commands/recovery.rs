@@ -14,11 +14,15 @@ use crate::control::{ControlItem, ControlStore, Event};
 use crate::model::item::{AttrValue, Item, StoredItem, from_json};
 use crate::model::live::{self, TargetGroupIndex};
 use crate::model::record::RecordCache;
+use crate::model::stream::{StreamEvent, StreamRecord};
 use crate::reconcile::report::exit;
+use crate::recovery::journal::{self, SegmentId};
 use crate::recovery::restore::{
     self, Plan, PlannedWrite, RestoreOptions, WriteCondition, plan_restore,
 };
-use crate::recovery::snapshot::{Entry, Snapshot, Store, content_hash_of, to_prune};
+use crate::recovery::snapshot::{
+    Entry, Snapshot, SnapshotItem, Store, content_hash_of, rfc3339_of, to_prune,
+};
 use crate::runtime::config::{Config, TargetConfig};
 use crate::runtime::telemetry;
 
@@ -144,12 +148,35 @@ pub async fn snapshot_step(
             config.snapshots.retention.as_millis() as i64,
             config.snapshots.keep as usize,
         );
-        for old in prune {
-            store.delete(&old).await?;
+        for old in &prune {
+            store.delete(old).await?;
             tracing::info!(target_name = %target.name, location = %old.location, "snapshot pruned");
+        }
+        let oldest_kept = entries
+            .iter()
+            .filter(|entry| !prune.contains(entry))
+            .map(|entry| entry.id.unix_millis())
+            .min();
+        if let Err(err) = prune_journal(store, &target.name, oldest_kept).await {
+            tracing::warn!(target_name = %target.name, kind = err.kind(), "pruning the journal: {err}");
         }
     }
     Ok(Some(entry))
+}
+
+/// Deletes the journal's segments that ended before the oldest snapshot kept: they are kept
+/// as long as the snapshots they follow, and all of them while there is no snapshot.
+async fn prune_journal(
+    store: &Store,
+    target: &str,
+    oldest_kept_snapshot_millis: Option<i64>,
+) -> Result<(), journal::JournalError> {
+    let segments = store.list_segments(target).await?;
+    for old in journal::segments_to_prune(&segments, oldest_kept_snapshot_millis) {
+        store.delete_segment(&old).await?;
+        tracing::info!(target_name = %target, location = %old.location, "journal segment pruned");
+    }
+    Ok(())
 }
 
 /// One snapshot in `lbrecon snapshots`.
@@ -276,14 +303,7 @@ pub fn choose<'a>(
     let entry = match pick {
         Pick::Id(id) => entries.iter().find(|e| e.id.as_string() == *id),
         Pick::At(at) => {
-            let Ok(at) =
-                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-            else {
-                return Err(CommandError::usage(format!(
-                    "--at {at:?} is not an RFC 3339 time such as 2026-12-24T20:24:00Z"
-                )));
-            };
-            let at_millis = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+            let at_millis = at_millis(at)?;
             entries
                 .iter()
                 .rev()
@@ -302,17 +322,51 @@ pub fn choose<'a>(
     })
 }
 
+/// The time `--at` names, Unix milliseconds; a usage error when it is not RFC 3339.
+pub fn at_millis(at: &str) -> Result<i64, CommandError> {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| {
+            CommandError::usage(format!(
+                "--at {at:?} is not an RFC 3339 time such as 2026-12-24T20:24:00Z"
+            ))
+        })
+}
+
 /// Where the records of a plan come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// `restore`: a snapshot, with its time and how many records it holds.
+    /// `restore`: a snapshot, with its time and how many records it holds, and what of the
+    /// journal was applied to it (`None`: the snapshot as it is).
     Snapshot {
         id: String,
         time: String,
         records: usize,
+        journal: Option<JournalUse>,
     },
     /// `adopt`: live state.
     Live,
+}
+
+/// What `restore --at` took from the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalUse {
+    /// The journal's records after the snapshot, up to the instant, were applied.
+    Applied {
+        /// Records applied.
+        records: usize,
+        /// Segments read.
+        segments: usize,
+        /// The instant, RFC 3339.
+        until: String,
+    },
+    /// The journal has gaps between the snapshot and the instant, accepted with
+    /// `--allow-gap`: the snapshot alone is restored.
+    GapAccepted {
+        until: String,
+        /// Each gap in words.
+        gaps: Vec<String>,
+    },
 }
 
 /// What `restore` or `adopt` will write, shown before anything is written.
@@ -353,10 +407,36 @@ impl WritePlan {
     /// The plan for people: a header, then the plan, a large one summarized.
     pub fn to_text(&self) -> String {
         let mut out = match &self.source {
-            Source::Snapshot { id, time, records } => format!(
-                "restore of target {} from snapshot {id} ({time}, {records} records)\n",
-                self.target
-            ),
+            Source::Snapshot {
+                id,
+                time,
+                records,
+                journal,
+            } => {
+                let mut header = format!(
+                    "restore of target {} from snapshot {id} ({time}, {records} records)",
+                    self.target
+                );
+                match journal {
+                    None => header.push('\n'),
+                    Some(JournalUse::Applied {
+                        records,
+                        segments,
+                        until,
+                    }) => header.push_str(&format!(
+                        " and the journal up to {until}: {records} record(s) applied from {segments} segment(s)\n"
+                    )),
+                    Some(JournalUse::GapAccepted { until, gaps }) => {
+                        header.push_str(&format!(
+                            " alone: the journal has gaps between the snapshot and {until}, accepted with --allow-gap\n"
+                        ));
+                        for gap in gaps {
+                            header.push_str(&format!("  gap: {gap}\n"));
+                        }
+                    }
+                }
+                header
+            }
             Source::Live => format!("adopt for target {}\n", self.target),
         };
         out.push_str(&plan_text(&self.plan));
@@ -524,13 +604,165 @@ impl Pending {
     }
 }
 
-/// `lbrecon restore`: reads the snapshot `pick` names and the table and live state now, and
-/// makes the plan.
+/// What `restore` puts back: the snapshot `pick` names, with the journal applied up to the
+/// instant for `--at` when the target has a journal.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The state to restore from, each item with its load balancer's ARN at snapshot time.
+    pub state: Snapshot,
+    pub source: Source,
+    /// Names the journal holds and the snapshot does not: no ARN was recorded for them.
+    pub journal_only: BTreeSet<String>,
+}
+
+/// Reads what `restore` puts back from the store: the snapshot `pick` names and, for `--at`
+/// on a target with a journal, the segments overlapping the snapshot's time to the instant,
+/// replayed onto it. A gap in the journal between the two is an error unless `allow_gap`,
+/// which takes the snapshot alone. A target without a journal is restored from the snapshot
+/// as it is.
+pub async fn restore_source(
+    store: &Store,
+    target: &str,
+    pick: &Pick,
+    allow_gap: bool,
+) -> Result<Restored, CommandError> {
+    let entries = store
+        .list(target)
+        .await
+        .map_err(|err| listing_failed(target, err))?;
+    let entry = choose(target, &entries, pick)?;
+    let snapshot = store
+        .get(entry)
+        .await
+        .map_err(|err| CommandError::error(err.to_string()))?;
+    let id = entry.id.as_string();
+    let source = |journal| Source::Snapshot {
+        id: id.clone(),
+        time: snapshot.time.clone(),
+        records: snapshot.items.len(),
+        journal,
+    };
+    let as_it_is = |journal| Restored {
+        state: snapshot.clone(),
+        source: source(journal),
+        journal_only: BTreeSet::new(),
+    };
+    let Pick::At(at) = pick else {
+        return Ok(as_it_is(None));
+    };
+    let until = at_millis(at)?;
+    let segments = store
+        .list_segments(target)
+        .await
+        .map_err(|err| CommandError::error(format!("listing the journal of {target}: {err}")))?;
+    if segments.is_empty() {
+        return Ok(as_it_is(None));
+    }
+    let after = entry.id.unix_millis();
+    let read = journal::segments_for(&segments, after, until);
+    let mut records = Vec::new();
+    let mut recorded_gaps = Vec::new();
+    for segment in &read {
+        let segment = store
+            .get_segment(segment)
+            .await
+            .map_err(|err| CommandError::error(format!("{err}; nothing was written")))?;
+        records.extend(segment.records);
+        recorded_gaps.extend(segment.gaps);
+    }
+    let ids: Vec<SegmentId> = segments.iter().map(|e| e.id.clone()).collect();
+    let gaps = journal::gaps_between(&ids, &recorded_gaps, after, until);
+    let until_text = rfc3339_of(until);
+    if !gaps.is_empty() {
+        let described: Vec<String> = gaps.iter().map(journal::describe_gap).collect();
+        if !allow_gap {
+            return Err(CommandError::error(format!(
+                "the journal of target {target} has {} gap(s) between snapshot {id} ({}) and {until_text}, so the table at that instant is not known: {}; nothing was written. \
+                 Pass --allow-gap to restore the snapshot alone, or choose another --at (before the gap, or at a snapshot's time: `lbrecon snapshots --target {target}`)",
+                gaps.len(),
+                snapshot.time,
+                described.join("; ")
+            )));
+        }
+        return Ok(as_it_is(Some(JournalUse::GapAccepted {
+            until: until_text,
+            gaps: described,
+        })));
+    }
+    let arns: BTreeMap<&str, Option<&String>> = snapshot
+        .items
+        .iter()
+        .filter_map(|saved| {
+            let name = saved.item.get("name").and_then(AttrValue::as_s)?;
+            Some((name, saved.live_arn.as_ref()))
+        })
+        .collect();
+    let (replayed, applied) = journal::replay_counted(
+        snapshot.items.iter().map(|saved| saved.item.clone()),
+        &records,
+        after,
+        until,
+    );
+    let mut journal_only = BTreeSet::new();
+    let mut items: Vec<SnapshotItem> = replayed
+        .into_iter()
+        .map(|(name, item)| {
+            let live_arn = match arns.get(name.as_str()) {
+                Some(arn) => arn.cloned(),
+                None => {
+                    journal_only.insert(name);
+                    None
+                }
+            };
+            SnapshotItem { item, live_arn }
+        })
+        .collect();
+    // Items without a string name are kept, for the plan to list them as skipped.
+    items.extend(
+        snapshot
+            .items
+            .iter()
+            .filter(|saved| saved.item.get("name").and_then(AttrValue::as_s).is_none())
+            .cloned(),
+    );
+    let state = Snapshot::new(
+        &snapshot.target,
+        &snapshot.region,
+        &snapshot.table,
+        items,
+        after,
+    );
+    Ok(Restored {
+        state,
+        source: source(Some(JournalUse::Applied {
+            records: applied,
+            segments: read.len(),
+            until: until_text,
+        })),
+        journal_only,
+    })
+}
+
+/// Says why a record only the journal holds is skipped: its load balancer's ARN was never
+/// recorded, so a load balancer recreated under the same name cannot be told apart.
+fn explain_journal_only(plan: &mut Plan, journal_only: &BTreeSet<String>) {
+    for skipped in &mut plan.skipped {
+        if journal_only.contains(&skipped.name)
+            && skipped.reason.starts_with(restore::NOT_LIVE_AT_SNAPSHOT)
+        {
+            skipped.reason = "its record was written after the snapshot (the journal holds it), so no ARN of its load balancer was recorded to check the live one against; --include-gone restores it anyway".to_string();
+        }
+    }
+}
+
+/// `lbrecon restore`: reads what the store holds for the instant or snapshot `pick` names and
+/// the table and live state now, and makes the plan.
 pub async fn prepare_restore(
     config: &Config,
     target: &TargetConfig,
     pick: Pick,
     options: RestoreOptions,
+    allow_gap: bool,
 ) -> Result<Pending, CommandError> {
     let clients = Clients::connect(
         target,
@@ -539,15 +771,7 @@ pub async fn prepare_restore(
     )
     .await;
     let store = store(config, &clients);
-    let entries = store
-        .list(&target.name)
-        .await
-        .map_err(|err| listing_failed(&target.name, err))?;
-    let entry = choose(&target.name, &entries, &pick)?;
-    let snapshot = store
-        .get(entry)
-        .await
-        .map_err(|err| CommandError::error(err.to_string()))?;
+    let restored = restore_source(&store, &target.name, &pick, allow_gap).await?;
     let reader = Reader::new(&clients, config.aws.concurrency, (&config.records).into());
     let presence = reader
         .presence(&target.state_table, &mut RecordCache::none(), Items::Kept)
@@ -560,14 +784,11 @@ pub async fn prepare_restore(
         .iter()
         .map(|lb| (lb.name.clone(), lb.arn.clone()))
         .collect();
-    let plan = plan_restore(&snapshot, &current, &live, &reader.rules, options);
+    let mut plan = plan_restore(&restored.state, &current, &live, &reader.rules, options);
+    explain_journal_only(&mut plan, &restored.journal_only);
     let plan = WritePlan {
         target: target.name.clone(),
-        source: Source::Snapshot {
-            id: entry.id.as_string(),
-            time: snapshot.time.clone(),
-            records: snapshot.items.len(),
-        },
+        source: restored.source,
         plan,
         read_failed: false,
     };
@@ -878,11 +1099,421 @@ fn adopted_item(name: &str, config: &Value) -> Item {
     .collect()
 }
 
+/// One change between two consecutive versions of a record in `lbrecon history`: the drift
+/// path (`""`, the whole record, where one side has no valid document) and the value before
+/// and after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionChange {
+    pub path: String,
+    pub from: Value,
+    pub to: Value,
+}
+
+/// One version of a record in `lbrecon history`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Version {
+    /// RFC 3339: the snapshot's time, or the record's creation time (to the second).
+    pub time: String,
+    /// `snapshot`, `INSERT`, `MODIFY` or `REMOVE`.
+    pub event: &'static str,
+    /// The snapshot's id, or the journal segment's.
+    pub source: String,
+    /// Whether the item exists in this version (not after a `REMOVE`, nor in a snapshot that
+    /// lacks it).
+    pub present: bool,
+    /// The item's `version` and `updated_at` attributes, where it has them.
+    pub version: Option<String>,
+    pub updated_at: Option<String>,
+    /// Whether it is a valid record (`null` where there is no item).
+    pub valid: Option<bool>,
+    /// Why it is invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What changed since the version before.
+    pub changes: Vec<VersionChange>,
+}
+
+/// A stretch the journal may lack records for, in `lbrecon history`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryGap {
+    pub from: String,
+    pub to: String,
+    pub shard: Option<String>,
+    pub reason: String,
+}
+
+/// What `lbrecon history` prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    pub target: String,
+    pub name: String,
+    pub versions: Vec<Version>,
+    pub gaps: Vec<HistoryGap>,
+    /// `--format json`, else the table.
+    pub json: bool,
+}
+
+/// Where a version of a record was seen: a snapshot, or a journal record.
+enum Sighting<'a> {
+    Snapshot {
+        id: &'a str,
+        item: Option<&'a Item>,
+    },
+    Record {
+        segment: &'a str,
+        record: &'a StreamRecord,
+    },
+}
+
+fn attribute_text(item: &Item, name: &str) -> Option<String> {
+    match item.get(name)? {
+        AttrValue::S(text) | AttrValue::N(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// The changes from one state of a record to the next: the drift paths between two valid
+/// documents, both ways (a field only one of them holds is a change too); one change of the
+/// whole record (path `""`) where only one side is a valid document.
+fn version_changes(
+    before: Option<&Item>,
+    after: Option<&Item>,
+    rules: &crate::model::record::RecordRules,
+) -> Vec<VersionChange> {
+    use crate::model::record::Record;
+    let document = |item: Option<&Item>| {
+        item.map(|item| Record::from_item(item, 0, rules))
+            .and_then(|record| record.content.document().ok().map(|d| d.into_owned()))
+    };
+    match (document(before), document(after)) {
+        (Some(before), Some(after)) => {
+            let mut changes: Vec<VersionChange> = crate::reconcile::diff::diff(&before, &after)
+                .into_iter()
+                .map(|change| VersionChange {
+                    path: change.path,
+                    from: change.recorded,
+                    to: change.live,
+                })
+                .collect();
+            let seen: BTreeSet<String> = changes.iter().map(|c| c.path.clone()).collect();
+            changes.extend(
+                crate::reconcile::diff::diff(&after, &before)
+                    .into_iter()
+                    .filter(|change| !seen.contains(&change.path))
+                    .map(|change| VersionChange {
+                        path: change.path,
+                        from: change.live,
+                        to: change.recorded,
+                    }),
+            );
+            changes.sort_by(|a, b| a.path.cmp(&b.path));
+            changes
+        }
+        (None, None) => Vec::new(),
+        (before, after) => vec![VersionChange {
+            path: String::new(),
+            from: before.map_or(Value::Null, |d| d.to_keyed_value()),
+            to: after.map_or(Value::Null, |d| d.to_keyed_value()),
+        }],
+    }
+}
+
+/// A record's versions over time, oldest first, from `snapshots` (id, time, the item it held
+/// of that name) and the journal's `records` of it (each with its segment's id). Pure.
+///
+/// A snapshot version identical to the version before it is left out, as is one equal to what
+/// the item was before a journal record of the snapshot's second (the snapshot was read before
+/// that record, whose time is rounded down). A record read twice is shown once.
+pub fn versions_of(
+    snapshots: &[(String, i64, Option<Item>)],
+    records: &[(String, StreamRecord)],
+    rules: &crate::model::record::RecordRules,
+) -> Vec<Version> {
+    let mut seen: Vec<(i64, u8, Sighting<'_>)> = Vec::new();
+    let mut once = BTreeSet::new();
+    let mut ordered: Vec<&(String, StreamRecord)> = records.iter().collect();
+    ordered.sort_by(|a, b| crate::model::stream::replay_order(&a.1, &b.1));
+    for (segment, record) in ordered {
+        if once.insert((record.shard.as_str(), record.sequence.as_str())) {
+            seen.push((
+                record.created_millis,
+                0,
+                Sighting::Record { segment, record },
+            ));
+        }
+    }
+    for (id, millis, item) in snapshots {
+        seen.push((
+            *millis,
+            1,
+            Sighting::Snapshot {
+                id,
+                item: item.as_ref(),
+            },
+        ));
+    }
+    // Stable: records of one millisecond stay in sequence order, before a snapshot of it.
+    seen.sort_by_key(|(millis, kind, _)| (*millis, *kind));
+    let before_in_second = |second: i64| -> Vec<Option<&Item>> {
+        records
+            .iter()
+            .filter(|(_, record)| record.created_millis.div_euclid(1000) == second)
+            .filter_map(|(_, record)| match record.event {
+                StreamEvent::Insert => Some(None),
+                _ => record.old_image.as_ref().map(Some),
+            })
+            .collect()
+    };
+    let mut versions = Vec::new();
+    let mut state: Option<&Item> = None;
+    for (millis, _, event) in &seen {
+        let (name, source, after) = match event {
+            Sighting::Snapshot { id, item } => {
+                if *item == state || before_in_second(millis.div_euclid(1000)).contains(item) {
+                    continue;
+                }
+                ("snapshot", id.to_string(), *item)
+            }
+            Sighting::Record { segment, record } => {
+                (record.event.as_str(), segment.to_string(), record.after())
+            }
+        };
+        let record = after.map(|item| crate::model::record::Record::from_item(item, 0, rules));
+        versions.push(Version {
+            time: rfc3339_of(*millis),
+            event: name,
+            source,
+            present: after.is_some(),
+            version: after.and_then(|item| attribute_text(item, "version")),
+            updated_at: after.and_then(|item| attribute_text(item, "updated_at")),
+            valid: record.as_ref().map(|record| record.is_valid()),
+            reason: record.and_then(|record| match record.content {
+                crate::model::record::RecordContent::Invalid(reason) => Some(reason),
+                _ => None,
+            }),
+            changes: version_changes(state, after, rules),
+        });
+        state = after;
+    }
+    versions
+}
+
+impl History {
+    /// `{"target", "name", "versions": [...], "gaps": [...]}`, pretty-printed, with a newline.
+    pub fn to_json(&self) -> String {
+        let doc = serde_json::json!({
+            "target": self.target,
+            "name": self.name,
+            "versions": self.versions,
+            "gaps": self.gaps,
+        });
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("serializes")
+        )
+    }
+
+    /// The table for people: one line per version, its changes below it, then the gaps.
+    pub fn to_table(&self) -> String {
+        let mut out = format!("history of {} in target {}\n", self.name, self.target);
+        out.push_str(&format!(
+            "{:<25} {:<8} {:>8}  {:<25} SOURCE\n",
+            "TIME", "EVENT", "VERSION", "UPDATED_AT"
+        ));
+        let short = |value: &Value| {
+            let text = value.to_string();
+            if text.chars().count() > 100 {
+                format!("{}...", text.chars().take(100).collect::<String>())
+            } else {
+                text
+            }
+        };
+        for version in &self.versions {
+            out.push_str(&format!(
+                "{:<25} {:<8} {:>8}  {:<25} {}\n",
+                version.time,
+                version.event,
+                version.version.as_deref().unwrap_or("-"),
+                version.updated_at.as_deref().unwrap_or("-"),
+                version.source
+            ));
+            if let Some(reason) = &version.reason {
+                out.push_str(&format!("    invalid: {reason}\n"));
+            }
+            for change in &version.changes {
+                out.push_str(&match (change.path.as_str(), &change.from, &change.to) {
+                    ("", Value::Null, _) => "    (whole record): now a valid document\n".into(),
+                    ("", _, Value::Null) => {
+                        "    (whole record): no longer a valid document\n".into()
+                    }
+                    (path, from, to) => {
+                        format!("    {path}: {} -> {}\n", short(from), short(to))
+                    }
+                });
+            }
+        }
+        for gap in &self.gaps {
+            let shard = gap
+                .shard
+                .as_deref()
+                .map(|shard| format!(" (shard {shard})"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "gap: {} to {}{shard}: {}; changes in it may be missing\n",
+                gap.from, gap.to, gap.reason
+            ));
+        }
+        out
+    }
+}
+
+impl Printed for History {
+    fn stdout(&self) -> String {
+        if self.json {
+            self.to_json()
+        } else {
+            self.to_table()
+        }
+    }
+    fn exit_code(&self) -> i32 {
+        exit::OK
+    }
+}
+
+/// The store the config names, reached without any AWS call but S3's own (no account lookup):
+/// `history` reads only the store.
+async fn store_alone(config: &Config, target: &TargetConfig) -> Store {
+    match &config.snapshots.s3 {
+        Some(s3) => {
+            let sdk = crate::aws::sdk_config(target, &config.aws).await;
+            Store::S3 {
+                client: crate::aws::s3::S3::new(
+                    &sdk,
+                    crate::aws::Api::new(&target.name, "s3", None, config.aws.max_attempts),
+                ),
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone(),
+            }
+        }
+        None => Store::Local {
+            dir: config.snapshots.dir.clone(),
+        },
+    }
+}
+
+/// `lbrecon history --target T NAME`: the record's versions from every snapshot in retention
+/// and the journal. A name no snapshot or record holds is an error.
+pub async fn history(
+    config: &Config,
+    target: &TargetConfig,
+    name: &str,
+    json: bool,
+) -> Result<History, CommandError> {
+    let store = store_alone(config, target).await;
+    history_from(&store, &target.name, name, &(&config.records).into(), json).await
+}
+
+/// [`history`], from `store`.
+pub async fn history_from(
+    store: &Store,
+    target: &str,
+    name: &str,
+    rules: &crate::model::record::RecordRules,
+    json: bool,
+) -> Result<History, CommandError> {
+    let read_failed =
+        |err: String| CommandError::error(format!("{err}; history read nothing more"));
+    let entries = store
+        .list(target)
+        .await
+        .map_err(|err| listing_failed(target, err))?;
+    let mut snapshots = Vec::new();
+    let mut held = false;
+    // One at a time, keeping only the item of that name.
+    for entry in &entries {
+        let snapshot = store
+            .get(entry)
+            .await
+            .map_err(|err| read_failed(err.to_string()))?;
+        let item = snapshot
+            .items
+            .into_iter()
+            .map(|saved| saved.item)
+            .find(|item| item.get("name").and_then(AttrValue::as_s) == Some(name));
+        held |= item.is_some();
+        snapshots.push((entry.id.as_string(), entry.id.unix_millis(), item));
+    }
+    let segments = store
+        .list_segments(target)
+        .await
+        .map_err(|err| CommandError::error(format!("listing the journal of {target}: {err}")))?;
+    let mut records = Vec::new();
+    let mut recorded_gaps = Vec::new();
+    for entry in &segments {
+        let segment = store
+            .get_segment(entry)
+            .await
+            .map_err(|err| read_failed(err.to_string()))?;
+        let id = entry.id.as_string();
+        records.extend(
+            segment
+                .records
+                .into_iter()
+                .filter(|record| record.name() == Some(name))
+                .map(|record| (id.clone(), record)),
+        );
+        recorded_gaps.extend(segment.gaps);
+    }
+    if !held && records.is_empty() {
+        return Err(CommandError::error(format!(
+            "no snapshot or journal record of target {target} holds {name:?} ({} snapshot(s) and {} journal segment(s) read); check the name, and `lbrecon snapshots --target {target}` for what is kept",
+            entries.len(),
+            segments.len()
+        )));
+    }
+    let versions = versions_of(&snapshots, &records, rules);
+    let first = versions
+        .first()
+        .and_then(|v| {
+            time::OffsetDateTime::parse(&v.time, &time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .unwrap_or(i64::MIN);
+    let gaps = match (segments.first(), segments.last()) {
+        (Some(oldest), Some(newest)) => {
+            let ids: Vec<SegmentId> = segments.iter().map(|e| e.id.clone()).collect();
+            journal::gaps_between(
+                &ids,
+                &recorded_gaps,
+                oldest.id.from_millis(),
+                newest.id.to_millis(),
+            )
+        }
+        _ => Vec::new(),
+    };
+    let gaps = gaps
+        .into_iter()
+        .filter(|gap| gap.to_millis > first)
+        .map(|gap| HistoryGap {
+            from: rfc3339_of(gap.from_millis),
+            to: rfc3339_of(gap.to_millis),
+            shard: gap.shard,
+            reason: gap.reason,
+        })
+        .collect();
+    Ok(History {
+        target: target.to_string(),
+        name: name.to_string(),
+        versions,
+        gaps,
+        json,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recovery::snapshot::SnapshotItem;
-
     fn item(name: &str) -> SnapshotItem {
         SnapshotItem {
             item: [("name".to_string(), AttrValue::S(name.to_string()))]
@@ -1043,6 +1674,7 @@ mod tests {
                 id: "20261126T101500123Z-3r-abc123".into(),
                 time: "2026-11-26T10:15:00.123Z".into(),
                 records: 3,
+                journal: None,
             },
             plan: Plan {
                 writes: vec![
@@ -1244,6 +1876,578 @@ mod tests {
         let item = adopted_item("web-1", &doc);
         assert_eq!(item.get("name"), Some(&AttrValue::S("web-1".into())));
         assert_eq!(item.get("version"), Some(&AttrValue::N("1".into())));
+    }
+
+    mod at_an_instant {
+        use super::*;
+        use crate::model::stream::{StreamEvent, StreamRecord};
+        use crate::recovery::journal::Segment;
+
+        const MINUTE: i64 = 60_000;
+        /// 2026-11-26T10:15:00Z.
+        pub(crate) const T1: i64 = 1_795_688_100_000;
+
+        pub(crate) fn versioned(name: &str, version: u32) -> Item {
+            [
+                ("name".to_string(), AttrValue::S(name.into())),
+                ("version".to_string(), AttrValue::N(version.to_string())),
+            ]
+            .into_iter()
+            .collect()
+        }
+
+        pub(crate) fn change(
+            sequence: u64,
+            at: i64,
+            event: StreamEvent,
+            old: Option<Item>,
+            new: Option<Item>,
+        ) -> StreamRecord {
+            let name = new.as_ref().or(old.as_ref()).unwrap()["name"].clone();
+            StreamRecord {
+                shard: "shard-1".into(),
+                sequence: sequence.to_string(),
+                event,
+                created_millis: at,
+                keys: [("name".to_string(), name)].into(),
+                old_image: old,
+                new_image: new,
+            }
+        }
+
+        pub(crate) fn segment(from: i64, to: i64, records: Vec<StreamRecord>) -> Segment {
+            Segment::new(
+                "prod",
+                "us-east-1",
+                "lb-state",
+                "arn:stream",
+                from,
+                to,
+                Default::default(),
+                vec![],
+                records,
+            )
+        }
+
+        fn saved(name: &str, version: u32) -> SnapshotItem {
+            SnapshotItem {
+                item: versioned(name, version),
+                live_arn: Some(format!("arn:{name}")),
+            }
+        }
+
+        fn rfc(millis: i64) -> String {
+            rfc3339_of(millis)
+        }
+
+        /// Two snapshots ten minutes apart, and a journal of two segments covering them, with
+        /// changes and deletions before and after the instant restored.
+        async fn store_with_journal(dir: &std::path::Path) -> Store {
+            use StreamEvent::*;
+            let store = Store::Local {
+                dir: dir.to_path_buf(),
+            };
+            let first = Snapshot::new(
+                "prod",
+                "us-east-1",
+                "lb-state",
+                vec![saved("a", 1), saved("b", 1), saved("c", 1)],
+                T1,
+            );
+            let second = Snapshot::new(
+                "prod",
+                "us-east-1",
+                "lb-state",
+                vec![saved("c", 1), saved("e", 1)],
+                T1 + 10 * MINUTE,
+            );
+            store.put(&first).await.unwrap();
+            store.put(&second).await.unwrap();
+            let a = |v| Some(versioned("a", v));
+            store
+                .put_segment(
+                    "prod",
+                    &segment(
+                        T1 - 5 * MINUTE,
+                        T1 + 5 * MINUTE,
+                        vec![
+                            // Already in the first snapshot.
+                            change(1, T1 - MINUTE, Modify, a(0), a(1)),
+                            change(2, T1 + MINUTE, Modify, a(1), a(2)),
+                            change(3, T1 + 2 * MINUTE, Remove, Some(versioned("b", 1)), None),
+                            change(4, T1 + 3 * MINUTE, Insert, None, Some(versioned("d", 1))),
+                        ],
+                    ),
+                )
+                .await
+                .unwrap();
+            store
+                .put_segment(
+                    "prod",
+                    &segment(
+                        T1 + 5 * MINUTE,
+                        T1 + 15 * MINUTE,
+                        vec![
+                            change(5, T1 + 5 * MINUTE + 30_000, Modify, a(2), a(3)),
+                            // After the instant.
+                            change(6, T1 + 7 * MINUTE, Remove, a(3), None),
+                            change(7, T1 + 8 * MINUTE, Insert, None, Some(versioned("e", 1))),
+                            change(8, T1 + 9 * MINUTE, Remove, Some(versioned("d", 1)), None),
+                        ],
+                    ),
+                )
+                .await
+                .unwrap();
+            store
+        }
+
+        fn names_of(state: &Snapshot) -> Vec<(String, Option<String>, Item)> {
+            state
+                .items
+                .iter()
+                .map(|saved| {
+                    (
+                        saved.item["name"].as_s().unwrap().to_string(),
+                        saved.live_arn.clone(),
+                        saved.item.clone(),
+                    )
+                })
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn between_two_snapshots_the_journal_is_applied_up_to_the_instant() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_with_journal(dir.path()).await;
+            let at = Pick::At(rfc(T1 + 6 * MINUTE));
+            let restored = restore_source(&store, "prod", &at, false).await.unwrap();
+            assert_eq!(
+                names_of(&restored.state),
+                vec![
+                    ("a".into(), Some("arn:a".into()), versioned("a", 3)),
+                    ("c".into(), Some("arn:c".into()), versioned("c", 1)),
+                    ("d".into(), None, versioned("d", 1)),
+                ]
+            );
+            assert_eq!(restored.journal_only, BTreeSet::from(["d".to_string()]));
+            let Source::Snapshot { id, journal, .. } = &restored.source else {
+                panic!("{:?}", restored.source);
+            };
+            assert!(id.starts_with("20261126T101500000Z-3r-"), "{id}");
+            assert_eq!(
+                journal,
+                &Some(JournalUse::Applied {
+                    records: 4,
+                    segments: 2,
+                    until: "2026-11-26T10:21:00Z".into(),
+                })
+            );
+            let plan = WritePlan {
+                target: "prod".into(),
+                source: restored.source.clone(),
+                plan: Plan::default(),
+                read_failed: false,
+            };
+            assert!(
+                plan.to_text().starts_with(&format!(
+                    "restore of target prod from snapshot {id} (2026-11-26T10:15:00Z, 3 records) \
+                     and the journal up to 2026-11-26T10:21:00Z: 4 record(s) applied from 2 segment(s)\n"
+                )),
+                "{}",
+                plan.to_text()
+            );
+
+            // The plan: what the table lacks is written as it was at the instant; the record
+            // only the journal holds has no ARN to check and is skipped, saying why.
+            let live: BTreeMap<String, String> = ["a", "b", "c", "d"]
+                .iter()
+                .map(|n| (n.to_string(), format!("arn:{n}")))
+                .collect();
+            let mut plan = plan_restore(
+                &restored.state,
+                &[],
+                &live,
+                &crate::model::record::RecordRules::default(),
+                RestoreOptions::default(),
+            );
+            explain_journal_only(&mut plan, &restored.journal_only);
+            let written: Vec<(&str, &Item)> = plan
+                .writes
+                .iter()
+                .map(|w| (w.name.as_str(), &w.item))
+                .collect();
+            assert_eq!(
+                written,
+                vec![("a", &versioned("a", 3)), ("c", &versioned("c", 1))]
+            );
+            assert_eq!(plan.skipped.len(), 1);
+            assert!(
+                plan.skipped[0].reason.starts_with(
+                    "its record was written after the snapshot (the journal holds it)"
+                ),
+                "{}",
+                plan.skipped[0].reason
+            );
+
+            // Later, from the second snapshot: a is gone, e back, d removed.
+            let later = restore_source(&store, "prod", &Pick::At(rfc(T1 + 14 * MINUTE)), false)
+                .await
+                .unwrap();
+            let names: Vec<String> = names_of(&later.state).into_iter().map(|n| n.0).collect();
+            assert_eq!(names, vec!["c".to_string(), "e".to_string()]);
+            // At the first snapshot's very time: the snapshot, nothing applied after it.
+            let at_snapshot = restore_source(&store, "prod", &Pick::At(rfc(T1)), false)
+                .await
+                .unwrap();
+            assert_eq!(names_of(&at_snapshot.state).len(), 3);
+        }
+
+        #[tokio::test]
+        async fn a_gap_refuses_unless_the_snapshot_alone_is_accepted() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_with_journal(dir.path()).await;
+            let at = Pick::At(rfc(T1 + 20 * MINUTE));
+            let err = restore_source(&store, "prod", &at, false)
+                .await
+                .unwrap_err();
+            assert_eq!(err.exit_code(), exit::ERROR);
+            assert!(
+                err.message.contains(
+                    "2026-11-26T10:30:00Z to 2026-11-26T10:35:00Z: after the journal's last sealed segment"
+                ),
+                "{err}"
+            );
+            assert!(
+                err.message
+                    .contains("Pass --allow-gap to restore the snapshot alone")
+            );
+            let restored = restore_source(&store, "prod", &at, true).await.unwrap();
+            let Source::Snapshot { id, journal, .. } = &restored.source else {
+                panic!();
+            };
+            assert!(id.starts_with("20261126T102500000Z-2r-"), "{id}");
+            assert!(restored.journal_only.is_empty());
+            assert_eq!(names_of(&restored.state).len(), 2);
+            let Some(JournalUse::GapAccepted { gaps, .. }) = journal else {
+                panic!("{journal:?}");
+            };
+            assert_eq!(gaps.len(), 1);
+            let text = WritePlan {
+                target: "prod".into(),
+                source: restored.source.clone(),
+                plan: Plan::default(),
+                read_failed: false,
+            }
+            .to_text();
+            assert!(text.contains(" alone: the journal has gaps between the snapshot and 2026-11-26T10:35:00Z, accepted with --allow-gap\n  gap: 2026-11-26T10:30:00Z to"), "{text}");
+
+            // A gap recorded inside a segment counts too.
+            let mut gappy = segment(T1 + 15 * MINUTE, T1 + 25 * MINUTE, vec![]);
+            gappy.gaps.push(crate::model::stream::Gap {
+                shard: Some("shard-2".into()),
+                from_millis: T1 + 16 * MINUTE,
+                to_millis: T1 + 17 * MINUTE,
+                reason: "the checkpoint is older than the stream's trim horizon".into(),
+            });
+            store.put_segment("prod", &gappy).await.unwrap();
+            let err = restore_source(&store, "prod", &at, false)
+                .await
+                .unwrap_err();
+            assert!(
+                err.message.contains("(shard shard-2): the checkpoint"),
+                "{err}"
+            );
+            assert!(err.message.contains("has 1 gap(s)"), "{err}");
+            // Before it, the journal is whole.
+            assert!(
+                restore_source(&store, "prod", &Pick::At(rfc(T1 + 15 * MINUTE)), false)
+                    .await
+                    .is_ok()
+            );
+        }
+
+        #[tokio::test]
+        async fn without_a_journal_or_with_an_id_the_snapshot_is_restored_as_it_is() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::Local {
+                dir: dir.path().to_path_buf(),
+            };
+            let snapshot = Snapshot::new("prod", "r", "t", vec![saved("a", 1)], T1);
+            store.put(&snapshot).await.unwrap();
+            let restored = restore_source(&store, "prod", &Pick::At(rfc(T1 + 60 * MINUTE)), false)
+                .await
+                .unwrap();
+            assert_eq!(restored.state, snapshot);
+            assert!(matches!(
+                restored.source,
+                Source::Snapshot { journal: None, .. }
+            ));
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_with_journal(dir.path()).await;
+            let id = store.list("prod").await.unwrap()[0].id.as_string();
+            let restored = restore_source(&store, "prod", &Pick::Id(id), false)
+                .await
+                .unwrap();
+            assert!(matches!(
+                restored.source,
+                Source::Snapshot { journal: None, .. }
+            ));
+            assert_eq!(names_of(&restored.state).len(), 3);
+        }
+    }
+
+    mod history {
+        use super::at_an_instant::{T1, change, segment};
+        use super::*;
+        use crate::model::record::RecordRules;
+        use crate::model::stream::{Gap, StreamEvent::*};
+        use serde_json::json;
+
+        const MINUTE: i64 = 60_000;
+
+        fn web(version: u32, config: Value) -> Item {
+            [
+                ("name".to_string(), AttrValue::S("web-1".into())),
+                ("version".to_string(), AttrValue::N(version.to_string())),
+                (
+                    "updated_at".to_string(),
+                    AttrValue::S(format!("2026-11-26T10:0{version}:00Z")),
+                ),
+                ("config".to_string(), from_json(&config)),
+            ]
+            .into_iter()
+            .collect()
+        }
+
+        fn internal() -> Value {
+            json!({"name": "web-1", "scheme": "internal"})
+        }
+
+        fn snapshot_of(items: Vec<Item>, millis: i64) -> Snapshot {
+            Snapshot::new(
+                "prod",
+                "us-east-1",
+                "lb-state",
+                items
+                    .into_iter()
+                    .map(|item| SnapshotItem {
+                        item,
+                        live_arn: None,
+                    })
+                    .collect(),
+                millis,
+            )
+        }
+
+        async fn store(dir: &std::path::Path) -> Store {
+            let store = Store::Local {
+                dir: dir.to_path_buf(),
+            };
+            let v1 = web(1, internal());
+            let v2 = web(
+                2,
+                json!({"name": "web-1", "scheme": "internet-facing", "tags": {"team": "web"}}),
+            );
+            let v3 = web(3, json!("broken"));
+            let v4 = web(4, internal());
+            let other = super::at_an_instant::versioned("other", 1);
+            for (items, millis) in [
+                (vec![v1.clone(), other.clone()], T1),
+                // Unchanged: collapsed.
+                (vec![v1.clone(), other.clone()], T1 + MINUTE),
+                // Read before the change of its second landed: collapsed.
+                (vec![v1.clone(), other.clone()], T1 + 2 * MINUTE + 300),
+                // After the removal: collapsed.
+                (vec![other.clone()], T1 + 5 * MINUTE),
+            ] {
+                store.put(&snapshot_of(items, millis)).await.unwrap();
+            }
+            let mut journal = segment(
+                T1 + MINUTE,
+                T1 + 10 * MINUTE,
+                vec![
+                    change(
+                        1,
+                        T1 + 2 * MINUTE,
+                        Modify,
+                        Some(v1.clone()),
+                        Some(v2.clone()),
+                    ),
+                    change(2, T1 + 2 * MINUTE, Modify, Some(other.clone()), Some(other)),
+                    change(
+                        3,
+                        T1 + 3 * MINUTE,
+                        Modify,
+                        Some(v2.clone()),
+                        Some(v3.clone()),
+                    ),
+                    change(4, T1 + 4 * MINUTE, Remove, Some(v3), None),
+                    // Read twice.
+                    change(
+                        4,
+                        T1 + 4 * MINUTE,
+                        Remove,
+                        Some(web(3, json!("broken"))),
+                        None,
+                    ),
+                    change(5, T1 + 6 * MINUTE, Insert, None, Some(v4)),
+                ],
+            );
+            journal.gaps.push(Gap {
+                shard: None,
+                from_millis: T1 + 7 * MINUTE,
+                to_millis: T1 + 8 * MINUTE,
+                reason: "a shard was not read".into(),
+            });
+            store.put_segment("prod", &journal).await.unwrap();
+            store
+        }
+
+        #[tokio::test]
+        async fn a_records_versions_come_from_snapshots_and_the_journal_with_their_changes() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path()).await;
+            let history = history_from(&store, "prod", "web-1", &RecordRules::default(), true)
+                .await
+                .unwrap();
+            /// Time, event, version, present, valid.
+            type Line<'a> = (&'a str, &'a str, Option<&'a str>, bool, Option<bool>);
+            let summary: Vec<Line<'_>> = history
+                .versions
+                .iter()
+                .map(|v| {
+                    (
+                        v.time.as_str(),
+                        v.event,
+                        v.version.as_deref(),
+                        v.present,
+                        v.valid,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                summary,
+                vec![
+                    (
+                        "2026-11-26T10:15:00Z",
+                        "snapshot",
+                        Some("1"),
+                        true,
+                        Some(true)
+                    ),
+                    (
+                        "2026-11-26T10:17:00Z",
+                        "MODIFY",
+                        Some("2"),
+                        true,
+                        Some(true)
+                    ),
+                    (
+                        "2026-11-26T10:18:00Z",
+                        "MODIFY",
+                        Some("3"),
+                        true,
+                        Some(false)
+                    ),
+                    ("2026-11-26T10:19:00Z", "REMOVE", None, false, None),
+                    (
+                        "2026-11-26T10:21:00Z",
+                        "INSERT",
+                        Some("4"),
+                        true,
+                        Some(true)
+                    ),
+                ]
+            );
+            let v = &history.versions;
+            assert!(
+                v[0].source.starts_with("20261126T101500000Z-2r-"),
+                "{}",
+                v[0].source
+            );
+            assert!(
+                v[1].source
+                    .starts_with("20261126T101600000Z-20261126T102500000Z-6r-"),
+                "{}",
+                v[1].source
+            );
+            assert_eq!(v[0].changes.len(), 1);
+            assert_eq!(v[0].changes[0].path, "");
+            assert_eq!(v[0].changes[0].from, Value::Null);
+            assert_eq!(v[0].changes[0].to["scheme"], "internal");
+            assert_eq!(
+                v[1].changes,
+                vec![
+                    VersionChange {
+                        path: "/scheme".into(),
+                        from: json!("internal"),
+                        to: json!("internet-facing"),
+                    },
+                    VersionChange {
+                        path: "/tags/team".into(),
+                        from: Value::Null,
+                        to: json!("web"),
+                    },
+                ]
+            );
+            assert_eq!(v[1].updated_at.as_deref(), Some("2026-11-26T10:02:00Z"));
+            assert!(v[2].reason.is_some());
+            assert_eq!(v[2].changes[0].to, Value::Null);
+            assert!(v[3].changes.is_empty());
+
+            let doc: Value = serde_json::from_str(&history.stdout()).unwrap();
+            assert_eq!(doc["target"], "prod");
+            assert_eq!(doc["name"], "web-1");
+            assert_eq!(
+                doc["versions"][1]["changes"][0],
+                json!({"path": "/scheme", "from": "internal", "to": "internet-facing"})
+            );
+            assert_eq!(doc["versions"][3]["valid"], Value::Null);
+            assert_eq!(
+                doc["gaps"],
+                json!([{"from": "2026-11-26T10:22:00Z", "to": "2026-11-26T10:23:00Z",
+                        "shard": null, "reason": "a shard was not read"}])
+            );
+            assert_eq!(history.exit_code(), exit::OK);
+
+            let table = History {
+                json: false,
+                ..history
+            }
+            .stdout();
+            let lines: Vec<&str> = table.lines().collect();
+            assert_eq!(lines[0], "history of web-1 in target prod");
+            assert!(lines[2].starts_with("2026-11-26T10:15:00Z      snapshot        1  2026-11-26T10:01:00Z      20261126T101500000Z-2r-"), "{table}");
+            assert_eq!(lines[3], "    (whole record): now a valid document");
+            assert_eq!(lines[5], "    /scheme: \"internal\" -> \"internet-facing\"");
+            assert!(table.contains("    invalid: "), "{table}");
+            assert!(table.contains("REMOVE          -  -  "), "{table}");
+            assert!(table.ends_with(
+                "gap: 2026-11-26T10:22:00Z to 2026-11-26T10:23:00Z: a shard was not read; changes in it may be missing\n"
+            ), "{table}");
+        }
+
+        #[tokio::test]
+        async fn a_name_never_seen_is_an_error() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store(dir.path()).await;
+            let err = history_from(&store, "prod", "web-9", &RecordRules::default(), false)
+                .await
+                .unwrap_err();
+            assert_eq!(err.exit_code(), exit::ERROR);
+            assert!(
+                err.message.starts_with(
+                    "no snapshot or journal record of target prod holds \"web-9\" (4 snapshot(s) and 1 journal segment(s) read)"
+                ),
+                "{err}"
+            );
+            // Another name the store holds is found.
+            let only_journal =
+                history_from(&store, "prod", "other", &RecordRules::default(), false)
+                    .await
+                    .unwrap();
+            assert_eq!(only_journal.versions[0].event, "snapshot");
+        }
     }
 
     #[tokio::test]
