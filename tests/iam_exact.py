@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {
     "deploy/iam/lbrecon-daemon-policy.json": {"run", "check", "status", "validate"},
     "deploy/iam/lbrecon-operator-policy.json": {
-        "check", "status", "snapshots", "restore", "adopt", "init", "pause", "resume", "validate"},
+        "check", "status", "snapshots", "restore", "adopt", "init", "pause", "resume", "validate", "history"},
 }
 # A transaction's parts need the permission of the single-item call they stand for.
 TRANSACTION_PARTS = {"Put": "PutItem", "ConditionCheck": "ConditionCheckItem", "Update": "UpdateItem",

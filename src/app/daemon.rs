@@ -269,6 +269,8 @@ pub async fn run(
         });
         let looper = TargetLoop {
             lease,
+            streams: clients.streams.clone(),
+            basis: Default::default(),
             done: done_tx,
             elb_bucket: clients.elb_bucket.clone(),
             dynamodb_bucket: clients.dynamodb_bucket.clone(),
@@ -400,6 +402,10 @@ struct TargetLoop {
     autoscaling: AutoScaling,
     snapshots: crate::recovery::snapshot::Store,
     status: Arc<Status>,
+    /// The state table's stream client.
+    streams: crate::aws::streams::Streams,
+    /// The last complete presence pass, for the stream's detection.
+    basis: crate::app::stream::SharedBasis,
     /// That budget's ELB bucket.
     elb_bucket: Arc<crate::runtime::budget::Bucket>,
     /// And its DynamoDB bucket.
@@ -441,7 +447,27 @@ struct LoopState {
     deep_cap: Option<usize>,
     /// The cadence the presence pass can keep, when longer than the interval.
     cadence: Option<Duration>,
+    /// The stream's tailer, while this replica acts and the table has a stream.
+    tail: Option<TailHandle>,
+    /// When the state table's stream was last looked for, and what was said of it.
+    stream_looked: Option<Instant>,
+    stream_said: Option<String>,
+    /// The next snapshot is written even if the state is unchanged: the journal started after
+    /// the last one, and the recovery check needs a snapshot it follows.
+    force_snapshot: bool,
 }
+
+/// A running tailer.
+struct TailHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    sealed: watch::Receiver<i64>,
+    seal_now: Arc<tokio::sync::Notify>,
+}
+
+/// How often the state table is looked at for a stream while it has none (or one lbrecon
+/// cannot use).
+const STREAM_LOOK_EVERY: Duration = Duration::from_secs(300);
 
 /// Tags read for the scope are read again after this long (a tag added to a load balancer
 /// without a record brings it into scope within it).
@@ -479,6 +505,7 @@ impl TargetLoop {
             if let (Some(lease), Some(leader)) = (&self.lease, leader.as_mut()) {
                 if !lease.acting() {
                     drop(between_cycles);
+                    self.stop_tail(&mut state, false).await;
                     // A standby: no AWS call but the lease's; wake when the lease changes hands.
                     acting = false;
                     self.status.standby(&self.target.name, true);
@@ -503,6 +530,7 @@ impl TargetLoop {
                     self.status.standby(&self.target.name, false);
                 }
             }
+            self.keep_tailing(&mut state).await;
             let cycle_start = tokio::time::Instant::now();
             self.status.progress(&self.target.name);
             let lost = async {
@@ -534,7 +562,105 @@ impl TargetLoop {
                 next = now;
             }
         }
+        self.stop_tail(&mut state, true).await;
         let _ = self.done.send(true);
+    }
+
+    /// Starts the stream's tailer when this replica acts, the target does not turn the stream
+    /// off, and the state table has a stream lbrecon can use; says once why not otherwise.
+    async fn keep_tailing(&self, state: &mut LoopState) {
+        if self.target.stream == crate::runtime::config::StreamMode::Off {
+            return;
+        }
+        if let Some(tail) = &state.tail {
+            if !tail.task.is_finished() {
+                return;
+            }
+            state.tail = None;
+        }
+        if state
+            .stream_looked
+            .is_some_and(|at| at.elapsed() < STREAM_LOOK_EVERY)
+        {
+            return;
+        }
+        state.stream_looked = Some(Instant::now());
+        let table = &self.target.state_table;
+        let said = match self.reader.dynamodb.stream_of(table).await {
+            Ok(Some((arn, view))) if view == "NEW_AND_OLD_IMAGES" => {
+                self.start_tail(state, arn);
+                return;
+            }
+            Ok(Some((_, view))) => format!(
+                "the state table {table} has a stream of view type {view}; lbrecon needs NEW_AND_OLD_IMAGES to journal both images. Its owner can change it (docs/architecture.md#stream); until then losses are seen by the cycle alone"
+            ),
+            Ok(None) => format!(
+                "the state table {table} has no stream: losses are seen by the cycle alone, and restore --at gives the snapshot before the instant. Its owner can enable one with view type NEW_AND_OLD_IMAGES (docs/architecture.md#stream)"
+            ),
+            Err(err) => format!("cannot look for the state table's stream: {err}"),
+        };
+        if state.stream_said.as_deref() != Some(said.as_str()) {
+            tracing::warn!(target_name = %self.target.name, "{said}");
+            state.stream_said = Some(said);
+        }
+    }
+
+    fn start_tail(&self, state: &mut LoopState, stream_arn: String) {
+        tracing::info!(target_name = %self.target.name, stream = %stream_arn, "tailing the state table's stream");
+        state.stream_said = None;
+        let (stop, stop_rx) = watch::channel(false);
+        let (sealed_tx, sealed) = watch::channel(0);
+        let seal_now = Arc::new(tokio::sync::Notify::new());
+        let tailer = crate::app::stream::Tailer {
+            target: self.target.name.clone(),
+            stream_arn: stream_arn.clone(),
+            streams: self.streams.clone(),
+            elb: self.reader.elb.clone(),
+            journal: crate::app::stream::StoreJournal {
+                store: self.snapshots.clone(),
+                target: self.target.name.clone(),
+                region: self.target.region.clone(),
+                table: self.target.state_table.clone(),
+                stream_arn,
+            },
+            control: Arc::new(self.control_dynamodb.clone()),
+            control_table: self.target.control_table.clone(),
+            lease: self.lease.clone(),
+            autoscaling: Arc::new(self.autoscaling.clone()),
+            guard: self.config.guard.clone(),
+            rules: self.reader.rules.clone(),
+            basis: self.basis.clone(),
+            sealed: sealed_tx,
+        };
+        let task = tokio::spawn(tailer.run(stop_rx, seal_now.clone()));
+        state.tail = Some(TailHandle {
+            stop,
+            task,
+            sealed,
+            seal_now,
+        });
+        state.force_snapshot = true;
+    }
+
+    /// Stops the tailer: `graceful` lets it seal what it read (the daemon stops); otherwise
+    /// (the lease is gone) it is dropped, and the next leader reads again from the checkpoint.
+    async fn stop_tail(&self, state: &mut LoopState, graceful: bool) {
+        let Some(tail) = state.tail.take() else {
+            return;
+        };
+        state.stream_looked = None;
+        if graceful {
+            let _ = tail.stop.send(true);
+            let mut task = tail.task;
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        } else {
+            tail.task.abort();
+        }
     }
 
     /// Tells the budget what this target's presence pass costs, and keeps the cadence every
@@ -676,8 +802,11 @@ impl TargetLoop {
             deep_credit,
             deep_cap,
             cadence,
+            tail,
+            force_snapshot,
             ..
         } = state;
+        let started_millis = crate::model::clock::now_millis();
         let work = async {
             let loaded = store.load().await;
             let view = match &loaded {
@@ -751,6 +880,24 @@ impl TargetLoop {
                     None
                 }
             };
+            if presence.complete && tail.is_some() {
+                // What the stream's detection compares with, from now on.
+                let basis = crate::app::stream::Basis::of(
+                    started_millis,
+                    &presence.load_balancers,
+                    &presence.target_groups,
+                    presence.valid_record_names(),
+                );
+                *self
+                    .basis
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(basis));
+            }
+            // Once the journal has begun, one snapshot it follows, whatever changed.
+            let journal_begun = tail.as_ref().is_some_and(|tail| *tail.sealed.borrow() > 0);
+            if *force_snapshot && journal_begun {
+                *last_snapshot = Some(String::new());
+            }
             if presence.complete
                 && store.acting()
                 && let Err(err) = crate::app::commands::recovery::snapshot_step(
@@ -764,7 +911,17 @@ impl TargetLoop {
             {
                 telemetry::snapshot_failed(&target.name, &err.to_string());
             }
-            // The items were kept for the snapshot alone: not held through the deep pass.
+            if presence.complete && journal_begun && last_snapshot.as_deref() != Some("") {
+                *force_snapshot = false;
+            }
+            if presence.complete
+                && store.acting()
+                && let Some(tail) = tail.as_mut()
+            {
+                self.recovery_check(&presence, started_millis, tail).await;
+            }
+            // The items were kept for the snapshot and the recovery check alone: not held
+            // through the deep pass.
             presence.items = Vec::new();
             // Deep reads (the scope's tags first) get what the interval's budget leaves after
             // every presence pass sharing it, and end before the next presence pass is due (or
@@ -880,6 +1037,32 @@ impl TargetLoop {
             deep_age,
             &mut state.series,
         );
+    }
+
+    /// The recovery check (docs/architecture.md#stream), exported when it could run.
+    async fn recovery_check(
+        &self,
+        presence: &crate::app::cycle::PresencePhase,
+        started_millis: i64,
+        tail: &mut TailHandle,
+    ) {
+        let items: Vec<crate::model::item::Item> = presence
+            .items
+            .iter()
+            .filter_map(|item| item.item().ok())
+            .collect();
+        if let Some(mismatches) = crate::app::stream::recovery_check(
+            &self.snapshots,
+            &self.target.name,
+            started_millis,
+            &items,
+            &mut tail.sealed,
+            &tail.seal_now,
+        )
+        .await
+        {
+            telemetry::recovery_check(&self.target.name, &mismatches);
+        }
     }
 
     /// The deep-check age after a cycle (`None`: it did not finish), in seconds; it keeps

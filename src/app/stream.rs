@@ -26,11 +26,14 @@ use crate::control::enforce::{Enforcer, PresenceView};
 use crate::control::lease::Lease;
 use crate::control::{ControlStore, Loaded, StreamCheckpoint};
 use crate::model::clock::now_millis;
+use crate::model::item::Item;
 use crate::model::live::{LiveLoadBalancer, LiveTargetGroup};
 use crate::model::record::{Record, RecordRules};
 use crate::model::stream::{Gap, Shard, StreamRecord, cmp_sequence};
 use crate::reconcile::guard::Observation;
 use crate::reconcile::lineage::{self, Checkpoints, Start};
+use crate::recovery::journal::{self, Segment};
+use crate::recovery::snapshot::Store;
 use crate::runtime::config::GuardConfig;
 use crate::runtime::telemetry;
 
@@ -729,6 +732,125 @@ where
         }
     }
 }
+
+/// The target's journal in the snapshot store.
+pub struct StoreJournal {
+    pub store: Store,
+    pub target: String,
+    pub region: String,
+    pub table: String,
+    pub stream_arn: String,
+}
+
+impl JournalSink for StoreJournal {
+    async fn seal(&self, segment: Sealed) -> Result<String, String> {
+        let segment = Segment::new(
+            &self.target,
+            &self.region,
+            &self.table,
+            &self.stream_arn,
+            segment.from_millis,
+            segment.to_millis,
+            segment.positions,
+            segment.gaps,
+            segment.records,
+        );
+        self.store
+            .put_segment(&self.target, &segment)
+            .await
+            .map(|entry| entry.location)
+            .map_err(|err| err.to_string())
+    }
+
+    async fn positions(&self) -> Result<BTreeMap<String, String>, String> {
+        journal::journaled_positions(&self.store, &self.target)
+            .await
+            .map_err(|err| err.to_string())
+    }
+}
+
+/// The recovery check after a complete cycle (docs/architecture.md#stream): the newest
+/// snapshot taken at or before the scan started, with the journal replayed, must equal the
+/// scan. Waits for the journal to be sealed past the scan's start (asking for a seal); skipped,
+/// with nothing exported, while the journal does not reach it or has a gap since the snapshot.
+/// Returns the mismatches found, or `None` when it could not run.
+pub async fn recovery_check(
+    store: &Store,
+    target: &str,
+    scan_started_millis: i64,
+    scan_items: &[Item],
+    sealed: &mut watch::Receiver<i64>,
+    seal_now: &tokio::sync::Notify,
+) -> Option<Vec<String>> {
+    seal_now.notify_one();
+    let reached = tokio::time::timeout(
+        SEAL_WAIT,
+        sealed.wait_for(|until| *until >= scan_started_millis),
+    )
+    .await
+    .is_ok_and(|answer| answer.is_ok());
+    if !reached {
+        tracing::debug!(
+            target_name = target,
+            "the journal does not reach this cycle's scan yet: the recovery check waits for the next cycle"
+        );
+        return None;
+    }
+    let skip = |why: String| {
+        tracing::warn!(
+            target_name = target,
+            "the recovery check did not run: {why}"
+        );
+        None
+    };
+    let snapshots = match store.list(target).await {
+        Ok(entries) => entries,
+        Err(err) => return skip(err.to_string()),
+    };
+    let entry = snapshots
+        .iter()
+        .rev()
+        .find(|entry| entry.id.unix_millis() <= scan_started_millis)?;
+    let snapshot_millis = entry.id.unix_millis();
+    let snapshot = match store.get(entry).await {
+        Ok(snapshot) => snapshot,
+        Err(err) => return skip(err.to_string()),
+    };
+    let segments = match store.list_segments(target).await {
+        Ok(segments) => segments,
+        Err(err) => return skip(err.to_string()),
+    };
+    let wanted = journal::segments_for(&segments, snapshot_millis, scan_started_millis);
+    let mut records = Vec::new();
+    let mut gaps = Vec::new();
+    for entry in &wanted {
+        match store.get_segment(entry).await {
+            Ok(segment) => {
+                records.extend(segment.records);
+                gaps.extend(segment.gaps);
+            }
+            Err(err) => return skip(err.to_string()),
+        }
+    }
+    let ids: Vec<_> = segments.iter().map(|entry| entry.id.clone()).collect();
+    let gaps = journal::gaps_between(&ids, &gaps, snapshot_millis, scan_started_millis);
+    if let Some(gap) = gaps.first() {
+        tracing::debug!(target_name = target, gap = %journal::describe_gap(gap), "the journal has a gap since the last snapshot: no recovery check until a snapshot follows it");
+        return None;
+    }
+    let mismatches = journal::recovery_check(
+        snapshot.items.into_iter().map(|held| held.item),
+        snapshot_millis,
+        &records,
+        scan_started_millis,
+        scan_items,
+        &BTreeSet::new(),
+    );
+    Some(mismatches.iter().map(ToString::to_string).collect())
+}
+
+/// How long the recovery check waits for the journal to be sealed past the scan's start.
+const SEAL_WAIT: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

@@ -420,6 +420,34 @@ impl Dynamo {
         }
     }
 
+    /// The table's current stream, with its view type (`NEW_AND_OLD_IMAGES`, ...): none when
+    /// the table has no stream enabled.
+    pub async fn stream_of(&self, table: &str) -> Result<Option<(String, String)>, AwsError> {
+        let out = self
+            .api
+            .call("DescribeTable", || {
+                self.client.describe_table().table_name(table).send()
+            })
+            .await
+            .map_err(|mut err| {
+                err.message = format!("{} (for state table {table})", err.message);
+                err
+            })?;
+        let Some(description) = out.table() else {
+            return Ok(None);
+        };
+        let specification = description.stream_specification();
+        let enabled = specification.is_some_and(|s| s.stream_enabled());
+        let view_type = specification
+            .and_then(|s| s.stream_view_type())
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        Ok(description
+            .latest_stream_arn()
+            .filter(|_| enabled)
+            .map(|arn| (arn.to_string(), view_type)))
+    }
+
     /// What the resource policy of the table `arn` does about deletes; a table without one is
     /// [`DeletePolicy::NoPolicy`], not an error.
     async fn delete_policy(&self, arn: &str) -> Result<DeletePolicy, AwsError> {

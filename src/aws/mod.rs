@@ -579,6 +579,8 @@ pub struct Clients {
     pub dynamodb: dynamodb::Dynamo,
     pub autoscaling: autoscaling::AutoScaling,
     pub s3: s3::S3,
+    /// The state table's stream, on a budget of its own.
+    pub streams: streams::Streams,
     /// The account and region whose budget the ELB and DynamoDB clients spend.
     pub budget: BudgetKey,
     /// That account and region's ELB bucket, shared with every target there.
@@ -628,6 +630,16 @@ impl Clients {
             ),
             autoscaling: autoscaling::AutoScaling::new(&config, api("autoscaling", None)),
             s3: s3::S3::new(&config, api("s3", None)),
+            streams: streams::Streams::new(
+                &config,
+                api(
+                    "dynamodb",
+                    Some(Bucket::new(
+                        streams::REQUESTS_PER_SECOND,
+                        streams::REQUESTS_PER_SECOND,
+                    )),
+                ),
+            ),
             budget,
             elb_bucket,
             dynamodb_bucket,
@@ -647,6 +659,7 @@ impl Clients {
         self.dynamodb.set_gate(gate.clone());
         self.autoscaling.set_gate(gate.clone());
         self.s3.set_gate(gate.clone());
+        self.streams.set_gate(gate.clone());
     }
 }
 

@@ -17,6 +17,11 @@ use crate::model::stream::{Shard, StreamEvent, StreamRecord};
 
 const SERVICE: &str = "dynamodb";
 
+/// The stream's own budget, per target: a second's `GetRecords` for every shard of a busy
+/// table, and its iterators, well under what DynamoDB Streams allows (5 `GetRecords` a second
+/// per shard).
+pub const REQUESTS_PER_SECOND: f64 = 10.0;
+
 /// The most records one `GetRecords` call answers.
 pub const RECORDS_PER_CALL: i32 = 1000;
 

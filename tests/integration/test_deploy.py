@@ -16,6 +16,8 @@ SPEC_METRICS = {
     "lbrecon_scaling_paused", "lbrecon_guard_trips_total", "lbrecon_aws_requests_total",
     "lbrecon_aws_request_duration_seconds", "lbrecon_deep_check_age_seconds", "lbrecon_last_snapshot_timestamp_seconds",
     "lbrecon_quarantined_load_balancers", "lbrecon_state_table_protection", "lbrecon_leader", "lbrecon_build_info",
+    "lbrecon_pause_undone_total", "lbrecon_pauser_failures_total", "lbrecon_stream_records_total",
+    "lbrecon_stream_lag_seconds", "lbrecon_journal_last_timestamp_seconds", "lbrecon_recovery_check_mismatches",
 }
 
 
