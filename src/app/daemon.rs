@@ -459,10 +459,13 @@ struct LoopState {
 
 /// A running tailer.
 struct TailHandle {
+    stream_arn: String,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     sealed: watch::Receiver<i64>,
     seal_now: Arc<tokio::sync::Notify>,
+    /// The recovery check running, if one is.
+    check: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// How often the state table is looked at for a stream while it has none (or one lbrecon
@@ -570,13 +573,21 @@ impl TargetLoop {
     /// off, and the state table has a stream lbrecon can use; says once why not otherwise.
     async fn keep_tailing(&self, state: &mut LoopState) {
         if self.target.stream == crate::runtime::config::StreamMode::Off {
+            if state.stream_said.is_none() {
+                let said = "targets[].stream is \"off\": the state table's stream is not read; losses are seen by the cycle alone, and restore --at gives the snapshot before the instant";
+                tracing::info!(target_name = %self.target.name, "{said}");
+                state.stream_said = Some(said.to_string());
+            }
             return;
         }
-        if let Some(tail) = &state.tail {
-            if !tail.task.is_finished() {
-                return;
-            }
+        if state
+            .tail
+            .as_ref()
+            .is_some_and(|tail| tail.task.is_finished())
+        {
+            // It stopped by itself (the lease was gone a moment): started again at once.
             state.tail = None;
+            state.stream_looked = None;
         }
         if state
             .stream_looked
@@ -586,7 +597,20 @@ impl TargetLoop {
         }
         state.stream_looked = Some(Instant::now());
         let table = &self.target.state_table;
-        let said = match self.reader.dynamodb.stream_of(table).await {
+        let found = self.reader.dynamodb.stream_of(table).await;
+        if let Some(tail) = &state.tail {
+            match &found {
+                Ok(Some((arn, _))) if *arn == tail.stream_arn => return,
+                // Not known now: the tailer goes on with the stream it has.
+                Err(_) => return,
+                _ => {
+                    tracing::info!(target_name = %self.target.name, stream = %tail.stream_arn, "the state table's stream changed or was disabled: tailing it stops");
+                    self.stop_tail(state, true).await;
+                    state.stream_looked = Some(Instant::now());
+                }
+            }
+        }
+        let said = match found {
             Ok(Some((arn, view))) if view == "NEW_AND_OLD_IMAGES" => {
                 self.start_tail(state, arn);
                 return;
@@ -632,12 +656,15 @@ impl TargetLoop {
             basis: self.basis.clone(),
             sealed: sealed_tx,
         };
+        let stream_arn = tailer.stream_arn.clone();
         let task = tokio::spawn(tailer.run(stop_rx, seal_now.clone()));
         state.tail = Some(TailHandle {
+            stream_arn,
             stop,
             task,
             sealed,
             seal_now,
+            check: None,
         });
         state.force_snapshot = true;
     }
@@ -648,6 +675,9 @@ impl TargetLoop {
         let Some(tail) = state.tail.take() else {
             return;
         };
+        if let Some(check) = &tail.check {
+            check.abort();
+        }
         state.stream_looked = None;
         if graceful {
             let _ = tail.stop.send(true);
@@ -906,6 +936,7 @@ impl TargetLoop {
                     &self.snapshots,
                     &presence,
                     last_snapshot,
+                    started_millis,
                 )
                 .await
             {
@@ -918,7 +949,7 @@ impl TargetLoop {
                 && store.acting()
                 && let Some(tail) = tail.as_mut()
             {
-                self.recovery_check(&presence, started_millis, tail).await;
+                self.recovery_check(&presence, started_millis, tail);
             }
             // The items were kept for the snapshot and the recovery check alone: not held
             // through the deep pass.
@@ -1040,29 +1071,43 @@ impl TargetLoop {
     }
 
     /// The recovery check (docs/architecture.md#stream), exported when it could run.
-    async fn recovery_check(
+    fn recovery_check(
         &self,
         presence: &crate::app::cycle::PresencePhase,
         started_millis: i64,
         tail: &mut TailHandle,
     ) {
+        // One at a time, beside the cycle: it waits for the journal to be sealed past the scan.
+        if tail
+            .check
+            .as_ref()
+            .is_some_and(|check| !check.is_finished())
+        {
+            return;
+        }
         let items: Vec<crate::model::item::Item> = presence
             .items
             .iter()
             .filter_map(|item| item.item().ok())
             .collect();
-        if let Some(mismatches) = crate::app::stream::recovery_check(
-            &self.snapshots,
-            &self.target.name,
-            started_millis,
-            &items,
-            &mut tail.sealed,
-            &tail.seal_now,
-        )
-        .await
-        {
-            telemetry::recovery_check(&self.target.name, &mismatches);
-        }
+        let store = self.snapshots.clone();
+        let target = self.target.name.clone();
+        let mut sealed = tail.sealed.clone();
+        let seal_now = tail.seal_now.clone();
+        tail.check = Some(tokio::spawn(async move {
+            if let Some(mismatches) = crate::app::stream::recovery_check(
+                &store,
+                &target,
+                started_millis,
+                &items,
+                &mut sealed,
+                &seal_now,
+            )
+            .await
+            {
+                telemetry::recovery_check(&target, &mismatches);
+            }
+        }));
     }
 
     /// The deep-check age after a cycle (`None`: it did not finish), in seconds; it keeps

@@ -48,6 +48,9 @@ pub const SEAL_RECORDS: usize = 5000;
 pub const HEARTBEAT: Duration = Duration::from_secs(300);
 /// How often the shards are listed again (a split adds children).
 pub const DESCRIBE_EVERY: Duration = Duration::from_secs(60);
+/// Records read and not yet sealed, at most: past this (the journal cannot be written) nothing
+/// more is read until a seal succeeds.
+pub const MAX_PENDING: usize = 10 * SEAL_RECORDS;
 /// How long the reading waits after a failure before it tries again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -134,6 +137,9 @@ struct ShardRead {
     /// Where a new iterator starts: after the last record read, or the plan's start.
     start: Start,
     due: Instant,
+    /// Every record of this shard created before this (Unix milliseconds) has been read: a
+    /// `GetRecords` asked after it found nothing more.
+    read_to: Option<i64>,
 }
 
 /// What the tailer carries between rounds.
@@ -159,15 +165,20 @@ pub struct TailState {
     basis_at: i64,
     /// When the reading was last at the end of every shard (Unix milliseconds).
     caught_up_millis: i64,
+    /// Every record created before this (Unix milliseconds) has been read, from every shard:
+    /// how far a seal may say the journal is whole.
+    watermark_millis: i64,
     newest_millis: i64,
 }
 
 /// What one round of reading did.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Round {
     pub records: usize,
     /// Every readable shard was read to its end.
     pub caught_up: bool,
+    /// A shard could not be read: the records read before it are kept all the same.
+    pub error: Option<AwsError>,
 }
 
 /// Tails one target's stream. Owned, so the daemon can spawn it.
@@ -214,6 +225,8 @@ where
             Some(checkpoint) if checkpoint.stream_arn == self.stream_arn => {
                 state.journaled = checkpoint.shards;
                 state.sealed_millis = checkpoint.time_millis;
+                // Behind since the last seal, until the backlog is read.
+                state.caught_up_millis = checkpoint.time_millis;
             }
             Some(checkpoint) => {
                 // The stream was disabled and enabled again: what happened between is not in
@@ -257,7 +270,10 @@ where
             }
         }
         state.read = state.journaled.clone();
-        state.caught_up_millis = now;
+        if state.caught_up_millis == 0 {
+            state.caught_up_millis = now;
+        }
+        state.watermark_millis = state.sealed_millis;
         Ok(state)
     }
 
@@ -301,41 +317,63 @@ where
                 iterator: None,
                 start,
                 due: now,
+                read_to: None,
             });
         }
         Ok(())
     }
 
-    /// One round: every shard that is due is asked once for its next records.
-    pub async fn round(
-        &self,
-        state: &mut TailState,
-    ) -> Result<(Round, Vec<StreamRecord>), AwsError> {
-        self.describe(state).await?;
-        let now = Instant::now();
+    /// One round: every shard that is due is asked once for its next records. A shard that
+    /// cannot be read ends the round; what the shards before it read is returned with the
+    /// error, never dropped (their positions have moved).
+    pub async fn round(&self, state: &mut TailState) -> (Round, Vec<StreamRecord>) {
         let mut round = Round {
             records: 0,
             caught_up: true,
+            error: None,
         };
+        if let Err(err) = self.describe(state).await {
+            round.caught_up = false;
+            round.error = Some(err);
+            return (round, Vec::new());
+        }
+        let now = Instant::now();
         let mut read = Vec::new();
-        let due: Vec<String> = state
+        let mut due: Vec<String> = state
             .reading
             .iter()
             .filter(|(_, shard)| shard.due <= now)
             .map(|(id, _)| id.clone())
             .collect();
+        due.sort();
         for id in due {
-            let batch = self.read_shard(state, &id).await?;
-            if !batch.is_empty() {
-                round.caught_up = false;
+            match self.read_shard(state, &id).await {
+                Ok(batch) => {
+                    if !batch.is_empty() {
+                        round.caught_up = false;
+                    }
+                    round.records += batch.len();
+                    read.extend(batch);
+                }
+                Err(err) => {
+                    round.caught_up = false;
+                    round.error = Some(err);
+                    break;
+                }
             }
-            round.records += batch.len();
-            read.extend(batch);
         }
-        if read.is_empty() && state.reading.values().any(|shard| shard.iterator.is_none()) {
+        if state.reading.values().any(|shard| shard.read_to.is_none()) {
             round.caught_up = false;
         }
-        Ok((round, read))
+        // Only while the shards known are all being read (a shard just finished has children
+        // not listed yet).
+        if state.described.is_some()
+            && let Some(watermark) = state.reading.values().map(|shard| shard.read_to).min()
+            && let Some(watermark) = watermark
+        {
+            state.watermark_millis = state.watermark_millis.max(watermark);
+        }
+        (round, read)
     }
 
     /// Reads one shard once: an iterator from where it stands (a new one after expiry; from the
@@ -365,6 +403,7 @@ where
                 }
             }
         };
+        let asked = now_millis();
         let batch = match self.streams.records(id, &iterator).await {
             Ok(batch) => batch,
             Err(err) if err.code.as_deref() == Some(EXPIRED_ITERATOR) => {
@@ -389,6 +428,11 @@ where
         } else {
             Instant::now()
         };
+        if records.is_empty() {
+            // A record reaches the stream a moment after its write, and its creation time is
+            // rounded down to the second: a second's margin.
+            reading.read_to = Some(asked - 1000);
+        }
         let checkpoint = state.read.entry(id.to_string()).or_default();
         if let Some(last) = records.last() {
             checkpoint.sequence = Some(last.sequence.clone());
@@ -431,12 +475,24 @@ where
         let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
         let mut suspects = BTreeSet::new();
         let mut written_back = BTreeSet::new();
+        // A record older than the last complete presence pass is in it already: a backlog read
+        // after a start or a failover never counts as news (a deletion since restored would
+        // look like a loss until its write-back is read).
+        let since = self
+            .basis
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .map_or(i64::MAX, |basis| basis.read_at_millis - 1000);
         for record in &records {
             *counts.entry(record.event.as_str()).or_default() += 1;
             state.newest_millis = state.newest_millis.max(record.created_millis);
             let Some(name) = record.name() else {
                 continue;
             };
+            if record.created_millis < since {
+                continue;
+            }
             let valid = record
                 .after()
                 .is_some_and(|item| Record::from_item(item, 0, &self.rules).is_valid());
@@ -599,15 +655,17 @@ where
                 || state
                     .pending_since
                     .is_some_and(|since| since.elapsed() >= SEAL_EVERY)))
-            || state
-                .last_written
-                .is_none_or(|at| at.elapsed() >= HEARTBEAT)
+            || (state.watermark_millis > state.sealed_millis
+                && state
+                    .last_written
+                    .is_none_or(|at| at.elapsed() >= HEARTBEAT))
     }
 
     /// Seals the pending records into a segment, stores it, then moves the checkpoint. A failed
     /// write keeps the records pending (and the checkpoint where it was).
     pub async fn seal(&self, state: &mut TailState) -> Result<(), AwsError> {
-        let to_millis = now_millis();
+        // Whole up to what every shard has been read to: never further because time passed.
+        let to_millis = state.watermark_millis.max(state.sealed_millis);
         let positions: BTreeMap<String, String> = state
             .read
             .iter()
@@ -675,30 +733,39 @@ where
             }
             let mut failed = false;
             let mut busy = false;
-            match self.round(&mut state).await {
-                Ok((round, records)) => {
-                    let now = now_millis();
-                    if round.caught_up {
-                        state.caught_up_millis = now;
-                        telemetry::stream_lag(&self.target, 0.0);
-                    } else {
-                        let behind = state.newest_millis.max(state.caught_up_millis);
-                        telemetry::stream_lag(&self.target, (now - behind) as f64 / 1000.0);
+            if state.pending.len() >= MAX_PENDING {
+                // The journal cannot be written: nothing more is read until it can (the
+                // checkpoint has not moved, so nothing is lost).
+                failed = true;
+            } else {
+                let (round, records) = self.round(&mut state).await;
+                let now = now_millis();
+                busy = round.records > 0;
+                // What was read before a shard failed is journaled and looked at all the same.
+                self.take(&mut state, records).await;
+                match round.error {
+                    Some(err) if err.is_not_leader() => return,
+                    Some(err) => {
+                        telemetry::stream_failed(&self.target, &err.to_string());
+                        failed = true;
                     }
-                    busy = round.records > 0;
-                    self.take(&mut state, records).await;
-                    // Read to the end and nothing pending: the journal is whole up to now.
-                    if round.caught_up && state.pending.is_empty() && requested {
-                        self.sealed.send_replace(now);
-                        requested = false;
-                    }
+                    None => {}
                 }
-                Err(err) if err.is_not_leader() => return,
-                Err(err) => {
-                    telemetry::stream_failed(&self.target, &err.to_string());
+                if round.caught_up {
+                    state.caught_up_millis = now;
+                    telemetry::stream_lag(&self.target, 0.0);
+                } else {
                     let behind = state.newest_millis.max(state.caught_up_millis);
-                    telemetry::stream_lag(&self.target, (now_millis() - behind) as f64 / 1000.0);
-                    failed = true;
+                    telemetry::stream_lag(&self.target, (now - behind) as f64 / 1000.0);
+                }
+                // Read to the end and nothing pending: the journal is whole up to the watermark
+                // without a segment written.
+                if round.caught_up && state.pending.is_empty() && state.pending_gaps.is_empty() {
+                    self.sealed.send_if_modified(|sealed| {
+                        let moved = state.watermark_millis > *sealed;
+                        *sealed = (*sealed).max(state.watermark_millis);
+                        moved
+                    });
                 }
             }
             if self.seal_due(&state, requested) {
@@ -770,10 +837,12 @@ impl JournalSink for StoreJournal {
 }
 
 /// The recovery check after a complete cycle (docs/architecture.md#stream): the newest
-/// snapshot taken at or before the scan started, with the journal replayed, must equal the
-/// scan. Waits for the journal to be sealed past the scan's start (asking for a seal); skipped,
-/// with nothing exported, while the journal does not reach it or has a gap since the snapshot.
-/// Returns the mismatches found, or `None` when it could not run.
+/// snapshot taken before the scan began (not one made from this scan), with the journal replayed, must equal the scan,
+/// item by item; items with a record from the scan's start on are left out (they changed
+/// during it). Waits until the journal is sealed past the scan's end (asking for a seal), so
+/// every such record is known. Returns the mismatches, or `None` when it could not run: the
+/// journal does not reach the scan's end yet, there is no snapshot before the scan, or the
+/// journal has a gap since that snapshot.
 pub async fn recovery_check(
     store: &Store,
     target: &str,
@@ -782,10 +851,11 @@ pub async fn recovery_check(
     sealed: &mut watch::Receiver<i64>,
     seal_now: &tokio::sync::Notify,
 ) -> Option<Vec<String>> {
+    let scan_ended_millis = now_millis();
     seal_now.notify_one();
     let reached = tokio::time::timeout(
         SEAL_WAIT,
-        sealed.wait_for(|until| *until >= scan_started_millis),
+        sealed.wait_for(|until| *until >= scan_ended_millis),
     )
     .await
     .is_ok_and(|answer| answer.is_ok());
@@ -810,17 +880,16 @@ pub async fn recovery_check(
     let entry = snapshots
         .iter()
         .rev()
-        .find(|entry| entry.id.unix_millis() <= scan_started_millis)?;
+        .find(|entry| entry.id.unix_millis() < scan_started_millis)?;
     let snapshot_millis = entry.id.unix_millis();
-    let snapshot = match store.get(entry).await {
-        Ok(snapshot) => snapshot,
-        Err(err) => return skip(err.to_string()),
-    };
     let segments = match store.list_segments(target).await {
         Ok(segments) => segments,
         Err(err) => return skip(err.to_string()),
     };
-    let wanted = journal::segments_for(&segments, snapshot_millis, scan_started_millis);
+    // Whole from the snapshot to the last segment; after it, nothing was read unsealed (the
+    // seal above reached the scan's end), so up to the scan there is nothing more to know.
+    let last_sealed = segments.iter().map(|entry| entry.id.to_millis()).max()?;
+    let wanted = journal::segments_for(&segments, snapshot_millis, i64::MAX);
     let mut records = Vec::new();
     let mut gaps = Vec::new();
     for entry in &wanted {
@@ -833,11 +902,16 @@ pub async fn recovery_check(
         }
     }
     let ids: Vec<_> = segments.iter().map(|entry| entry.id.clone()).collect();
-    let gaps = journal::gaps_between(&ids, &gaps, snapshot_millis, scan_started_millis);
+    let until = scan_started_millis.min(last_sealed);
+    let gaps = journal::gaps_between(&ids, &gaps, snapshot_millis, until);
     if let Some(gap) = gaps.first() {
-        tracing::debug!(target_name = target, gap = %journal::describe_gap(gap), "the journal has a gap since the last snapshot: no recovery check until a snapshot follows it");
+        tracing::info!(target_name = target, gap = %journal::describe_gap(gap), "the journal has a gap since the last snapshot: no recovery check until a snapshot follows it");
         return None;
     }
+    let snapshot = match store.get(entry).await {
+        Ok(snapshot) => snapshot,
+        Err(err) => return skip(err.to_string()),
+    };
     let mismatches = journal::recovery_check(
         snapshot.items.into_iter().map(|held| held.item),
         snapshot_millis,
@@ -882,6 +956,8 @@ mod tests {
         horizon: BTreeMap<String, usize>,
         /// The next calls of an operation answer this error code.
         faults: Vec<(&'static str, &'static str)>,
+        /// `GetRecords` of this shard fails.
+        failing_shard: Option<String>,
         calls: Vec<&'static str>,
     }
 
@@ -986,6 +1062,9 @@ mod tests {
         async fn records(&self, shard: &str, iterator: &str) -> Result<Batch, AwsError> {
             if let Some(err) = self.fault("GetRecords") {
                 return Err(err);
+            }
+            if self.state.lock().unwrap().failing_shard.as_deref() == Some(shard) {
+                return Err(code_error("GetRecords", "InternalServerError"));
             }
             let mut state = self.state.lock().unwrap();
             let (_, index) = state.iterators[iterator].clone();
@@ -1203,7 +1282,8 @@ mod tests {
             for shard in state.reading.values_mut() {
                 shard.due = Instant::now();
             }
-            let (round, records) = tailer.round(state).await.unwrap();
+            let (round, records) = tailer.round(state).await;
+            assert!(round.error.is_none(), "{:?}", round.error);
             tailer.take(state, records).await;
             if round.caught_up
                 && round.records == 0
@@ -1260,7 +1340,8 @@ mod tests {
         let tailer = setup.tailer();
         let mut state = tailer.start().await.unwrap();
         // The second read answers that its iterator expired.
-        let (_, first) = tailer.round(&mut state).await.unwrap();
+        let (round, first) = tailer.round(&mut state).await;
+        assert!(round.error.is_none());
         assert!(first.is_empty());
         tailer.take(&mut state, first).await;
         drain(&tailer, &mut state).await;
@@ -1393,11 +1474,72 @@ mod tests {
         setup
             .streams
             .fail_next("GetRecords", "AccessDeniedException");
-        assert!(tailer.round(&mut state).await.is_err());
+        let (round, records) = tailer.round(&mut state).await;
+        assert!(round.error.is_some() && records.is_empty());
         assert!(!setup.paused());
         drain(&tailer, &mut state).await;
         // Each record was written back right after: nothing is missing.
         assert!(!setup.paused());
         assert_eq!(setup.journal.sequences().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn records_read_before_a_shard_fails_are_kept_and_the_journal_claims_no_more_than_was_read()
+     {
+        let streams = FakeStreams::default()
+            .with("a", None, false)
+            .with("b", None, false);
+        streams.write("a", StreamEvent::Modify, "lb-000");
+        streams.write("b", StreamEvent::Modify, "lb-001");
+        streams.state.lock().unwrap().failing_shard = Some("b".into());
+        let setup = Setup::new(streams, 2);
+        let tailer = setup.tailer();
+        let mut state = tailer.start().await.unwrap();
+        let sealed_at_start = state.sealed_millis;
+        // Shard a answers, shard b is refused: a's record comes back with the error.
+        let (round, records) = tailer.round(&mut state).await;
+        assert!(round.error.is_some());
+        assert_eq!(records.len(), 1);
+        tailer.take(&mut state, records).await;
+        tailer.seal(&mut state).await.unwrap();
+        assert_eq!(setup.journal.sequences(), vec!["1000"]);
+        // b was never read to its end: the seal claims nothing past where the journal began.
+        let last = setup.journal.0.lock().unwrap().last().unwrap().clone();
+        assert_eq!(last.to_millis, sealed_at_start);
+        // Once b answers, its record follows; nothing of a's is journaled twice.
+        setup.streams.state.lock().unwrap().failing_shard = None;
+        // Read to the end a second after the start (the margin for a record's arrival).
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        drain(&tailer, &mut state).await;
+        let mut sequences = setup.journal.sequences();
+        sequences.sort();
+        assert_eq!(sequences, vec!["1000", "1001"]);
+        let last = setup.journal.0.lock().unwrap().last().unwrap().clone();
+        assert!(last.to_millis > sealed_at_start);
+    }
+
+    #[tokio::test]
+    async fn a_backlog_older_than_the_last_cycle_is_journaled_but_never_counted_as_a_loss() {
+        let streams = FakeStreams::default().with("s", None, false);
+        // Removed, then written back, both before the last complete cycle.
+        for i in 0..3 {
+            streams.write("s", StreamEvent::Remove, &format!("lb-{i:03}"));
+        }
+        {
+            let mut state = streams.state.lock().unwrap();
+            for record in state.records.get_mut("s").unwrap() {
+                record.created_millis -= 60_000;
+            }
+        }
+        let setup = Setup::new(streams, 10);
+        setup.cycle_saw_everything().await;
+        let tailer = setup.tailer();
+        let mut state = tailer.start().await.unwrap();
+        drain(&tailer, &mut state).await;
+        assert!(
+            !setup.paused(),
+            "a backlog from before the cycle is not news"
+        );
+        assert_eq!(setup.journal.sequences().len(), 3);
     }
 }

@@ -131,11 +131,13 @@ where
     answers
 }
 
-/// Whether `message` names `arn` whole (not as the start of a longer ARN).
+/// Whether `message` names `arn` (or a load balancer's name) whole: not as the start of a
+/// longer ARN, nor as a word inside the message (a load balancer named `not`).
 pub(crate) fn names_arn(message: &str, arn: &str) -> bool {
+    let after = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_');
+    let before = |c: char| after(c) || c == ':';
     message.match_indices(arn).any(|(at, _)| {
-        !message[at + arn.len()..]
-            .starts_with(|c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'))
+        !message[at + arn.len()..].starts_with(after) && !message[..at].ends_with(before)
     })
 }
 

@@ -40,7 +40,36 @@ pub enum AttrValue {
     Bs(Vec<Vec<u8>>),
 }
 
+/// Whether two items hold the same values: sets (`SS`, `NS`, `BS`) compare as sets, since a
+/// scan and a stream image may list a set's members in different orders.
+pub fn same_item(a: &Item, b: &Item) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|(key, value)| b.get(key).is_some_and(|other| value.same_as(other)))
+}
+
 impl AttrValue {
+    /// Whether two values are the same, sets compared as sets.
+    pub fn same_as(&self, other: &AttrValue) -> bool {
+        fn sorted<T: Ord + Clone>(list: &[T]) -> Vec<T> {
+            let mut list = list.to_vec();
+            list.sort();
+            list.dedup();
+            list
+        }
+        match (self, other) {
+            (AttrValue::Ss(a), AttrValue::Ss(b)) | (AttrValue::Ns(a), AttrValue::Ns(b)) => {
+                sorted(a) == sorted(b)
+            }
+            (AttrValue::Bs(a), AttrValue::Bs(b)) => sorted(a) == sorted(b),
+            (AttrValue::M(a), AttrValue::M(b)) => same_item(a, b),
+            (AttrValue::L(a), AttrValue::L(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.same_as(b))
+            }
+            (a, b) => a == b,
+        }
+    }
+
     /// The DynamoDB type name (`S`, `N`, `M`, ...), for messages.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -324,6 +324,14 @@ pub fn ordered(records: &[StreamRecord]) -> Vec<&StreamRecord> {
     ordered
 }
 
+/// Whether two items, either absent, are the same (sets compared as sets).
+fn same(a: Option<&Item>, b: Option<&Item>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => crate::model::item::same_item(a, b),
+        (a, b) => a.is_none() && b.is_none(),
+    }
+}
+
 /// What the item was before a record, where the record says: absent before an `INSERT`, the
 /// old image before a `MODIFY` or `REMOVE` (`None` when the stream did not carry it).
 fn before(record: &StreamRecord) -> Option<Option<&Item>> {
@@ -377,7 +385,7 @@ pub fn replay_counted(
         if second_of(record.created_millis) <= snapshot_second {
             let held = state.get(name);
             match before(record) {
-                Some(before) if before != held => continue,
+                Some(before) if !same(before, held) => continue,
                 _ => {}
             }
         }
@@ -569,7 +577,10 @@ pub fn recovery_check(
                     .chain(scanned.keys())
                     .collect::<BTreeSet<_>>()
                     .into_iter()
-                    .filter(|key| replayed.get(*key) != scanned.get(*key))
+                    .filter(|key| match (replayed.get(*key), scanned.get(*key)) {
+                        (Some(a), Some(b)) => !a.same_as(b),
+                        (a, b) => a.is_some() != b.is_some(),
+                    })
                     .cloned()
                     .collect();
                 if attributes.is_empty() {

@@ -134,7 +134,7 @@ pub fn describe() {
     );
     describe_gauge!(
         STREAM_LAG_SECONDS,
-        "Now minus the creation time of the newest stream record read, or of the last time the stream was read to its end; 0 when caught up."
+        "Now minus the creation time of the newest stream record read (or the last time every shard was read to its end, if later); 0 when caught up."
     );
     describe_gauge!(
         JOURNAL_LAST_TIMESTAMP_SECONDS,
