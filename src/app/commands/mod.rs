@@ -705,6 +705,8 @@ pub struct InitTable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitOutcome {
     pub tables: Vec<InitTable>,
+    /// What the state table's stream means for lbrecon, and how its owner enables one.
+    pub stream: Option<String>,
     pub error: Option<CommandError>,
 }
 
@@ -722,6 +724,10 @@ impl Printed for InitOutcome {
                 TableOutcome::Created => format!("created the {role} table {table} in {region}\n"),
             });
         }
+        if let Some(stream) = &self.stream {
+            out.push_str(stream);
+            out.push('\n');
+        }
         out
     }
 
@@ -731,6 +737,31 @@ impl Printed for InitOutcome {
 
     fn exit_code(&self) -> i32 {
         self.error.as_ref().map_or(exit::OK, Printed::exit_code)
+    }
+}
+
+/// What `init` says of the state table's stream (docs/architecture.md#stream): lbrecon never
+/// changes the state table, so enabling one is for its owner.
+async fn stream_advice(target: &TargetConfig, clients: &Clients) -> String {
+    let table = &target.state_table;
+    let enable = format!(
+        "its owner can enable one with `aws dynamodb update-table --table-name {table} --region {} --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES` (lbrecon never changes the state table)",
+        target.region
+    );
+    if target.stream == crate::runtime::config::StreamMode::Off {
+        return "the state table's stream is not read (targets[].stream = \"off\"): losses are seen by the cycle alone".to_string();
+    }
+    match clients.dynamodb.stream_of(table).await {
+        Ok(Some((_, view))) if view == "NEW_AND_OLD_IMAGES" => format!(
+            "the state table {table} has a stream (NEW_AND_OLD_IMAGES): the daemon tails it, pauses a mass loss within seconds and journals every change"
+        ),
+        Ok(Some((_, view))) => format!(
+            "the state table {table} has a stream of view type {view}; lbrecon needs NEW_AND_OLD_IMAGES, so the daemon does not read it. A stream's view type cannot be changed: {enable}, after disabling this one"
+        ),
+        Ok(None) => format!(
+            "the state table {table} has no stream: losses are seen once a cycle, and restore --at gives the snapshot before the instant; {enable}"
+        ),
+        Err(err) => format!("cannot tell whether the state table {table} has a stream: {err}"),
     }
 }
 
@@ -754,6 +785,7 @@ pub async fn init(config: &Config, target: &TargetConfig, approve: Option<&str>)
     let by = actor();
     let mut done = InitOutcome {
         tables: vec![],
+        stream: Some(stream_advice(target, &clients).await),
         error: None,
     };
     for (table, key, role) in tables {
@@ -1093,6 +1125,7 @@ mod tests {
                 table("control", "ctl", TableOutcome::Exists),
                 table("lease", "lease", TableOutcome::WouldCreate),
             ],
+            stream: None,
             error: None,
         };
         assert_eq!(
@@ -1108,6 +1141,7 @@ mod tests {
 
         let stopped = InitOutcome {
             tables: vec![table("control", "ctl", TableOutcome::Created)],
+            stream: None,
             error: Some(CommandError::error("creating table lease: AccessDenied")),
         };
         assert_eq!(

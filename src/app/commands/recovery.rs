@@ -87,12 +87,16 @@ pub fn presence_hash(presence: &PresencePhase) -> String {
 /// The daemon's snapshot step after a complete cycle: writes a snapshot when the recorded state
 /// differs from the last one, and prunes by age and count, never while a record is missing.
 /// `last` is the content hash of the last snapshot, read from the store on first use.
+/// `scanned_millis`: when the scan began. The snapshot is named by that time, not when it is
+/// written: a change after the scan began may or may not be in it, so a replay of the journal
+/// onto it starts there (docs/recovery.md#journal).
 pub async fn snapshot_step(
     config: &Config,
     target: &TargetConfig,
     store: &Store,
     presence: &PresencePhase,
     last: &mut Option<String>,
+    scanned_millis: i64,
 ) -> Result<Option<Entry>, crate::recovery::snapshot::SnapshotError> {
     if last.is_none() {
         let entries = store.list(&target.name).await?;
@@ -103,8 +107,7 @@ pub async fn snapshot_step(
                 .unwrap_or_default(),
         );
     }
-    let now = time::OffsetDateTime::now_utc();
-    let millis = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let millis = scanned_millis;
     // An unchanged state is recognised from the held JSON; only a changed one is rebuilt.
     if last.as_deref() == Some(presence_hash(presence).as_str()) {
         return Ok(None);
@@ -847,19 +850,14 @@ struct Seen<'a> {
     /// Unrecorded live load balancers outside the target's scope.
     outside: BTreeSet<&'a str>,
     recorded: BTreeSet<String>,
-    /// Names a snapshot holds, with the newest that holds each.
+    /// Names a snapshot or the journal holds, with what to do instead of adopting them.
     in_snapshot: BTreeMap<String, String>,
 }
 
 /// Which load balancers adopt reads to write a record for (`chosen`, by name), and the plan of
 /// those it leaves: skipped with why, or counted as present. With `all`, every live one in
 /// scope is wanted; else `names`.
-fn choose_adopted(
-    target: &str,
-    all: bool,
-    names: &[String],
-    seen: &Seen<'_>,
-) -> (Plan, Vec<String>) {
+fn choose_adopted(all: bool, names: &[String], seen: &Seen<'_>) -> (Plan, Vec<String>) {
     let live_names: BTreeSet<&str> = seen.live.iter().copied().collect();
     let wanted: BTreeSet<String> = if all {
         seen.live
@@ -891,10 +889,8 @@ fn choose_adopted(
             } else {
                 plan.unchanged += 1;
             }
-        } else if let Some(id) = seen.in_snapshot.get(name) {
-            plan.skipped.push(skip(&format!(
-                "snapshot {id} holds its record: use `lbrecon restore --target {target} --snapshot {id}`, which puts it back verbatim"
-            )));
+        } else if let Some(why) = seen.in_snapshot.get(name) {
+            plan.skipped.push(skip(why));
         } else {
             chosen.push(name.clone());
         }
@@ -983,7 +979,7 @@ async fn adopt_plan(
         recorded,
         in_snapshot,
     };
-    let (mut plan, chosen) = choose_adopted(&target.name, all, names, &seen);
+    let (mut plan, chosen) = choose_adopted(all, names, &seen);
     let index = TargetGroupIndex::new(&groups);
     let plans: Vec<DeepPlan<'_>> = lbs
         .iter()
@@ -1046,17 +1042,43 @@ async fn adopt_plan(
 
 /// Every name any snapshot of `target` in the store holds, with the newest snapshot that holds
 /// it. Snapshots are read one at a time, and only their names kept.
-async fn snapshot_holders(
-    store: &Store,
-    target: &str,
-) -> Result<BTreeMap<String, String>, crate::recovery::snapshot::SnapshotError> {
+async fn snapshot_holders(store: &Store, target: &str) -> Result<BTreeMap<String, String>, String> {
     let mut holders = BTreeMap::new();
     // Oldest first, so the newest holder of a name is the one left.
-    for entry in store.list(target).await? {
-        let snapshot = store.get(&entry).await?;
+    for entry in store.list(target).await.map_err(|err| err.to_string())? {
+        let snapshot = store.get(&entry).await.map_err(|err| err.to_string())?;
         let id = entry.id.as_string();
+        let why = format!(
+            "snapshot {id} holds its record: use `lbrecon restore --target {target} --snapshot {id}`, which puts it back verbatim"
+        );
         for name in snapshot_names(&snapshot) {
-            holders.insert(name, id.clone());
+            holders.insert(name, why.clone());
+        }
+    }
+    // And the journal (SPEC: "any snapshot (or journal) in retention"): a record written after
+    // the last snapshot and lost since is held by the journal alone.
+    for entry in store
+        .list_segments(target)
+        .await
+        .map_err(|err| err.to_string())?
+    {
+        let segment = store
+            .get_segment(&entry)
+            .await
+            .map_err(|err| err.to_string())?;
+        for record in &segment.records {
+            if record.new_image.is_none() && record.old_image.is_none() {
+                continue;
+            }
+            if let Some(name) = record.name() {
+                let at = crate::model::clock::rfc3339_millis(record.created_millis);
+                let why = format!(
+                    "the journal holds its record ({} at {at}, segment {}): use `lbrecon restore --target {target} --at TIME` with a TIME before it was lost, which puts it back verbatim",
+                    record.event.as_str(),
+                    entry.id.as_string()
+                );
+                holders.insert(name.to_string(), why);
+            }
         }
     }
     Ok(holders)
@@ -1809,14 +1831,18 @@ mod tests {
             live: live.to_vec(),
             outside: outside.iter().copied().collect(),
             recorded: recorded.iter().map(|n| n.to_string()).collect(),
-            in_snapshot: [("held".to_string(), "SNAP-1".to_string())].into(),
+            in_snapshot: [(
+                "held".to_string(),
+                "snapshot SNAP-1 holds its record: use `lbrecon restore --target prod --snapshot SNAP-1`, which puts it back verbatim".to_string(),
+            )]
+            .into(),
         }
     }
 
     #[test]
     fn adopt_all_takes_every_unrecorded_one_in_scope_that_no_snapshot_holds() {
         let seen = seen(&["b", "a", "rec", "held", "out"], &["out"], &["rec"]);
-        let (plan, chosen) = choose_adopted("prod", true, &[], &seen);
+        let (plan, chosen) = choose_adopted(true, &[], &seen);
         assert_eq!(chosen, vec!["a".to_string(), "b".to_string()]);
         // A recorded one is counted as present, not skipped; one out of scope is not wanted.
         assert_eq!(plan.unchanged, 1);
@@ -1837,7 +1863,7 @@ mod tests {
             .iter()
             .map(|n| n.to_string())
             .collect();
-        let (plan, chosen) = choose_adopted("prod", false, &names, &seen);
+        let (plan, chosen) = choose_adopted(false, &names, &seen);
         assert_eq!(chosen, vec!["a".to_string()]);
         assert_eq!(plan.unchanged, 0);
         let reasons: Vec<(&str, &str)> = plan
@@ -2460,11 +2486,41 @@ mod tests {
         let after = Snapshot::new("t", "r", "s", vec![item("a")], 2_000);
         store.put(&before).await.unwrap();
         store.put(&after).await.unwrap();
+        // A record written after the last snapshot and removed since: the journal alone holds it.
+        let removed = crate::model::stream::StreamRecord {
+            shard: "s1".into(),
+            sequence: "100".into(),
+            event: crate::model::stream::StreamEvent::Remove,
+            created_millis: 3_000,
+            keys: [("name".to_string(), AttrValue::S("journaled".into()))].into(),
+            old_image: Some(item("journaled").item),
+            new_image: None,
+        };
+        let segment = crate::recovery::journal::Segment::new(
+            "t",
+            "r",
+            "s",
+            "arn",
+            2_500,
+            3_500,
+            Default::default(),
+            Vec::new(),
+            vec![removed],
+        );
+        store.put_segment("t", &segment).await.unwrap();
         let holders = snapshot_holders(&store, "t").await.unwrap();
         // The record lost before the newest snapshot is still found, in the older one.
-        assert_eq!(holders["lost"], before.id().as_string());
-        assert_eq!(holders["a"], after.id().as_string());
-        assert_eq!(holders.len(), 2);
+        assert!(
+            holders["lost"].contains(&before.id().as_string()),
+            "{holders:?}"
+        );
+        assert!(holders["a"].contains(&after.id().as_string()));
+        assert!(
+            holders["journaled"].starts_with("the journal holds its record (REMOVE at"),
+            "{holders:?}"
+        );
+        assert!(holders["journaled"].contains("restore --target t --at TIME"));
+        assert_eq!(holders.len(), 3);
     }
 
     #[tokio::test]
