@@ -416,6 +416,14 @@ class FaultProxy:
                     if ":targetgroup/" in arn:
                         return ("answer", elb_error(400, "TargetGroupNotFound", f"Target groups '[{self._to_aws(headers, arn)}]' not found"))
                     return ("answer", elb_error(400, "LoadBalancerNotFound", f"Load balancers '[{self._to_aws(headers, arn)}]' not found"))
+        if operation == "DescribeLoadBalancers":
+            # By name, AWS fails the whole call when any one name is gone (moto answers the
+            # others, or repeats an earlier match in its place).
+            names = [values[0] for key, values in sorted(form.items()) if key.startswith("Names.member.")]
+            for name in names:
+                status, _ = self._upstream(headers, {"Action": "DescribeLoadBalancers", "Names.member.1": name})
+                if status != 200:
+                    return ("answer", elb_error(400, "LoadBalancerNotFound", f"Load balancers '[{name}]' not found"))
         if operation == "DescribeRules" and "ListenerArn" in form:
             # A gateway load balancer's listener has no rules: AWS answers ListenerNotFound.
             lb_id = form["ListenerArn"][0].rstrip("/").split("/")[-2]

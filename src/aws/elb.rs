@@ -131,8 +131,8 @@ where
     answers
 }
 
-/// Whether `message` names `arn` (or a load balancer's name) whole: not as the start of a
-/// longer ARN, nor as a word inside the message (a load balancer named `not`).
+/// Whether `message` names `arn` (or a load balancer's name) whole: not as the start or the end
+/// of a longer ARN or name.
 pub(crate) fn names_arn(message: &str, arn: &str) -> bool {
     let after = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_');
     let before = |c: char| after(c) || c == ':';
@@ -789,6 +789,55 @@ fn condition(condition: &RuleCondition) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_names_a_load_balancer_only_whole() {
+        let message = "Load balancers '[web-3, api]' not found";
+        assert!(names_arn(message, "web-3"));
+        assert!(names_arn(message, "api"));
+        // Part of a longer name is not named, at either end.
+        assert!(!names_arn(message, "web"));
+        assert!(!names_arn(message, "eb-3"));
+        assert!(!names_arn(
+            "Load balancers '[prod-web-3]' not found",
+            "web-3"
+        ));
+        let arn = "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/a/1";
+        assert!(names_arn(&format!("'{arn}' not found"), arn));
+        assert!(!names_arn(&format!("'{arn}0' not found"), arn));
+    }
+
+    #[tokio::test]
+    async fn a_gone_name_never_makes_its_neighbours_look_gone() {
+        let live: BTreeSet<String> = ["a", "c"].map(String::from).into();
+        let asked = std::sync::Mutex::new(Vec::new());
+        let answers = narrow_tags(
+            vec!["a".to_string(), "b".to_string(), "c".to_string()],
+            |names: Vec<String>, _again| {
+                asked.lock().unwrap().push(names.clone());
+                let live = live.clone();
+                async move {
+                    // As AWS answers: the whole call fails when one name is gone.
+                    if names.iter().any(|name| !live.contains(name)) {
+                        return Err(AwsError {
+                            service: "elasticloadbalancing",
+                            operation: "DescribeLoadBalancers",
+                            class: crate::aws::ErrorClass::NotFound,
+                            code: Some("LoadBalancerNotFound".into()),
+                            message: "One or more load balancers not found".into(),
+                        });
+                    }
+                    Ok(names.into_iter().map(|name| (name, true)).collect())
+                }
+            },
+        )
+        .await;
+        let found: BTreeMap<String, bool> = answers
+            .into_iter()
+            .map(|(name, answer)| (name, matches!(answer, Ok(Tagged::Tags(true)))))
+            .collect();
+        assert!(found["a"] && !found["b"] && found["c"], "{found:?}");
+    }
     use elbv2::types::{
         ActionTypeEnum, ForwardActionConfig, PathPatternConditionConfig, TargetGroupTuple,
     };

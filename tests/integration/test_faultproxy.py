@@ -79,6 +79,17 @@ def test_a_gone_arn_fails_the_whole_tag_call(faithful):
     assert error["Code"] == "TargetGroupNotFound"
 
 
+def test_a_gone_name_fails_the_whole_describe_by_name(faithful):
+    fleet, elb = faithful
+    names = ["web-0", "web-1"]
+    assert len(elb.describe_load_balancers(Names=names)["LoadBalancers"]) == 2
+    fleet.elb.delete_load_balancer(LoadBalancerArn=fleet.arns["web-1"])
+    error = error_of(lambda: elb.describe_load_balancers(Names=names))
+    assert error["Code"] == "LoadBalancerNotFound"
+    assert "web-1" in error["Message"]
+    assert len(elb.describe_load_balancers(Names=["web-0"])["LoadBalancers"]) == 1
+
+
 def test_throttles_have_aws_shapes(moto):
     server = FaultProxy(moto.endpoint, faithful=True)
     try:

@@ -314,3 +314,31 @@ def test_a_gap_in_the_journal_is_named_and_refused_unless_allowed(lbrecon, fleet
     # The snapshot alone: web-2 as the snapshot before the gap held it.
     items = {item["name"]["S"]: item for item in table_items(fleet, "lb-state")}
     assert items["web-2"]["version"]["N"] == "1"
+
+
+def test_load_balancers_deleted_with_their_records_do_not_hide_a_loss_through_aws_answers(
+        lbrecon, fleet, daemons, tmp_path, moto):
+    """Through AWS's answers (the fault proxy's faithful mode), a confirmation by name that
+    includes a load balancer deleted with its record fails whole, as on AWS: the live ones are
+    still confirmed and the mass loss is paused at once; the decommissioned ones count for
+    nothing."""
+    from lbrecon_harness.faultproxy import FaultProxy
+
+    proxy = FaultProxy(moto.endpoint, faithful=True)
+    try:
+        lbrecon.endpoint = proxy.endpoint
+        journal = local(tmp_path)
+        daemon = start(lbrecon, daemons, journal, interval="120s")
+        wait_for(lambda: tailing(daemon), timeout=20, what="the stream read")
+        # Two load balancers decommissioned with their records, and three records lost.
+        for name in ("web-8", "web-9"):
+            fleet.elb.delete_load_balancer(LoadBalancerArn=fleet.arns[name])
+        for name in ("web-8", "web-1", "web-9", "web-4", "web-7"):
+            fleet.delete_record("lb-state", name)
+        wait_for(lambda: paused(fleet), timeout=20, what="the pause")
+        item = control_item(fleet, "lb-state-control", "prod-use1")
+        assert item["reason"].startswith("mass loss"), item
+        assert sorted(m for m in item["missing"]) == ["web-1", "web-4", "web-7"], item["missing"]
+        assert metric(daemon.metrics()[0], "lbrecon_cycles_total", **T, outcome="complete") == 1
+    finally:
+        proxy.stop()
