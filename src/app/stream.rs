@@ -231,17 +231,15 @@ where
             Some(checkpoint) => {
                 // The stream was disabled and enabled again: what happened between is not in
                 // any stream lbrecon can read.
-                let gap = Gap {
-                    shard: None,
-                    from_millis: checkpoint.time_millis,
-                    to_millis: now,
-                    reason: format!(
+                state.sealed_millis = checkpoint.time_millis;
+                self.gap(
+                    &mut state,
+                    None,
+                    format!(
                         "the state table's stream changed (from {} to {}): changes between are not in the journal",
                         checkpoint.stream_arn, self.stream_arn
                     ),
-                };
-                telemetry::journal_gap(&self.target, &gap.reason, gap.from_millis, gap.to_millis);
-                state.pending_gaps.push(gap);
+                );
                 state.sealed_millis = now;
             }
             None => state.sealed_millis = now,
@@ -290,16 +288,11 @@ where
         state.described = Some(Instant::now());
         let plan = lineage::plan(&state.shards, &state.read);
         for shard in plan.orphaned {
-            let gap = Gap {
-                shard: Some(shard.clone()),
-                from_millis: state.sealed_millis,
-                to_millis: now_millis(),
-                reason: format!(
-                    "the parent of shard {shard} was trimmed before it was read to its end"
-                ),
-            };
-            telemetry::journal_gap(&self.target, &gap.reason, gap.from_millis, gap.to_millis);
-            state.pending_gaps.push(gap);
+            self.gap(
+                state,
+                Some(&shard),
+                format!("the parent of shard {shard} was trimmed before it was read to its end"),
+            );
             // Recorded once: the parent no longer holds its children back.
             if let Some(parent) = state
                 .shards
@@ -447,19 +440,28 @@ where
         Ok(records)
     }
 
-    /// The shard's position is older than the stream's trim horizon: the records between are
-    /// gone. Recorded as a gap; the shard is read again from its trim horizon.
-    fn trimmed(&self, state: &mut TailState, id: &str) {
+    /// Records a gap in the journal, from the last seal until now, and logs it.
+    fn gap(&self, state: &mut TailState, shard: Option<&str>, reason: String) {
         let gap = Gap {
-            shard: Some(id.to_string()),
+            shard: shard.map(str::to_string),
             from_millis: state.sealed_millis,
             to_millis: now_millis(),
-            reason: format!(
-                "the checkpoint of shard {id} is older than the stream's trim horizon (24 hours): changes between are not in the journal"
-            ),
+            reason,
         };
         telemetry::journal_gap(&self.target, &gap.reason, gap.from_millis, gap.to_millis);
         state.pending_gaps.push(gap);
+    }
+
+    /// The shard's position is older than the stream's trim horizon: the records between are
+    /// gone. Recorded as a gap; the shard is read again from its trim horizon.
+    fn trimmed(&self, state: &mut TailState, id: &str) {
+        self.gap(
+            state,
+            Some(id),
+            format!(
+                "the checkpoint of shard {id} is older than the stream's trim horizon (24 hours): changes between are not in the journal"
+            ),
+        );
         if let Some(shard) = state.reading.get_mut(id) {
             shard.iterator = None;
             shard.start = Start::TrimHorizon;

@@ -647,37 +647,7 @@ impl Protection {
     }
 }
 
-/// Converts an SDK item into plain data; an attribute type this SDK does not know is an error
-/// rather than something silently dropped.
-pub fn from_sdk_item(item: &HashMap<String, AttributeValue>) -> Result<Item, String> {
-    item.iter()
-        .map(|(key, value)| Ok((key.clone(), from_sdk(value)?)))
-        .collect()
-}
-
-fn from_sdk(value: &AttributeValue) -> Result<AttrValue, String> {
-    Ok(match value {
-        AttributeValue::S(s) => AttrValue::S(s.clone()),
-        AttributeValue::N(n) => AttrValue::N(n.clone()),
-        AttributeValue::B(b) => AttrValue::B(b.as_ref().to_vec()),
-        AttributeValue::Bool(b) => AttrValue::Bool(*b),
-        AttributeValue::Null(n) => AttrValue::Null(*n),
-        AttributeValue::M(map) => AttrValue::M(
-            map.iter()
-                .map(|(key, value)| Ok((key.clone(), from_sdk(value)?)))
-                .collect::<Result<_, String>>()?,
-        ),
-        AttributeValue::L(list) => {
-            AttrValue::L(list.iter().map(from_sdk).collect::<Result<_, _>>()?)
-        }
-        AttributeValue::Ss(list) => AttrValue::Ss(list.clone()),
-        AttributeValue::Ns(list) => AttrValue::Ns(list.clone()),
-        AttributeValue::Bs(list) => {
-            AttrValue::Bs(list.iter().map(|b| b.as_ref().to_vec()).collect())
-        }
-        _ => return Err("an attribute of a type this version of lbrecon does not know".into()),
-    })
-}
+crate::aws::attribute_conversion!(from_sdk_item, from_sdk);
 
 /// Converts plain data into an SDK attribute value, for writes.
 pub fn to_sdk(value: &AttrValue) -> AttributeValue {

@@ -136,6 +136,53 @@ impl AwsError {
     }
 }
 
+/// Defines `$item` and `$value`, converting the `AttributeValue` in scope where it is used
+/// (DynamoDB's, or DynamoDB Streams': the same shape in two crates) into plain data. An
+/// attribute type the SDK gained since is an error rather than something silently dropped.
+macro_rules! attribute_conversion {
+    ($item:ident, $value:ident) => {
+        /// Converts an SDK item into plain data; an attribute type this SDK does not know is an
+        /// error rather than something silently dropped.
+        pub fn $item(
+            item: &std::collections::HashMap<String, AttributeValue>,
+        ) -> Result<crate::model::item::Item, String> {
+            item.iter()
+                .map(|(key, value)| Ok((key.clone(), $value(value)?)))
+                .collect()
+        }
+
+        fn $value(value: &AttributeValue) -> Result<crate::model::item::AttrValue, String> {
+            use crate::model::item::AttrValue;
+            Ok(match value {
+                AttributeValue::S(s) => AttrValue::S(s.clone()),
+                AttributeValue::N(n) => AttrValue::N(n.clone()),
+                AttributeValue::B(b) => AttrValue::B(b.as_ref().to_vec()),
+                AttributeValue::Bool(b) => AttrValue::Bool(*b),
+                AttributeValue::Null(n) => AttrValue::Null(*n),
+                AttributeValue::M(map) => AttrValue::M(
+                    map.iter()
+                        .map(|(key, value)| Ok((key.clone(), $value(value)?)))
+                        .collect::<Result<_, String>>()?,
+                ),
+                AttributeValue::L(list) => {
+                    AttrValue::L(list.iter().map($value).collect::<Result<_, _>>()?)
+                }
+                AttributeValue::Ss(list) => AttrValue::Ss(list.clone()),
+                AttributeValue::Ns(list) => AttrValue::Ns(list.clone()),
+                AttributeValue::Bs(list) => {
+                    AttrValue::Bs(list.iter().map(|b| b.as_ref().to_vec()).collect())
+                }
+                _ => {
+                    return Err(
+                        "an attribute of a type this version of lbrecon does not know".into(),
+                    );
+                }
+            })
+        }
+    };
+}
+pub(crate) use attribute_conversion;
+
 /// Error codes that mean "slow down", across the services lbrecon calls.
 pub const THROTTLING_CODES: &[&str] = &[
     "Throttling",

@@ -12,7 +12,6 @@ use streams::types::{AttributeValue, ShardIteratorType};
 
 use super::pages::all_pages;
 use super::{Api, AwsError};
-use crate::model::item::{AttrValue, Item};
 use crate::model::stream::{Shard, StreamEvent, StreamRecord};
 
 const SERVICE: &str = "dynamodb";
@@ -292,40 +291,12 @@ fn stream_record(shard: &str, record: &streams::types::Record) -> Result<StreamR
     })
 }
 
-/// A stream image in plain data, every attribute with its type.
-fn from_stream_item(item: &HashMap<String, AttributeValue>) -> Result<Item, String> {
-    item.iter()
-        .map(|(key, value)| Ok((key.clone(), from_stream(value)?)))
-        .collect()
-}
-
-fn from_stream(value: &AttributeValue) -> Result<AttrValue, String> {
-    Ok(match value {
-        AttributeValue::S(s) => AttrValue::S(s.clone()),
-        AttributeValue::N(n) => AttrValue::N(n.clone()),
-        AttributeValue::B(b) => AttrValue::B(b.as_ref().to_vec()),
-        AttributeValue::Bool(b) => AttrValue::Bool(*b),
-        AttributeValue::Null(n) => AttrValue::Null(*n),
-        AttributeValue::M(map) => AttrValue::M(
-            map.iter()
-                .map(|(key, value)| Ok((key.clone(), from_stream(value)?)))
-                .collect::<Result<_, String>>()?,
-        ),
-        AttributeValue::L(list) => {
-            AttrValue::L(list.iter().map(from_stream).collect::<Result<_, _>>()?)
-        }
-        AttributeValue::Ss(list) => AttrValue::Ss(list.clone()),
-        AttributeValue::Ns(list) => AttrValue::Ns(list.clone()),
-        AttributeValue::Bs(list) => {
-            AttrValue::Bs(list.iter().map(|b| b.as_ref().to_vec()).collect())
-        }
-        _ => return Err("an attribute of a type this version of lbrecon does not know".into()),
-    })
-}
+super::attribute_conversion!(from_stream_item, from_stream);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::item::AttrValue;
     use streams::types::{OperationType, Record};
 
     fn sdk_record(event: OperationType, sequence: Option<&str>) -> Record {
