@@ -150,7 +150,8 @@ def test_restore_to_an_instant_between_snapshots_and_history(lbrecon, fleet, dae
 
     # Before T: web-2 changes, web-3 is deleted.
     second = fleet.item("web-2", version=2)
-    second["config"]["scheme"] = "internal"
+    assert second["config"].get("ip_address_type") != "dualstack"
+    second["config"]["ip_address_type"] = "dualstack"
     table.put_item(Item=second)
     fleet.delete_record("lb-state", "web-3")
     time.sleep(1.5)  # creation times are to the second
@@ -176,9 +177,9 @@ def test_restore_to_an_instant_between_snapshots_and_history(lbrecon, fleet, dae
     done = lbrecon.run("restore", "--target", "prod-use1", "--at", instant, "--approve", "CHG-9")
     assert done.returncode == 0, done.stdout + done.stderr
     items = {item["name"]["S"]: item for item in table_items(fleet, "lb-state")}
-    # web-2 as it was at T (version 2, internal), not its first or last version.
+    # web-2 as it was at T (version 2, dual-stack), not its first or last version.
     assert items["web-2"]["version"]["N"] == "2", items["web-2"]
-    assert items["web-2"]["config"]["M"]["scheme"]["S"] == "internal"
+    assert items["web-2"]["config"]["M"]["ip_address_type"]["S"] == "dualstack"
     # web-5 existed at T: back. web-3's newer write stands.
     assert "web-5" in items
     assert items["web-3"]["version"]["N"] == "4"
@@ -190,6 +191,10 @@ def test_restore_to_an_instant_between_snapshots_and_history(lbrecon, fleet, dae
     assert "REMOVE" in events and "MODIFY" in events, events
     numbers = [str(v["version"]) for v in versions if v.get("version") is not None]
     assert "2" in numbers and "3" in numbers, json.dumps(versions)[:2000]
+    # The change to version 2 and back in version 3, as drift paths.
+    by_version = {str(v["version"]): v for v in versions if v.get("version") is not None}
+    assert [(c["path"], c["to"]) for c in by_version["2"]["changes"]] == [("/ip_address_type", "dualstack")], by_version["2"]
+    assert [c["path"] for c in by_version["3"]["changes"]] == ["/ip_address_type"], by_version["3"]
     assert events[-1] == "REMOVE", events
 
 
