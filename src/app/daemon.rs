@@ -455,6 +455,8 @@ struct LoopState {
     /// The next snapshot is written even if the state is unchanged: the journal started after
     /// the last one, and the recovery check needs a snapshot it follows.
     force_snapshot: bool,
+    /// When this loop last wrote a snapshot.
+    snapshot_written: Option<Instant>,
 }
 
 /// A running tailer.
@@ -463,6 +465,8 @@ struct TailHandle {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     sealed: watch::Receiver<i64>,
+    /// When the journal this tailer writes begins (Unix milliseconds; 0 until it has started).
+    begun: watch::Receiver<i64>,
     seal_now: Arc<tokio::sync::Notify>,
     /// The recovery check running, if one is.
     check: Option<tokio::task::JoinHandle<()>>,
@@ -634,6 +638,7 @@ impl TargetLoop {
         state.stream_said = None;
         let (stop, stop_rx) = watch::channel(false);
         let (sealed_tx, sealed) = watch::channel(0);
+        let (begun_tx, begun) = watch::channel(0);
         let seal_now = Arc::new(tokio::sync::Notify::new());
         let tailer = crate::app::stream::Tailer {
             target: self.target.name.clone(),
@@ -655,6 +660,7 @@ impl TargetLoop {
             rules: self.reader.rules.clone(),
             basis: self.basis.clone(),
             sealed: sealed_tx,
+            begun: begun_tx,
         };
         let stream_arn = tailer.stream_arn.clone();
         let task = tokio::spawn(tailer.run(stop_rx, seal_now.clone()));
@@ -663,6 +669,7 @@ impl TargetLoop {
             stop,
             task,
             sealed,
+            begun,
             seal_now,
             check: None,
         });
@@ -679,6 +686,11 @@ impl TargetLoop {
             check.abort();
         }
         state.stream_looked = None;
+        // The next tailer starts from the next complete presence pass, never from this one's.
+        *self
+            .basis
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
         if graceful {
             let _ = tail.stop.send(true);
             let mut task = tail.task;
@@ -834,6 +846,7 @@ impl TargetLoop {
             cadence,
             tail,
             force_snapshot,
+            snapshot_written,
             ..
         } = state;
         let started_millis = crate::model::clock::now_millis();
@@ -923,14 +936,22 @@ impl TargetLoop {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(basis));
             }
-            // Once the journal has begun, one snapshot it follows, whatever changed.
-            let journal_begun = tail.as_ref().is_some_and(|tail| *tail.sealed.borrow() > 0);
+            // Once the journal has begun, one snapshot it follows (its scan started after the
+            // journal did), whatever changed; and one an hour after, so the recovery check
+            // replays at most an hour of the journal.
+            let begun = tail.as_ref().map_or(0, |tail| *tail.begun.borrow());
+            let journal_begun = begun > 0 && started_millis >= begun;
+            if tail.is_some()
+                && snapshot_written
+                    .is_none_or(|at| at.elapsed() >= crate::app::stream::SNAPSHOT_EVERY)
+            {
+                *force_snapshot = true;
+            }
             if *force_snapshot && journal_begun {
                 *last_snapshot = Some(String::new());
             }
-            if presence.complete
-                && store.acting()
-                && let Err(err) = crate::app::commands::recovery::snapshot_step(
+            if presence.complete && store.acting() {
+                match crate::app::commands::recovery::snapshot_step(
                     &self.config,
                     target,
                     &self.snapshots,
@@ -939,11 +960,16 @@ impl TargetLoop {
                     started_millis,
                 )
                 .await
-            {
-                telemetry::snapshot_failed(&target.name, &err.to_string());
-            }
-            if presence.complete && journal_begun && last_snapshot.as_deref() != Some("") {
-                *force_snapshot = false;
+                {
+                    Ok(Some(_)) => {
+                        *snapshot_written = Some(Instant::now());
+                        if journal_begun {
+                            *force_snapshot = false;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => telemetry::snapshot_failed(&target.name, &err.to_string()),
+                }
             }
             if presence.complete
                 && store.acting()

@@ -51,6 +51,12 @@ pub const DESCRIBE_EVERY: Duration = Duration::from_secs(60);
 /// Records read and not yet sealed, at most: past this (the journal cannot be written) nothing
 /// more is read until a seal succeeds.
 pub const MAX_PENDING: usize = 10 * SEAL_RECORDS;
+/// Empty pages in a row that say a fresh iterator has reached its shard's tip (DynamoDB may
+/// answer empty pages while an iterator crosses a stretch of a shard without records).
+pub const EMPTY_PAGES_AT_TIP: u32 = 3;
+/// While the stream is tailed, a snapshot is written at least this often, whatever changed:
+/// the recovery check replays the journal since the last one.
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(3600);
 /// How long the reading waits after a failure before it tries again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -138,8 +144,12 @@ struct ShardRead {
     start: Start,
     due: Instant,
     /// Every record of this shard created before this (Unix milliseconds) has been read: a
-    /// `GetRecords` asked after it found nothing more.
+    /// `GetRecords` asked after it reached the shard's tip.
     read_to: Option<i64>,
+    /// This iterator's chain has answered records.
+    chain_had_records: bool,
+    /// Empty pages in a row on this chain.
+    empty_pages: u32,
 }
 
 /// What the tailer carries between rounds.
@@ -168,6 +178,9 @@ pub struct TailState {
     /// Every record created before this (Unix milliseconds) has been read, from every shard:
     /// how far a seal may say the journal is whole.
     watermark_millis: i64,
+    /// Shards read to their end whose children are not being read yet, with how far they were
+    /// read: the watermark waits for the children.
+    closed: BTreeMap<String, i64>,
     newest_millis: i64,
 }
 
@@ -197,6 +210,9 @@ pub struct Tailer<S, E, J, D, A> {
     pub basis: SharedBasis,
     /// Until when the journal is whole (Unix milliseconds), for the recovery check.
     pub sealed: watch::Sender<i64>,
+    /// When the journal this tailer writes begins (Unix milliseconds): a snapshot the recovery
+    /// check can use is one whose scan began after it.
+    pub begun: watch::Sender<i64>,
 }
 
 impl<S, E, J, D, A> Tailer<S, E, J, D, A>
@@ -207,6 +223,11 @@ where
     D: ControlTableCalls,
     A: AutoScalingCalls,
 {
+    /// Whether this replica may act for the target (always, without leader election).
+    fn acting(&self) -> bool {
+        self.lease.as_ref().is_none_or(|lease| lease.acting())
+    }
+
     fn store(&self) -> ControlStore<'_, D> {
         ControlStore {
             dynamodb: &*self.control,
@@ -311,6 +332,8 @@ where
                 start,
                 due: now,
                 read_to: None,
+                chain_had_records: false,
+                empty_pages: 0,
             });
         }
         Ok(())
@@ -325,6 +348,11 @@ where
             caught_up: true,
             error: None,
         };
+        if !self.acting() {
+            round.caught_up = false;
+            round.error = Some(AwsError::not_acting(&self.target));
+            return (round, Vec::new());
+        }
         if let Err(err) = self.describe(state).await {
             round.caught_up = false;
             round.error = Some(err);
@@ -360,8 +388,23 @@ where
         }
         // Only while the shards known are all being read (a shard just finished has children
         // not listed yet).
+        // A closed shard holds the watermark until one of its children is being read.
+        let parents: BTreeSet<&str> = state
+            .shards
+            .iter()
+            .filter(|shard| state.reading.contains_key(&shard.id))
+            .filter_map(|shard| shard.parent.as_deref())
+            .collect();
+        state
+            .closed
+            .retain(|shard, _| !parents.contains(shard.as_str()));
         if state.described.is_some()
-            && let Some(watermark) = state.reading.values().map(|shard| shard.read_to).min()
+            && let Some(watermark) = state
+                .reading
+                .values()
+                .map(|shard| shard.read_to)
+                .chain(state.closed.values().map(|at| Some(*at)))
+                .min()
             && let Some(watermark) = watermark
         {
             state.watermark_millis = state.watermark_millis.max(watermark);
@@ -403,6 +446,8 @@ where
                 // An iterator lives 15 minutes: a new one from the last record read.
                 if let Some(shard) = state.reading.get_mut(id) {
                     shard.iterator = None;
+                    shard.chain_had_records = false;
+                    shard.empty_pages = 0;
                 }
                 return Ok(Vec::new());
             }
@@ -421,9 +466,22 @@ where
         } else {
             Instant::now()
         };
+        // At the shard's tip: a page short of the limit after records, or an empty page after
+        // records on this chain (or several in a row: a fresh iterator may cross empty stretches
+        // of a shard before its records). A record reaches the stream a moment after its write,
+        // and its creation time is rounded down to the second: a second's margin.
         if records.is_empty() {
-            // A record reaches the stream a moment after its write, and its creation time is
-            // rounded down to the second: a second's margin.
+            reading.empty_pages += 1;
+        } else {
+            reading.empty_pages = 0;
+        }
+        let at_tip = if records.is_empty() {
+            reading.chain_had_records || reading.empty_pages >= EMPTY_PAGES_AT_TIP
+        } else {
+            records.len() < crate::aws::streams::RECORDS_PER_CALL as usize
+        };
+        reading.chain_had_records |= !records.is_empty();
+        if at_tip {
             reading.read_to = Some(asked - 1000);
         }
         let checkpoint = state.read.entry(id.to_string()).or_default();
@@ -432,10 +490,12 @@ where
             reading.start = Start::After(last.sequence.clone());
         }
         if closed {
-            // Read to its end: its children may start (listed at once).
+            // Read to its end: its children may start (listed at once). Until one of them is
+            // being read, the watermark goes no further than this shard was read.
             checkpoint.finished = true;
             state.reading.remove(id);
             state.described = None;
+            state.closed.insert(id.to_string(), asked - 1000);
         }
         Ok(records)
     }
@@ -465,6 +525,8 @@ where
         if let Some(shard) = state.reading.get_mut(id) {
             shard.iterator = None;
             shard.start = Start::TrimHorizon;
+            shard.chain_had_records = false;
+            shard.empty_pages = 0;
         }
     }
 
@@ -666,6 +728,11 @@ where
     /// Seals the pending records into a segment, stores it, then moves the checkpoint. A failed
     /// write keeps the records pending (and the checkpoint where it was).
     pub async fn seal(&self, state: &mut TailState) -> Result<(), AwsError> {
+        // A replica that no longer holds the lease writes nothing more, not even a segment
+        // (the store may not be behind the lease's gate).
+        if !self.acting() {
+            return Err(AwsError::not_acting(&self.target));
+        }
         // Whole up to what every shard has been read to: never further because time passed.
         let to_millis = state.watermark_millis.max(state.sealed_millis);
         let positions: BTreeMap<String, String> = state
@@ -714,7 +781,10 @@ where
     pub async fn run(self, mut stop: watch::Receiver<bool>, seal_now: Arc<tokio::sync::Notify>) {
         let mut state = loop {
             match self.start().await {
-                Ok(state) => break state,
+                Ok(state) => {
+                    self.begun.send_replace(state.sealed_millis.max(1));
+                    break state;
+                }
                 Err(err) if err.is_not_leader() => return,
                 Err(err) => {
                     telemetry::stream_failed(&self.target, &err.to_string());
@@ -725,7 +795,8 @@ where
                 }
             }
         };
-        let mut requested = false;
+        // A seal asked for (the recovery check): whole up to this time.
+        let mut wanted: Option<i64> = None;
         loop {
             if *stop.borrow() {
                 if !state.pending.is_empty() || !state.pending_gaps.is_empty() {
@@ -768,11 +839,20 @@ where
                         *sealed = (*sealed).max(state.watermark_millis);
                         moved
                     });
+                    if wanted.is_some_and(|until| state.watermark_millis >= until) {
+                        wanted = None;
+                    }
                 }
             }
+            // Sealed as soon as every shard has been read past the time asked for.
+            let requested = wanted.is_some_and(|until| state.watermark_millis >= until);
             if self.seal_due(&state, requested) {
                 match self.seal(&mut state).await {
-                    Ok(()) => requested = false,
+                    Ok(()) => {
+                        if wanted.is_some_and(|until| state.sealed_millis >= until) {
+                            wanted = None;
+                        }
+                    }
                     Err(err) if err.is_not_leader() => return,
                     Err(err) => {
                         telemetry::stream_failed(&self.target, &err.to_string());
@@ -795,7 +875,7 @@ where
             };
             tokio::select! {
                 _ = stop.wait_for(|stopped| *stopped) => {}
-                _ = seal_now.notified() => requested = true,
+                _ = seal_now.notified() => wanted = Some(now_millis()),
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -1195,6 +1275,7 @@ mod tests {
                 rules: RecordRules::default(),
                 basis: self.basis.clone(),
                 sealed: watch::channel(0).0,
+                begun: watch::channel(0).0,
             }
         }
 

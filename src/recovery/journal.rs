@@ -51,32 +51,45 @@ pub struct Segment {
 pub struct SegmentId {
     /// `20261126T101500123Z`: the start of the span; ids sort by it.
     pub from: String,
-    /// The end of the span, when it was sealed.
+    /// The end of the span: the journal is whole up to it.
     pub to: String,
+    /// The newest record's creation time, where it is later than `to` (a record read before
+    /// every shard was read that far): which replays need this segment.
+    pub reach: String,
     pub records: usize,
     pub hash: String,
 }
 
 impl SegmentId {
-    /// `<from>-<to>-<records>r-<hash>`.
+    /// `<from>-<to>-<reach>-<records>r-<hash>`.
     pub fn as_string(&self) -> String {
-        format!("{}-{}-{}r-{}", self.from, self.to, self.records, self.hash)
+        format!(
+            "{}-{}-{}-{}r-{}",
+            self.from, self.to, self.reach, self.records, self.hash
+        )
     }
 
     /// Parses an id (or a file name ending in `.json.gz`).
     pub fn parse(text: &str) -> Option<SegmentId> {
         let text = text.strip_suffix(SUFFIX).unwrap_or(text);
-        let mut parts = text.splitn(4, '-');
+        let mut parts = text.splitn(5, '-');
         let from = parts.next()?;
         let to = parts.next()?;
+        let reach = parts.next()?;
         let records = parts.next()?.strip_suffix('r')?.parse().ok()?;
         let hash = parts.next()?;
-        (is_stamp(from) && is_stamp(to) && is_hash(hash)).then(|| SegmentId {
+        (is_stamp(from) && is_stamp(to) && is_stamp(reach) && is_hash(hash)).then(|| SegmentId {
             from: from.to_string(),
             to: to.to_string(),
+            reach: reach.to_string(),
             records,
             hash: hash.to_string(),
         })
+    }
+
+    /// The latest of the span's end and its records' creation times, Unix milliseconds.
+    pub fn reach_millis(&self) -> i64 {
+        stamp_millis(&self.reach).unwrap_or(0)
     }
 
     /// The start of the span, Unix milliseconds.
@@ -159,9 +172,11 @@ impl Segment {
     /// The id it is stored under: its span, its record count, and the hash of its JSON (the
     /// canonical content: fields in a fixed order, maps sorted).
     pub fn id(&self) -> SegmentId {
+        let newest = self.records.iter().map(|r| r.created_millis).max();
         SegmentId {
             from: stamp_of(self.from_millis),
             to: stamp_of(self.to_millis),
+            reach: stamp_of(newest.map_or(self.to_millis, |n| n.max(self.to_millis))),
             records: self.records.len(),
             hash: short_hash(&self.json()),
         }
@@ -273,8 +288,8 @@ pub async fn journaled_positions(
     }
 }
 
-/// Which segments retention deletes: those whose span ended before the oldest snapshot still
-/// kept (no restore starts before that snapshot, so nothing replays them). Without a snapshot,
+/// Which segments retention deletes: those whose span and records all end before the oldest
+/// snapshot still kept (no restore starts before that snapshot, so nothing replays them). Without a snapshot,
 /// none. `segments` in any order.
 pub fn segments_to_prune(
     segments: &[SegmentEntry],
@@ -285,14 +300,14 @@ pub fn segments_to_prune(
     };
     segments
         .iter()
-        .filter(|entry| entry.id.to_millis() < oldest)
+        .filter(|entry| entry.id.reach_millis() < oldest)
         .cloned()
         .collect()
 }
 
-/// The segments a replay from `after_millis` to `until_millis` reads: those whose span
-/// overlaps `[after, until]` (the one holding the snapshot's time included, for the records
-/// the snapshot may not have seen).
+/// The segments a replay from `after_millis` to `until_millis` reads: those whose span, or
+/// records, reach `[after, until]` (the one holding the snapshot's time included, for the
+/// records the snapshot may not have seen).
 pub fn segments_for(
     segments: &[SegmentEntry],
     after_millis: i64,
@@ -301,7 +316,7 @@ pub fn segments_for(
     segments
         .iter()
         .filter(|entry| {
-            entry.id.to_millis() >= after_millis && entry.id.from_millis() <= until_millis
+            entry.id.reach_millis() >= after_millis && entry.id.from_millis() <= until_millis
         })
         .cloned()
         .collect()
@@ -939,6 +954,32 @@ mod tests {
             segments_for(&entries, T0 + 2 * hour + 1, T0 + 3 * hour),
             entries[2..].to_vec()
         );
+    }
+
+    #[test]
+    fn a_segment_holding_records_newer_than_its_span_is_read_and_kept_for_them() {
+        // Sealed while one shard was behind: whole only to T0 + 10 s, holding a record of
+        // T0 + 30 s from another shard.
+        let ahead = segment(
+            T0,
+            T0 + 10 * SECOND,
+            vec![modify(1, T0 + 30 * SECOND, item("a", 0), item("a", 1))],
+        );
+        let entries = vec![SegmentEntry {
+            id: ahead.id(),
+            bytes: 1,
+            location: String::new(),
+        }];
+        assert_eq!(ahead.id().to_millis(), T0 + 10 * SECOND);
+        assert_eq!(ahead.id().reach_millis(), T0 + 30 * SECOND);
+        assert_eq!(SegmentId::parse(&ahead.id().as_string()), Some(ahead.id()));
+        // A snapshot of T0 + 20 s needs it; a snapshot after its record does not.
+        assert_eq!(
+            segments_for(&entries, T0 + 20 * SECOND, T0 + 40 * SECOND).len(),
+            1
+        );
+        assert!(segments_to_prune(&entries, Some(T0 + 20 * SECOND)).is_empty());
+        assert_eq!(segments_to_prune(&entries, Some(T0 + 31 * SECOND)).len(), 1);
     }
 
     #[test]

@@ -30,8 +30,11 @@ pub struct Snapshot {
     pub target: String,
     pub region: String,
     pub table: String,
-    /// RFC 3339, to the millisecond.
+    /// RFC 3339, to the millisecond: when the scan it was made from began.
     pub time: String,
+    /// When that scan had ended (RFC 3339): the snapshot may hold changes up to then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_until: Option<String>,
     /// By name.
     pub items: Vec<SnapshotItem>,
 }
@@ -248,8 +251,17 @@ impl Snapshot {
             region: region.to_string(),
             table: table.to_string(),
             time: rfc3339,
+            scanned_until: None,
             items,
         }
+    }
+
+    /// When the scan it was made from had ended, Unix milliseconds, where it says.
+    pub fn scanned_until_millis(&self) -> Option<i64> {
+        let until = self.scanned_until.as_deref()?;
+        time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
     }
 
     /// The id this snapshot is stored under.
@@ -271,8 +283,10 @@ impl Snapshot {
         table: &str,
         items: &[(S, Option<&str>)],
         millis: i64,
+        scanned_until_millis: Option<i64>,
     ) -> (SnapshotId, Vec<u8>) {
-        let header = Snapshot::new(target, region, table, Vec::new(), millis);
+        let mut header = Snapshot::new(target, region, table, Vec::new(), millis);
+        header.scanned_until = scanned_until_millis.map(rfc3339_of);
         let id = SnapshotId {
             records: items.len(),
             hash: content_hash_of(items.iter().map(|(json, arn)| (json.as_ref(), *arn))),
@@ -290,6 +304,10 @@ impl Snapshot {
         ] {
             write(field.as_bytes());
             write(text(value).as_bytes());
+        }
+        if let Some(until) = &header.scanned_until {
+            write(b",\"scanned_until\":");
+            write(text(until).as_bytes());
         }
         write(b",\"items\":");
         write_items(items.iter().map(|(json, arn)| (json, *arn)), &mut write);
@@ -649,7 +667,7 @@ mod tests {
             .map(|(s, i)| (s.json(), i.live_arn.as_deref()))
             .collect();
         let (id, bytes) =
-            Snapshot::encode_held("prod \"t\"", "us-east-1", "lb-state", &held, millis);
+            Snapshot::encode_held("prod \"t\"", "us-east-1", "lb-state", &held, millis, None);
         assert_eq!(id, built.id());
         let mut json = Vec::new();
         GzDecoder::new(bytes.as_slice())
@@ -657,7 +675,7 @@ mod tests {
             .unwrap();
         assert_eq!(json, serde_json::to_vec(&built).unwrap());
         assert_eq!(Snapshot::decode(&bytes, "held", Some(&id)).unwrap(), built);
-        let (empty, _) = Snapshot::encode_held::<&str>("t", "r", "lb-state", &[], millis);
+        let (empty, _) = Snapshot::encode_held::<&str>("t", "r", "lb-state", &[], millis, None);
         assert_eq!(
             empty,
             Snapshot::new("t", "r", "lb-state", Vec::new(), millis).id()

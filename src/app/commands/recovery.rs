@@ -124,6 +124,8 @@ pub async fn snapshot_step(
         &target.state_table,
         &held,
         millis,
+        // Written once the scan is over: it may hold changes up to now, not later.
+        Some(crate::model::clock::now_millis()),
     );
     drop(held);
     let entry = store.put_encoded(&target.name, id, bytes).await?;
@@ -633,11 +635,54 @@ pub async fn restore_source(
         .list(target)
         .await
         .map_err(|err| listing_failed(target, err))?;
-    let entry = choose(target, &entries, pick)?;
-    let snapshot = store
+    let mut entry = choose(target, &entries, pick)?;
+    let mut snapshot = store
         .get(entry)
         .await
         .map_err(|err| CommandError::error(err.to_string()))?;
+    // With a journal, the snapshot replayed to an instant must have been scanned whole before
+    // it: one whose scan ran past the instant may hold changes made after it, which no replay
+    // takes back. An older one, replayed further, gives the table at the instant.
+    if let Pick::At(at) = pick
+        && let Some(until) = snapshot.scanned_until_millis()
+        && until > at_millis(at)?
+        && store
+            .list_segments(target)
+            .await
+            .is_ok_and(|segments| !segments.is_empty())
+    {
+        let at = at_millis(at)?;
+        let earlier = entries
+            .iter()
+            .rev()
+            .filter(|e| e.id.unix_millis() < entry.id.unix_millis());
+        let mut found = None;
+        for candidate in earlier {
+            let older = store
+                .get(candidate)
+                .await
+                .map_err(|err| CommandError::error(err.to_string()))?;
+            if older.scanned_until_millis().is_none_or(|until| until <= at) {
+                found = Some((candidate, older));
+                break;
+            }
+        }
+        match found {
+            Some((candidate, older)) => {
+                entry = candidate;
+                snapshot = older;
+            }
+            None => {
+                return Err(CommandError::error(format!(
+                    "snapshot {} of target {target} was still being scanned at {} (until {}), and no earlier snapshot was scanned whole by then; nothing was written. Choose a later --at, or --snapshot ID",
+                    entry.id.as_string(),
+                    rfc3339_of(at),
+                    snapshot.scanned_until.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+    }
+    let (entry, snapshot) = (entry, snapshot);
     let id = entry.id.as_string();
     let source = |journal| Source::Snapshot {
         id: id.clone(),
@@ -2129,6 +2174,37 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn a_snapshot_still_being_scanned_at_the_instant_is_passed_over_for_an_earlier_one() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_with_journal(dir.path()).await;
+            // The second snapshot's scan began at T1 + 10 min and ran until T1 + 12 min.
+            let mut second = Snapshot::new(
+                "prod",
+                "us-east-1",
+                "lb-state",
+                vec![saved("c", 1), saved("e", 1)],
+                T1 + 10 * MINUTE,
+            );
+            second.scanned_until = Some(rfc(T1 + 12 * MINUTE));
+            store.put(&second).await.unwrap();
+            let inside = restore_source(&store, "prod", &Pick::At(rfc(T1 + 11 * MINUTE)), false)
+                .await
+                .unwrap();
+            let Source::Snapshot { id, .. } = &inside.source else {
+                panic!();
+            };
+            assert!(id.starts_with("20261126T101500000Z-3r-"), "{id}");
+            // After its scan ended it is the one.
+            let after = restore_source(&store, "prod", &Pick::At(rfc(T1 + 13 * MINUTE)), false)
+                .await
+                .unwrap();
+            let Source::Snapshot { id, .. } = &after.source else {
+                panic!();
+            };
+            assert!(id.starts_with("20261126T102500000Z-2r-"), "{id}");
+        }
+
+        #[tokio::test]
         async fn a_gap_refuses_unless_the_snapshot_alone_is_accepted() {
             let dir = tempfile::tempdir().unwrap();
             let store = store_with_journal(dir.path()).await;
@@ -2393,7 +2469,7 @@ mod tests {
             );
             assert!(
                 v[1].source
-                    .starts_with("20261126T101600000Z-20261126T102500000Z-6r-"),
+                    .starts_with("20261126T101600000Z-20261126T102500000Z-20261126T102500000Z-6r-"),
                 "{}",
                 v[1].source
             );
