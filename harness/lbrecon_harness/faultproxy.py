@@ -7,7 +7,6 @@ request (`DescribeLoadBalancers`), or the `X-Amz-Target` of a DynamoDB request (
 """
 
 import http.client
-import http.server
 import json
 import re
 import socket
@@ -16,6 +15,8 @@ import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass
+
+from lbrecon_harness.loopback import Loopback, send
 
 THROTTLE = "throttle"
 SERVER_ERROR = "500"
@@ -212,34 +213,11 @@ class FaultProxy:
         # service -> [every, seen]: every `every`-th request of the service is throttled.
         self.throttled_shares = {}
         self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in separate writes: without TCP_NODELAY each answer
-            # waits out the client's delayed ACK (40 ms).
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                proxy.handle(self)
-
-            do_GET = do_POST
-            do_PUT = do_POST
-            do_DELETE = do_POST
-            do_HEAD = do_POST
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.loopback = Loopback(self.handle)
+        self.endpoint = self.loopback.endpoint
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.loopback.stop()
 
     def fail(self, operation, kind, times=1, after=0, delay=0.0):
         """The next `times` requests of `operation`, after `after` of them passed, get `kind`."""
@@ -476,14 +454,7 @@ class FaultProxy:
 
         return self._to_aws(headers, xml).encode()
 
-    @staticmethod
-    def _answer(request, answer):
-        status, content_type, payload = answer
-        request.send_response(status)
-        request.send_header("Content-Type", content_type)
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
+
 
     def handle(self, request):
         length = int(request.headers.get("Content-Length") or 0)
@@ -507,10 +478,10 @@ class FaultProxy:
             action()
         refusal = self._refusal(service, operation, body)
         if refusal is not None:
-            self._answer(request, refusal)
+            send(request, refusal)
             return
         if self._throttled_share(service):
-            self._answer(request, fault_response(service, THROTTLE, self.faithful))
+            send(request, fault_response(service, THROTTLE, self.faithful))
             return
         fault = self._fault_for(operation)
         if fault is not None:
@@ -522,14 +493,14 @@ class FaultProxy:
                 request.close_connection = True
                 return
             elif fault.kind != TRUNCATE:
-                self._answer(request, fault_response(service, fault.kind, self.faithful))
+                send(request, fault_response(service, fault.kind, self.faithful))
                 return
         faithful = self.faithful and service == "elasticloadbalancing"
         page = None
         if faithful:
             rewritten = self._faithful_request(request.headers, operation, body)
             if rewritten[0] == "answer":
-                self._answer(request, rewritten[1])
+                send(request, rewritten[1])
                 return
             _, body, page = rewritten
         host, port = self.upstream_host, self.upstream_port

@@ -18,7 +18,6 @@ a `FaultProxy(moto.endpoint, elb_upstream=synthetic.endpoint)` in front of it to
 throttle a share of them, and send everything else (DynamoDB, STS) to moto.
 """
 
-import http.server
 import threading
 import time
 import urllib.parse
@@ -26,6 +25,7 @@ from collections import Counter
 from xml.sax.saxutils import escape
 
 from lbrecon_harness.faultproxy import ELB_NAMESPACE, elb_error
+from lbrecon_harness.loopback import Loopback, send
 
 ACCOUNT = "123456789012"
 VPC = "vpc-0a1b2c3d"
@@ -208,37 +208,17 @@ class SyntheticElb:
         self.counts = Counter()
         self.pages = []
         self.lock = threading.Lock()
-        endpoint = self
+        self.loopback = Loopback(self._handle)
+        self.endpoint = self.loopback.endpoint
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in separate writes: without TCP_NODELAY each answer
-            # waits out the client's delayed ACK (40 ms).
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode() if length else ""
-                form = {k: v[0] for k, v in urllib.parse.parse_qs(body, keep_blank_values=True).items()}
-                status, content_type, payload = endpoint.answer(form)
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _handle(self, request):
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length).decode() if length else ""
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(body, keep_blank_values=True).items()}
+        send(request, self.answer(form))
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.loopback.stop()
 
     def reset(self):
         with self.lock:

@@ -304,8 +304,7 @@ where
         {
             return Ok(());
         }
-        let description = self.streams.describe(&self.stream_arn).await?;
-        state.shards = description.shards;
+        state.shards = self.streams.shards(&self.stream_arn).await?;
         state.described = Some(Instant::now());
         let plan = lineage::plan(&state.shards, &state.read);
         for shard in plan.orphaned {
@@ -1013,7 +1012,7 @@ mod tests {
     use super::*;
     use crate::app::fake_aws::{FakeAws as FakeFleet, Fleet};
     use crate::aws::ErrorClass;
-    use crate::aws::streams::{Batch, StreamDescription};
+    use crate::aws::streams::Batch;
     use crate::control::fake::FakeAws;
     use crate::model::item::{AttrValue, Item};
     use crate::model::stream::StreamEvent;
@@ -1099,15 +1098,11 @@ mod tests {
     }
 
     impl StreamReads for FakeStreams {
-        async fn describe(&self, _arn: &str) -> Result<StreamDescription, AwsError> {
+        async fn shards(&self, _arn: &str) -> Result<Vec<Shard>, AwsError> {
             if let Some(err) = self.fault("DescribeStream") {
                 return Err(err);
             }
-            Ok(StreamDescription {
-                status: "ENABLED".into(),
-                view_type: "NEW_AND_OLD_IMAGES".into(),
-                shards: self.state.lock().unwrap().shards.clone(),
-            })
+            Ok(self.state.lock().unwrap().shards.clone())
         }
 
         async fn iterator(
@@ -1321,11 +1316,8 @@ mod tests {
     }
 
     impl StreamReads for &FakeStreams {
-        fn describe(
-            &self,
-            arn: &str,
-        ) -> impl Future<Output = Result<StreamDescription, AwsError>> + Send {
-            (**self).describe(arn)
+        fn shards(&self, arn: &str) -> impl Future<Output = Result<Vec<Shard>, AwsError>> + Send {
+            (**self).shards(arn)
         }
         fn iterator(
             &self,

@@ -39,16 +39,6 @@ pub enum Position {
     After(String),
 }
 
-/// What `DescribeStream` says of a stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StreamDescription {
-    /// `ENABLED`, `ENABLING`, `DISABLED`, `DISABLING`.
-    pub status: String,
-    /// `NEW_AND_OLD_IMAGES`, `KEYS_ONLY`, ...
-    pub view_type: String,
-    pub shards: Vec<Shard>,
-}
-
 /// One `GetRecords` answer: the records, and the iterator to go on with (none once a closed
 /// shard is read to its end).
 #[derive(Debug, Clone, PartialEq)]
@@ -60,11 +50,10 @@ pub struct Batch {
 /// The stream calls the tailer makes, as [`Streams`] makes them; a test answers them from
 /// memory.
 pub trait StreamReads: Send + Sync {
-    /// The stream and every one of its shards (all pages of `DescribeStream`).
-    fn describe(
-        &self,
-        stream_arn: &str,
-    ) -> impl Future<Output = Result<StreamDescription, AwsError>> + Send;
+    /// Every shard of the stream (all pages of `DescribeStream`). Whether the table has a
+    /// stream, and its view type, come from `DescribeTable` ([`super::dynamodb::Dynamo::stream_of`]).
+    fn shards(&self, stream_arn: &str)
+    -> impl Future<Output = Result<Vec<Shard>, AwsError>> + Send;
 
     /// An iterator for `shard` at `position`.
     fn iterator(
@@ -105,82 +94,60 @@ impl Streams {
 }
 
 impl StreamReads for Streams {
-    async fn describe(&self, stream_arn: &str) -> Result<StreamDescription, AwsError> {
+    async fn shards(&self, stream_arn: &str) -> Result<Vec<Shard>, AwsError> {
         const OP: &str = "DescribeStream";
-        // The stream's status and view type, as the last page answered them.
-        let seen = std::sync::Mutex::new((String::new(), String::new()));
-        let shards = all_pages(SERVICE, OP, |start: Option<String>| {
-            let seen = &seen;
-            async move {
-                let out = self
-                    .api
-                    .call(OP, || {
-                        self.client
-                            .describe_stream()
-                            .stream_arn(stream_arn)
-                            .set_exclusive_start_shard_id(start.clone())
-                            .send()
+        all_pages(SERVICE, OP, |start: Option<String>| async move {
+            let out = self
+                .api
+                .call(OP, || {
+                    self.client
+                        .describe_stream()
+                        .stream_arn(stream_arn)
+                        .set_exclusive_start_shard_id(start.clone())
+                        .send()
+                })
+                .await
+                .map_err(|err| for_stream(err, stream_arn))?;
+            let Some(description) = out.stream_description() else {
+                return Err(AwsError::unexpected(
+                    SERVICE,
+                    OP,
+                    format!("no StreamDescription in the answer for stream {stream_arn}"),
+                ));
+            };
+            let shards = description
+                .shards()
+                .iter()
+                .map(|shard| {
+                    let range = shard.sequence_number_range();
+                    Ok(Shard {
+                        id: shard
+                            .shard_id()
+                            .ok_or_else(|| {
+                                AwsError::unexpected(
+                                    SERVICE,
+                                    OP,
+                                    format!("a shard without ShardId in stream {stream_arn}"),
+                                )
+                            })?
+                            .to_string(),
+                        parent: shard.parent_shard_id().map(str::to_string),
+                        starting_sequence: range
+                            .and_then(|r| r.starting_sequence_number())
+                            .map(str::to_string),
+                        ending_sequence: range
+                            .and_then(|r| r.ending_sequence_number())
+                            .map(str::to_string),
                     })
-                    .await
-                    .map_err(|err| for_stream(err, stream_arn))?;
-                let Some(description) = out.stream_description() else {
-                    return Err(AwsError::unexpected(
-                        SERVICE,
-                        OP,
-                        format!("no StreamDescription in the answer for stream {stream_arn}"),
-                    ));
-                };
-                {
-                    let mut seen = seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if let Some(answered) = description.stream_status() {
-                        seen.0 = answered.as_str().to_string();
-                    }
-                    if let Some(answered) = description.stream_view_type() {
-                        seen.1 = answered.as_str().to_string();
-                    }
-                }
-                let shards = description
-                    .shards()
-                    .iter()
-                    .map(|shard| {
-                        let range = shard.sequence_number_range();
-                        Ok(Shard {
-                            id: shard
-                                .shard_id()
-                                .ok_or_else(|| {
-                                    AwsError::unexpected(
-                                        SERVICE,
-                                        OP,
-                                        format!("a shard without ShardId in stream {stream_arn}"),
-                                    )
-                                })?
-                                .to_string(),
-                            parent: shard.parent_shard_id().map(str::to_string),
-                            starting_sequence: range
-                                .and_then(|r| r.starting_sequence_number())
-                                .map(str::to_string),
-                            ending_sequence: range
-                                .and_then(|r| r.ending_sequence_number())
-                                .map(str::to_string),
-                        })
-                    })
-                    .collect::<Result<Vec<Shard>, AwsError>>()?;
-                let next = description
-                    .last_evaluated_shard_id()
-                    .filter(|id| !id.is_empty())
-                    .map(str::to_string);
-                Ok((shards, next))
-            }
+                })
+                .collect::<Result<Vec<Shard>, AwsError>>()?;
+            let next = description
+                .last_evaluated_shard_id()
+                .filter(|id| !id.is_empty())
+                .map(str::to_string);
+            Ok((shards, next))
         })
-        .await?;
-        let (status, view_type) = seen
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(StreamDescription {
-            status,
-            view_type,
-            shards,
-        })
+        .await
     }
 
     async fn iterator(

@@ -802,7 +802,7 @@ mod tests {
     use super::*;
     use crate::aws::ErrorClass;
     use crate::control::fake::{
-        self, DESCRIBE_GROUPS, Data, FakeAws, GET_ITEM, PUT_ITEM, RESUME, SUSPEND, When,
+        self, DESCRIBE_GROUPS, Data, FakeAws, GET_ITEM, PUT_ITEM, RESUME, SUSPEND, When, per_group,
     };
     use crate::model::node::Node;
     use crate::runtime::config::PauserConfig;
@@ -907,18 +907,6 @@ mod tests {
                 state_table_gone: false,
             }
         }
-    }
-
-    fn per_group(groups: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
-        groups
-            .iter()
-            .map(|(group, processes)| {
-                (
-                    group.to_string(),
-                    processes.iter().map(|p| p.to_string()).collect(),
-                )
-            })
-            .collect()
     }
 
     fn processes(names: &[&str]) -> BTreeSet<String> {

@@ -479,6 +479,19 @@ impl AutoScalingCalls for FakeAws {
     }
 }
 
+/// Per group, processes: `[("asg-1", &["Launch"])]`.
+pub fn per_group(groups: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+    groups
+        .iter()
+        .map(|(group, processes)| {
+            (
+                group.to_string(),
+                processes.iter().map(|p| p.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

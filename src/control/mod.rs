@@ -541,10 +541,7 @@ impl<D: ControlTableCalls> ControlStore<'_, D> {
         else {
             return Ok(None);
         };
-        let time = match item.get("time") {
-            Some(AttrValue::N(n)) => n.parse().unwrap_or(0),
-            _ => 0,
-        };
+        let time = time_of(&item);
         let names = match item.get("names") {
             Some(AttrValue::L(list)) => list
                 .iter()
@@ -582,10 +579,7 @@ impl<D: ControlTableCalls> ControlStore<'_, D> {
                 ),
             )
         })?;
-        let time = match item.get("time") {
-            Some(AttrValue::N(n)) => n.parse().unwrap_or(0),
-            _ => 0,
-        };
+        let time = time_of(&item);
         Ok(Some(StreamCheckpoint {
             stream_arn: text("stream_arn").to_string(),
             shards,
@@ -639,6 +633,14 @@ impl<D: ControlTableCalls> ControlStore<'_, D> {
     }
 }
 
+/// The `time` attribute (a number) of one of the control table's items; 0 without one.
+fn time_of(item: &Item) -> i64 {
+    match item.get("time") {
+        Some(AttrValue::N(n)) => n.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// How far the state table's stream was read and journaled (docs/architecture.md#stream).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamCheckpoint {
@@ -677,6 +679,7 @@ pub async fn read_view(
 
 #[cfg(test)]
 mod tests {
+    use super::fake::per_group;
     use super::*;
 
     #[test]
@@ -799,19 +802,6 @@ mod tests {
                 .unwrap_err()
                 .contains("schema")
         );
-    }
-
-    /// Per group, processes: `[("asg-1", &["Launch"])]`.
-    fn per_group(groups: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
-        groups
-            .iter()
-            .map(|(group, processes)| {
-                (
-                    group.to_string(),
-                    processes.iter().map(|p| p.to_string()).collect(),
-                )
-            })
-            .collect()
     }
 
     /// An autoscaling record, built step by step.

@@ -35,6 +35,13 @@ pub fn rfc3339_millis(millis: i64) -> String {
         .unwrap_or_default()
 }
 
+/// An RFC 3339 time as Unix milliseconds, `None` when it is not one.
+pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
 /// Serde support for durations written as strings such as `"30s"` or `"5m"`.
 pub mod humantime_serde {
     use std::time::Duration;

@@ -13,11 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::clock::rfc3339_millis;
 use crate::model::item::{AttrValue, Item};
 use crate::model::stream::{Gap, StreamEvent, StreamRecord, replay_order};
 use crate::recovery::snapshot::{
-    SnapshotError, Store, gunzip, gzip, is_hash, is_stamp, rfc3339_of, short_hash, stamp_millis,
-    stamp_of,
+    SnapshotError, Store, gunzip, gzip, is_hash, is_stamp, short_hash, stamp_millis, stamp_of,
 };
 
 /// The format tag inside every segment.
@@ -243,24 +243,16 @@ impl Store {
 
     /// Every segment of `target`'s journal, oldest first; other files are ignored.
     pub async fn list_segments(&self, target: &str) -> Result<Vec<SegmentEntry>, JournalError> {
-        let mut entries: Vec<SegmentEntry> = self
-            .list_files(target, Some(FOLDER))
+        Ok(self
+            .list_named(target, Some(FOLDER), SegmentId::parse)
             .await?
             .into_iter()
-            .filter_map(|(name, bytes, location)| {
-                let id = name
-                    .ends_with(SUFFIX)
-                    .then(|| SegmentId::parse(&name))
-                    .flatten()?;
-                Some(SegmentEntry {
-                    id,
-                    bytes,
-                    location,
-                })
+            .map(|(id, bytes, location)| SegmentEntry {
+                id,
+                bytes,
+                location,
             })
-            .collect();
-        entries.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(entries)
+            .collect())
     }
 
     /// Reads one segment, checking it is whole.
@@ -488,8 +480,8 @@ pub fn describe_gap(gap: &Gap) -> String {
         .unwrap_or_default();
     format!(
         "{} to {}{shard}: {}",
-        rfc3339_of(gap.from_millis),
-        rfc3339_of(gap.to_millis),
+        rfc3339_millis(gap.from_millis),
+        rfc3339_millis(gap.to_millis),
         gap.reason
     )
 }

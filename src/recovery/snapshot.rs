@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::AwsError;
 use crate::aws::s3::S3;
+use crate::model::clock::{parse_rfc3339_millis, rfc3339_millis};
 use crate::model::item::Item;
 
 /// The format tag inside every snapshot.
@@ -113,7 +114,7 @@ impl SnapshotId {
 
     /// The time, RFC 3339.
     pub fn rfc3339(&self) -> String {
-        rfc3339_of(self.unix_millis())
+        rfc3339_millis(self.unix_millis())
     }
 
     fn file_name(&self) -> String {
@@ -182,17 +183,6 @@ pub(crate) fn is_hash(text: &str) -> bool {
     text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A time (Unix milliseconds) in RFC 3339, to the millisecond.
-pub(crate) fn rfc3339_of(millis: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// Gzip-compresses `bytes`.
 pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
@@ -244,7 +234,7 @@ impl Snapshot {
         millis: i64,
     ) -> Snapshot {
         items.sort_by(|a, b| name_of(&a.item).cmp(name_of(&b.item)));
-        let rfc3339 = rfc3339_of(millis);
+        let rfc3339 = rfc3339_millis(millis);
         Snapshot {
             format: FORMAT.to_string(),
             target: target.to_string(),
@@ -258,10 +248,7 @@ impl Snapshot {
 
     /// When the scan it was made from had ended, Unix milliseconds, where it says.
     pub fn scanned_until_millis(&self) -> Option<i64> {
-        let until = self.scanned_until.as_deref()?;
-        time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        parse_rfc3339_millis(self.scanned_until.as_deref()?)
     }
 
     /// The id this snapshot is stored under.
@@ -286,7 +273,7 @@ impl Snapshot {
         scanned_until_millis: Option<i64>,
     ) -> (SnapshotId, Vec<u8>) {
         let mut header = Snapshot::new(target, region, table, Vec::new(), millis);
-        header.scanned_until = scanned_until_millis.map(rfc3339_of);
+        header.scanned_until = scanned_until_millis.map(rfc3339_millis);
         let id = SnapshotId {
             records: items.len(),
             hash: content_hash_of(items.iter().map(|(json, arn)| (json.as_ref(), *arn))),
@@ -317,9 +304,7 @@ impl Snapshot {
 
     /// The snapshot's time, Unix milliseconds.
     pub fn millis(&self) -> i64 {
-        time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339)
-            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-            .unwrap_or(0)
+        parse_rfc3339_millis(&self.time).unwrap_or(0)
     }
 
     /// Gzip-compressed JSON.
@@ -542,24 +527,37 @@ impl Store {
     /// Every snapshot of `target`, oldest first. Files whose names are not snapshot names, and
     /// the journal's folder, are ignored.
     pub async fn list(&self, target: &str) -> Result<Vec<Entry>, SnapshotError> {
-        let mut entries: Vec<Entry> = self
-            .list_files(target, None)
+        Ok(self
+            .list_named(target, None, SnapshotId::parse)
+            .await?
+            .into_iter()
+            .map(|(id, bytes, location)| Entry {
+                id,
+                bytes,
+                location,
+            })
+            .collect())
+    }
+
+    /// The files of `target`'s folder (or its `sub` folder) whose names `parse` reads as an id
+    /// (gzip-compressed JSON), with their size and location, sorted by id.
+    pub(crate) async fn list_named<I: Ord>(
+        &self,
+        target: &str,
+        sub: Option<&str>,
+        parse: impl Fn(&str) -> Option<I>,
+    ) -> Result<Vec<(I, u64, String)>, SnapshotError> {
+        let mut named: Vec<(I, u64, String)> = self
+            .list_files(target, sub)
             .await?
             .into_iter()
             .filter_map(|(name, bytes, location)| {
-                let id = name
-                    .ends_with(SUFFIX)
-                    .then(|| SnapshotId::parse(&name))
-                    .flatten()?;
-                Some(Entry {
-                    id,
-                    bytes,
-                    location,
-                })
+                let id = name.ends_with(SUFFIX).then(|| parse(&name)).flatten()?;
+                Some((id, bytes, location))
             })
             .collect();
-        entries.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(entries)
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(named)
     }
 
     /// Reads one snapshot, checking it is whole.

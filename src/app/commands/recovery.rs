@@ -11,6 +11,7 @@ use crate::app::cycle::PresencePhase;
 use crate::app::reader::{DeepOutcome, DeepPlan, Items, Reader, ScannedItem};
 use crate::aws::Clients;
 use crate::control::{ControlItem, ControlStore, Event};
+use crate::model::clock::rfc3339_millis;
 use crate::model::item::{AttrValue, Item, StoredItem, from_json};
 use crate::model::live::{self, TargetGroupIndex};
 use crate::model::record::RecordCache;
@@ -20,9 +21,7 @@ use crate::recovery::journal::{self, SegmentId};
 use crate::recovery::restore::{
     self, Plan, PlannedWrite, RestoreOptions, WriteCondition, plan_restore,
 };
-use crate::recovery::snapshot::{
-    Entry, Snapshot, SnapshotItem, Store, content_hash_of, rfc3339_of, to_prune,
-};
+use crate::recovery::snapshot::{Entry, Snapshot, SnapshotItem, Store, content_hash_of, to_prune};
 use crate::runtime::config::{Config, TargetConfig};
 use crate::runtime::telemetry;
 
@@ -329,13 +328,11 @@ pub fn choose<'a>(
 
 /// The time `--at` names, Unix milliseconds; a usage error when it is not RFC 3339.
 pub fn at_millis(at: &str) -> Result<i64, CommandError> {
-    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-        .map(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| {
-            CommandError::usage(format!(
-                "--at {at:?} is not an RFC 3339 time such as 2026-12-24T20:24:00Z"
-            ))
-        })
+    crate::model::clock::parse_rfc3339_millis(at).ok_or_else(|| {
+        CommandError::usage(format!(
+            "--at {at:?} is not an RFC 3339 time such as 2026-12-24T20:24:00Z"
+        ))
+    })
 }
 
 /// Where the records of a plan come from.
@@ -640,18 +637,26 @@ pub async fn restore_source(
         .get(entry)
         .await
         .map_err(|err| CommandError::error(err.to_string()))?;
+    // With --at, the instant and the journal (none: the snapshot alone, as without a stream).
+    let journal_to = match pick {
+        Pick::At(at) => {
+            let until = at_millis(at)?;
+            let segments = store.list_segments(target).await.map_err(|err| {
+                CommandError::error(format!("listing the journal of {target}: {err}"))
+            })?;
+            (!segments.is_empty()).then_some((until, segments))
+        }
+        Pick::Id(_) => None,
+    };
     // With a journal, the snapshot replayed to an instant must have been scanned whole before
     // it: one whose scan ran past the instant may hold changes made after it, which no replay
     // takes back. An older one, replayed further, gives the table at the instant.
-    if let Pick::At(at) = pick
-        && let Some(until) = snapshot.scanned_until_millis()
-        && until > at_millis(at)?
-        && store
-            .list_segments(target)
-            .await
-            .is_ok_and(|segments| !segments.is_empty())
+    if let Some((at, _)) = &journal_to
+        && snapshot
+            .scanned_until_millis()
+            .is_some_and(|until| until > *at)
     {
-        let at = at_millis(at)?;
+        let at = *at;
         let earlier = entries
             .iter()
             .rev()
@@ -676,7 +681,7 @@ pub async fn restore_source(
                 return Err(CommandError::error(format!(
                     "snapshot {} of target {target} was still being scanned at {} (until {}), and no earlier snapshot was scanned whole by then; nothing was written. Choose a later --at, or --snapshot ID",
                     entry.id.as_string(),
-                    rfc3339_of(at),
+                    rfc3339_millis(at),
                     snapshot.scanned_until.as_deref().unwrap_or_default()
                 )));
             }
@@ -695,17 +700,9 @@ pub async fn restore_source(
         source: source(journal),
         journal_only: BTreeSet::new(),
     };
-    let Pick::At(at) = pick else {
+    let Some((until, segments)) = journal_to else {
         return Ok(as_it_is(None));
     };
-    let until = at_millis(at)?;
-    let segments = store
-        .list_segments(target)
-        .await
-        .map_err(|err| CommandError::error(format!("listing the journal of {target}: {err}")))?;
-    if segments.is_empty() {
-        return Ok(as_it_is(None));
-    }
     let after = entry.id.unix_millis();
     let read = journal::segments_for(&segments, after, until);
     let mut records = Vec::new();
@@ -720,7 +717,7 @@ pub async fn restore_source(
     }
     let ids: Vec<SegmentId> = segments.iter().map(|e| e.id.clone()).collect();
     let gaps = journal::gaps_between(&ids, &recorded_gaps, after, until);
-    let until_text = rfc3339_of(until);
+    let until_text = rfc3339_millis(until);
     if !gaps.is_empty() {
         let described: Vec<String> = gaps.iter().map(journal::describe_gap).collect();
         if !allow_gap {
@@ -1347,7 +1344,7 @@ pub fn versions_of(
         };
         let record = after.map(|item| crate::model::record::Record::from_item(item, 0, rules));
         versions.push(Version {
-            time: rfc3339_of(*millis),
+            time: rfc3339_millis(*millis),
             event: name,
             source,
             present: after.is_some(),
@@ -1541,11 +1538,7 @@ pub async fn history_from(
     let versions = versions_of(&snapshots, &records, rules);
     let first = versions
         .first()
-        .and_then(|v| {
-            time::OffsetDateTime::parse(&v.time, &time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .and_then(|v| crate::model::clock::parse_rfc3339_millis(&v.time))
         .unwrap_or(i64::MIN);
     let gaps = match (segments.first(), segments.last()) {
         (Some(oldest), Some(newest)) => {
@@ -1563,8 +1556,8 @@ pub async fn history_from(
         .into_iter()
         .filter(|gap| gap.to_millis > first)
         .map(|gap| HistoryGap {
-            from: rfc3339_of(gap.from_millis),
-            to: rfc3339_of(gap.to_millis),
+            from: rfc3339_millis(gap.from_millis),
+            to: rfc3339_millis(gap.to_millis),
             shard: gap.shard,
             reason: gap.reason,
         })
@@ -2008,7 +2001,7 @@ mod tests {
         }
 
         fn rfc(millis: i64) -> String {
-            rfc3339_of(millis)
+            rfc3339_millis(millis)
         }
 
         /// Two snapshots ten minutes apart, and a journal of two segments covering them, with
