@@ -164,6 +164,17 @@ ARN_PART = re.compile(r"(loadbalancer|listener|listener-rule)/(app|net|gwy)/([^/
 MOTO_ARN = re.compile(r"(loadbalancer|listener|listener-rule)/app/([^/<\s\"']+)/([0-9a-f]+)")
 
 
+def whole_seconds(payload):
+    """A `GetRecords` answer with each record's `ApproximateCreationDateTime` rounded down to
+    the second, as DynamoDB Streams gives it (moto gives the write's time to the microsecond)."""
+    answer = json.loads(payload)
+    for record in answer.get("Records", []):
+        data = record.get("dynamodb", {})
+        if isinstance(data.get("ApproximateCreationDateTime"), (int, float)):
+            data["ApproximateCreationDateTime"] = int(data["ApproximateCreationDateTime"])
+    return json.dumps(answer).encode()
+
+
 def top_level_members(xml, list_tag):
     """(start, end, [member texts]) of the `<member>`s directly inside `<list_tag>`."""
     open_tag, close_tag = f"<{list_tag}>", f"</{list_tag}>"
@@ -522,6 +533,8 @@ class FaultProxy:
             upstream.close()
         if faithful:
             payload = self._faithful_answer(request.headers, operation, payload, page if response.status == 200 else None)
+        if self.faithful and service == "dynamodb" and operation == "GetRecords" and response.status == 200:
+            payload = whole_seconds(payload)
         request.send_response(response.status)
         for key, value in response.getheaders():
             if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):

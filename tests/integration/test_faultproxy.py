@@ -90,6 +90,30 @@ def test_a_gone_name_fails_the_whole_describe_by_name(faithful):
     assert len(elb.describe_load_balancers(Names=["web-0"])["LoadBalancers"]) == 1
 
 
+def test_stream_records_are_timed_to_the_second(moto):
+    from lbrecon_harness.fleet import create_state_table
+
+    server = FaultProxy(moto.endpoint, faithful=True)
+    try:
+        create_state_table(moto.endpoint, "us-east-1", "t")
+        direct = clients(moto.endpoint, "us-east-1")["dynamodb"]
+        arn = direct.update_table(
+            TableName="t", StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )["TableDescription"]["LatestStreamArn"]
+        direct.put_item(TableName="t", Item={"name": {"S": "web-0"}})
+        kw = dict(endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                  aws_secret_access_key="testing")
+        streams = boto3.client("dynamodbstreams", **kw)
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        record = streams.get_records(ShardIterator=iterator)["Records"][0]
+        created = record["dynamodb"]["ApproximateCreationDateTime"]
+        assert created.microsecond == 0, created
+    finally:
+        server.stop()
+
+
 def test_throttles_have_aws_shapes(moto):
     server = FaultProxy(moto.endpoint, faithful=True)
     try:

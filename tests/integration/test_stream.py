@@ -143,7 +143,16 @@ def test_a_mass_deletion_is_paused_in_seconds_at_a_long_interval(lbrecon, fleet,
              timeout=30, what="the removals journaled")
 
 
-def test_restore_to_an_instant_between_snapshots_and_history(lbrecon, fleet, daemons, journal):
+@pytest.mark.parametrize("answers", ["moto", "aws-faithful"])
+def test_restore_to_an_instant_between_snapshots_and_history(lbrecon, fleet, daemons, journal, moto, answers,
+                                                             request):
+    if answers == "aws-faithful":
+        # Creation times to the second, as DynamoDB Streams gives them.
+        from lbrecon_harness.faultproxy import FaultProxy
+
+        proxy = FaultProxy(moto.endpoint, faithful=True)
+        request.addfinalizer(proxy.stop)
+        lbrecon.endpoint = proxy.endpoint
     daemon = start(lbrecon, daemons, journal)
     wait_for(lambda: tailing(daemon), timeout=20, what="the stream read")
     table = fleet.c["dynamodb_resource"].Table("lb-state")
