@@ -124,7 +124,7 @@ class Environment:
             self.elb = SyntheticElb(self.fleet)
             self.proxy = FaultProxy(self.moto.endpoint, elb_upstream=self.elb.endpoint)
             # A daemon stopped mid-request drops its connections: no traceback for each.
-            for server in (self.proxy.server, self.elb.server):
+            for server in (self.proxy.loopback.server, self.elb.loopback.server):
                 server.handle_error = lambda request, client_address: None
         except BaseException:
             self.moto.stop()

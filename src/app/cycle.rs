@@ -7,6 +7,7 @@
 //! as it comes in. `check` deep-reads everything; the daemon reads the load
 //! balancers checked longest ago, keeping what it read in a [`DeepCache`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::app::reader::{DeepOutcome, DeepPlan, Items, Reader, Tagged};
@@ -15,14 +16,14 @@ use crate::aws::reads::{ElbReads, TableScans};
 use crate::control::ControlView;
 use crate::control::enforce::PresenceView;
 use crate::model::item::StoredItem;
-use crate::model::live::{DeepState, LiveLoadBalancer, LiveTargetGroup, TargetGroupIndex};
+use crate::model::live::{LiveLoadBalancer, LiveTargetGroup, PackedDeepState, TargetGroupIndex};
 use crate::model::node::Node;
 use crate::model::record::{Record, RecordCache};
 use crate::reconcile::guard::Observation;
 use crate::reconcile::ignore::IgnoreRules;
 use crate::reconcile::report::{GuardView, Summary, TargetReport, exit};
 use crate::reconcile::scope::{Membership, ScopeRules};
-use crate::reconcile::{Entry, LiveDocument, LiveEntry, Reconciled, classify, reconcile};
+use crate::reconcile::{Deep, Entry, LiveDocument, LiveEntry, Reconciled, classify, reconcile};
 use crate::runtime::config::TargetConfig;
 
 /// Which load balancers a cycle deep-reads.
@@ -41,7 +42,7 @@ pub enum DeepScope {
 /// What the deep pass last read of each load balancer, by ARN, with when (Unix seconds).
 #[derive(Debug)]
 pub struct DeepCache {
-    entries: HashMap<String, (DeepState, i64)>,
+    entries: HashMap<String, (PackedDeepState, i64)>,
     /// When each live load balancer was last deep-read in full (Unix seconds), kept while later
     /// reads fail: the deep-check age grows from it (docs/architecture.md#http).
     read_at: HashMap<String, i64>,
@@ -71,8 +72,8 @@ impl DeepCache {
     }
 
     /// The tags the last deep read of a load balancer found, if any.
-    pub fn tags(&self, arn: &str) -> Option<&Node> {
-        self.entries.get(arn).map(|(state, _)| &state.tags)
+    pub fn tags(&self, arn: &str) -> Option<Node> {
+        self.entries.get(arn).and_then(|(state, _)| state.tags())
     }
 
     /// When a load balancer was last deep-checked, if ever.
@@ -234,7 +235,12 @@ pub async fn read_scoped_presence<E: ElbReads, D: TableScans>(
     let keep = control
         .map(|view| view.keep_in_scope.clone())
         .unwrap_or_default();
-    presence.apply_scope(&target.name, &rules, |arn| tags.get(arn), &keep);
+    presence.apply_scope(
+        &target.name,
+        &rules,
+        |arn| tags.get(arn).map(Cow::Borrowed),
+        &keep,
+    );
     presence
 }
 
@@ -327,7 +333,7 @@ impl PresencePhase {
         &mut self,
         target: &str,
         rules: &ScopeRules,
-        tags_of: impl Fn(&str) -> Option<&'t Node>,
+        tags_of: impl Fn(&str) -> Option<Cow<'t, Node>>,
         keep: &BTreeSet<String>,
     ) {
         if rules.is_everything() || !self.complete {
@@ -340,8 +346,11 @@ impl PresencePhase {
             .collect();
         let mut in_scope = Vec::with_capacity(self.load_balancers.len());
         for lb in std::mem::take(&mut self.load_balancers) {
-            let membership =
-                rules.membership(&lb.name, recorded.contains(&lb.name), tags_of(&lb.arn));
+            let membership = rules.membership(
+                &lb.name,
+                recorded.contains(&lb.name),
+                tags_of(&lb.arn).as_deref(),
+            );
             match membership {
                 Membership::In => in_scope.push(lb),
                 _ if keep.contains(&lb.name) => {
@@ -539,7 +548,7 @@ impl<'p, 'c> Comparison<'p, 'c> {
     pub fn add(&mut self, lb: &'p LiveLoadBalancer, outcome: DeepOutcome) {
         self.read += 1;
         let cache = &mut *self.cache;
-        match outcome {
+        let state = match outcome {
             DeepOutcome::Gone => {
                 // Deleted since the presence pass listed it: not live any more (its record,
                 // if any, is compared with nothing by `finish`).
@@ -548,22 +557,25 @@ impl<'p, 'c> Comparison<'p, 'c> {
                 cache.read_at.remove(&lb.arn);
                 return;
             }
-            DeepOutcome::Read(state) => {
-                cache.entries.insert(lb.arn.clone(), (state, self.now));
-                if cache.keeps {
-                    cache.read_at.insert(lb.arn.clone(), self.now);
-                }
-            }
+            DeepOutcome::Read(state) => Some(state),
             DeepOutcome::Failed(failure) => {
                 self.failures.push(failure.to_string());
                 // Stale: never compared as if known, until read again.
                 cache.entries.remove(&lb.arn);
+                None
             }
+        };
+        if let Some(state) = &state
+            && cache.keeps
+        {
+            cache
+                .entries
+                .insert(lb.arn.clone(), (state.pack(), self.now));
+            cache.read_at.insert(lb.arn.clone(), self.now);
         }
-        let cached = cache.entries.get(&lb.arn);
-        self.deep.note(&lb.name, cached.map(|(_, at)| *at));
+        self.deep.note(&lb.name, state.as_ref().map(|_| self.now));
         self.deep.note_read(cache.read_at.get(&lb.arn).copied());
-        let live = live_entry(lb, &self.index, cached, true);
+        let live = live_entry(lb, &self.index, state.as_ref().map(Deep::Read), true);
         self.entries.push(classify(
             &lb.name,
             self.record_of.get(lb.name.as_str()).copied(),
@@ -571,9 +583,6 @@ impl<'p, 'c> Comparison<'p, 'c> {
             self.ignore,
         ));
         self.compared.insert(&lb.name);
-        if !cache.keeps {
-            cache.entries.remove(&lb.arn);
-        }
     }
 
     /// Compares the rest: load balancers not deep-read this cycle (with their last deep read,
@@ -592,7 +601,8 @@ impl<'p, 'c> Comparison<'p, 'c> {
                 self.deep.note(&lb.name, cached.map(|(_, at)| *at));
                 self.deep.note_read(cache.read_at.get(&lb.arn).copied());
             }
-            rest_live.push(live_entry(lb, &self.index, cached, has_record));
+            let deep = cached.map(|(packed, _)| Deep::Packed(packed));
+            rest_live.push(live_entry(lb, &self.index, deep, has_record));
         }
         let rest_records = presence
             .records
@@ -621,7 +631,7 @@ impl<'p, 'c> Comparison<'p, 'c> {
 fn live_entry<'a>(
     lb: &'a LiveLoadBalancer,
     index: &'a TargetGroupIndex<'a>,
-    cached: Option<&'a (DeepState, i64)>,
+    deep: Option<Deep<'a>>,
     has_record: bool,
 ) -> LiveEntry<'a> {
     LiveEntry {
@@ -630,9 +640,9 @@ fn live_entry<'a>(
         document: LiveDocument::Parts {
             load_balancer: lb,
             groups: index,
-            deep: cached.map(|(state, _)| state),
+            deep,
         },
-        deep_fresh: cached.is_some() || !has_record,
+        deep_fresh: deep.is_some() || !has_record,
     }
 }
 
@@ -842,6 +852,7 @@ mod seams {
     use crate::app::reader::DeepFailure;
     use crate::aws::ErrorClass;
     use crate::control::ControlView;
+    use crate::model::live::DeepState;
     use crate::model::record::RecordRules;
     use crate::reconcile::report::{DriftKind, GuardView};
     use serde_json::json;
@@ -916,11 +927,21 @@ mod seams {
     }
 
     fn cached(cache: &mut DeepCache, fleet: &Fleet, name: &str, at: i64) {
+        cached_state(cache, name, fleet.deep_state(name), at);
+    }
+
+    fn cached_state(cache: &mut DeepCache, name: &str, state: DeepState, at: i64) {
         let arn = lb_arn(name);
-        cache
-            .entries
-            .insert(arn.clone(), (fleet.deep_state(name), at));
+        cache.entries.insert(arn.clone(), (state.pack(), at));
         cache.read_at.insert(arn, at);
+    }
+
+    /// A deep state of `fleet` whose tags are not its record's.
+    fn retagged(fleet: &Fleet, name: &str) -> DeepState {
+        DeepState {
+            tags: Node::from_value(&json!({"team": "core"})),
+            ..fleet.deep_state(name)
+        }
     }
 
     #[derive(Debug, Clone, Copy)]
@@ -1081,9 +1102,12 @@ mod seams {
         let mut cache = DeepCache::default();
         cached(&mut cache, &fleet, "cached", EARLIER);
         // Its last deep read found a tag that is not the record's.
-        cached(&mut cache, &fleet, "drifted", EARLIER + 1);
-        cache.entries.get_mut(&lb_arn("drifted")).unwrap().0.tags =
-            Node::from_value(&json!({"team": "core"}));
+        cached_state(
+            &mut cache,
+            "drifted",
+            retagged(&fleet, "drifted"),
+            EARLIER + 1,
+        );
 
         let mut comparison = Comparison::new(&presence, &ignore, &mut cache, NOW);
         comparison.add(
@@ -1141,10 +1165,8 @@ mod seams {
         let mut cache = DeepCache::default();
         cached(&mut cache, &fleet, "a", EARLIER + 300);
         cached(&mut cache, &fleet, "b", EARLIER + 100);
-        cached(&mut cache, &fleet, "c", EARLIER + 200);
         // What the last read of `c` found differs from its record.
-        cache.entries.get_mut(&lb_arn("c")).unwrap().0.tags =
-            Node::from_value(&json!({"team": "core"}));
+        cached_state(&mut cache, "c", retagged(&fleet, "c"), EARLIER + 200);
 
         let mut comparison = Comparison::new(&presence, &ignore, &mut cache, NOW);
         let oldest = DeepScope::Oldest {

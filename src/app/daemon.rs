@@ -6,6 +6,7 @@
 //! by its deadline: `daemon.cycle_deadline`, or longer when the fleet's presence pass needs it),
 //! starts no new one, and returns; `main` exits at once on a second.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -885,8 +886,8 @@ impl TargetLoop {
                 |arn| {
                     scope_tags
                         .get(arn)
-                        .map(|(tags, _)| tags)
-                        .or_else(|| cache.tags(arn))
+                        .map(|(tags, _)| Cow::Borrowed(tags))
+                        .or_else(|| cache.tags(arn).map(Cow::Owned))
                 },
                 &keep,
             );

@@ -18,57 +18,7 @@ pub const PAGE_SIZE: i32 = 400;
 pub const TAGS_PER_CALL: usize = 20;
 const SERVICE: &str = "elasticloadbalancing";
 
-/// The load-balancer and target-group attribute keys ELBv2 documents, sorted: held as static
-/// names in every attribute map instead of one allocation per key per map. A key not listed
-/// (a new one) is held as read.
-pub const ATTRIBUTE_KEYS: &[&str] = &[
-    "access_logs.s3.bucket",
-    "access_logs.s3.enabled",
-    "access_logs.s3.prefix",
-    "client_keep_alive.seconds",
-    "connection_logs.s3.bucket",
-    "connection_logs.s3.enabled",
-    "connection_logs.s3.prefix",
-    "deletion_protection.enabled",
-    "deregistration_delay.connection_termination.enabled",
-    "deregistration_delay.timeout_seconds",
-    "dns_record.client_routing_policy",
-    "health_check_logs.s3.bucket",
-    "health_check_logs.s3.enabled",
-    "health_check_logs.s3.prefix",
-    "idle_timeout.timeout_seconds",
-    "ipv6.deny_all_igw_traffic",
-    "lambda.multi_value_headers.enabled",
-    "load_balancing.algorithm.anomaly_mitigation",
-    "load_balancing.algorithm.type",
-    "load_balancing.cross_zone.enabled",
-    "preserve_client_ip.enabled",
-    "proxy_protocol_v2.enabled",
-    "routing.http.desync_mitigation_mode",
-    "routing.http.drop_invalid_header_fields.enabled",
-    "routing.http.preserve_host_header.enabled",
-    "routing.http.x_amzn_tls_version_and_cipher_suite.enabled",
-    "routing.http.xff_client_port.enabled",
-    "routing.http.xff_header_processing.mode",
-    "routing.http2.enabled",
-    "secondary_ips.auto_assigned.per_subnet",
-    "slow_start.duration_seconds",
-    "stickiness.app_cookie.cookie_name",
-    "stickiness.app_cookie.duration_seconds",
-    "stickiness.enabled",
-    "stickiness.lb_cookie.duration_seconds",
-    "stickiness.type",
-    "target_failover.on_deregistration",
-    "target_failover.on_unhealthy",
-    "target_group_health.dns_failover.minimum_healthy_targets.count",
-    "target_group_health.dns_failover.minimum_healthy_targets.percentage",
-    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
-    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
-    "target_health_state.unhealthy.connection_termination.enabled",
-    "target_health_state.unhealthy.draining_interval_seconds",
-    "waf.fail_open.enabled",
-    "zonal_shift.config.enabled",
-];
+pub use crate::model::schema::ATTRIBUTE_KEYS;
 
 /// What `DescribeTags` said of one resource.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Map, Value};
 
 use crate::model::document::Document;
-use crate::model::node::Node;
+use crate::model::node::{Node, Packed, Packer, Unpacker};
 
 /// A load balancer as `DescribeLoadBalancers` gives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +100,125 @@ impl DeepState {
             .find(|(known, _)| known == arn)
             .map(|(_, state)| state)
     }
+}
+
+/// A [`DeepState`] packed into one allocation (see [`Packed`]): how the daemon keeps a load
+/// balancer's deep read from one cycle to the next. Unpacked when it is compared, and dropped
+/// after.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PackedDeepState(Packed);
+
+impl DeepState {
+    pub fn pack(&self) -> PackedDeepState {
+        let mut packer = Packer::new();
+        // Tags first: the scope reads them alone.
+        packer.node(&self.tags);
+        packer.node(&self.attributes);
+        packer.count(self.listeners.len());
+        for listener in &self.listeners {
+            packer.node(&listener.fields);
+            packer.count(listener.rules.len());
+            for rule in &listener.rules {
+                packer.flag(rule.is_default);
+                packer.node(&rule.fields);
+            }
+            packer.flag(listener.additional_certificates.is_some());
+            let certificates = listener
+                .additional_certificates
+                .as_deref()
+                .unwrap_or_default();
+            packer.count(certificates.len());
+            for certificate in certificates {
+                packer.text(certificate);
+            }
+        }
+        packer.count(self.target_groups.len());
+        for (arn, group) in &self.target_groups {
+            packer.text(arn);
+            packer.node(&group.attributes);
+            packer.node(&group.tags);
+            packer.flag(group.targets.is_some());
+            packer.node(group.targets.as_ref().unwrap_or(&Node::Null));
+        }
+        packer.count(self.gone_target_groups.len());
+        for arn in &self.gone_target_groups {
+            packer.text(arn);
+        }
+        PackedDeepState(packer.finish())
+    }
+}
+
+impl PackedDeepState {
+    /// The deep state packed; `None` only if these are not bytes [`DeepState::pack`] wrote.
+    pub fn unpack(&self) -> Option<DeepState> {
+        let mut from = self.0.unpacker();
+        let tags = from.node()?;
+        let attributes = from.node()?;
+        let listeners = (0..from.count()?)
+            .map(|_| unpack_listener(&mut from))
+            .collect::<Option<Vec<_>>>()?;
+        let target_groups = (0..from.count()?)
+            .map(|_| {
+                let arn = from.text()?.to_string();
+                let attributes = from.node()?;
+                let tags = from.node()?;
+                let has_targets = from.flag()?;
+                let targets = from.node()?;
+                let state = TargetGroupState {
+                    attributes,
+                    tags,
+                    targets: has_targets.then_some(targets),
+                };
+                Some((arn, state))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let gone_target_groups = (0..from.count()?)
+            .map(|_| from.text().map(str::to_string))
+            .collect::<Option<BTreeSet<_>>>()?;
+        from.is_done().then_some(DeepState {
+            attributes,
+            tags,
+            listeners,
+            target_groups,
+            gone_target_groups,
+        })
+    }
+
+    /// The load balancer's tags alone.
+    pub fn tags(&self) -> Option<Node> {
+        self.0.unpacker().node()
+    }
+
+    /// The bytes held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn unpack_listener(from: &mut Unpacker<'_>) -> Option<ListenerState> {
+    let fields = from.node()?;
+    let rules = (0..from.count()?)
+        .map(|_| {
+            let is_default = from.flag()?;
+            Some(LiveRule {
+                is_default,
+                fields: from.node()?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let has_certificates = from.flag()?;
+    let certificates = (0..from.count()?)
+        .map(|_| from.text().map(str::to_string))
+        .collect::<Option<Vec<_>>>()?;
+    Some(ListenerState {
+        fields,
+        rules,
+        additional_certificates: has_certificates.then_some(certificates),
+    })
 }
 
 /// Target groups by ARN, and which belong to which load balancer.
@@ -324,5 +443,62 @@ mod tests {
         let presence = assemble(&lb, &index, None).to_keyed_value();
         assert!(presence.get("listeners").is_none());
         assert!(presence["target_groups"]["api"].get("tags").is_none());
+    }
+    #[test]
+    fn a_packed_deep_state_unpacks_equal_and_its_tags_read_alone() {
+        let listener = |port: u64, certificates: Option<Vec<String>>| ListenerState {
+            fields: object(
+                json!({"port": port, "protocol": "HTTPS", "ssl_policy": "ELBSecurityPolicy-2016-08"}),
+            ),
+            rules: vec![
+                LiveRule {
+                    is_default: true,
+                    fields: object(
+                        json!({"actions": [{"type": "forward", "target_group_arn": "arn:tg/api"}]}),
+                    ),
+                },
+                LiveRule {
+                    is_default: false,
+                    fields: object(
+                        json!({"priority": 10, "conditions": [{"field": "path-pattern", "values": ["/v1/*"]}]}),
+                    ),
+                },
+            ],
+            additional_certificates: certificates,
+        };
+        let states = [
+            DeepState::default(),
+            DeepState {
+                attributes: object(json!({"idle_timeout.timeout_seconds": "60", "a.new.key": "x"})),
+                tags: object(json!({"team": "edge", "aws:cloudformation:stack-name": "web"})),
+                listeners: vec![
+                    listener(443, Some(vec!["arn:cert/1".into(), "arn:cert/2".into()])),
+                    listener(8443, Some(Vec::new())),
+                    listener(80, None),
+                ],
+                target_groups: vec![
+                    (
+                        "arn:tg/api".to_string(),
+                        TargetGroupState {
+                            attributes: object(json!({"stickiness.enabled": "false"})),
+                            tags: object(json!({"t": "v"})),
+                            targets: Some(object(json!([{"id": "i-1", "port": 80}]))),
+                        },
+                    ),
+                    ("arn:tg/empty".to_string(), TargetGroupState::default()),
+                ],
+                gone_target_groups: ["arn:tg/gone".to_string()].into(),
+            },
+        ];
+        for state in &states {
+            let packed = state.pack();
+            assert_eq!(packed.unpack().as_ref(), Some(state));
+            assert_eq!(packed.tags().as_ref(), Some(&state.tags));
+        }
+        // A cut short copy is not a deep state.
+        let packed = states[1].pack();
+        let bytes = &packed.0;
+        let cut = PackedDeepState(Packed::from_bytes(&bytes.as_bytes()[..bytes.len() - 1]));
+        assert_eq!(cut.unpack(), None);
     }
 }

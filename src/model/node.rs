@@ -283,6 +283,260 @@ pub fn to_map(entries: &[(Name, Node)]) -> Map<String, Value> {
         .collect()
 }
 
+/// A node packed into one allocation of bytes: what a value held for a long time (a deep read
+/// kept from one cycle to the next) costs, against a tree of allocations for every map, list
+/// and long string. It is read back with [`Unpacker`] when it is needed, and the node read
+/// back equals the one packed (digest included).
+///
+/// The encoding is lbrecon's own and lives only in memory: one tag byte per value, lengths as
+/// variable-length integers before contents, and names that are static names of the schema or
+/// documented attribute keys written as their index in [`static_names`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Packed(Box<[u8]>);
+
+impl Packed {
+    /// The bytes held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The bytes, as [`Packer::finish`] made them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Bytes to read as packed values (only ever bytes a [`Packer`] wrote, or a test's).
+    pub fn from_bytes(bytes: &[u8]) -> Packed {
+        Packed(bytes.into())
+    }
+
+    /// A reader from the first value packed.
+    pub fn unpacker(&self) -> Unpacker<'_> {
+        Unpacker { bytes: &self.0 }
+    }
+}
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const UNSIGNED: u8 = 3;
+const SIGNED: u8 = 4;
+const FLOAT: u8 = 5;
+const STRING: u8 = 6;
+const LIST: u8 = 7;
+const MAP: u8 = 8;
+
+/// Every name a node may hold as a static one, sorted: the schema's field names and the
+/// documented attribute keys. A packed name found here is written as its index.
+pub fn static_names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: Vec<&'static str> = crate::model::schema::field_names().to_vec();
+        names.extend_from_slice(crate::model::schema::ATTRIBUTE_KEYS);
+        names.sort_unstable();
+        names.dedup();
+        names
+    })
+}
+
+/// Writes values into a [`Packed`].
+#[derive(Debug, Default)]
+pub struct Packer {
+    bytes: Vec<u8>,
+}
+
+impl Packer {
+    pub fn new() -> Packer {
+        Packer::default()
+    }
+
+    /// A count (of entries, items, bytes).
+    pub fn count(&mut self, mut value: usize) {
+        while value >= 0x80 {
+            self.bytes.push((value as u8) | 0x80);
+            value >>= 7;
+        }
+        self.bytes.push(value as u8);
+    }
+
+    pub fn flag(&mut self, flag: bool) {
+        self.bytes.push(u8::from(flag));
+    }
+
+    pub fn text(&mut self, text: &str) {
+        self.count(text.len());
+        self.bytes.extend_from_slice(text.as_bytes());
+    }
+
+    fn name(&mut self, name: &str) {
+        match static_names().binary_search(&name) {
+            Ok(index) => self.count(index << 1),
+            Err(_) => {
+                self.count((name.len() << 1) | 1);
+                self.bytes.extend_from_slice(name.as_bytes());
+            }
+        }
+    }
+
+    pub fn node(&mut self, node: &Node) {
+        match node {
+            Node::Null => self.bytes.push(NULL),
+            Node::Bool(flag) => self.bytes.push(if *flag { TRUE } else { FALSE }),
+            Node::Number(number) => {
+                if let Some(unsigned) = number.as_u64() {
+                    self.bytes.push(UNSIGNED);
+                    self.bytes.extend_from_slice(&unsigned.to_le_bytes());
+                } else if let Some(signed) = number.as_i64() {
+                    self.bytes.push(SIGNED);
+                    self.bytes.extend_from_slice(&signed.to_le_bytes());
+                } else {
+                    self.bytes.push(FLOAT);
+                    let float = number.as_f64().unwrap_or(f64::NAN);
+                    self.bytes.extend_from_slice(&float.to_le_bytes());
+                }
+            }
+            Node::String(text) => {
+                self.bytes.push(STRING);
+                self.text(text);
+            }
+            Node::List(items) => {
+                self.bytes.push(LIST);
+                self.count(items.len());
+                for item in items {
+                    self.node(item);
+                }
+            }
+            Node::Map(entries) => {
+                self.bytes.push(MAP);
+                self.count(entries.len());
+                for (name, value) in entries {
+                    self.name(name);
+                    self.node(value);
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> Packed {
+        Packed(self.bytes.into_boxed_slice())
+    }
+}
+
+/// Reads back what a [`Packer`] wrote, in the order it was written. Every read is `None` past
+/// the end or on bytes that do not read as what was asked: never a panic.
+#[derive(Debug)]
+pub struct Unpacker<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Unpacker<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, rest) = self.bytes.split_first()?;
+        self.bytes = rest;
+        Some(first)
+    }
+
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        if len > self.bytes.len() {
+            return None;
+        }
+        let (taken, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Some(taken)
+    }
+
+    fn eight(&mut self) -> Option<[u8; 8]> {
+        self.take(8)?.try_into().ok()
+    }
+
+    pub fn count(&mut self) -> Option<usize> {
+        let mut value: usize = 0;
+        for shift in (0..usize::BITS).step_by(7) {
+            let byte = self.byte()?;
+            value |= usize::from(byte & 0x7f).checked_shl(shift)?;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    pub fn flag(&mut self) -> Option<bool> {
+        match self.byte()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    pub fn text(&mut self) -> Option<&'a str> {
+        let len = self.count()?;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    fn name(&mut self) -> Option<Name> {
+        let code = self.count()?;
+        if code & 1 == 0 {
+            static_names()
+                .get(code >> 1)
+                .map(|name| Name::Borrowed(*name))
+        } else {
+            let bytes = self.take(code >> 1)?;
+            Some(Name::Owned(std::str::from_utf8(bytes).ok()?.to_string()))
+        }
+    }
+
+    pub fn node(&mut self) -> Option<Node> {
+        Some(match self.byte()? {
+            NULL => Node::Null,
+            FALSE => Node::Bool(false),
+            TRUE => Node::Bool(true),
+            UNSIGNED => Node::Number(u64::from_le_bytes(self.eight()?).into()),
+            SIGNED => Node::Number(i64::from_le_bytes(self.eight()?).into()),
+            FLOAT => Node::Number(Number::from_f64(f64::from_le_bytes(self.eight()?))?),
+            STRING => Node::String(CompactString::new(self.text()?)),
+            LIST => {
+                let len = self.count()?;
+                // Each item takes a byte at least: a count beyond the bytes left is not one
+                // this packer wrote.
+                if len > self.bytes.len() {
+                    return None;
+                }
+                let mut items = Vec::with_capacity(len);
+                for _ in 0..len {
+                    items.push(self.node()?);
+                }
+                Node::List(items.into_boxed_slice())
+            }
+            MAP => {
+                let len = self.count()?;
+                if len > self.bytes.len() {
+                    return None;
+                }
+                let mut entries = Vec::with_capacity(len);
+                for _ in 0..len {
+                    let name = self.name()?;
+                    entries.push((name, self.node()?));
+                }
+                if !entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+                    return None;
+                }
+                Node::Map(entries.into_boxed_slice())
+            }
+            _ => return None,
+        })
+    }
+
+    /// Whether everything packed has been read.
+    pub fn is_done(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +641,86 @@ mod tests {
         let owned = Node::sorted_map(vec![(Name::Owned("port".into()), Node::Bool(true))]);
         let borrowed = Node::sorted_map(vec![(Name::Borrowed("port"), Node::Bool(true))]);
         assert_eq!(owned.digest(), borrowed.digest());
+    }
+
+    #[test]
+    fn a_packed_node_reads_back_equal_with_its_digest_and_names() {
+        let values = [
+            json!(null),
+            json!({"health_check": {"path": "/", "port": "traffic-port"}, "custom-key": [1, -2, 2.5, u64::MAX, i64::MIN]}),
+            json!({"idle_timeout.timeout_seconds": "60", "a.new.attribute": "", "ünïcode": "✓"}),
+            json!([
+                [],
+                {},
+                "",
+                "a string longer than twenty-four bytes, held on the heap",
+                true,
+                false
+            ]),
+        ];
+        for value in &values {
+            let node = Node::from_value(value);
+            let mut packer = Packer::new();
+            packer.node(&node);
+            packer.text("after");
+            packer.count(300);
+            packer.flag(true);
+            let packed = packer.finish();
+            let mut unpacker = packed.unpacker();
+            let read = unpacker.node().unwrap();
+            assert_eq!(read, node, "{value}");
+            assert_eq!(read.digest(), node.digest());
+            assert_eq!(read.to_value(), *value);
+            assert_eq!(unpacker.text(), Some("after"));
+            assert_eq!(unpacker.count(), Some(300));
+            assert_eq!(unpacker.flag(), Some(true));
+            assert!(unpacker.is_done());
+        }
+        // Static names come back static (no allocation per key), others owned.
+        let node = Node::from_value(&json!({"health_check": {}, "custom-key": 1}));
+        let mut packer = Packer::new();
+        packer.node(&node);
+        let packed = packer.finish();
+        let read = packed.unpacker().node().unwrap();
+        let entries = read.as_map().unwrap();
+        assert!(matches!(entries[0].0, Name::Owned(_)));
+        assert!(matches!(entries[1].0, Name::Borrowed("health_check")));
+        // Smaller than its JSON.
+        assert!(packed.len() < serde_json::to_string(&node.to_value()).unwrap().len());
+    }
+
+    #[test]
+    fn bytes_that_are_not_a_packed_node_read_as_none_never_a_panic() {
+        let node =
+            Node::from_value(&json!({"listeners": [{"port": 80, "rules": ["x", null, 1.5]}]}));
+        let mut packer = Packer::new();
+        packer.node(&node);
+        let packed = packer.finish();
+        for len in 0..packed.len() {
+            let cut = Packed(packed.0[..len].into());
+            assert_eq!(cut.unpacker().node(), None, "cut at {len}");
+        }
+        for garbage in [
+            &[9u8][..],
+            &[
+                7, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ],
+            &[6, 2, 0xff, 0xfe],
+            &[8, 2, 1, 0, 1, 0],
+        ] {
+            assert_eq!(
+                Packed(garbage.into()).unpacker().node(),
+                None,
+                "{garbage:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn static_names_hold_the_schema_and_the_attribute_keys_sorted() {
+        let names = static_names();
+        assert!(names.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!(names.contains(&"health_check") && names.contains(&"routing.http2.enabled"));
     }
 
     #[test]

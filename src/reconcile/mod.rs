@@ -14,7 +14,7 @@ pub mod share;
 use std::borrow::Cow;
 
 use crate::model::document::Document;
-use crate::model::live::{self, DeepState, LiveLoadBalancer, TargetGroupIndex};
+use crate::model::live::{self, DeepState, LiveLoadBalancer, PackedDeepState, TargetGroupIndex};
 use crate::model::record::{Record, RecordContent};
 use crate::reconcile::diff::{Change, diff};
 use crate::reconcile::ignore::IgnoreRules;
@@ -41,19 +41,45 @@ pub enum LiveDocument<'a> {
     Parts {
         load_balancer: &'a LiveLoadBalancer,
         groups: &'a TargetGroupIndex<'a>,
-        deep: Option<&'a DeepState>,
+        deep: Option<Deep<'a>>,
     },
 }
 
+/// A deep read as the diff is given it: just read, or as the daemon keeps it between cycles.
+#[derive(Debug, Clone, Copy)]
+pub enum Deep<'a> {
+    Read(&'a DeepState),
+    Packed(&'a PackedDeepState),
+}
+
 impl LiveDocument<'_> {
-    pub fn get(&self) -> Cow<'_, Document> {
+    /// The document, and whether it holds every part it was given: `false` only when a kept
+    /// deep read could not be unpacked, and the document holds the presence fields alone.
+    pub fn get(&self) -> (Cow<'_, Document>, bool) {
         match self {
-            LiveDocument::Built(document) => Cow::Borrowed(document),
+            LiveDocument::Built(document) => (Cow::Borrowed(document), true),
             LiveDocument::Parts {
                 load_balancer,
                 groups,
                 deep,
-            } => Cow::Owned(live::assemble(load_balancer, groups, *deep)),
+            } => match deep {
+                None => (
+                    Cow::Owned(live::assemble(load_balancer, groups, None)),
+                    true,
+                ),
+                Some(Deep::Read(state)) => (
+                    Cow::Owned(live::assemble(load_balancer, groups, Some(state))),
+                    true,
+                ),
+                Some(Deep::Packed(packed)) => {
+                    // Only bytes `DeepState::pack` wrote are held; should they not read back,
+                    // the load balancer is compared as one whose deep read failed.
+                    let state = packed.unpack();
+                    let whole = state.is_some();
+                    let document = live::assemble(load_balancer, groups, state.as_ref());
+                    (Cow::Owned(document), whole)
+                }
+            },
         }
     }
 }
@@ -193,18 +219,20 @@ pub fn classify(
                     return entry;
                 }
             };
+            let (document, whole) = live.document.get();
+            let deep_fresh = live.deep_fresh && whole;
             let presence;
-            let recorded = if live.deep_fresh {
+            let recorded = if deep_fresh {
                 &*recorded
             } else {
                 presence = recorded.presence_only();
                 &presence
             };
-            let mut changes = diff(recorded, &live.document.get());
+            let mut changes = diff(recorded, &document);
             ignore.retain(name, &mut changes);
             entry.kind = if !changes.is_empty() {
                 Some(DriftKind::Changed)
-            } else if live.deep_fresh {
+            } else if deep_fresh {
                 Some(DriftKind::InSync)
             } else {
                 None
