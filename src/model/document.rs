@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::model::node::{Digest, Name, Node, lookup, position};
+use crate::model::node::{Digest, Name, Node, Packed, Packer, lookup, position};
 
 pub use crate::model::schema::{
     ACTION, CONDITION, Field, GATEWAY_LISTENER_KEY, Key, LOAD_BALANCER, Shape, field_names,
@@ -106,6 +106,20 @@ impl Document {
         }
     }
 
+    /// The keyed form packed into one allocation (see [`Packed`]).
+    pub fn pack(&self) -> Packed {
+        let mut packer = Packer::new();
+        packer.node(&self.keyed);
+        packer.finish()
+    }
+
+    /// A document [`Document::pack`] packed; `None` for bytes it did not write.
+    pub fn unpack(packed: &Packed) -> Option<Document> {
+        let mut from = packed.unpacker();
+        let keyed = from.node()?;
+        (keyed.as_map().is_some() && from.is_done()).then(|| Document::new(keyed))
+    }
+
     /// The top-level fields, sorted by name.
     pub fn fields(&self) -> &[(Name, Node)] {
         self.keyed.as_map().unwrap_or_default()
@@ -172,12 +186,6 @@ impl Document {
     /// listeners by port, rules by priority, target groups by name.
     pub fn to_lists(&self) -> Value {
         unkey(&self.keyed, LOAD_BALANCER)
-    }
-
-    /// Whether two documents are one shared document, not equal copies.
-    #[cfg(test)]
-    pub(crate) fn shares(&self, other: &Document) -> bool {
-        Arc::ptr_eq(&self.keyed, &other.keyed)
     }
 
     /// Whether the document names `field` at its top level.

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 use std::hash::Hasher;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use compact_str::CompactString;
 use serde_json::{Map, Number, Value};
@@ -291,8 +291,11 @@ pub fn to_map(entries: &[(Name, Node)]) -> Map<String, Value> {
 /// The encoding is lbrecon's own and lives only in memory: one tag byte per value, lengths as
 /// variable-length integers before contents, and names that are static names of the schema or
 /// documented attribute keys written as their index in [`static_names`].
+///
+/// Shared, not copied, when cloned (a record kept from one scan to the next is both the last
+/// scan's and this one's).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Packed(Box<[u8]>);
+pub struct Packed(Arc<[u8]>);
 
 impl Packed {
     /// The bytes held.
@@ -312,6 +315,12 @@ impl Packed {
     /// Bytes to read as packed values (only ever bytes a [`Packer`] wrote, or a test's).
     pub fn from_bytes(bytes: &[u8]) -> Packed {
         Packed(bytes.into())
+    }
+
+    /// Whether two are one allocation, not equal copies.
+    #[cfg(test)]
+    pub(crate) fn shares(&self, other: &Packed) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// A reader from the first value packed.
@@ -422,7 +431,7 @@ impl Packer {
     }
 
     pub fn finish(self) -> Packed {
-        Packed(self.bytes.into_boxed_slice())
+        Packed(self.bytes.into())
     }
 }
 

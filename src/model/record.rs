@@ -112,16 +112,17 @@ pub struct Record {
 #[derive(Debug, Clone)]
 pub enum RecordContent {
     Valid(Document),
-    /// A valid document held as its compact JSON, read again where it is compared. A one-shot
-    /// command compares each record once, and the text takes about a third of the tree.
+    /// A valid document held packed (see [`crate::model::node::Packed`]), unpacked where it is
+    /// compared: what a record costs held from one scan to the next, or through a one-shot
+    /// command's whole read.
     Packed(Packed),
     Invalid(String),
 }
 
-/// A valid document as compact JSON, with what it asks the deep pass to read.
+/// A valid document packed, with what it asks the deep pass to read.
 #[derive(Debug, Clone)]
 pub struct Packed {
-    json: Box<str>,
+    document: crate::model::node::Packed,
     wants: Wants,
 }
 
@@ -157,16 +158,14 @@ fn keys_holding(document: &Document, list: &str, field: &str) -> BTreeSet<String
 
 impl RecordContent {
     /// The document, or why there is none (the reason of an invalid record). A packed one is
-    /// read again; it was read once already, so that can only fail if its text was damaged in
-    /// memory, and the record is then reported invalid with why, never compared as empty.
+    /// unpacked; only bytes the packer wrote are held, so that can fail only through a defect,
+    /// and the record is then reported invalid with why, never compared as empty.
     pub fn document(&self) -> Result<Cow<'_, Document>, String> {
         match self {
             RecordContent::Valid(document) => Ok(Cow::Borrowed(document)),
-            RecordContent::Packed(packed) => serde_json::from_str::<Value>(&packed.json)
-                .map_err(|err| err.to_string())
-                .and_then(|value| Document::parse(&value))
-                .map(|parsed| Cow::Owned(parsed.document))
-                .map_err(|err| format!("the record could not be read again: {err}")),
+            RecordContent::Packed(packed) => Document::unpack(&packed.document)
+                .map(Cow::Owned)
+                .ok_or_else(|| "the record could not be read again from memory".to_string()),
             RecordContent::Invalid(reason) => Err(reason.clone()),
         }
     }
@@ -197,11 +196,11 @@ impl Record {
         };
         let mut warnings = Vec::new();
         let content = match parse_config(item, rules) {
-            Ok((json, parsed)) => {
+            Ok(parsed) => {
                 warnings = parsed.warnings;
                 if packed {
                     RecordContent::Packed(Packed {
-                        json: json.to_string().into(),
+                        document: parsed.document.pack(),
                         wants: Wants::of(&parsed.document),
                     })
                 } else {
@@ -291,24 +290,24 @@ impl RecordCache {
                 Some(AttrValue::S(_) | AttrValue::N(_))
             )
         {
-            return Record::from_item(item, position, rules);
+            return Record::from_item_packed(item, position, rules);
         }
         let digest = digest_bytes(json.as_bytes());
         let record = match self.last.get(&digest) {
             Some(record) => record.clone(),
-            None => Record::from_item(item, position, rules),
+            None => Record::from_item_packed(item, position, rules),
         };
         self.scanning.insert(digest, record.clone());
         record
     }
 
-    /// Ends a scan: a complete one replaces what is kept; after a failed one the last complete
-    /// scan's records stay.
     /// Whether records are kept for the next scan.
     pub fn keeps(&self) -> bool {
         self.keeps
     }
 
+    /// Ends a scan: a complete one replaces what is kept; after a failed one the last complete
+    /// scan's records stay.
     pub fn finish(&mut self, complete: bool) {
         if complete {
             self.last = std::mem::take(&mut self.scanning);
@@ -327,11 +326,11 @@ impl RecordCache {
     }
 }
 
-/// The item's `config` as JSON, and read as a document that `rules` accept.
+/// The item's `config` read as a document that `rules` accept.
 fn parse_config(
     item: &Item,
     rules: &RecordRules,
-) -> Result<(Value, crate::model::document::Parsed), String> {
+) -> Result<crate::model::document::Parsed, String> {
     match item.get(NAME_ATTRIBUTE) {
         Some(AttrValue::S(_)) => {}
         Some(other) => {
@@ -355,7 +354,7 @@ fn parse_config(
     let json = to_json(config, CONFIG_ATTRIBUTE)?;
     let parsed = Document::parse(&json)?;
     rules.judge(&json, &parsed.document)?;
-    Ok((json, parsed))
+    Ok(parsed)
 }
 
 /// `[records]`: what every record of the state table must hold to be valid (docs/architecture.md#state-table).
@@ -413,7 +412,10 @@ mod tests {
     }
 
     fn shares(a: &Record, b: &Record) -> bool {
-        a.document().unwrap().shares(b.document().unwrap())
+        match (&a.content, &b.content) {
+            (RecordContent::Packed(a), RecordContent::Packed(b)) => a.document.shares(&b.document),
+            _ => panic!("the cache holds records packed"),
+        }
     }
 
     #[test]
@@ -434,6 +436,7 @@ mod tests {
         assert!(!shares(&first[1], &second[1]));
         assert_eq!(
             second[1]
+                .content
                 .document()
                 .unwrap()
                 .get("scheme")
@@ -455,6 +458,7 @@ mod tests {
         let records = scan(&mut cache, &[lb("a", "internal")], true);
         assert_eq!(
             records[0]
+                .content
                 .document()
                 .unwrap()
                 .get("scheme")
@@ -713,14 +717,10 @@ mod tests {
     #[test]
     fn a_packed_record_that_cannot_be_read_again_says_why_and_is_not_a_document() {
         let content = RecordContent::Packed(Packed {
-            json: "{\"scheme\": 7}".into(),
+            document: crate::model::node::Packed::from_bytes(&[42]),
             wants: Wants::default(),
         });
         let err = content.document().unwrap_err();
-        assert!(
-            err.starts_with("the record could not be read again: "),
-            "{err}"
-        );
-        assert!(err.contains("scheme"), "{err}");
+        assert_eq!(err, "the record could not be read again from memory");
     }
 }
