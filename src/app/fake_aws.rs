@@ -322,7 +322,7 @@ fn live_lb(lb: &FakeLoadBalancer) -> LiveLoadBalancer {
         arn: lb.arn.clone(),
         name: lb.name.clone(),
         created_time: Some(1_700_000_000),
-        fields: Node::from_value(&lb.fields),
+        fields: Node::from_value(&lb.fields).into(),
     }
 }
 
@@ -331,7 +331,7 @@ fn live_tg(tg: &FakeTargetGroup) -> LiveTargetGroup {
         arn: tg.arn.clone(),
         name: tg.name.clone(),
         load_balancer_arns: tg.load_balancer_arns.clone(),
-        fields: Node::from_value(&tg.fields),
+        fields: Node::from_value(&tg.fields).into(),
     }
 }
 

@@ -318,7 +318,10 @@ impl<E: ElbReads, D: TableScans> Reader<E, D> {
         };
         // A gateway load balancer's listener has no rules: AWS answers `DescribeRules` on one
         // with ListenerNotFound, which would read as a deleted listener (docs/architecture.md#terms).
-        let gateway = lb.fields.get("type").and_then(Node::as_str) == Some("gateway");
+        let gateway = lb
+            .fields
+            .unpack()
+            .is_some_and(|fields| fields.get("type").and_then(Node::as_str) == Some("gateway"));
         let mut states = Vec::with_capacity(listeners.len());
         for listener in listeners {
             let key = match listener.fields.get("port") {

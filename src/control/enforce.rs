@@ -804,7 +804,6 @@ mod tests {
     use crate::control::fake::{
         self, DESCRIBE_GROUPS, Data, FakeAws, GET_ITEM, PUT_ITEM, RESUME, SUSPEND, When, per_group,
     };
-    use crate::model::node::Node;
     use crate::runtime::config::PauserConfig;
 
     const TABLE: &str = "control";
@@ -871,7 +870,7 @@ mod tests {
                     arn: format!("arn:lb-{i}"),
                     name: format!("lb-{i}"),
                     created_time: Some(now_unix() - 3600),
-                    fields: Node::default(),
+                    fields: Default::default(),
                 })
                 .collect(),
             target_groups: (0..2)
@@ -879,7 +878,7 @@ mod tests {
                     arn: format!("tg-{i}"),
                     name: format!("tg-{i}"),
                     load_balancer_arns: vec![format!("arn:lb-{i}")],
-                    fields: Node::default(),
+                    fields: Default::default(),
                 })
                 .collect(),
         }

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Map, Value};
 
 use crate::model::document::Document;
-use crate::model::node::{Node, Packed, Packer, Unpacker};
+use crate::model::node::{Node, Packed, PackedNode, Packer, Unpacker};
 
 /// A load balancer as `DescribeLoadBalancers` gives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,8 +21,8 @@ pub struct LiveLoadBalancer {
     /// `CreatedTime`, in seconds since the Unix epoch.
     pub created_time: Option<i64>,
     /// The document fields this call returns: `type`, `scheme`, `ip_address_type`, `subnets`,
-    /// `security_groups`.
-    pub fields: Node,
+    /// `security_groups`. Packed: a fleet's are held through the whole cycle.
+    pub fields: PackedNode,
 }
 
 /// A target group as `DescribeTargetGroups` gives it.
@@ -33,8 +33,9 @@ pub struct LiveTargetGroup {
     /// The load balancers that route to it.
     pub load_balancer_arns: Vec<String>,
     /// The document fields this call returns: `name`, `protocol`, `protocol_version`, `port`,
-    /// `target_type`, `vpc_id`, `health_check`.
-    pub fields: Node,
+    /// `target_type`, `vpc_id`, `health_check`. Packed: a fleet's are held through the whole
+    /// cycle.
+    pub fields: PackedNode,
 }
 
 /// A listener as `DescribeListeners` gives it.
@@ -265,16 +266,24 @@ pub fn assemble(
     groups: &TargetGroupIndex<'_>,
     deep: Option<&DeepState>,
 ) -> Document {
+    // Packed fields that do not unpack (a defect) are kept as an answer outside the schema
+    // is, below: every recorded field reported as drift, never the load balancer dropped.
+    let Some(fields) = lb.fields.unpack() else {
+        return Document::named(&lb.name);
+    };
     let mut doc = Map::new();
     doc.insert("name".into(), Value::String(lb.name.clone()));
-    doc.extend(lb.fields.to_object());
+    doc.extend(fields.to_object());
 
     let mut target_groups = Vec::new();
     for group in groups.of(&lb.arn) {
         if deep.is_some_and(|deep| deep.gone_target_groups.contains(&group.arn)) {
             continue;
         }
-        let mut fields = group.fields.to_object();
+        let Some(fields) = group.fields.unpack() else {
+            return Document::named(&lb.name);
+        };
+        let mut fields = fields.to_object();
         fields.insert("name".into(), Value::String(group.name.clone()));
         if let Some(state) = deep.and_then(|deep| deep.target_group(&group.arn)) {
             fields.insert("attributes".into(), state.attributes.to_value());
@@ -384,14 +393,14 @@ mod tests {
             arn: "arn:lb/web".into(),
             name: "web".into(),
             created_time: Some(0),
-            fields: object(json!({"type": "application", "subnets": ["s-1"]})),
+            fields: object(json!({"type": "application", "subnets": ["s-1"]})).into(),
         };
         let groups = vec![LiveTargetGroup {
             arn: "arn:tg/api".into(),
             name: "api".into(),
             // Named once per listener or rule that uses the group, as the API may do.
             load_balancer_arns: vec!["arn:lb/web".into(), "arn:lb/web".into()],
-            fields: object(json!({"port": 80, "protocol": "HTTP"})),
+            fields: object(json!({"port": 80, "protocol": "HTTP"})).into(),
         }];
         let index = TargetGroupIndex::new(&groups);
         let deep = DeepState {

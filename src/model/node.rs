@@ -329,6 +329,44 @@ impl Packed {
     }
 }
 
+/// One node packed: fields held for a whole cycle (the presence pass's) at a fraction of their
+/// tree's size, unpacked where they are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedNode(Packed);
+
+impl PackedNode {
+    pub fn new(node: &Node) -> PackedNode {
+        let mut packer = Packer::new();
+        packer.node(node);
+        PackedNode(packer.finish())
+    }
+
+    /// The node packed; `None` only for bytes [`PackedNode::new`] did not write.
+    pub fn unpack(&self) -> Option<Node> {
+        let mut from = self.0.unpacker();
+        from.node().filter(|_| from.is_done())
+    }
+}
+
+impl Default for PackedNode {
+    /// An empty map.
+    fn default() -> PackedNode {
+        PackedNode::new(&Node::default())
+    }
+}
+
+impl From<Node> for PackedNode {
+    fn from(node: Node) -> PackedNode {
+        PackedNode::new(&node)
+    }
+}
+
+impl From<Map<String, Value>> for PackedNode {
+    fn from(map: Map<String, Value>) -> PackedNode {
+        PackedNode::new(&Node::from(map))
+    }
+}
+
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
 const TRUE: u8 = 2;
@@ -696,6 +734,10 @@ mod tests {
         assert!(matches!(entries[1].0, Name::Borrowed("health_check")));
         // Smaller than its JSON.
         assert!(packed.len() < serde_json::to_string(&node.to_value()).unwrap().len());
+        // One node alone, as presence fields are held.
+        assert_eq!(PackedNode::from(node.clone()).unpack(), Some(node));
+        assert_eq!(PackedNode::default().unpack(), Some(Node::default()));
+        assert_eq!(PackedNode(Packed::from_bytes(&[0, 0])).unpack(), None);
     }
 
     #[test]

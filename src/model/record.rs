@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -247,8 +248,9 @@ impl Record {
 /// changed. A record's document is shared, not copied.
 #[derive(Debug)]
 pub struct RecordCache {
-    last: HashMap<Digest, Record>,
-    scanning: HashMap<Digest, Record>,
+    /// Boxed behind a count, so a table's slots (a power of two of them) stay small.
+    last: HashMap<Digest, Arc<Record>>,
+    scanning: HashMap<Digest, Arc<Record>>,
     /// Whether records are kept for the next scan; a one-shot command has none.
     keeps: bool,
 }
@@ -294,11 +296,12 @@ impl RecordCache {
         }
         let digest = digest_bytes(json.as_bytes());
         let record = match self.last.get(&digest) {
-            Some(record) => record.clone(),
-            None => Record::from_item_packed(item, position, rules),
+            Some(record) => Arc::clone(record),
+            None => Arc::new(Record::from_item_packed(item, position, rules)),
         };
-        self.scanning.insert(digest, record.clone());
-        record
+        let read = Record::clone(&record);
+        self.scanning.insert(digest, record);
+        read
     }
 
     /// Whether records are kept for the next scan.
