@@ -19,7 +19,8 @@ tags. Prints, each with its parameters:
   and `--memory-interval` (default 20 s: the deep reads of a cycle get the time left before the
   next presence pass is due, so the interval must outlast the presence pass, whose scan of the
   emulator's table takes some seconds): the daemon's resident memory after its first full deep
-  pass and after `--cycles` cycles;
+  pass and after `--cycles` cycles; with `--stream`, the state table has a stream the daemon
+  tails and journals, and checks against its snapshots every cycle;
 - (d) at `--small` load balancers, `lbrecon check` with a fast budget: calls by operation and
   their ratio to the SPEC 12 floor.
 
@@ -89,11 +90,14 @@ def floor(n, listeners, target_groups):
             + math.ceil((n + target_groups) / 20) + n + target_groups)
 
 
-def write_records(endpoint, fleet, count):
-    """One record per load balancer 0..count-1 in a new state table, 25 a `BatchWriteItem`.
-    Returns the seconds it took."""
+def write_records(endpoint, fleet, count, stream=False):
+    """One record per load balancer 0..count-1 in a new state table, 25 a `BatchWriteItem`
+    (with a `NEW_AND_OLD_IMAGES` stream first where `stream`). Returns the seconds it took."""
     create_state_table(endpoint, REGION, "lb-state")
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION, **TEST_CREDENTIALS)
+    if stream:
+        dynamodb.update_table(TableName="lb-state", StreamSpecification={
+            "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
     serialize = TypeSerializer().serialize
     started = time.monotonic()
     for first in range(0, count, 25):
@@ -113,14 +117,15 @@ def write_records(endpoint, fleet, count):
 class Environment:
     """moto (DynamoDB, STS), the synthetic ELBv2 endpoint, and the proxy in front of both."""
 
-    def __init__(self, load_balancers, target_groups, records):
+    def __init__(self, load_balancers, target_groups, records, stream=False):
         self.fleet = SyntheticFleet(load_balancers, target_groups)
         self.records = records
+        self.stream = stream
         # moto's scan costs time in proportion to the table for every page: the launcher takes
         # that out (benches/moto_cheap_scans.py says how).
         self.moto = Moto(command=[sys.executable, str(ROOT / "benches" / "moto_cheap_scans.py")])
         try:
-            self.record_seconds = write_records(self.moto.endpoint, self.fleet, records)
+            self.record_seconds = write_records(self.moto.endpoint, self.fleet, records, stream)
             self.elb = SyntheticElb(self.fleet)
             self.proxy = FaultProxy(self.moto.endpoint, elb_upstream=self.elb.endpoint)
             # A daemon stopped mid-request drops its connections: no traceback for each.
@@ -132,8 +137,9 @@ class Environment:
 
     def describe(self):
         f = self.fleet
+        stream = " with a NEW_AND_OLD_IMAGES stream" if self.stream else ""
         return (f"{f.n:,} load balancers, {f.t:,} target groups (synthetic ELBv2), {self.records:,} records "
-                f"in the moto state table (written in {self.record_seconds:.0f} s)")
+                f"in the moto state table{stream} (written in {self.record_seconds:.0f} s)")
 
     def stop(self):
         self.proxy.stop()
@@ -336,6 +342,9 @@ def main():
     parser.add_argument("--interval", default="30s", help="daemon.interval of (a) and (b)")
     parser.add_argument("--cycles", type=int, default=100, help="cycles of (c)")
     parser.add_argument("--memory-interval", default="20s", help="daemon.interval of (c)")
+    parser.add_argument("--stream", action="store_true",
+                        help="give the state table of (c) and (d) a NEW_AND_OLD_IMAGES stream, which the daemon "
+                             "tails and journals, with a recovery check every cycle")
     parser.add_argument("--run-limit", type=float, default=1200.0,
                         help="seconds (a) and (b) each wait for two presence passes")
     args = parser.parse_args()
@@ -353,7 +362,7 @@ def main():
         finally:
             env.stop()
     if only & {"c", "d"}:
-        env = Environment(args.small, args.small, args.small)
+        env = Environment(args.small, args.small, args.small, stream=args.stream)
         try:
             if "d" in only:
                 check_calls(args, env, workdir)
