@@ -313,6 +313,12 @@ def daemon_memory(args, env, workdir):
     env.elb.reset()
     print(f"\n== (c) lbrecon run, fast budget (1000 ELB calls/s, burst 1000), interval {args.memory_interval}: "
           f"{env.describe()}", flush=True)
+    if env.stream:
+        # The stream's checkpoints live in the control table: `init` creates it, as an operator would.
+        init = subprocess.run([args.binary, "--config", str(config), "init", "--target", "bench", "--approve",
+                               "BENCH-1"], env=aws_env(env.proxy.endpoint), capture_output=True, text=True)
+        if init.returncode != 0:
+            raise RuntimeError(f"lbrecon init failed: {init.stderr}")
     started = time.monotonic()
     daemon = BenchDaemon(args.binary, config, env.proxy.endpoint, port, workdir / "daemon-memory.log")
     try:

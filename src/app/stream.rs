@@ -26,7 +26,7 @@ use crate::control::enforce::{Enforcer, PresenceView};
 use crate::control::lease::Lease;
 use crate::control::{ControlStore, Loaded, StreamCheckpoint};
 use crate::model::clock::now_millis;
-use crate::model::item::Item;
+use crate::model::item::{AttrValue, Digests, digests};
 use crate::model::live::{LiveLoadBalancer, LiveTargetGroup};
 use crate::model::record::{Record, RecordRules};
 use crate::model::stream::{Gap, Shard, StreamRecord, cmp_sequence};
@@ -923,12 +923,13 @@ impl JournalSink for StoreJournal {
 /// during it). Waits until the journal is sealed past the scan's end (asking for a seal), so
 /// every such record is known. Returns the mismatches, or `None` when it could not run: the
 /// journal does not reach the scan's end yet, there is no snapshot before the scan, or the
-/// journal has a gap since that snapshot.
+/// journal has a gap since that snapshot. Both sides are held as their items' digests
+/// ([`crate::model::item::digests`]), the snapshot read an item at a time.
 pub async fn recovery_check(
     store: &Store,
     target: &str,
     scan_started_millis: i64,
-    scan_items: &[Item],
+    scanned: &BTreeMap<String, Digests>,
     sealed: &mut watch::Receiver<i64>,
     seal_now: &tokio::sync::Notify,
 ) -> Option<Vec<String>> {
@@ -989,16 +990,23 @@ pub async fn recovery_check(
         tracing::info!(target_name = target, gap = %journal::describe_gap(gap), "the journal has a gap since the last snapshot: no recovery check until a snapshot follows it");
         return None;
     }
-    let snapshot = match store.get(entry).await {
-        Ok(snapshot) => snapshot,
-        Err(err) => return skip(err.to_string()),
-    };
+    let mut snapshot = Vec::new();
+    let read = store
+        .get_each(entry, |held| {
+            if let Some(name) = held.item.get("name").and_then(AttrValue::as_s) {
+                snapshot.push((name.to_string(), digests(&held.item)));
+            }
+        })
+        .await;
+    if let Err(err) = read {
+        return skip(err.to_string());
+    }
     let mismatches = journal::recovery_check(
-        snapshot.items.into_iter().map(|held| held.item),
+        snapshot,
         snapshot_millis,
         &records,
         scan_started_millis,
-        scan_items,
+        scanned,
         &BTreeSet::new(),
     );
     Some(mismatches.iter().map(ToString::to_string).collect())

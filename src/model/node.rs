@@ -192,6 +192,13 @@ pub fn digest_bytes(bytes: &[u8]) -> Digest {
     hasher.finish128().as_u128()
 }
 
+/// The digest of what `feed` writes, under the same key as nodes'.
+pub fn digest_with(feed: impl FnOnce(&mut dyn Hasher)) -> Digest {
+    let mut hasher = digest_hasher();
+    feed(&mut hasher);
+    hasher.finish128().as_u128()
+}
+
 fn digest_hasher() -> SipHasher13 {
     static KEYS: OnceLock<(u64, u64)> = OnceLock::new();
     let (key0, key1) = *KEYS.get_or_init(|| (rand::random(), rand::random()));

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::model::clock::rfc3339_millis;
-use crate::model::item::{AttrValue, Item};
+use crate::model::item::{AttrValue, Digests, Item, digests};
 use crate::model::stream::{Gap, StreamEvent, StreamRecord, replay_order};
 use crate::recovery::snapshot::{
     SnapshotError, Store, gunzip, gzip, is_hash, is_stamp, short_hash, stamp_millis, stamp_of,
@@ -378,11 +378,24 @@ pub fn replay_counted(
     after_millis: i64,
     until_millis: i64,
 ) -> (BTreeMap<String, Item>, usize) {
-    let mut applied = 0;
-    let mut state: BTreeMap<String, Item> = base
+    let base = base
         .into_iter()
-        .filter_map(|item| Some((name_of(&item)?.to_string(), item)))
-        .collect();
+        .filter_map(|item| Some((name_of(&item)?.to_string(), item)));
+    replay_with(base, records, after_millis, until_millis, Item::clone, same)
+}
+
+/// [`replay`] over items held as `V` (the item itself, or its digests): `hold` makes one of an
+/// image, and `continues` says whether a record's old image (`None`: absent) is the item held.
+fn replay_with<V>(
+    base: impl IntoIterator<Item = (String, V)>,
+    records: &[StreamRecord],
+    after_millis: i64,
+    until_millis: i64,
+    hold: impl Fn(&Item) -> V,
+    continues: impl Fn(Option<&Item>, Option<&V>) -> bool,
+) -> (BTreeMap<String, V>, usize) {
+    let mut applied = 0;
+    let mut state: BTreeMap<String, V> = base.into_iter().collect();
     let snapshot_second = second_of(after_millis);
     for record in ordered(records) {
         if second_of(record.created_millis) > second_of(until_millis) {
@@ -392,13 +405,13 @@ pub fn replay_counted(
         if second_of(record.created_millis) <= snapshot_second {
             let held = state.get(name);
             match before(record) {
-                Some(before) if !same(before, held) => continue,
+                Some(before) if !continues(before, held) => continue,
                 _ => {}
             }
         }
         match record.after() {
             Some(item) => {
-                state.insert(name.to_string(), item.clone());
+                state.insert(name.to_string(), hold(item));
             }
             None => {
                 state.remove(name);
@@ -540,21 +553,32 @@ impl std::fmt::Display for Mismatch {
     }
 }
 
-/// The recovery check: the last snapshot (`snapshot_items`, taken at `snapshot_millis`) with
-/// the journal's `records` replayed must equal the scan (`scan_items`, started at
-/// `scan_started_millis`), item by item. Items written during the scan cannot be compared and
-/// are left out: those named in `written_during`, and those with a record of the second before
-/// the scan started or later (creation times are rounded down to the second). Pure; the
-/// disagreements sorted by name.
+/// The recovery check: the last snapshot (`snapshot`, its items' [`Digests`] by name, taken at
+/// `snapshot_millis`) with the journal's `records` replayed must equal the scan (`scanned`, by
+/// name, started at `scan_started_millis`), item by item. Items written during the scan cannot
+/// be compared and are left out: those named in `written_during`, and those with a record of
+/// the second before the scan started or later (creation times are rounded down to the
+/// second). Both sides are held as digests, never as items: at 10,000 records the items' trees
+/// would take some 80 MB each. Pure; the disagreements sorted by name.
 pub fn recovery_check(
-    snapshot_items: impl IntoIterator<Item = Item>,
+    snapshot: impl IntoIterator<Item = (String, Digests)>,
     snapshot_millis: i64,
     records: &[StreamRecord],
     scan_started_millis: i64,
-    scan_items: &[Item],
+    scanned: &BTreeMap<String, Digests>,
     written_during: &BTreeSet<String>,
 ) -> Vec<Mismatch> {
-    let replayed = replay(snapshot_items, records, snapshot_millis, i64::MAX);
+    let (replayed, _) = replay_with(
+        snapshot,
+        records,
+        snapshot_millis,
+        i64::MAX,
+        digests,
+        |before, held| match (before, held) {
+            (Some(before), Some(held)) => digests(before) == *held,
+            (before, held) => before.is_none() && held.is_none(),
+        },
+    );
     let mut excluded: BTreeSet<&str> = written_during.iter().map(String::as_str).collect();
     let scan_second = second_of(scan_started_millis);
     excluded.extend(
@@ -563,14 +587,10 @@ pub fn recovery_check(
             .filter(|record| second_of(record.created_millis) >= scan_second - 1)
             .filter_map(StreamRecord::name),
     );
-    let scanned: BTreeMap<&str, &Item> = scan_items
-        .iter()
-        .filter_map(|item| Some((name_of(item)?, item)))
-        .collect();
     let names: BTreeSet<&str> = scanned
         .keys()
-        .copied()
-        .chain(replayed.keys().map(String::as_str))
+        .chain(replayed.keys())
+        .map(String::as_str)
         .filter(|name| !excluded.contains(name))
         .collect();
     let mut mismatches = Vec::new();
@@ -579,17 +599,7 @@ pub fn recovery_check(
             (None, Some(_)) => MismatchKind::MissingFromReplay,
             (Some(_), None) => MismatchKind::MissingFromScan,
             (Some(replayed), Some(scanned)) => {
-                let attributes: Vec<String> = replayed
-                    .keys()
-                    .chain(scanned.keys())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .filter(|key| match (replayed.get(*key), scanned.get(*key)) {
-                        (Some(a), Some(b)) => !a.same_as(b),
-                        (a, b) => a.is_some() != b.is_some(),
-                    })
-                    .cloned()
-                    .collect();
+                let attributes = differing(replayed, scanned);
                 if attributes.is_empty() {
                     continue;
                 }
@@ -603,6 +613,25 @@ pub fn recovery_check(
         });
     }
     mismatches
+}
+
+/// The attributes two items' digests disagree on (held by one only, or with other values),
+/// sorted.
+fn differing(a: &Digests, b: &Digests) -> Vec<String> {
+    let digest_in = |digests: &Digests, name: &str| {
+        digests
+            .iter()
+            .find(|(held, _)| &**held == name)
+            .map(|(_, digest)| *digest)
+    };
+    a.iter()
+        .chain(b.iter())
+        .map(|(name, _)| &**name)
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
+        .filter(|name| digest_in(a, name) != digest_in(b, name))
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]
@@ -995,7 +1024,14 @@ mod tests {
             item("f", 1),
         ];
         let during: BTreeSet<String> = ["f".to_string()].into();
-        let mismatches = recovery_check(base.clone(), snap, &records, scan, &scanned, &during);
+        let mismatches = recovery_check(
+            held(&base),
+            snap,
+            &records,
+            scan,
+            &held(&scanned).collect(),
+            &during,
+        );
         assert_eq!(
             mismatches,
             vec![
@@ -1017,6 +1053,41 @@ mod tests {
         assert_eq!(mismatches[1].kind.as_str(), "missing_from_scan");
         // Agreeing sides: nothing.
         let agreeing = vec![item("a", 1), item("b", 2), item("c", 2), item("d", 1)];
-        assert!(recovery_check(base, snap, &records, scan, &agreeing, &BTreeSet::new()).is_empty());
+        let agreeing = held(&agreeing).collect();
+        assert!(
+            recovery_check(
+                held(&base),
+                snap,
+                &records,
+                scan,
+                &agreeing,
+                &BTreeSet::new()
+            )
+            .is_empty()
+        );
+        // Sets compare as sets: a set read back in another order is the same item.
+        let tagged = |members: &[&str]| {
+            let mut item = item("g", 1);
+            let members = members.iter().map(|m| m.to_string()).collect();
+            item.insert("tags".into(), AttrValue::Ss(members));
+            item
+        };
+        let base = vec![tagged(&["x", "y"])];
+        let scanned = held(&[tagged(&["y", "x"])]).collect();
+        assert!(
+            recovery_check(held(&base), snap, &[], scan, &scanned, &BTreeSet::new()).is_empty()
+        );
+        let scanned = held(&[tagged(&["y", "z"])]).collect();
+        assert_eq!(
+            recovery_check(held(&base), snap, &[], scan, &scanned, &BTreeSet::new())[0].kind,
+            MismatchKind::AttributesDiffer(vec!["tags".into()])
+        );
+    }
+
+    /// Items as the recovery check holds them: their digests, by name.
+    fn held(items: &[Item]) -> impl Iterator<Item = (String, Digests)> + '_ {
+        items
+            .iter()
+            .map(|item| (name_of(item).unwrap().to_string(), digests(item)))
     }
 }

@@ -204,24 +204,48 @@ pub(crate) fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
 /// snapshot written from held JSON holds.
 fn write_items<'a, S: AsRef<str>>(
     items: impl IntoIterator<Item = (S, Option<&'a str>)>,
-    mut write: impl FnMut(&[u8]),
+    write: impl FnMut(&[u8]),
 ) {
-    write(b"[");
-    for (i, (json, arn)) in items.into_iter().enumerate() {
-        write(if i == 0 {
+    let mut writer = ItemsWriter::new(write);
+    for (json, arn) in items {
+        writer.push(json.as_ref(), arn);
+    }
+    writer.finish();
+}
+
+/// [`write_items`] an item at a time.
+struct ItemsWriter<W: FnMut(&[u8])> {
+    write: W,
+    count: usize,
+}
+
+impl<W: FnMut(&[u8])> ItemsWriter<W> {
+    fn new(mut write: W) -> Self {
+        write(b"[");
+        ItemsWriter { write, count: 0 }
+    }
+
+    fn push(&mut self, json: &str, arn: Option<&str>) {
+        let write = &mut self.write;
+        write(if self.count == 0 {
             b"{\"item\":"
         } else {
             b",{\"item\":"
         });
-        write(json.as_ref().as_bytes());
+        write(json.as_bytes());
         write(b",\"live_arn\":");
         match arn {
             Some(arn) => write(Value::String(arn.to_string()).to_string().as_bytes()),
             None => write(b"null"),
         }
         write(b"}");
+        self.count += 1;
     }
-    write(b"]");
+
+    fn finish(mut self) -> usize {
+        (self.write)(b"]");
+        self.count
+    }
 }
 
 impl Snapshot {
@@ -342,6 +366,113 @@ impl Snapshot {
             }
         }
         Ok(snapshot)
+    }
+
+    /// Reads a snapshot as [`Snapshot::decode`] does, with the same checks, but hands each
+    /// item to `each` as it is read instead of holding them all: what a check that keeps only
+    /// a digest of each item needs. On an error `each` may have been given items of a snapshot
+    /// that is not whole: what it made of them is to be dropped. Returns how many items.
+    pub fn decode_each(
+        bytes: &[u8],
+        location: &str,
+        expected: Option<&SnapshotId>,
+        each: impl FnMut(SnapshotItem),
+    ) -> Result<usize, SnapshotError> {
+        let corrupt = |reason: String| SnapshotError::Corrupt {
+            location: location.to_string(),
+            reason,
+        };
+        let reader = std::io::BufReader::new(GzDecoder::new(bytes));
+        let mut deserializer = serde_json::Deserializer::from_reader(reader);
+        let mut hasher = Sha256::new();
+        let visit = EachItem {
+            each,
+            items: ItemsWriter::new(|bytes: &[u8]| hasher.update(bytes)),
+        };
+        let (format, count) = serde::Deserializer::deserialize_map(&mut deserializer, visit)
+            .and_then(|read| deserializer.end().map(|()| read))
+            .map_err(|err| corrupt(format!("not a snapshot ({err})")))?;
+        if format.as_deref() != Some(FORMAT) {
+            return Err(corrupt(format!("format {format:?}, expected {FORMAT:?}")));
+        }
+        let hash = hex::encode(&hasher.finalize()[..8]);
+        if let Some(expected) = expected
+            && (hash != expected.hash || count != expected.records)
+        {
+            return Err(corrupt(format!(
+                "its content (hash {hash}, {count} records) does not match its name"
+            )));
+        }
+        Ok(count)
+    }
+}
+
+/// Reads a snapshot's fields, handing each item on as it is read (see
+/// [`Snapshot::decode_each`]): gives the format and how many items.
+struct EachItem<F, W: FnMut(&[u8])> {
+    each: F,
+    items: ItemsWriter<W>,
+}
+
+impl<'de, F: FnMut(SnapshotItem), W: FnMut(&[u8])> serde::de::Visitor<'de> for EachItem<F, W> {
+    type Value = (Option<String>, usize);
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a snapshot")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        mut self,
+        mut map: A,
+    ) -> Result<Self::Value, A::Error> {
+        let mut format = None;
+        let mut items_seen = false;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "format" => format = Some(map.next_value::<String>()?),
+                "items" => {
+                    map.next_value_seed(Items(&mut self))?;
+                    items_seen = true;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        if !items_seen {
+            return Err(serde::de::Error::missing_field("items"));
+        }
+        Ok((format, self.items.finish()))
+    }
+}
+
+/// The `items` list of a snapshot, read one at a time.
+struct Items<'a, F, W: FnMut(&[u8])>(&'a mut EachItem<F, W>);
+
+impl<'de, F: FnMut(SnapshotItem), W: FnMut(&[u8])> serde::de::DeserializeSeed<'de>
+    for Items<'_, F, W>
+{
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(SnapshotItem), W: FnMut(&[u8])> serde::de::Visitor<'de> for Items<'_, F, W> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a list of items")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element::<SnapshotItem>()? {
+            let json = serde_json::to_string(&item.item).map_err(serde::de::Error::custom)?;
+            self.0.items.push(&json, item.live_arn.as_deref());
+            (self.0.each)(item);
+        }
+        Ok(())
     }
 }
 
@@ -566,6 +697,16 @@ impl Store {
         Snapshot::decode(&bytes, &entry.location, Some(&entry.id))
     }
 
+    /// Reads one snapshot an item at a time (see [`Snapshot::decode_each`]).
+    pub async fn get_each(
+        &self,
+        entry: &Entry,
+        each: impl FnMut(SnapshotItem),
+    ) -> Result<usize, SnapshotError> {
+        let bytes = self.read_file(&entry.location).await?;
+        Snapshot::decode_each(&bytes, &entry.location, Some(&entry.id), each)
+    }
+
     /// Deletes one snapshot.
     pub async fn delete(&self, entry: &Entry) -> Result<(), SnapshotError> {
         self.delete_file(&entry.location).await
@@ -777,6 +918,42 @@ mod tests {
             mismatch.to_string().contains("does not match its name"),
             "{mismatch}"
         );
+    }
+
+    #[test]
+    fn a_snapshot_read_an_item_at_a_time_gives_its_items_with_the_same_checks() {
+        let snapshot = Snapshot::new(
+            "prod",
+            "us-east-1",
+            "lb-state",
+            vec![item("b"), item("a"), item("c")],
+            1_795_000_000_000,
+        );
+        let bytes = snapshot.encode();
+        let id = snapshot.id();
+        let mut read = Vec::new();
+        let count = Snapshot::decode_each(&bytes, "x", Some(&id), |held| read.push(held)).unwrap();
+        assert_eq!((count, read), (3, snapshot.items.clone()));
+        // Cut short, altered, not a snapshot, or of another format: named errors.
+        let truncated =
+            Snapshot::decode_each(&bytes[..bytes.len() / 2], "/s/x", Some(&id), drop).unwrap_err();
+        assert!(truncated.to_string().contains("/s/x"), "{truncated}");
+        assert_eq!(truncated.kind(), "corrupt");
+        let other = Snapshot::new("prod", "r", "t", vec![item("a")], 1_795_000_000_000);
+        let mismatch = Snapshot::decode_each(&other.encode(), "m", Some(&id), drop).unwrap_err();
+        assert!(
+            mismatch.to_string().contains("does not match its name"),
+            "{mismatch}"
+        );
+        assert!(Snapshot::decode_each(&gzip(b"[1, 2]"), "g", None, drop).is_err());
+        assert!(Snapshot::decode_each(&gzip(b"{\"format\": \"x\"}"), "g", None, drop).is_err());
+        let foreign = gzip(b"{\"format\": \"other/1\", \"items\": []}");
+        let format = Snapshot::decode_each(&foreign, "f", None, drop).unwrap_err();
+        assert!(format.to_string().contains("other/1"), "{format}");
+        // Anything after the snapshot is not one.
+        let mut json = serde_json::to_vec(&snapshot).unwrap();
+        json.extend_from_slice(b" {}");
+        assert!(Snapshot::decode_each(&gzip(&json), "t", Some(&id), drop).is_err());
     }
 
     #[tokio::test]
