@@ -17,7 +17,7 @@ use crate::control::ControlView;
 use crate::control::enforce::PresenceView;
 use crate::model::item::StoredItem;
 use crate::model::live::{LiveLoadBalancer, LiveTargetGroup, PackedDeepState, TargetGroupIndex};
-use crate::model::node::Node;
+use crate::model::node::{Digest, Node, digest_bytes};
 use crate::model::record::{Record, RecordCache};
 use crate::reconcile::guard::Observation;
 use crate::reconcile::ignore::IgnoreRules;
@@ -42,20 +42,27 @@ pub enum DeepScope {
 /// What the deep pass last read of each load balancer, by ARN, with when (Unix seconds).
 #[derive(Debug)]
 pub struct DeepCache {
-    entries: HashMap<String, (PackedDeepState, i64)>,
-    /// When each live load balancer was last deep-read in full (Unix seconds), kept while later
-    /// reads fail: the deep-check age grows from it (docs/architecture.md#http).
-    read_at: HashMap<String, i64>,
+    /// By the digest of the load balancer's ARN: 16 bytes a key where the ARN takes some 100.
+    kept: HashMap<Digest, Kept>,
     /// Whether reads are kept for the next cycle (the daemon), or dropped once compared (a
     /// one-shot command, which has no next cycle).
     keeps: bool,
 }
 
+/// What is kept of one load balancer.
+#[derive(Debug, Default)]
+struct Kept {
+    /// Its last deep read, with when; none after a read that failed (stale).
+    deep: Option<(PackedDeepState, i64)>,
+    /// When it was last deep-read in full (Unix seconds), kept while later reads fail: the
+    /// deep-check age grows from it (docs/architecture.md#http).
+    read_at: Option<i64>,
+}
+
 impl Default for DeepCache {
     fn default() -> Self {
         DeepCache {
-            entries: HashMap::new(),
-            read_at: HashMap::new(),
+            kept: HashMap::new(),
             keeps: true,
         }
     }
@@ -71,14 +78,62 @@ impl DeepCache {
         }
     }
 
+    fn key(arn: &str) -> Digest {
+        digest_bytes(arn.as_bytes())
+    }
+
+    /// The last deep read of a load balancer, with when, if it is kept.
+    fn deep(&self, arn: &str) -> Option<&(PackedDeepState, i64)> {
+        self.kept.get(&Self::key(arn))?.deep.as_ref()
+    }
+
+    /// When a load balancer was last deep-read in full, if it was.
+    fn read_at(&self, arn: &str) -> Option<i64> {
+        self.kept.get(&Self::key(arn))?.read_at
+    }
+
+    /// Keeps a deep read made at `at`.
+    fn keep(&mut self, arn: &str, state: PackedDeepState, at: i64) {
+        let kept = self.kept.entry(Self::key(arn)).or_default();
+        kept.deep = Some((state, at));
+        kept.read_at = Some(at);
+    }
+
+    /// A read failed: what was kept is stale, but when it was last read stays.
+    fn forget_deep(&mut self, arn: &str) {
+        if let Some(kept) = self.kept.get_mut(&Self::key(arn)) {
+            kept.deep = None;
+        }
+    }
+
+    /// The load balancer is gone.
+    fn forget(&mut self, arn: &str) {
+        self.kept.remove(&Self::key(arn));
+    }
+
+    /// Keeps only what is kept of these load balancers.
+    fn retain<'a>(&mut self, arns: impl IntoIterator<Item = &'a str>) {
+        let live: HashSet<Digest> = arns.into_iter().map(Self::key).collect();
+        self.kept.retain(|key, _| live.contains(key));
+    }
+
+    /// How many load balancers have a deep read kept.
+    #[cfg(test)]
+    fn deep_reads(&self) -> usize {
+        self.kept
+            .values()
+            .filter(|kept| kept.deep.is_some())
+            .count()
+    }
+
     /// The tags the last deep read of a load balancer found, if any.
     pub fn tags(&self, arn: &str) -> Option<Node> {
-        self.entries.get(arn).and_then(|(state, _)| state.tags())
+        self.deep(arn).and_then(|(state, _)| state.tags())
     }
 
     /// When a load balancer was last deep-checked, if ever.
     pub fn checked_at(&self, arn: &str) -> Option<i64> {
-        self.entries.get(arn).map(|(_, at)| *at)
+        self.deep(arn).map(|(_, at)| *at)
     }
 }
 
@@ -486,17 +541,7 @@ impl<'p, 'c> Comparison<'p, 'c> {
         cache: &'c mut DeepCache,
         now: i64,
     ) -> Self {
-        let live_arns: HashSet<&str> = presence
-            .load_balancers
-            .iter()
-            .map(|lb| lb.arn.as_str())
-            .collect();
-        cache
-            .entries
-            .retain(|arn, _| live_arns.contains(arn.as_str()));
-        cache
-            .read_at
-            .retain(|arn, _| live_arns.contains(arn.as_str()));
+        cache.retain(presence.load_balancers.iter().map(|lb| lb.arn.as_str()));
         let record_of = presence
             .records
             .iter()
@@ -516,7 +561,7 @@ impl<'p, 'c> Comparison<'p, 'c> {
             now,
             record_of,
             valid,
-            entries: Vec::with_capacity(presence.records.len() + live_arns.len()),
+            entries: Vec::with_capacity(presence.records.len() + presence.load_balancers.len()),
             compared: HashSet::new(),
             gone: HashSet::new(),
             deep: DeepTally::default(),
@@ -553,28 +598,24 @@ impl<'p, 'c> Comparison<'p, 'c> {
                 // Deleted since the presence pass listed it: not live any more (its record,
                 // if any, is compared with nothing by `finish`).
                 self.gone.insert(&lb.arn);
-                cache.entries.remove(&lb.arn);
-                cache.read_at.remove(&lb.arn);
+                cache.forget(&lb.arn);
                 return;
             }
             DeepOutcome::Read(state) => Some(state),
             DeepOutcome::Failed(failure) => {
                 self.failures.push(failure.to_string());
                 // Stale: never compared as if known, until read again.
-                cache.entries.remove(&lb.arn);
+                cache.forget_deep(&lb.arn);
                 None
             }
         };
         if let Some(state) = &state
             && cache.keeps
         {
-            cache
-                .entries
-                .insert(lb.arn.clone(), (state.pack(), self.now));
-            cache.read_at.insert(lb.arn.clone(), self.now);
+            cache.keep(&lb.arn, state.pack(), self.now);
         }
         self.deep.note(&lb.name, state.as_ref().map(|_| self.now));
-        self.deep.note_read(cache.read_at.get(&lb.arn).copied());
+        self.deep.note_read(cache.read_at(&lb.arn));
         let live = live_entry(lb, &self.index, state.as_ref().map(Deep::Read), true);
         self.entries.push(classify(
             &lb.name,
@@ -596,10 +637,10 @@ impl<'p, 'c> Comparison<'p, 'c> {
                 continue;
             }
             let has_record = self.valid.contains(lb.name.as_str());
-            let cached = cache.entries.get(&lb.arn);
+            let cached = cache.deep(&lb.arn);
             if has_record {
                 self.deep.note(&lb.name, cached.map(|(_, at)| *at));
-                self.deep.note_read(cache.read_at.get(&lb.arn).copied());
+                self.deep.note_read(cache.read_at(&lb.arn));
             }
             let deep = cached.map(|(packed, _)| Deep::Packed(packed));
             rest_live.push(live_entry(lb, &self.index, deep, has_record));
@@ -931,9 +972,7 @@ mod seams {
     }
 
     fn cached_state(cache: &mut DeepCache, name: &str, state: DeepState, at: i64) {
-        let arn = lb_arn(name);
-        cache.entries.insert(arn.clone(), (state.pack(), at));
-        cache.read_at.insert(arn, at);
+        cache.keep(&lb_arn(name), state.pack(), at);
     }
 
     /// A deep state of `fleet` whose tags are not its record's.
@@ -1068,7 +1107,7 @@ mod seams {
                     assert_eq!(compared.deep_checked["web"], case.checked, "{what}");
                     assert_eq!(compared.deep_unchecked, 1, "{what}");
                     // The deep-check age keeps counting from the last full read.
-                    assert_eq!(cache.read_at.get(&lb_arn("web")), Some(&EARLIER), "{what}");
+                    assert_eq!(cache.read_at(&lb_arn("web")), Some(EARLIER), "{what}");
                     assert_eq!(compared.oldest_deep_read, Some(EARLIER), "{what}");
                 }
                 Given::Gone => {
@@ -1076,7 +1115,7 @@ mod seams {
                     assert!(compared.gone.contains(&lb_arn("web")), "{what}");
                     assert!(compared.failures.is_empty(), "{what}");
                     assert!(compared.deep_checked.is_empty(), "{what}");
-                    assert!(!cache.read_at.contains_key(&lb_arn("web")), "{what}");
+                    assert_eq!(cache.read_at(&lb_arn("web")), None, "{what}");
                 }
             }
         }
@@ -1233,7 +1272,7 @@ mod seams {
         );
         let compared = comparison.finish();
         assert_eq!(compared.entries[0].kind, Some(DriftKind::InSync));
-        assert!(cache.entries.is_empty() && cache.read_at.is_empty());
+        assert!(cache.kept.is_empty());
     }
 
     /// A fleet of five load balancers, pages of two, four of them recorded.
@@ -1561,7 +1600,7 @@ mod seams {
         assert_eq!(cycle.deep_unchecked, 1);
         // The tags call naming the deleted load balancer failed whole, and was narrowed.
         assert!(fake.retries("DescribeTags") >= 1, "{:?}", fake.all_calls());
-        assert_eq!(cache.entries.len(), 2);
+        assert_eq!(cache.deep_reads(), 2);
         assert!(cache.checked_at(&lb_arn("lb-001")).is_none());
         assert!(cache.checked_at(&lb_arn("lb-002")).is_none());
     }
