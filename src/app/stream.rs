@@ -81,15 +81,32 @@ pub trait JournalSink: Send + Sync {
     fn positions(&self) -> impl Future<Output = Result<BTreeMap<String, String>, String>> + Send;
 }
 
-/// What the stream's detection compares with: the last complete presence pass, in scope.
+/// What the stream's detection compares with: the last complete presence pass, in scope. Held
+/// between cycles for the whole fleet, so only what the guard needs, compactly: names, ARNs and
+/// creation times of the load balancers, and which target groups route to them.
 #[derive(Debug, Clone, Default)]
 pub struct Basis {
     /// When that presence pass started (Unix milliseconds).
     pub read_at_millis: i64,
-    pub load_balancers: Vec<LiveLoadBalancer>,
-    pub target_groups: Vec<LiveTargetGroup>,
+    load_balancers: Vec<BasisLoadBalancer>,
+    /// Target groups routing to one of them, with which (indices into `load_balancers`).
+    target_groups: Vec<BasisTargetGroup>,
     /// Names with a valid record then.
     pub records: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+struct BasisLoadBalancer {
+    name: Box<str>,
+    arn: Box<str>,
+    created_time: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct BasisTargetGroup {
+    arn: Box<str>,
+    name: Box<str>,
+    load_balancers: Box<[u32]>,
 }
 
 impl Basis {
@@ -100,28 +117,76 @@ impl Basis {
         target_groups: &[LiveTargetGroup],
         records: BTreeSet<String>,
     ) -> Basis {
+        let index: HashMap<&str, u32> = load_balancers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, lb)| Some((lb.arn.as_str(), u32::try_from(i).ok()?)))
+            .collect();
         Basis {
             read_at_millis,
             load_balancers: load_balancers
                 .iter()
-                .map(|lb| LiveLoadBalancer {
-                    arn: lb.arn.clone(),
-                    name: lb.name.clone(),
+                .map(|lb| BasisLoadBalancer {
+                    name: lb.name.as_str().into(),
+                    arn: lb.arn.as_str().into(),
                     created_time: lb.created_time,
-                    fields: Default::default(),
                 })
                 .collect(),
             target_groups: target_groups
                 .iter()
-                .map(|group| LiveTargetGroup {
-                    arn: group.arn.clone(),
-                    name: group.name.clone(),
-                    load_balancer_arns: group.load_balancer_arns.clone(),
-                    fields: Default::default(),
+                .filter_map(|group| {
+                    let routed: Box<[u32]> = group
+                        .load_balancer_arns
+                        .iter()
+                        .filter_map(|arn| index.get(arn.as_str()).copied())
+                        .collect();
+                    (!routed.is_empty()).then(|| BasisTargetGroup {
+                        arn: group.arn.as_str().into(),
+                        name: group.name.as_str().into(),
+                        load_balancers: routed,
+                    })
                 })
                 .collect(),
             records,
         }
+    }
+
+    /// The live load balancers' names, with their creation times.
+    pub fn live(&self) -> impl Iterator<Item = (&str, Option<i64>)> {
+        self.load_balancers
+            .iter()
+            .map(|lb| (&*lb.name, lb.created_time))
+    }
+
+    /// The load balancers and the target groups routing to them as the guard's effects take
+    /// them (without their fields): made only when the stream's guard step runs.
+    pub fn presence(&self) -> (Vec<LiveLoadBalancer>, Vec<LiveTargetGroup>) {
+        let load_balancers = self
+            .load_balancers
+            .iter()
+            .map(|lb| LiveLoadBalancer {
+                arn: lb.arn.to_string(),
+                name: lb.name.to_string(),
+                created_time: lb.created_time,
+                fields: Default::default(),
+            })
+            .collect();
+        let target_groups = self
+            .target_groups
+            .iter()
+            .map(|group| LiveTargetGroup {
+                arn: group.arn.to_string(),
+                name: group.name.to_string(),
+                load_balancer_arns: group
+                    .load_balancers
+                    .iter()
+                    .filter_map(|&i| self.load_balancers.get(i as usize))
+                    .map(|lb| lb.arn.to_string())
+                    .collect(),
+                fields: Default::default(),
+            })
+            .collect();
+        (load_balancers, target_groups)
     }
 }
 
@@ -595,11 +660,7 @@ where
         let Some(basis) = self.basis_now(state) else {
             return;
         };
-        let live: BTreeSet<&str> = basis
-            .load_balancers
-            .iter()
-            .map(|lb| lb.name.as_str())
-            .collect();
+        let live: BTreeSet<&str> = basis.live().map(|(name, _)| name).collect();
         // Only a load balancer live in the last complete presence pass, with a valid record
         // then, is a loss the stream can see.
         let to_confirm: Vec<String> = suspects
@@ -638,9 +699,8 @@ where
         let observation = Observation {
             now: now_millis() / 1000,
             live: basis
-                .load_balancers
-                .iter()
-                .map(|lb| (lb.name.clone(), lb.created_time))
+                .live()
+                .map(|(name, created)| (name.to_string(), created))
                 .collect(),
             records,
             state_table_gone: false,
@@ -695,9 +755,10 @@ where
             store,
             autoscaling: &*self.autoscaling,
         };
+        let (load_balancers, target_groups) = basis.presence();
         let view = PresenceView {
-            load_balancers: &basis.load_balancers,
-            target_groups: &basis.target_groups,
+            load_balancers: &load_balancers,
+            target_groups: &target_groups,
             state_table_missing: false,
         };
         let outcome = enforcer
@@ -1025,6 +1086,80 @@ mod tests {
     use crate::model::item::{AttrValue, Item};
     use crate::model::stream::StreamEvent;
     use crate::reconcile::guard::HighWater;
+
+    #[test]
+    fn the_basis_keeps_what_the_guard_needs_and_gives_it_back() {
+        let lb = |i: usize| LiveLoadBalancer {
+            arn: format!("arn:lb/{i}"),
+            name: format!("lb-{i}"),
+            created_time: Some(i as i64),
+            fields: crate::model::node::Node::from_value(
+                &serde_json::json!({"scheme": "internal"}),
+            )
+            .into(),
+        };
+        let group = |name: &str, arns: &[&str]| LiveTargetGroup {
+            arn: format!("arn:tg/{name}"),
+            name: name.to_string(),
+            load_balancer_arns: arns.iter().map(|arn| arn.to_string()).collect(),
+            fields: Default::default(),
+        };
+        let load_balancers = vec![lb(0), lb(1)];
+        let groups = vec![
+            group("both", &["arn:lb/0", "arn:lb/1"]),
+            group("one", &["arn:lb/1", "arn:lb/out-of-scope"]),
+            group("none", &["arn:lb/out-of-scope"]),
+        ];
+        let basis = Basis::of(5, &load_balancers, &groups, ["lb-0".to_string()].into());
+        assert_eq!(
+            basis.live().collect::<Vec<_>>(),
+            vec![("lb-0", Some(0)), ("lb-1", Some(1))]
+        );
+        let (lbs, tgs) = basis.presence();
+        assert_eq!(
+            lbs.iter()
+                .map(|lb| (&*lb.name, &*lb.arn))
+                .collect::<Vec<_>>(),
+            vec![("lb-0", "arn:lb/0"), ("lb-1", "arn:lb/1")]
+        );
+        assert_eq!(
+            tgs.iter()
+                .map(|tg| (&*tg.name, tg.load_balancer_arns.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("both", vec!["arn:lb/0".to_string(), "arn:lb/1".to_string()]),
+                ("one", vec!["arn:lb/1".to_string()]),
+            ]
+        );
+        // The guard's scope of a loss is the same from the basis as from the presence pass.
+        let affected = ["lb-1".to_string()].into();
+        let from_presence = crate::control::enforce::scope(
+            &PresenceView {
+                load_balancers: &load_balancers,
+                target_groups: &groups,
+                state_table_missing: false,
+            },
+            &affected,
+        );
+        let from_basis = crate::control::enforce::scope(
+            &PresenceView {
+                load_balancers: &lbs,
+                target_groups: &tgs,
+                state_table_missing: false,
+            },
+            &affected,
+        );
+        assert_eq!(
+            (
+                from_basis.affected_target_groups,
+                from_basis.all_target_groups
+            ),
+            (
+                from_presence.affected_target_groups,
+                from_presence.all_target_groups
+            )
+        );
+    }
 
     const CONTROL: &str = "control";
     const STREAM: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/lb-state/stream/1";
