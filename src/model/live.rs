@@ -185,6 +185,12 @@ impl PackedDeepState {
         })
     }
 
+    /// Bytes that are not a packed deep state, for the tests of what reads one.
+    #[cfg(test)]
+    pub(crate) fn damaged() -> PackedDeepState {
+        PackedDeepState(Packed::from_bytes(&[42]))
+    }
+
     /// The load balancer's tags alone.
     pub fn tags(&self) -> Option<Node> {
         self.0.unpacker().node()

@@ -265,6 +265,47 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_deep_read_compares_as_read_and_one_that_does_not_unpack_as_a_failed_read() {
+        let lb = LiveLoadBalancer {
+            arn: "arn:lb/web".into(),
+            name: "web".into(),
+            created_time: Some(0),
+            fields: crate::model::node::Node::from_value(&json!({"scheme": "internal"})).into(),
+        };
+        let groups = TargetGroupIndex::new(&[]);
+        let state = DeepState {
+            tags: crate::model::node::Node::from_value(&json!({"team": "core"})),
+            ..DeepState::default()
+        };
+        let packed = state.pack();
+        let damaged = PackedDeepState::damaged();
+        let recorded = record(
+            "web",
+            json!({"scheme": "internal", "tags": {"team": "edge"}}),
+        );
+        let classify_with = |deep: Deep<'_>| {
+            let live = LiveEntry {
+                name: "web".into(),
+                created_time: Some(0),
+                document: LiveDocument::Parts {
+                    load_balancer: &lb,
+                    groups: &groups,
+                    deep: Some(deep),
+                },
+                deep_fresh: true,
+            };
+            classify("web", Some(&recorded), Some(&live), &IgnoreRules::default())
+        };
+        let read = classify_with(Deep::Read(&state));
+        assert_eq!(read.kind, Some(DriftKind::Changed));
+        assert_eq!(classify_with(Deep::Packed(&packed)), read);
+        // Never compared as if its deep fields were gone: the presence fields agree, so
+        // neither in sync nor changed can be said.
+        let unreadable = classify_with(Deep::Packed(&damaged));
+        assert_eq!((unreadable.kind, unreadable.changes), (None, Vec::new()));
+    }
+
+    #[test]
     fn a_packed_record_is_classified_as_its_tree_is() {
         let configs = [
             ("same", json!({"scheme": "internal", "tags": {"t": "1"}})),
