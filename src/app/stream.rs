@@ -1038,7 +1038,14 @@ pub async fn recovery_check(
     for entry in &wanted {
         match store.get_segment(entry).await {
             Ok(segment) => {
-                records.extend(segment.records);
+                // Only what can change the replay is held: a segment sealed while the
+                // stream's backlog was read holds thousands of records, with their images.
+                records.extend(
+                    segment
+                        .records
+                        .into_iter()
+                        .filter(|record| journal::may_change(record, snapshot_millis)),
+                );
                 gaps.extend(segment.gaps);
             }
             Err(err) => return skip(err.to_string()),
