@@ -93,11 +93,8 @@ def floor(n, listeners, target_groups):
 def write_records(endpoint, fleet, count, stream=False):
     """One record per load balancer 0..count-1 in a new state table, 25 a `BatchWriteItem`
     (with a `NEW_AND_OLD_IMAGES` stream first where `stream`). Returns the seconds it took."""
-    create_state_table(endpoint, REGION, "lb-state")
+    create_state_table(endpoint, REGION, "lb-state", stream)
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION, **TEST_CREDENTIALS)
-    if stream:
-        dynamodb.update_table(TableName="lb-state", StreamSpecification={
-            "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
     serialize = TypeSerializer().serialize
     started = time.monotonic()
     for first in range(0, count, 25):

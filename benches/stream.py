@@ -120,11 +120,7 @@ def main():
         fleet = Fleet(moto.endpoint)
         for i in range(args.load_balancers):
             add_web(fleet, f"web-{i:03d}")
-        create_state_table(fleet.endpoint, fleet.region, "lb-state")
-        fleet.c["dynamodb"].update_table(
-            TableName="lb-state",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
+        create_state_table(fleet.endpoint, fleet.region, "lb-state", stream=True)
         fleet.write_records("lb-state")
         for stream in args.modes.split(","):
             run_mode(args, fleet, moto, workdir, stream)

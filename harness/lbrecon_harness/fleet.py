@@ -28,8 +28,9 @@ def clients(endpoint, region):
     }
 
 
-def create_state_table(endpoint, region, table):
-    """The state table as docs/architecture.md#state-table defines it: partition key `name` (S)."""
+def create_state_table(endpoint, region, table, stream=False):
+    """The state table as docs/architecture.md#state-table defines it: partition key `name` (S);
+    with a `NEW_AND_OLD_IMAGES` stream where `stream` (docs/architecture.md#stream)."""
     c = clients(endpoint, region)
     c["dynamodb"].create_table(
         TableName=table,
@@ -37,6 +38,11 @@ def create_state_table(endpoint, region, table):
         AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    if stream:
+        c["dynamodb"].update_table(
+            TableName=table,
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
 
 
 class Fleet:

@@ -195,15 +195,6 @@ impl PackedDeepState {
     pub fn tags(&self) -> Option<Node> {
         self.0.unpacker().node()
     }
-
-    /// The bytes held.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 fn unpack_listener(from: &mut Unpacker<'_>) -> Option<ListenerState> {

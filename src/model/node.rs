@@ -315,12 +315,14 @@ impl Packed {
     }
 
     /// The bytes, as [`Packer::finish`] made them.
-    pub fn as_bytes(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
-    /// Bytes to read as packed values (only ever bytes a [`Packer`] wrote, or a test's).
-    pub fn from_bytes(bytes: &[u8]) -> Packed {
+    /// Bytes to read as packed values, for the tests of what reads them.
+    #[cfg(test)]
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Packed {
         Packed(bytes.into())
     }
 

@@ -33,11 +33,7 @@ def fleet(moto):
     fleet = Fleet(moto.endpoint)
     for i in range(10):
         add_web(fleet, f"web-{i}")
-    create_state_table(fleet.endpoint, fleet.region, "lb-state")
-    fleet.c["dynamodb"].update_table(
-        TableName="lb-state",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_state_table(fleet.endpoint, fleet.region, "lb-state", stream=True)
     fleet.write_records("lb-state")
     return fleet
 
